@@ -1,0 +1,141 @@
+"""Construction of the Google Cloud clients, with endpoints, credentials, timeouts and retries.
+
+Only this module and the Google adapters (`eligibility`, `activation`, `audit`, `cleanup`) import
+google-cloud. Every client uses the REST transport. An `http://` endpoint means a local emulator:
+plain HTTP and anonymous credentials. Retries are bounded so that a whole webhook delivery fits
+in GitHub's 10 s budget (the libraries' own defaults retry for 60-300 s).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import google.auth
+import google.auth.credentials
+from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.auth.transport.requests import AuthorizedSession
+
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+
+#: Seconds one Google call may take before it is abandoned.
+CALL_TIMEOUT = 4.0
+#: Seconds a call may spend retrying transient errors (429, 500, 503) in total.
+RETRY_DEADLINE = 6.0
+
+TRANSIENT = (
+    gexc.TooManyRequests,
+    gexc.InternalServerError,
+    gexc.ServiceUnavailable,
+    gexc.BadGateway,
+    gexc.GatewayTimeout,
+)
+
+
+def bounded_retry(deadline: float = RETRY_DEADLINE) -> gretry.Retry:
+    """A retry for transient errors (not conflicts) that gives up after `deadline` seconds."""
+    return gretry.Retry(
+        predicate=gretry.if_exception_type(*TRANSIENT),
+        initial=0.1,
+        maximum=1.0,
+        multiplier=2.0,
+        timeout=deadline,
+    )
+
+
+@dataclass(frozen=True)
+class GoogleEndpoints:
+    """API endpoints; None means Google's public endpoint."""
+
+    resource_manager: str | None = None
+    cloud_asset: str | None = None
+    cloud_logging: str | None = None
+    cloud_identity: str | None = None
+
+    @property
+    def emulated(self) -> bool:
+        """True when any endpoint is a plain-HTTP emulator."""
+        return any(
+            e is not None and e.startswith("http://")
+            for e in (self.resource_manager, self.cloud_asset, self.cloud_logging,
+                      self.cloud_identity)
+        )
+
+
+CLOUD_IDENTITY_DEFAULT = "https://cloudidentity.googleapis.com"
+
+
+class GoogleClients:
+    """Lazily built, shared Google clients for one configuration. Thread-safe to use."""
+
+    def __init__(self, endpoints: GoogleEndpoints, audit_project: str | None = None) -> None:
+        self.endpoints = endpoints
+        self.audit_project = audit_project
+        self._lock = threading.Lock()
+        self._adc: google.auth.credentials.Credentials | None = None
+
+    def credentials_for(self, endpoint: str | None) -> google.auth.credentials.Credentials:
+        """Anonymous credentials for an emulator endpoint, Application Default otherwise."""
+        if endpoint is not None and endpoint.startswith("http://"):
+            return AnonymousCredentials()  # type: ignore[no-untyped-call]
+        with self._lock:
+            if self._adc is None:
+                creds, _ = google.auth.default(scopes=list(SCOPES))  # type: ignore[no-untyped-call]
+                self._adc = creds
+            return self._adc
+
+    @staticmethod
+    def _options(endpoint: str | None) -> ClientOptions | None:
+        return ClientOptions(api_endpoint=endpoint) if endpoint else None
+
+    @cached_property
+    def projects(self) -> Any:
+        """Resource Manager v3 ProjectsClient (REST)."""
+        from google.cloud import resourcemanager_v3
+
+        ep = self.endpoints.resource_manager
+        return resourcemanager_v3.ProjectsClient(
+            credentials=self.credentials_for(ep), transport="rest", client_options=self._options(ep)
+        )
+
+    @cached_property
+    def asset(self) -> Any:
+        """Cloud Asset v1 AssetServiceClient (REST)."""
+        from google.cloud import asset_v1
+
+        ep = self.endpoints.cloud_asset
+        return asset_v1.AssetServiceClient(
+            credentials=self.credentials_for(ep), transport="rest", client_options=self._options(ep)
+        )
+
+    @cached_property
+    def logging(self) -> Any:
+        """google-cloud-logging Client over HTTP (not gRPC)."""
+        import google.cloud.logging
+
+        ep = self.endpoints.cloud_logging
+        return google.cloud.logging.Client(
+            project=self.audit_project or "jitaccess-audit",
+            credentials=self.credentials_for(ep),
+            _use_grpc=False,
+            client_options=self._options(ep),
+        )
+
+    @cached_property
+    def identity(self) -> AuthorizedSession:
+        """An authorized session for the Cloud Identity Groups API (no client library exists)."""
+        return AuthorizedSession(self.credentials_for(self.endpoints.cloud_identity))
+
+    @property
+    def identity_base(self) -> str:
+        """Base URL of the Cloud Identity API, without a trailing slash."""
+        return (self.endpoints.cloud_identity or CLOUD_IDENTITY_DEFAULT).rstrip("/")
+
+    def preload(self) -> None:
+        """Build every client now (App Engine warmup), so the first delivery does not pay for it."""
+        _ = self.projects, self.asset, self.logging, self.identity

@@ -1,0 +1,179 @@
+"""Call recording, latency and fault injection shared by the fake GitHub and fake Google servers.
+
+A fake wraps its WSGI handler with `Recorder.wsgi(...)`. Tests then read `recorder.calls`, set
+`recorder.latency`, or queue faults with `recorder.fail(...)`. Requests the fake does not know are
+recorded in `recorder.unexpected` and answered 501, so a test can assert that nothing unexpected
+happened (fakes fail loudly rather than guess).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+StartResponse = Callable[..., Any]
+Handler = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request a fake received."""
+
+    method: str
+    path: str  # path without the query string
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass
+class Fault:
+    """Answer `status` (with `body`) instead of serving, for requests that match."""
+
+    method: str  # "*" matches any
+    path: re.Pattern[str]
+    status: int
+    body: dict[str, Any] | str
+    remaining: int  # how many more matching requests get the fault; -1 = forever
+    delay: float = 0.0  # seconds to wait before answering
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, method: str, path: str) -> bool:
+        """Does this fault apply to the request?"""
+        return self.remaining != 0 and self.method in ("*", method) and bool(self.path.search(path))
+
+
+class Recorder:
+    """Records calls, injects latency and faults, and collects unexpected requests."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.unexpected: list[Call] = []
+        self.faults: list[Fault] = []
+        self.latency = 0.0  # seconds added to every request
+        self._lock = threading.Lock()
+
+    def fail(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        *,
+        body: dict[str, Any] | str | None = None,
+        times: int = 1,
+        delay: float = 0.0,
+        headers: dict[str, str] | None = None,
+    ) -> Fault:
+        """Queue a fault for the next `times` requests matching `method` and the `path` regex."""
+        fault = Fault(
+            method=method.upper() if method != "*" else "*",
+            path=re.compile(path),
+            status=status,
+            body=body if body is not None else {"error": {"code": status, "message": "injected"}},
+            remaining=times,
+            delay=delay,
+            headers=headers or {},
+        )
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        """Forget calls, faults, unexpected requests and latency."""
+        with self._lock:
+            self.calls.clear()
+            self.unexpected.clear()
+            self.faults.clear()
+            self.latency = 0.0
+
+    def count(self, method: str | None = None, path: str | None = None) -> int:
+        """How many recorded calls match `method` and the `path` regex (None matches any)."""
+        rx = re.compile(path) if path else None
+        return sum(
+            1
+            for c in list(self.calls)
+            if (method is None or c.method == method) and (rx is None or rx.search(c.path))
+        )
+
+    def by_endpoint(self, normalise: Callable[[str], str] = lambda p: p) -> Counter[str]:
+        """Counts of calls by `METHOD normalised-path`."""
+        return Counter(f"{c.method} {normalise(c.path)}" for c in list(self.calls))
+
+    def record_unexpected(self, call: Call) -> None:
+        """Note a request the fake does not serve."""
+        with self._lock:
+            self.unexpected.append(call)
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    if fault.remaining > 0:
+                        fault.remaining -= 1
+                    return fault
+        return None
+
+    def wsgi(self, handler: Handler) -> Handler:
+        """Wrap a WSGI handler with recording, latency and fault injection."""
+
+        def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            # Let the handler read the body again.
+            import io
+
+            environ["wsgi.input"] = io.BytesIO(body)
+            method = environ["REQUEST_METHOD"]
+            path = environ.get("PATH_INFO", "")
+            headers = {
+                k[5:].replace("_", "-").title(): v
+                for k, v in environ.items()
+                if k.startswith("HTTP_")
+            }
+            if environ.get("CONTENT_TYPE"):
+                headers["Content-Type"] = environ["CONTENT_TYPE"]
+            call = Call(method, path, environ.get("QUERY_STRING", ""), headers, body, time.time())
+            with self._lock:
+                self.calls.append(call)
+            if self.latency:
+                time.sleep(self.latency)
+            fault = self._take_fault(method, path)
+            if fault is not None:
+                if fault.delay:
+                    time.sleep(fault.delay)
+                payload = (
+                    fault.body if isinstance(fault.body, str) else json.dumps(fault.body)
+                ).encode()
+                start_response(
+                    f"{fault.status} Injected",
+                    [("Content-Type", "application/json"), *fault.headers.items()],
+                )
+                return [payload]
+            return handler(environ, start_response)
+
+        return app
+
+
+def json_response(
+    start_response: StartResponse,
+    status: int,
+    payload: Any,
+    headers: Iterable[tuple[str, str]] = (),
+) -> list[bytes]:
+    """Answer with a JSON body."""
+    body = json.dumps(payload).encode()
+    reasons = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
+               403: "Forbidden", 404: "Not Found", 409: "Conflict", 422: "Unprocessable Entity",
+               501: "Not Implemented"}
+    start_response(
+        f"{status} {reasons.get(status, 'Status')}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers],
+    )
+    return [body]

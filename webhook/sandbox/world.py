@@ -1,0 +1,191 @@
+"""The state behind the fake Google server: a resource hierarchy, IAM policies, groups and logs.
+
+Policies are kept in their JSON wire form (`{"version", "etag", "bindings": [{"role",
+"members", "condition": {"title", "description", "expression"}}]}`) so the fake endpoints can
+return them as they are. All access goes through the methods, which hold one lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+class EtagMismatch(Exception):
+    """setIamPolicy was given an etag that is not the policy's current one."""
+
+
+@dataclass
+class GoogleWorld:
+    """An organization with folders and projects, their IAM policies, groups and written logs."""
+
+    organization: str = "organizations/123456789012"
+    parents: dict[str, str] = field(default_factory=dict)  # child resource -> parent resource
+    project_numbers: dict[str, str] = field(default_factory=dict)  # project id -> number
+    policies: dict[str, JSON] = field(default_factory=dict)  # resource -> policy (wire form)
+    groups: dict[str, set[str]] = field(default_factory=dict)  # group email -> direct members
+    group_ids: dict[str, str] = field(default_factory=dict)  # group email -> "groups/ID"
+    log_entries: list[JSON] = field(default_factory=list)  # entries as written (wire form)
+    _etags: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    # -- hierarchy -----------------------------------------------------------------------------
+
+    def add_folder(self, folder: str, parent: str | None = None) -> str:
+        """Add `folders/N` under `parent` (default: the organization)."""
+        with self._lock:
+            self.parents[folder] = parent or self.organization
+            return folder
+
+    def add_project(self, project_id: str, parent: str | None = None, number: str = "") -> str:
+        """Add `projects/ID` under `parent` (default: the organization); returns the resource."""
+        with self._lock:
+            resource = f"projects/{project_id}"
+            self.parents[resource] = parent or self.organization
+            self.project_numbers[project_id] = number or str(100000000000 + len(self.project_numbers))
+            return resource
+
+    def exists(self, resource: str) -> bool:
+        """Is the resource (organization, folder or project) known?"""
+        return resource == self.organization or resource in self.parents
+
+    def ancestry(self, resource: str) -> list[str]:
+        """The resource followed by its ancestors up to the organization."""
+        with self._lock:
+            chain = [resource]
+            while chain[-1] in self.parents:
+                chain.append(self.parents[chain[-1]])
+            return chain
+
+    def projects(self) -> list[str]:
+        """Every project resource (`projects/ID`)."""
+        with self._lock:
+            return sorted(r for r in self.parents if r.startswith("projects/"))
+
+    # -- IAM -----------------------------------------------------------------------------------
+
+    def _new_etag(self) -> str:
+        return base64.b64encode(f"etag-{next(self._etags)}".encode()).decode()
+
+    def get_policy(self, resource: str) -> JSON:
+        """A copy of the resource's policy (an empty version-1 policy with an etag if none)."""
+        with self._lock:
+            if resource not in self.policies:
+                self.policies[resource] = {"version": 1, "etag": self._new_etag(), "bindings": []}
+            return copy.deepcopy(self.policies[resource])
+
+    def set_policy(self, resource: str, policy: JSON) -> JSON:
+        """Replace the policy if `policy["etag"]` is current (or absent); returns the new policy."""
+        with self._lock:
+            current = self.get_policy(resource)
+            etag = policy.get("etag")
+            if etag and etag != current["etag"]:
+                raise EtagMismatch(resource)
+            stored = {
+                "version": policy.get("version", 1),
+                "etag": self._new_etag(),
+                "bindings": copy.deepcopy(policy.get("bindings", [])),
+            }
+            self.policies[resource] = stored
+            return copy.deepcopy(stored)
+
+    def add_binding(
+        self,
+        resource: str,
+        role: str,
+        member: str,
+        expression: str | None = None,
+        title: str = "",
+        description: str = "",
+    ) -> None:
+        """Add a binding (with a condition when `expression` is given) to a resource's policy."""
+        with self._lock:
+            policy = self.get_policy(resource)
+            binding: JSON = {"role": role, "members": [member]}
+            if expression is not None:
+                binding["condition"] = {"expression": expression}
+                if title:
+                    binding["condition"]["title"] = title
+                if description:
+                    binding["condition"]["description"] = description
+                policy["version"] = 3
+            policy["bindings"].append(binding)
+            policy.pop("etag")
+            self.set_policy(resource, policy)
+
+    def bindings(self, resource: str) -> list[JSON]:
+        """A copy of the resource's bindings."""
+        return list(self.get_policy(resource)["bindings"])
+
+    # -- groups --------------------------------------------------------------------------------
+
+    def add_group(self, email: str, members: list[str] | tuple[str, ...] = ()) -> str:
+        """Add a group with direct members (users or groups, by email); returns `groups/ID`."""
+        with self._lock:
+            email = email.lower()
+            self.groups.setdefault(email, set()).update(m.lower() for m in members)
+            if email not in self.group_ids:
+                self.group_ids[email] = f"groups/0{len(self.group_ids) + 1:05d}abc"
+            return self.group_ids[email]
+
+    def group_by_id(self, group_id: str) -> str | None:
+        """The email of `groups/ID`, or None."""
+        with self._lock:
+            for email, gid in self.group_ids.items():
+                if gid == group_id:
+                    return email
+            return None
+
+    def is_member(self, group: str, member: str, *, transitive: bool) -> bool:
+        """Is `member` in `group`, directly or (when `transitive`) through nested groups?"""
+        with self._lock:
+            seen: set[str] = set()
+            todo = [group.lower()]
+            while todo:
+                g = todo.pop()
+                if g in seen:
+                    continue
+                seen.add(g)
+                members = self.groups.get(g, set())
+                if member.lower() in members:
+                    return True
+                if transitive:
+                    todo.extend(m for m in members if m in self.groups)
+            return False
+
+    def members_of(self, group: str, *, transitive: bool) -> set[str]:
+        """User members of a group (direct, or all through nested groups when `transitive`)."""
+        with self._lock:
+            out: set[str] = set()
+            seen: set[str] = set()
+            todo = [group.lower()]
+            while todo:
+                g = todo.pop()
+                if g in seen:
+                    continue
+                seen.add(g)
+                for m in self.groups.get(g, set()):
+                    if m in self.groups:
+                        if transitive:
+                            todo.append(m)
+                    else:
+                        out.add(m)
+            return out
+
+    # -- logging -------------------------------------------------------------------------------
+
+    def append_logs(self, entries: list[JSON]) -> None:
+        """Record written log entries."""
+        with self._lock:
+            self.log_entries.extend(copy.deepcopy(entries))
+
+    def logs(self, log_id: str = "jitaccess") -> list[JSON]:
+        """Entries written to `.../logs/<log_id>` (diagnostic entries excluded)."""
+        with self._lock:
+            return [e for e in self.log_entries if e.get("logName", "").endswith(f"/logs/{log_id}")]
