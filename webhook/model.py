@@ -310,3 +310,5 @@ class PullInfo:
     merged_at: datetime | None
     html_url: str
     title: str = ""
+    default_branch: str = ""  # the base repository's default branch, from the PR's `base.repo`
+    requested_reviewers: tuple[str, ...] = ()  # logins whose review is requested

@@ -1,0 +1,149 @@
+"""The Flask application: webhook deliveries, health, cleanup and warmup.
+
+This is the one place where errors become HTTP answers. Handlers and the lifecycle raise
+`JitAccessError`s; anything else is a bug, logged with its trace and answered 500 without details.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+from webhook.config import Settings
+from webhook.errors import JitAccessError
+from webhook.handlers import MalformedPayload, build_router
+from webhook.routing import Delivery, Outcome
+from webhook.service import Service
+
+log = logging.getLogger("jitaccess")
+
+MAX_BODY = 1024 * 1024  # GitHub caps payloads at 25 MB; ours never need more than 1 MiB
+SIGNATURE_PREFIX = "sha256="
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The `X-Hub-Signature-256` value GitHub sends for `body`."""
+    return SIGNATURE_PREFIX + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
+    """Constant-time check of an `X-Hub-Signature-256` header against the raw body."""
+    if not header or not header.startswith(SIGNATURE_PREFIX):
+        return False
+    return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode())
+
+
+def _answer(status: int, message: str, **extra: Any) -> tuple[Response, int]:
+    return jsonify({"message": message, **extra}), status
+
+
+def create_app(settings: Settings | None = None, *, service: Service | None = None) -> Flask:
+    """Build the WSGI app from one settings object (read from the environment when omitted)."""
+    if settings is None:
+        import os
+
+        from webhook.secrets import resolve_secret
+
+        settings = Settings.from_env(os.environ, resolve_secret)
+    service = service or Service.from_settings(settings)
+    router = build_router(service.lifecycle)
+    app = Flask("webhook")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.extensions["jitaccess"] = service
+
+    @app.post("/webhook")
+    def webhook() -> tuple[Response, int]:
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return _answer(413, "payload larger than 1 MiB")
+        body = request.stream.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            return _answer(413, "payload larger than 1 MiB")
+        if not signature_valid(
+            settings.webhook_secret, body, request.headers.get("X-Hub-Signature-256")
+        ):
+            log.warning("rejected delivery %s: missing or wrong signature",
+                        request.headers.get("X-GitHub-Delivery", "?"))
+            return _answer(401, "missing or invalid X-Hub-Signature-256")
+        event = request.headers.get("X-GitHub-Event", "")
+        delivery_id = request.headers.get("X-GitHub-Delivery", "")[:100]
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return _answer(400, "body is not JSON")
+        if not isinstance(payload, Mapping):
+            return _answer(400, "body is not a JSON object")
+        delivery = Delivery(event=event, delivery_id=delivery_id, payload=payload)
+        started = time.monotonic()
+        outcome = _dispatch(delivery)
+        log.info(
+            "delivery %s %s/%s -> %s %s (%.0f ms)", delivery_id, event, delivery.action,
+            outcome.status, outcome.message, (time.monotonic() - started) * 1000,
+        )
+        return _answer(outcome.status, outcome.message, **(dict(outcome.details or {})))
+
+    def _dispatch(delivery: Delivery) -> Outcome:
+        if delivery.event == "ping":
+            return Outcome(200, "pong")
+        repo = delivery.payload.get("repository")
+        full_name = repo.get("full_name") if isinstance(repo, Mapping) else None
+        if not isinstance(full_name, str) or full_name.lower() != settings.repository.lower():
+            return Outcome(200, f"ignored: not for {settings.repository}")
+        ignored = service.foreign_installation(delivery.payload)
+        if ignored:
+            return Outcome(200, ignored)
+        sender = delivery.payload.get("sender")
+        sender_login = sender.get("login") if isinstance(sender, Mapping) else None
+        if isinstance(sender_login, str) and service.is_own_login(sender_login):
+            return Outcome(200, "ignored: caused by this service")
+        handler = router.handler_for(delivery)
+        if handler is None:
+            return Outcome(200, f"ignored: {delivery.event}/{delivery.action} is not handled")
+        try:
+            return handler(delivery)
+        except MalformedPayload as exc:
+            return Outcome(400, str(exc))
+        except JitAccessError as exc:
+            log.error("delivery %s failed: %s", delivery.delivery_id, exc)
+            return Outcome(exc.http_status, str(exc))
+        except Exception:  # a bug: log the trace, never show it
+            log.exception("delivery %s crashed", delivery.delivery_id)
+            return Outcome(500, "internal error; see the service log")
+
+    @app.get("/health")
+    def health() -> tuple[Response, int]:
+        return _answer(200, "ok", repository=settings.repository)
+
+    @app.route("/tasks/cleanup", methods=["GET", "POST"])
+    def cleanup() -> tuple[Response, int]:
+        from_cron = settings.on_app_engine and request.headers.get("X-Appengine-Cron") == "true"
+        auth = request.headers.get("Authorization", "")
+        by_token = bool(settings.cleanup_token) and hmac.compare_digest(
+            auth.encode(), f"Bearer {settings.cleanup_token}".encode()
+        )
+        if not (from_cron or by_token):
+            return _answer(403, "cleanup is for App Engine cron or a CLEANUP_TOKEN bearer")
+        try:
+            report = service.cleanup()
+        except JitAccessError as exc:
+            log.error("cleanup failed: %s", exc)
+            return _answer(exc.http_status, str(exc))
+        return _answer(200, report.summary(), **report.as_json())
+
+    @app.get("/_ah/warmup")
+    def warmup() -> tuple[Response, int]:
+        started = time.monotonic()
+        service.warmup()
+        return _answer(200, "warm", ms=round((time.monotonic() - started) * 1000))
+
+    @app.errorhandler(413)
+    def too_large(_: Exception) -> tuple[Response, int]:
+        return _answer(413, "payload larger than 1 MiB")
+
+    return app

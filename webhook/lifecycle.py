@@ -1,0 +1,531 @@
+"""The request lifecycle: gather facts, decide, publish; on merge, decide again and activate.
+
+This module orchestrates; it holds no rules (those are in `decide`) and speaks to GitHub and
+Google only through the adapters handed to it, so tests and the sandbox can run it against
+local fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from webhook import audit as audit_events
+from webhook.audit import AuditRecord
+from webhook.conditions import build_binding, parse_activation_expression
+from webhook.decide import decide
+from webhook.errors import ActivationError, AuditError, JitAccessError, UpstreamError
+from webhook.model import (
+    AccessRequest,
+    ApprovalKind,
+    Binding,
+    ChangedFile,
+    Decision,
+    EligibilityFacts,
+    EligibilitySettings,
+    Facts,
+    Identities,
+    Policy,
+    Problem,
+    PullInfo,
+    PullRequestRef,
+    Review,
+    ReviewState,
+    State,
+)
+from webhook.policy import parse_identities, parse_policy
+from webhook.render import (
+    ACTIVATION_MARKER_PREFIX,
+    COMMENT_MARKER,
+    activation_comment,
+    activation_failed_comment,
+    refusal_comment,
+    status_comment,
+    status_description,
+)
+from webhook.request_file import check_pr_shape, parse_request
+
+log = logging.getLogger("jitaccess")
+
+POLICY_PATH = "policy/jitaccess.yaml"
+IDENTITIES_PATH = "policy/identities.yaml"
+STATUS_CONTEXT = "jit-access"
+FAILURE_MARKER = "<!-- jit-access:activation-failed -->"
+REFUSAL_MARKER_PREFIX = "<!-- jit-access:refused "
+
+T = TypeVar("T")
+
+
+# ----------------------------------------------------------------------------------------------
+# Ports: what the lifecycle needs from GitHub and Google (implemented by the adapters)
+
+
+class GitHubPort(Protocol):
+    def pull(self, number: int) -> PullInfo: ...
+    def files(self, number: int) -> tuple[ChangedFile, ...]: ...
+    def reviews(self, number: int) -> tuple[Review, ...]: ...
+    def file_bytes(self, path: str, ref: str | None) -> bytes | None: ...
+    def set_status(
+        self, sha: str, state: str, description: str, context: str = ...,
+        target_url: str | None = ...,
+    ) -> None: ...
+    def upsert_comment(self, number: int, marker: str, body: str) -> int: ...
+    def comments_with(self, number: int, marker: str) -> list[str]: ...
+    def create_comment(self, number: int, body: str) -> int: ...
+    def request_reviewers(self, number: int, logins: Sequence[str]) -> None: ...
+
+
+class EligibilityPort(Protocol):
+    def check(
+        self, *, scope: str, project: str, roles: Sequence[str], identities: Sequence[str],
+        settings: EligibilitySettings,
+    ) -> EligibilityFacts: ...
+
+
+class ActivatorPort(Protocol):
+    def activate(
+        self, project: str, bindings: Sequence[Binding], *, reason: str, pr_reference: str
+    ) -> Any: ...
+    def remove(self, project: str, bindings: Sequence[Binding], *, reason: str) -> None: ...
+
+
+class AuditPort(Protocol):
+    def write(self, record: AuditRecord) -> None: ...
+
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    """The current time, UTC, whole seconds."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Facts gathered for one PR, the decision taken on them, and the PR itself."""
+
+    pull: PullInfo
+    facts: Facts | None  # None when the PR is not a request
+    decision: Decision | None
+    policy: Policy | None
+
+    @property
+    def is_request(self) -> bool:
+        """Does the PR touch requests/ at all?"""
+        return self.facts is not None
+
+
+@dataclass(frozen=True)
+class LifecycleResult:
+    """What one event did: a short message for logs and the HTTP answer, and whether it failed."""
+
+    message: str
+    failed: bool = False
+    state: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class Lifecycle:
+    """Runs the request lifecycle for one repository against the given adapters."""
+
+    def __init__(
+        self,
+        *,
+        repository: str,
+        github: GitHubPort,
+        eligibility: EligibilityPort,
+        activator: ActivatorPort,
+        audit: AuditPort,
+        clock: Clock = utcnow,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self.repository = repository
+        self.github = github
+        self.eligibility = eligibility
+        self.activator = activator
+        self.audit = audit
+        self.clock = clock
+        self.executor = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="jit")
+        self._merge_locks: dict[int, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- gathering -------------------------------------------------------------------------------
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        return self.executor.submit(fn, *args)
+
+    def evaluate(self, number: int, now: datetime | None = None) -> Evaluation:
+        """Read the PR, its files, reviews, request file and the policy, and decide."""
+        now = now or self.clock()
+        f_pull = self._submit(self.github.pull, number)
+        f_files = self._submit(self.github.files, number)
+        f_reviews = self._submit(self.github.reviews, number)
+        f_policy = self._submit(self.github.file_bytes, POLICY_PATH, None)
+        f_ids = self._submit(self.github.file_bytes, IDENTITIES_PATH, None)
+        pull, files = f_pull.result(), f_files.result()
+        shape = check_pr_shape(files, pull.author, pull.base_ref, pull.default_branch)
+        if not shape.is_request:
+            for f in (f_reviews, f_policy, f_ids):
+                f.result()  # surface errors, keep the pool tidy
+            return Evaluation(pull, None, None, None)
+        f_request = (
+            self._submit(self.github.file_bytes, shape.path, pull.head_sha)
+            if shape.path is not None
+            else None
+        )
+        reviews = f_reviews.result()
+        policy, policy_problems = self._policy(f_policy.result(), f_ids.result())
+        identities = policy[1] if policy else Identities()
+        settings = policy[0] if policy else None
+
+        problems: list[Problem] = list(shape.problems)
+        request: AccessRequest | None = None
+        if f_request is not None and shape.path is not None:
+            text = f_request.result()
+            if text is None:
+                problems.append(Problem("request_missing", f"{shape.path} is not in the PR head"))
+            else:
+                request, request_problems = parse_request(text, settings)
+                problems.extend(p.at(shape.path) for p in request_problems)
+        if problems:
+            request = None
+
+        pr = PullRequestRef(self.repository, number, pull.author, pull.head_sha, pull.html_url)
+        eligibility: EligibilityFacts | None = None
+        eligibility_problem: Problem | None = None
+        requester = identities.email_for(pull.author)
+        if settings is not None and not policy_problems and request is not None and requester:
+            reviewer_ids = sorted(
+                {e for r in reviews if (e := identities.email_for(r.login)) is not None}
+            )
+            try:
+                eligibility = self.eligibility.check(
+                    scope=settings.scope,
+                    project=request.project,
+                    roles=request.roles,
+                    identities=[requester, *[e for e in reviewer_ids if e != requester]],
+                    settings=settings.eligibility,
+                )
+            except UpstreamError as exc:
+                log.warning("eligibility lookup failed for %s: %s", pr.reference, exc)
+                eligibility_problem = Problem("eligibility_unavailable", str(exc))
+        facts = Facts(
+            pr=pr,
+            policy=settings if not policy_problems else None,
+            policy_problems=tuple(policy_problems),
+            identities=identities,
+            request=request,
+            request_problems=tuple(problems),
+            eligibility=eligibility,
+            reviews=reviews,
+        )
+        decision = decide(facts, now)
+        if eligibility_problem is not None and decision.state is State.ERROR:
+            decision = replace(decision, problems=(eligibility_problem,))
+        return Evaluation(pull, facts, decision, settings)
+
+    @staticmethod
+    def _policy(
+        policy_text: bytes | None, ids_text: bytes | None
+    ) -> tuple[tuple[Policy, Identities] | None, list[Problem]]:
+        problems: list[Problem] = []
+        if policy_text is None:
+            problems.append(
+                Problem("policy_missing", f"{POLICY_PATH} is missing on the default branch",
+                        path=POLICY_PATH)
+            )
+            return None, problems
+        policy, policy_problems = parse_policy(policy_text)
+        problems.extend(p.at(POLICY_PATH) for p in policy_problems)
+        identities = Identities()
+        if ids_text is None:
+            problems.append(
+                Problem("identities_missing",
+                        f"{IDENTITIES_PATH} is missing on the default branch",
+                        path=IDENTITIES_PATH)
+            )
+        else:
+            identities, id_problems = parse_identities(ids_text)
+            problems.extend(p.at(IDENTITIES_PATH) for p in id_problems)
+        if policy is None:
+            return None, problems
+        return (policy, identities), problems
+
+    # -- publishing ------------------------------------------------------------------------------
+
+    def publish(self, ev: Evaluation, *, request_reviews: bool) -> None:
+        """Set the commit status, update the status comment, and ask qualified peers to review."""
+        decision = ev.decision
+        assert decision is not None
+        futures = [
+            self._submit(
+                self.github.set_status,
+                ev.pull.head_sha,
+                decision.state.commit_status,
+                status_description(decision),
+                STATUS_CONTEXT,
+                ev.pull.html_url or None,
+            ),
+            self._submit(
+                self.github.upsert_comment, ev.pull.number, COMMENT_MARKER,
+                status_comment(decision),
+            ),
+        ]
+        if request_reviews and ev.policy is not None and decision.state is State.PENDING:
+            wanted = self._reviewers_to_request(ev, decision)
+            if wanted:
+                futures.append(
+                    self._submit(self.github.request_reviewers, ev.pull.number, wanted)
+                )
+        for f in futures:
+            f.result()
+
+    @staticmethod
+    def _reviewers_to_request(ev: Evaluation, decision: Decision) -> list[str]:
+        assert ev.policy is not None and ev.facts is not None
+        limit = ev.policy.approval.request_reviewers
+        already = {r.lower() for r in ev.pull.requested_reviewers}
+        reviewed = {r.login.lower() for r in ev.facts.reviews}
+        room = limit - len(already)
+        fresh = [
+            c for c in decision.candidate_reviewers
+            if c.lower() not in already and c.lower() not in reviewed
+        ]
+        return fresh[: max(0, room)]
+
+    def on_change(self, number: int, delivery_id: str, *, opened: bool) -> LifecycleResult:
+        """A PR was opened, reopened, pushed or edited: re-evaluate and publish."""
+        ev, result = self._refresh(number)
+        if ev is not None and ev.decision is not None and opened and ev.decision.state in (
+            State.PENDING, State.READY
+        ):
+            self._audit_quietly(self._record(audit_events.REQUEST_ROLE, ev, delivery_id))
+        return result
+
+    def on_review(self, number: int, delivery_id: str, reviewer: str | None) -> LifecycleResult:
+        """A review was submitted, edited or dismissed: re-evaluate; audit an approval that counts."""
+        ev, result = self._refresh(number)
+        decision = ev.decision if ev is not None else None
+        if decision is not None and reviewer and reviewer.lower() in {
+            a.lower() for a in decision.approvers
+        }:
+            self._audit_quietly(
+                self._record(
+                    audit_events.APPROVE_ROLE, ev, delivery_id,  # type: ignore[arg-type]
+                    message=f"@{reviewer} approved {decision.pr.reference}",
+                )
+            )
+        return result
+
+    def _refresh(self, number: int) -> tuple[Evaluation | None, LifecycleResult]:
+        ev = self.evaluate(number)
+        if not ev.is_request:
+            return None, LifecycleResult(f"PR #{number} touches no request; ignored")
+        if ev.pull.state != "open":
+            return None, LifecycleResult(f"PR #{number} is {ev.pull.state}; nothing to publish")
+        decision = ev.decision
+        assert decision is not None
+        self.publish(ev, request_reviews=True)
+        return ev, LifecycleResult(
+            f"PR #{number}: {decision.state.value}", state=decision.state.value
+        )
+
+    # -- merge -----------------------------------------------------------------------------------
+
+    def _merge_lock(self, number: int) -> threading.Lock:
+        with self._locks_guard:
+            return self._merge_locks.setdefault(number, threading.Lock())
+
+    def on_merge(self, number: int, delivery_id: str) -> LifecycleResult:
+        """A PR was closed as merged: decide again from fresh facts and activate, or refuse."""
+        with self._merge_lock(number):
+            return self._on_merge(number, delivery_id)
+
+    def _on_merge(self, number: int, delivery_id: str) -> LifecycleResult:
+        now = self.clock()
+        ev = self.evaluate(number, now)
+        if not ev.is_request:
+            return LifecycleResult(f"PR #{number} touches no request; nothing to activate")
+        decision = ev.decision
+        assert decision is not None and ev.facts is not None
+        pull = ev.pull
+        if not pull.merged or pull.merged_at is None:
+            return LifecycleResult(f"PR #{number} is not merged; nothing to activate")
+        max_delay = ev.policy.activation.max_delay if ev.policy else None
+        reason: str | None = None
+        if decision.state is not State.READY:
+            reason = f"the request was not ready when merged ({status_description(decision)})"
+        elif max_delay is not None and now - pull.merged_at > max_delay:
+            reason = (
+                f"the merge at {_rfc3339(pull.merged_at)} is older than activation.max_delay "
+                f"({_human(max_delay)}); open a new request"
+            )
+        if reason is not None:
+            return self._refuse(ev, decision, reason, delivery_id)
+        return self._activate(ev, decision, delivery_id, now)
+
+    def _refuse(
+        self, ev: Evaluation, decision: Decision, reason: str, delivery_id: str
+    ) -> LifecycleResult:
+        marker = f"{REFUSAL_MARKER_PREFIX}{ev.pull.head_sha} -->"
+        record = self._record(
+            audit_events.REFUSE_ACTIVATION, ev, delivery_id, message=f"Refused: {reason}",
+            timestamp=ev.pull.merged_at, insert_id=f"refuse:{decision.pr.reference}@{ev.pull.head_sha}",
+        )
+        self._audit_quietly(record)
+        if not self.github.comments_with(ev.pull.number, marker):
+            self.github.create_comment(
+                ev.pull.number, marker + "\n" + refusal_comment(reason, decision)
+            )
+        log.warning("refused activation for %s: %s", decision.pr.reference, reason)
+        return LifecycleResult(f"PR #{ev.pull.number}: activation refused: {reason}",
+                               state="refused")
+
+    def _activate(
+        self, ev: Evaluation, decision: Decision, delivery_id: str, now: datetime
+    ) -> LifecycleResult:
+        request = decision.request
+        assert request is not None and decision.requester is not None
+        start = now.replace(microsecond=0)
+        end = start + request.duration
+        approvers = self._approver_identities(ev, decision)
+        bindings = [
+            build_binding(
+                rd.role, decision.requester,
+                approvers if rd.kind is ApprovalKind.MULTI_PARTY else (),
+                request.justification, decision.pr.reference, start, end,
+                rd.resource_conditions,
+            )
+            for rd in decision.roles
+        ]
+        marker = f"{ACTIVATION_MARKER_PREFIX}{ev.pull.head_sha} -->"
+        try:
+            result = self.activator.activate(
+                request.project, bindings, reason=request.justification,
+                pr_reference=decision.pr.reference,
+            )
+        except JitAccessError as exc:
+            return self._failed(ev, decision, f"the IAM binding could not be written: {exc}")
+        written = bool(getattr(result, "written", True))
+        stored: Sequence[Binding] = tuple(getattr(result, "bindings", ()) or bindings)
+        window = parse_activation_expression(stored[0].expression) if stored else None
+        if window is not None:
+            start, end = window
+        record = self._record(
+            audit_events.ACTIVATE_ROLE, ev, delivery_id,
+            message=(
+                f"{decision.requester} activated {', '.join(request.roles)} on {request.project} "
+                f"until {_rfc3339(end)} ({decision.pr.reference})"
+            ),
+            start=start, end=end, timestamp=start,
+            insert_id=f"activate:{decision.pr.reference}@{ev.pull.head_sha}",
+        )
+        try:
+            self.audit.write(record)
+        except JitAccessError as exc:
+            rollback = ""
+            if written:
+                try:
+                    self.activator.remove(request.project, stored, reason="audit entry failed")
+                    rollback = "; the binding was removed again"
+                except JitAccessError as exc2:
+                    log.error("rollback failed for %s: %s", decision.pr.reference, exc2)
+                    rollback = f"; removing the binding again also failed: {exc2}"
+            return self._failed(
+                ev, decision, f"the audit entry could not be written: {exc}{rollback}"
+            )
+        if not self.github.comments_with(ev.pull.number, marker):
+            self.github.create_comment(
+                ev.pull.number,
+                activation_comment(decision, start=start, end=end, head_sha=ev.pull.head_sha),
+            )
+        what = "activated" if written else "already active"
+        log.info("%s: %s %s on %s until %s", decision.pr.reference, decision.requester,
+                 what, ",".join(request.roles), request.project)
+        return LifecycleResult(
+            f"PR #{ev.pull.number}: {what} until {_rfc3339(end)}", state="activated",
+            details={"written": written, "end": _rfc3339(end)},
+        )
+
+    def _failed(self, ev: Evaluation, decision: Decision, reason: str) -> LifecycleResult:
+        log.error("activation failed for %s: %s", decision.pr.reference, reason)
+        try:
+            self.github.upsert_comment(
+                ev.pull.number, FAILURE_MARKER,
+                FAILURE_MARKER + "\n" + activation_failed_comment(reason, decision),
+            )
+        except JitAccessError as exc:
+            log.error("could not comment the failure on %s: %s", decision.pr.reference, exc)
+        return LifecycleResult(f"PR #{ev.pull.number}: activation failed: {reason}", failed=True,
+                               state="failed")
+
+    @staticmethod
+    def _approver_identities(ev: Evaluation, decision: Decision) -> list[str]:
+        assert ev.facts is not None
+        ids = ev.facts.identities
+        return sorted({e for login in decision.approvers if (e := ids.email_for(login))})
+
+    # -- audit -----------------------------------------------------------------------------------
+
+    def _record(
+        self,
+        event: str,
+        ev: Evaluation,
+        delivery_id: str,
+        *,
+        message: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        timestamp: datetime | None = None,
+        insert_id: str | None = None,
+    ) -> AuditRecord:
+        decision = ev.decision
+        assert decision is not None
+        request = decision.request
+        roles = request.roles if request else ()
+        return AuditRecord(
+            event=event,
+            user=decision.requester or "",
+            project=request.project if request else "",
+            roles=tuple(roles),
+            justification=request.justification if request else "",
+            activation_start=start,
+            activation_end=end,
+            reviewers=tuple(self._approver_identities(ev, decision)),
+            pull_request=ev.pull.html_url,
+            commit=ev.pull.head_sha,
+            delivery_id=delivery_id,
+            message=message or f"{event} for {decision.pr.reference}",
+            timestamp=timestamp,
+            insert_id=insert_id,
+        )
+
+    def _audit_quietly(self, record: AuditRecord) -> None:
+        """Write an audit entry that does not gate anything; log a failure instead of raising."""
+        try:
+            self.audit.write(record)
+        except AuditError as exc:
+            log.error("audit entry %s not written: %s", record.event, exc)
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _human(td: timedelta) -> str:
+    from webhook.durations import format_duration
+
+    return format_duration(td)
+
+
+__all__ = ["Lifecycle", "LifecycleResult", "Evaluation", "ReviewState", "ActivationError"]
