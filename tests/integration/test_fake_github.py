@@ -1,0 +1,196 @@
+"""The fake GitHub server's wire behaviour, checked with plain HTTP (what PyGithub relies on)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+import requests
+
+from webhook.sandbox.fake_github import FakeGitHub, generate_app_key
+from webhook.sandbox.httpserver import LocalServer
+
+REPO = "acme/access"
+AUTH = {"Authorization": "token ghp_t"}
+
+
+@pytest.fixture
+def fake() -> FakeGitHub:
+    f = FakeGitHub(prefix="/api/v3")
+    f.add_repo(REPO)
+    f.add_token("ghp_t", "jit-bot")
+    return f
+
+
+@pytest.fixture
+def api(fake: FakeGitHub) -> Iterator[str]:
+    with LocalServer(fake) as s:
+        yield fake.api_url(s.url)
+
+
+def get(url: str, headers: dict[str, str] | None = None, **params: Any) -> requests.Response:
+    """GET with the user token unless other headers are given."""
+    return requests.get(url, headers=AUTH if headers is None else headers, params=params,
+                        timeout=5)
+
+
+def post(url: str, body: Any, headers: dict[str, str] | None = None) -> requests.Response:
+    """POST JSON with the user token unless other headers are given."""
+    return requests.post(url, json=body, headers=AUTH if headers is None else headers, timeout=5)
+
+
+def app_jwt(fake: FakeGitHub, key: str | None = None) -> dict[str, str]:
+    """`Authorization: Bearer <JWT>` for the fake's app (or signed with another key)."""
+    now = int(time.time())
+    token = jwt.encode({"iat": now - 60, "exp": now + 300, "iss": str(fake.app_id)},
+                       key or fake.app_private_key_pem, algorithm="RS256")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_authorization_is_required(fake: FakeGitHub, api: str) -> None:
+    r = get(f"{api}/repos/{REPO}", headers={})
+    assert (r.status_code, r.json()["message"]) == (401, "Requires authentication")
+    assert get(f"{api}/repos/{REPO}", headers={"Authorization": "token nope"}).json() == {
+        "message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
+    r = get(f"{api}/repos/{REPO}", headers={"Authorization": "Bearer ghp_t"})
+    assert (r.status_code, r.json()["full_name"], r.json()["url"]) == (
+        200, REPO, f"{api}/repos/{REPO}")
+
+
+def test_unknown_routes_are_recorded_and_answered_501(fake: FakeGitHub, api: str) -> None:
+    assert get(f"{api}/repos/{REPO}/branches").status_code == 501
+    assert get(api.removesuffix("/api/v3") + f"/repos/{REPO}").status_code == 501
+    assert [c.path for c in fake.recorder.unexpected] == [
+        f"/api/v3/repos/{REPO}/branches", f"/repos/{REPO}"]
+
+
+def test_rate_limit_headers_count_down(fake: FakeGitHub, api: str) -> None:
+    first = get(f"{api}/repos/{REPO}").headers
+    second = get(f"{api}/repos/{REPO}").headers
+    assert (first["X-RateLimit-Limit"], first["X-RateLimit-Remaining"]) == ("5000", "4999")
+    assert (second["X-RateLimit-Remaining"], second["X-RateLimit-Used"]) == ("4998", "2")
+    fake.rate_remaining = 0
+    r = get(f"{api}/repos/{REPO}")
+    assert (r.status_code, r.headers["X-RateLimit-Remaining"]) == (403, "0")
+    assert r.json()["message"].startswith("API rate limit exceeded")
+
+
+def test_pagination_links(fake: FakeGitHub, api: str) -> None:
+    n = fake.open_pr(REPO, "alice", {f"f{i}.txt": str(i) for i in range(5)})
+    base = f"{api}/repos/{REPO}/pulls/{n}/files"
+
+    r = get(base, per_page=2)
+    assert [f["filename"] for f in r.json()] == ["f0.txt", "f1.txt"]
+    assert r.headers["Link"] == (
+        f'<{base}?per_page=2&page=2>; rel="next", <{base}?per_page=2&page=3>; rel="last"')
+    r = get(base, per_page=2, page=3)
+    assert [f["filename"] for f in r.json()] == ["f4.txt"]
+    assert r.headers["Link"] == (
+        f'<{base}?per_page=2&page=1>; rel="first", <{base}?per_page=2&page=2>; rel="prev"')
+    assert "Link" not in get(base).headers  # 30 per page by default: one page
+
+
+def test_pull_and_review_shapes(fake: FakeGitHub, api: str) -> None:
+    n = fake.open_pr(REPO, "alice", {"requests/alice/a.yaml": "x: 1\n"})
+    head = fake.pull(REPO, n).head_sha
+    rid = fake.add_review(REPO, n, "bob", "APPROVED")
+    pr = get(f"{api}/repos/{REPO}/pulls/{n}").json()
+    assert (pr["url"], pr["issue_url"]) == (
+        f"{api}/repos/{REPO}/pulls/{n}", f"{api}/repos/{REPO}/issues/{n}")
+    assert (pr["user"]["login"], pr["head"]["sha"], pr["base"]["ref"]) == ("alice", head, "main")
+    assert (pr["state"], pr["merged"], pr["base"]["repo"]["default_branch"]) == (
+        "open", False, "main")
+    (review,) = get(f"{api}/repos/{REPO}/pulls/{n}/reviews").json()
+    assert (review["id"], review["state"], review["commit_id"], review["user"]["login"]) == (
+        rid, "APPROVED", head, "bob")
+
+
+def test_review_requests(fake: FakeGitHub, api: str) -> None:
+    fake.add_user("bob")
+    n = fake.open_pr(REPO, "alice", {"a.txt": "a"})
+    url = f"{api}/repos/{REPO}/pulls/{n}/requested_reviewers"
+
+    r = post(url, {"reviewers": ["alice"]})
+    assert (r.status_code, r.json()["message"]) == (
+        422, "Review cannot be requested from pull request author.")
+    assert post(url, {"reviewers": ["mallory"]}).status_code == 422  # not a collaborator
+    assert post(url, {"reviewers": ["bob"]}).status_code == 201
+    listed = get(url).json()
+    assert ([u["login"] for u in listed["users"]], listed["teams"]) == (["bob"], [])
+    assert listed["users"][0]["url"] == f"{api}/users/bob"
+    fake.add_review(REPO, n, "bob", "COMMENTED")
+    assert fake.requested_reviewers(REPO, n) == []  # a review answers the request
+
+
+def test_statuses(fake: FakeGitHub, api: str) -> None:
+    sha = fake.branch_sha(REPO)
+    url = f"{api}/repos/{REPO}/statuses/{sha}"
+    assert post(url, {"state": "pending", "context": "jit-access"}).status_code == 201
+    assert post(url, {"state": "success", "context": "jit-access"}).status_code == 201
+    assert post(url, {"state": "done"}).status_code == 422
+    assert post(url, {"state": "error", "description": "x" * 141}).status_code == 422
+    assert post(f"{api}/repos/{REPO}/statuses/{'0' * 40}", {"state": "error"}).status_code == 422
+
+    assert [s["state"] for s in fake.statuses(REPO, sha)] == ["pending", "success"]
+    listed = get(f"{api}/repos/{REPO}/commits/main/statuses").json()
+    assert [s["state"] for s in listed] == ["success", "pending"]  # newest first, as GitHub
+    combined = get(f"{api}/repos/{REPO}/commits/{sha}/status").json()
+    assert (combined["state"], combined["total_count"]) == ("success", 1)
+
+
+def test_contents(fake: FakeGitHub, api: str) -> None:
+    fake.put_file(REPO, "policy/a.yaml", "a: 1\n")
+    fake.put_file(REPO, "policy/sub/b.yaml", "b")
+    fake.put_file(REPO, "huge.bin", b"\0" * (1024 * 1024 + 1))
+    url = f"{api}/repos/{REPO}/contents"
+
+    f = get(f"{url}/policy/a.yaml").json()
+    assert (f["type"], f["encoding"], f["size"]) == ("file", "base64", 5)
+    assert base64.b64decode(f["content"]) == b"a: 1\n"
+    assert [(e["path"], e["type"]) for e in get(f"{url}/policy").json()] == [
+        ("policy/a.yaml", "file"), ("policy/sub", "dir")]
+    assert get(f"{url}/policy/missing.yaml").status_code == 404
+    r = get(f"{url}/policy/a.yaml", ref="nope")
+    assert (r.status_code, r.json()["message"]) == (404, "No commit found for the ref nope")
+    big = get(f"{url}/huge.bin").json()
+    assert (big["encoding"], big["content"], big["size"]) == ("none", "", 1024 * 1024 + 1)
+
+
+def test_comments_keep_their_history(fake: FakeGitHub, api: str) -> None:
+    n = fake.open_pr(REPO, "alice", {"a.txt": "a"})
+    other = fake.add_comment(REPO, n, "alice", "mine")
+    created = post(f"{api}/repos/{REPO}/issues/{n}/comments", {"body": "v1"}).json()
+    assert created["user"]["login"] == "jit-bot"
+    r = requests.patch(created["url"], json={"body": "v2"}, headers=AUTH, timeout=5)
+    assert (r.status_code, r.json()["body"]) == (200, "v2")
+    r = requests.patch(f"{api}/repos/{REPO}/issues/comments/{other}", json={"body": "x"},
+                       headers=AUTH, timeout=5)
+    assert r.status_code == 403  # the fake lets nobody edit someone else's comment
+    comments = fake.comments(REPO, n)
+    assert [(c.login, c.body, c.history) for c in comments] == [
+        ("alice", "mine", []), ("jit-bot", "v2", ["v1"])]
+
+
+def test_app_authentication(fake: FakeGitHub, api: str) -> None:
+    inst = fake.install(REPO, 99)
+    fake.add_repo("acme/other")
+
+    assert get(f"{api}/app", headers=app_jwt(fake)).json()["slug"] == "jit-access"
+    assert get(f"{api}/app", headers=AUTH).status_code == 401
+    assert get(f"{api}/app", headers=app_jwt(fake, generate_app_key())).status_code == 401
+    found = get(f"{api}/repos/{REPO}/installation", headers=app_jwt(fake)).json()
+    assert (found["id"], found["app_slug"]) == (inst, "jit-access")
+    assert get(f"{api}/repos/acme/other/installation", headers=app_jwt(fake)).status_code == 404
+
+    grant = post(f"{api}/app/installations/{inst}/access_tokens", {}, headers=app_jwt(fake))
+    assert grant.status_code == 201
+    token = {"Authorization": f"token {grant.json()['token']}"}
+    assert get(f"{api}/repos/{REPO}", headers=token).status_code == 200
+    assert get(f"{api}/repos/acme/other", headers=token).status_code == 404  # not installed
+    assert get(f"{api}/user", headers=token).status_code == 403
+    fake.expire_installation_tokens()
+    assert get(f"{api}/repos/{REPO}", headers=token).status_code == 401

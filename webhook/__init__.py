@@ -1,0 +1,1 @@
+"""JIT Access for GitHub: just-in-time Google Cloud access through pull requests."""

@@ -1,0 +1,610 @@
+"""The GitHub adapter: the only module (besides the fake server) that imports PyGithub.
+
+`GitHubRepo` reads and writes the one repository the service serves and answers in the
+project's own types (`PullInfo`, `ChangedFile`, `Review`). Every failure — HTTP errors, rate
+limits, bad credentials, timeouts, refused connections, malformed answers — comes out as
+`webhook.errors.GitHubError` with a message that names the operation and the HTTP status.
+
+Budget. GitHub waits 10 s for a webhook response, so each request has a short timeout (4 s by
+default) and a bounded retry: at most 2 retries of idempotent requests on 500/502/503/504 or a
+refused connection, a short backoff, no sleeping on `Retry-After` or rate limits (PyGithub's
+default `GithubRetry` would sleep until the rate limit resets) and no retry after a read
+timeout (it would blow the budget). PyGithub's throttling (0.25 s between requests, 1 s between
+writes) is turned off.
+
+Call counts. Each method's docstring says how many HTTP requests it makes; the README and the
+benchmarks count calls per event from them. Objects are created lazily (`Github(lazy=True)`) so
+that PyGithub makes no hidden GETs: `get_repo`, `get_pull`, `get_issue` and `get_commit` cost
+nothing until an attribute that needs the server is read. With a GitHub App, the first call
+of the process also looks up the installation and creates an installation token (2 extra
+calls); the token is cached and renewed 5 minutes before it expires (tokens last an hour).
+
+Threads. PyGithub's `Requester` keeps one connection object whose `request()` stores the
+request in attributes that `getresponse()` sends later — two threads sharing it can send each
+other's requests. So each thread gets its own `Github` (and HTTP session); they share the
+credentials, and the installation token is fetched under a lock.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
+
+import requests
+import urllib3
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from github import Auth, Github, GithubException, GithubIntegration
+from github.GithubException import (
+    BadAttributeException,
+    BadCredentialsException,
+    RateLimitExceededException,
+    UnknownObjectException,
+)
+from github.IssueComment import IssueComment
+from github.Repository import Repository
+from urllib3.util.retry import Retry
+
+from webhook.errors import ConfigError, GitHubError
+from webhook.model import ChangedFile, PullInfo, Review, ReviewState
+
+if TYPE_CHECKING:
+    from webhook.config import Settings
+
+DEFAULT_API_URL = "https://api.github.com"
+MAX_FILE_BYTES = 64 * 1024
+# GitHub lists at most 3000 files of a PR; a longer list (of anything) means a broken server,
+# and stopping keeps a `Link` chain from paging forever.
+MAX_LIST_ITEMS = 3000
+STATUS_DESCRIPTION_MAX = 140  # GitHub refuses longer commit-status descriptions (422)
+TOKEN_RENEW_BEFORE = timedelta(minutes=5)
+USER_AGENT = "jitaccess-github"
+_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_RETRY_STATUSES = (500, 502, 503, 504)
+T = TypeVar("T")
+
+
+class FileTooLargeError(GitHubError):
+    """A file is larger than the adapter will read (`MAX_FILE_BYTES`)."""
+
+    def __init__(self, path: str, size: int) -> None:
+        super().__init__(f"{path} is {size} bytes, more than the {MAX_FILE_BYTES} bytes allowed")
+        self.path = path
+        self.size = size
+
+
+@dataclass(frozen=True)
+class GitHubAuth:
+    """How to reach GitHub: API URL, repository, and a token or GitHub App credentials."""
+
+    repository: str  # owner/name
+    api_url: str = DEFAULT_API_URL
+    token: str | None = field(default=None, repr=False)
+    app_id: int | str | None = None
+    private_key_pem: str | None = field(default=None, repr=False)
+    timeout: int = 4  # seconds per request (PyGithub wants an int)
+    per_page: int = 100
+
+    def __post_init__(self) -> None:
+        if not _REPOSITORY.match(self.repository):
+            raise ConfigError(f"GitHub repository must be owner/name, got {self.repository!r}")
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", self.api_url):
+            raise ConfigError(f"GitHub API URL must be an http(s) URL, got {self.api_url!r}")
+        has_app = bool(self.app_id) or bool(self.private_key_pem)
+        if bool(self.token) == has_app:
+            raise ConfigError("GitHub needs either a token or a GitHub App ID and private key")
+        if has_app:
+            if not str(self.app_id or "").isdigit():
+                raise ConfigError("GitHub App ID must be a number")
+            try:
+                key = serialization.load_pem_private_key(
+                    (self.private_key_pem or "").encode(), password=None
+                )
+            except (ValueError, TypeError):
+                raise ConfigError("GitHub App private key is not a PEM private key") from None
+            if not isinstance(key, rsa.RSAPrivateKey):
+                raise ConfigError("GitHub App private key must be an RSA key")
+        if not 1 <= self.timeout <= 30 or not 1 <= self.per_page <= 100:
+            raise ConfigError("GitHub timeout must be 1..30 s and per_page 1..100")
+
+    @property
+    def owner(self) -> str:
+        """The repository owner."""
+        return self.repository.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        """The repository name."""
+        return self.repository.split("/", 1)[1]
+
+    @property
+    def base_url(self) -> str:
+        """The API URL without a trailing slash (PyGithub's `base_url`)."""
+        return self.api_url.rstrip("/")
+
+
+def _retry(methods: frozenset[str] = Retry.DEFAULT_ALLOWED_METHODS) -> Retry:
+    # Bounded: 3 attempts at most, about 0.4 s of backoff in all; never sleeps on Retry-After;
+    # read timeouts are not retried (read=False re-raises them as they are).
+    return Retry(
+        total=2,
+        connect=2,
+        read=False,
+        status=2,
+        other=0,
+        backoff_factor=0.2,
+        backoff_max=1.0,
+        status_forcelist=_RETRY_STATUSES,
+        allowed_methods=methods,
+        respect_retry_after_header=False,
+        raise_on_status=False,  # hand the last 5xx to PyGithub, which reports its status
+    )
+
+
+@contextmanager
+def _translating(what: str, timeout: int) -> Iterator[None]:
+    """Translate every failure of the PyGithub calls inside into a GitHubError about `what`."""
+    try:
+        yield
+    except GitHubError:
+        raise
+    except RateLimitExceededException as e:
+        raise _rate_limited(what, e) from None
+    except BadCredentialsException as e:
+        raise GitHubError(
+            f"{what}: bad credentials (HTTP {e.status}); check the token or the App key",
+            status=e.status,
+        ) from None
+    except UnknownObjectException as e:
+        raise GitHubError(f"{what}: not found (HTTP 404)", status=e.status) from None
+    except GithubException as e:
+        if e.status in (403, 429) and _header(e, "x-ratelimit-remaining") == "0":
+            raise _rate_limited(what, e) from None
+        raise GitHubError(f"{what}: HTTP {e.status}: {_describe(e)}", status=e.status) from None
+    except requests.Timeout:
+        raise GitHubError(f"{what}: no answer within {timeout} s (timeout)") from None
+    except requests.ConnectionError as e:
+        raise GitHubError(f"{what}: cannot connect ({type(e).__name__})") from None
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
+        raise GitHubError(f"{what}: request failed ({type(e).__name__})") from None
+    except (
+        AssertionError,
+        AttributeError,
+        BadAttributeException,
+        KeyError,
+        TypeError,
+        ValueError,
+    ) as e:
+        # A malformed answer (missing field, wrong type, URL on a foreign host, bad key).
+        raise GitHubError(f"{what}: unexpected answer ({type(e).__name__})") from None
+
+
+def _rate_limited(what: str, e: GithubException) -> GitHubError:
+    wait = _header(e, "retry-after")
+    reset = _header(e, "x-ratelimit-reset")
+    when = f"; retry after {wait} s" if wait else ""
+    if not when and reset and reset.isdigit():
+        when = f"; resets at {datetime.fromtimestamp(int(reset), UTC):%H:%M:%S} UTC"
+    return GitHubError(f"{what}: rate limit exceeded (HTTP {e.status}){when}", status=e.status)
+
+
+class _InstallationAuth(Auth.Auth):
+    """GitHub App installation auth: looks up the installation, caches and renews its token.
+
+    PyGithub's own `AppInstallationAuth` keeps its token without a lock and is re-bound to the
+    last `Requester` created with it; this one is safe to share between per-thread clients.
+    """
+
+    def __init__(self, settings: GitHubAuth) -> None:
+        self._settings = settings
+        self._integration = GithubIntegration(
+            auth=Auth.AppAuth(str(settings.app_id), settings.private_key_pem or ""),
+            base_url=settings.base_url,
+            timeout=settings.timeout,
+            user_agent=USER_AGENT,
+            # Creating a token is safe to repeat, so POST may be retried too.
+            retry=_retry(Retry.DEFAULT_ALLOWED_METHODS | {"POST"}),
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+            lazy=True,
+        )
+        self._lock = threading.Lock()
+        self._installation_id: int | None = None
+        self.app_slug: str | None = None
+        self._token: str | None = None
+        self._expires_at: datetime | None = None
+
+    @property
+    def token_type(self) -> str:
+        """Installation tokens go in `Authorization: token …`."""
+        return "token"
+
+    @property
+    def token(self) -> str:
+        """A valid installation token (1 call to create one, +1 the first time for the lookup)."""
+        with self._lock:
+            now = datetime.now(UTC)
+            if self._token and self._expires_at and self._expires_at - TOKEN_RENEW_BEFORE > now:
+                return self._token
+            installation = self._lookup()
+            with _translating("creating a GitHub App installation token", self._settings.timeout):
+                grant = self._integration.get_access_token(installation)
+                token, expires = grant.token, grant.expires_at
+                if not isinstance(token, str) or not token or not isinstance(expires, datetime):
+                    raise ValueError("no token or expiry in the answer")
+            self._token = token
+            self._expires_at = _utc(expires)
+            return token
+
+    def installation_id(self) -> int:
+        """The installation on the repository (1 call the first time: GET …/installation)."""
+        with self._lock:
+            return self._lookup()
+
+    def _lookup(self) -> int:
+        # Caller holds the lock.
+        if self._installation_id is None:
+            what = f"finding the GitHub App installation on {self._settings.repository}"
+            with _translating(what, self._settings.timeout):
+                try:
+                    installation = self._integration.get_repo_installation(
+                        self._settings.owner, self._settings.name
+                    )
+                except UnknownObjectException:
+                    raise GitHubError(
+                        f"the GitHub App {self._settings.app_id} is not installed on "
+                        f"{self._settings.repository}",
+                        status=404,
+                    ) from None
+                self.app_slug = str(installation.app_slug or "")
+                self._installation_id = int(installation.id)
+        return self._installation_id
+
+    def slug(self) -> str:
+        """The app's slug: from the installation lookup, or GET /app (1 call) if unknown."""
+        if self.app_slug is None:
+            self.installation_id()
+        if not self.app_slug:
+            with _translating("reading the GitHub App", self._settings.timeout):
+                self.app_slug = str(self._integration.get_app().slug)
+        return self.app_slug
+
+    @property
+    def _masked_token(self) -> str:
+        return "token (installation token removed)"
+
+    def close(self) -> None:
+        """Close the integration's HTTP connections."""
+        self._integration.close()
+
+
+def _bounded(items: Iterable[T], what: str) -> Iterator[T]:
+    """Items of a paginated list, refusing more than MAX_LIST_ITEMS."""
+    for count, item in enumerate(items):
+        if count >= MAX_LIST_ITEMS:
+            raise GitHubError(f"{what}: more than {MAX_LIST_ITEMS} items")
+        yield item
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _describe(e: GithubException) -> str:
+    data = e.data
+    message = data.get("message") if isinstance(data, dict) else None
+    text = str(message) if message else (e.message or "")
+    return text.replace("\n", " ")[:200]
+
+
+def _header(e: GithubException, name: str) -> str | None:
+    headers = e.headers or {}
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
+
+
+class GitHubRepo:
+    """The repository the service serves, through PyGithub; every error is a `GitHubError`."""
+
+    def __init__(self, settings: GitHubAuth) -> None:
+        self.settings = settings
+        self._auth: Auth.Auth
+        self._app: _InstallationAuth | None = None
+        if settings.token:
+            self._auth = Auth.Token(settings.token)
+        else:
+            self._app = _InstallationAuth(settings)
+            self._auth = self._app
+        self._local = threading.local()
+        self._clients: list[Github] = []
+        self._clients_lock = threading.Lock()
+        self._login: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GitHubRepo:
+        """The adapter for the service's configuration; a GitHub App is preferred to a token."""
+        if settings.app_id is not None and settings.app_private_key:
+            auth = GitHubAuth(
+                repository=settings.repository,
+                api_url=settings.api_url,
+                app_id=settings.app_id,
+                private_key_pem=settings.app_private_key,
+            )
+        else:
+            auth = GitHubAuth(
+                repository=settings.repository, api_url=settings.api_url, token=settings.token
+            )
+        return cls(auth)
+
+    def installation_id(self) -> int | None:
+        """The GitHub App installation serving the repository, None with a token (1 call the
+        first time with an App, 0 once a token was fetched)."""
+        if self._app is None:
+            return None
+        with self._calling("looking up the GitHub App installation"):
+            return self._app.installation_id()
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _gh(self) -> Github:
+        gh: Github | None = getattr(self._local, "gh", None)
+        if gh is None:
+            gh = Github(
+                base_url=self.settings.base_url,
+                auth=self._auth,
+                timeout=self.settings.timeout,
+                user_agent=USER_AGENT,
+                per_page=self.settings.per_page,
+                retry=_retry(),
+                seconds_between_requests=None,
+                seconds_between_writes=None,
+                lazy=True,
+            )
+            self._local.gh = gh
+            with self._clients_lock:
+                self._clients.append(gh)
+        return gh
+
+    def _repo(self) -> Repository:
+        # Lazy: no request until an attribute needs the server.
+        return self._gh().get_repo(self.settings.repository)
+
+    def _calling(self, what: str) -> AbstractContextManager[None]:
+        """Run PyGithub calls, translating every failure into a GitHubError about `what`."""
+        return _translating(what, self.settings.timeout)
+
+    def close(self) -> None:
+        """Close every HTTP connection this adapter opened."""
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for gh in clients:
+            gh.close()
+        if self._app is not None:
+            self._app.close()
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def pull(self, number: int) -> PullInfo:
+        """The pull request (1 call: GET /pulls/{n})."""
+        with self._calling(f"reading pull request #{number}"):
+            pr = self._repo().get_pull(number)
+            pr.complete()
+            # From the raw answer: nested lazy objects would GET the repository or the users
+            # when a field is missing.
+            data = pr.raw_data
+            base_repo = (data.get("base") or {}).get("repo") or {}
+            requested = data.get("requested_reviewers") or []
+            return PullInfo(
+                number=int(pr.number),
+                author=str(pr.user.login),
+                head_sha=str(pr.head.sha),
+                base_ref=str(pr.base.ref),
+                state=str(pr.state),
+                merged=bool(pr.merged),
+                merged_at=_utc(pr.merged_at),
+                html_url=str(pr.html_url),
+                title=str(pr.title or ""),
+                default_branch=str(base_repo.get("default_branch") or ""),
+                requested_reviewers=tuple(
+                    str(u["login"]) for u in requested if isinstance(u, dict) and u.get("login")
+                ),
+            )
+
+    def files(self, number: int) -> tuple[ChangedFile, ...]:
+        """Every changed file of a PR (1 call per 100 files: GET /pulls/{n}/files)."""
+        with self._calling(f"listing the files of pull request #{number}"):
+            pr = self._repo().get_pull(number)
+            return tuple(
+                ChangedFile(
+                    filename=str(f.filename),
+                    status=str(f.status),
+                    previous_filename=str(f.previous_filename) if f.previous_filename else None,
+                )
+                for f in _bounded(pr.get_files(), "listing files")
+            )
+
+    def reviews(self, number: int) -> tuple[Review, ...]:
+        """The PR's reviews, oldest first (1 call per 100: GET /pulls/{n}/reviews).
+
+        Reviews by deleted accounts (no user) or with a state this service does not know are
+        left out: they can never count as approvals.
+        """
+        with self._calling(f"listing the reviews of pull request #{number}"):
+            out: list[Review] = []
+            for r in _bounded(self._repo().get_pull(number).get_reviews(), "listing reviews"):
+                data = r.raw_data
+                user = data.get("user")
+                state = str(data.get("state") or "").upper()
+                if not isinstance(user, dict) or not user.get("login"):
+                    continue
+                if state not in ReviewState.__members__:
+                    continue
+                out.append(
+                    Review(
+                        id=int(r.id),
+                        login=str(user["login"]),
+                        state=ReviewState(state),
+                        commit_id=str(data.get("commit_id") or ""),
+                        submitted_at=_utc(r.submitted_at),
+                    )
+                )
+            return tuple(out)
+
+    def requested_reviewers(self, number: int) -> tuple[str, ...]:
+        """Logins asked to review (1 call: GET /pulls/{n}/requested_reviewers)."""
+        with self._calling(f"reading the review requests of pull request #{number}"):
+            users, _teams = self._repo().get_pull(number).get_review_requests()
+            return tuple(str(u.login) for u in users)
+
+    def file_bytes(self, path: str, ref: str | None = None) -> bytes | None:
+        """A file's bytes at a ref (None: the default branch), None if absent
+        (1 call: GET /contents/{path}[?ref=]).
+
+        Raises FileTooLargeError above MAX_FILE_BYTES, GitHubError for a directory or a
+        symlink/submodule.
+        """
+        where = f"{path} at {ref}" if ref else f"{path} on the default branch"
+        with self._calling(f"reading {where}"):
+            try:
+                repo = self._repo()
+                content = repo.get_contents(path, ref=ref) if ref else repo.get_contents(path)
+            except UnknownObjectException:
+                return None
+            if isinstance(content, list):
+                raise GitHubError(f"reading {where}: is a directory, not a file")
+            if content.type != "file":
+                raise GitHubError(f"reading {where}: is a {content.type}, not a file")
+            size = int(content.size)
+            if size > MAX_FILE_BYTES:
+                raise FileTooLargeError(path, size)
+            data = content.decoded_content
+            if len(data) > MAX_FILE_BYTES:
+                raise FileTooLargeError(path, len(data))
+            return bytes(data)
+
+    def file_text(self, path: str, ref: str | None = None) -> str | None:
+        """A UTF-8 text file at a ref (None: the default branch), None if absent (1 call)."""
+        data = self.file_bytes(path, ref)
+        if data is None:
+            return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise GitHubError(f"reading {path}: not UTF-8 text") from None
+
+    def default_branch(self) -> str:
+        """The repository's default branch (1 call: GET /repos/{o}/{r})."""
+        with self._calling("reading the repository"):
+            return str(self._repo().default_branch)
+
+    def self_login(self) -> str:
+        """The bot's own login, cached: `<slug>[bot]` for an App (0 calls once a token was
+        fetched), the token's user for a token (1 call the first time: GET /user)."""
+        if self._login is None:
+            with self._calling("identifying the service's own account"):
+                if self._app is not None:
+                    self._login = f"{self._app.slug()}[bot]"
+                else:
+                    self._login = str(self._gh().get_user().login)
+        return self._login
+
+    def comments_with(self, number: int, marker: str) -> list[str]:
+        """Bodies of this service's own comments containing `marker`, oldest first
+        (1 call per 100 comments, +1 for `self_login` the first time with a token).
+
+        Comments by anyone else are ignored, so nobody can forge the service's records.
+        """
+        me = self.self_login().lower()
+        return [
+            body
+            for _comment, login, body in self._comments(number)
+            if login.lower() == me and marker in body
+        ]
+
+    def _comments(self, number: int) -> list[tuple[IssueComment, str, str]]:
+        with self._calling(f"listing the comments of pull request #{number}"):
+            out: list[tuple[IssueComment, str, str]] = []
+            for c in _bounded(self._repo().get_issue(number).get_comments(), "listing comments"):
+                # Typed attributes, not `raw_data`: on a listed comment `raw_data` would GET
+                # the comment again (IssueComment is a completable object).
+                login = str(c.user.login) if c.user is not None else ""
+                out.append((c, login, str(c.body or "")))
+            return out
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def set_status(
+        self,
+        sha: str,
+        state: str,
+        description: str,
+        context: str = "jit-access",
+        target_url: str | None = None,
+    ) -> None:
+        """Set the commit status (1 call: POST /statuses/{sha}); the description is cut to 140."""
+        if len(description) > STATUS_DESCRIPTION_MAX:
+            description = description[: STATUS_DESCRIPTION_MAX - 1] + "…"
+        with self._calling(f"setting the {context} status on {sha[:12]}"):
+            commit = self._repo().get_commit(sha)
+            if target_url:
+                commit.create_status(state, target_url, description, context)
+            else:
+                commit.create_status(state, description=description, context=context)
+
+    def create_comment(self, number: int, body: str) -> int:
+        """Post a new comment; returns its id (1 call: POST /issues/{n}/comments)."""
+        with self._calling(f"commenting on pull request #{number}"):
+            return int(self._repo().get_issue(number).create_comment(body).id)
+
+    def upsert_comment(self, number: int, marker: str, body: str) -> int:
+        """Keep one comment of ours carrying `marker`: edit it when the body changed, else
+        create it; returns its id.
+
+        Calls: 1 per 100 comments to find it, then 0 (unchanged), 1 (PATCH) or 1 (POST);
+        +1 for `self_login` the first time with a token. `body` gets `marker` on its first
+        line if it does not contain it.
+        """
+        if marker not in body:
+            body = f"{marker}\n{body}"
+        me = self.self_login().lower()
+        for comment, login, old in self._comments(number):
+            if login.lower() == me and marker in old:
+                with self._calling(f"editing comment {comment.id} on #{number}"):
+                    if old != body:
+                        comment.edit(body)  # PATCHes the comment's own `url`: no GET first
+                    return int(comment.id)
+        return self.create_comment(number, body)
+
+    def request_reviewers(self, number: int, logins: Sequence[str]) -> None:
+        """Ask people to review (1 call: POST /pulls/{n}/requested_reviewers; 0 for none).
+
+        GitHub refuses the whole batch (422) when one login cannot be asked (the author, a
+        non-collaborator); then each login is asked alone (1 call each) and refusals are
+        ignored — a review request is a courtesy, not a condition.
+        """
+        wanted = list(dict.fromkeys(logins))
+        if not wanted:
+            return
+        if self._ask(number, wanted) or len(wanted) == 1:
+            return
+        for login in wanted:
+            self._ask(number, [login])
+
+    def _ask(self, number: int, logins: list[str]) -> bool:
+        with self._calling(f"requesting reviews on pull request #{number}"):
+            try:
+                self._repo().get_pull(number).create_review_request(reviewers=logins)
+            except GithubException as e:
+                if e.status == 422:
+                    return False
+                raise
+        return True

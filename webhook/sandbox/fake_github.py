@@ -1,0 +1,1262 @@
+"""A fake GitHub REST API, served over HTTP to the real PyGithub client in tests and the sandbox.
+
+`FakeGitHub` is a WSGI app that speaks the subset of the REST API this service uses, the way
+PyGithub 2.x calls it: repositories and their files, pull requests with their files, reviews,
+review requests, issue comments and commit statuses; token and GitHub App (JWT → installation
+token) authentication. Every `url`-like field it returns is built from the base URL the request
+came in on (PyGithub refuses to follow URLs on another host), list endpoints paginate for real
+(`per_page`, `page`, `Link` with `rel="next"`/`"last"`), and every answer carries rate-limit
+headers. It can be mounted under a path prefix (`prefix="/api/v3"`, as GitHub Enterprise Server).
+
+Requests go through a `Recorder` (faults.py): tests read `fake.recorder.calls`, inject latency
+and faults, and assert `fake.recorder.unexpected == []` — an unknown route is recorded there and
+answered 501, so the fake fails loudly instead of guessing.
+
+State is changed and read back through methods (`add_repo`, `open_pr`, `add_review`,
+`statuses`, `comments`, …) that hold one lock, so tests may drive it from several threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import functools
+import hashlib
+import itertools
+import json
+import math
+import re
+import secrets
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from webhook.sandbox.faults import Call, Recorder, StartResponse
+
+JSON = dict[str, Any]
+
+REVIEW_STATES = ("APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING")
+STATUS_STATES = ("error", "failure", "pending", "success")
+RATE_LIMIT = 5000
+DOCS = "https://docs.github.com/rest"
+# GitHub answers the contents API with an empty, "none"-encoded body above 1 MiB.
+CONTENTS_INLINE_LIMIT = 1024 * 1024
+
+
+def iso(moment: datetime) -> str:
+    """A timestamp as the REST API writes it: `2026-11-29T10:00:00Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def generate_app_key() -> str:
+    """A new RSA private key for a GitHub App, as PEM text."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+@functools.cache
+def _shared_app_key() -> str:
+    # Generating a key takes a while; fakes share one unless given their own.
+    return generate_app_key()
+
+
+def _new_sha() -> str:
+    return secrets.token_hex(20)
+
+
+def _blob_sha(data: bytes) -> str:
+    # Git's blob id, so that equal contents get equal shas, as on GitHub.
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def _as_bytes(text: str | bytes) -> bytes:
+    return text.encode() if isinstance(text, str) else text
+
+
+# --------------------------------------------------------------------------------------------
+# State
+
+
+@dataclass
+class FakeUser:
+    """A GitHub account."""
+
+    login: str
+    id: int
+    type: str = "User"  # User | Bot | Organization
+
+
+@dataclass
+class FakeRepo:
+    """A repository: branches point at commits, a commit is a snapshot of path -> bytes."""
+
+    owner: str
+    name: str
+    id: int
+    default_branch: str
+    branches: dict[str, str] = field(default_factory=dict)  # branch -> commit sha
+    commits: dict[str, dict[str, bytes]] = field(default_factory=dict)  # sha -> files
+    statuses: dict[str, list[JSON]] = field(default_factory=dict)  # sha -> statuses, oldest first
+    installation_id: int | None = None
+    next_number: int = 1
+
+    @property
+    def full_name(self) -> str:
+        """`owner/name`."""
+        return f"{self.owner}/{self.name}"
+
+
+@dataclass
+class FakeReview:
+    """A pull request review."""
+
+    id: int
+    login: str
+    state: str
+    commit_id: str
+    submitted_at: datetime | None
+    body: str = ""
+
+
+@dataclass
+class FakeComment:
+    """An issue (PR conversation) comment, with every earlier body in `history`."""
+
+    id: int
+    repo: str
+    number: int
+    login: str
+    body: str
+    created_at: datetime
+    updated_at: datetime
+    history: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FakePull:
+    """A pull request."""
+
+    number: int
+    id: int
+    author: str
+    title: str
+    body: str
+    base_ref: str
+    base_sha: str  # the base commit the PR's diff is computed against
+    head_ref: str
+    head_sha: str
+    created_at: datetime
+    updated_at: datetime
+    state: str = "open"
+    merged: bool = False
+    merged_at: datetime | None = None
+    merged_by: str | None = None
+    merge_commit_sha: str | None = None
+    closed_at: datetime | None = None
+    renames: dict[str, str] = field(default_factory=dict)  # new path -> old path
+    reviews: list[FakeReview] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Principal:
+    """Who a request authenticates as."""
+
+    kind: str  # user | app | installation
+    login: str = ""
+    installation_id: int | None = None
+
+
+@dataclass
+class _Ctx:
+    """One request being served."""
+
+    method: str
+    path: str  # without the prefix
+    query: dict[str, list[str]]
+    body: bytes
+    base: str  # API base URL, with the prefix
+    web: str  # web base URL (html_url)
+    principal: _Principal
+    match: re.Match[str]
+
+    def arg(self, name: str) -> str:
+        """A query parameter ('' when absent)."""
+        values = self.query.get(name)
+        return values[-1] if values else ""
+
+    def json(self) -> Any:
+        """The request body as JSON (None when empty or malformed)."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+@dataclass
+class _Resp:
+    status: int
+    payload: Any
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.payload: JSON = {"message": message, "documentation_url": DOCS, **extra}
+
+
+def _not_found() -> _HttpError:
+    return _HttpError(404, "Not Found")
+
+
+Route = tuple[str, re.Pattern[str], str, Callable[[_Ctx], _Resp]]
+
+
+# --------------------------------------------------------------------------------------------
+# The fake
+
+
+class FakeGitHub:
+    """The GitHub REST API for one or more repositories, as a WSGI app (see the module doc)."""
+
+    def __init__(
+        self,
+        *,
+        prefix: str = "",
+        app_id: int = 4242,
+        app_slug: str = "jit-access",
+        app_private_key_pem: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.prefix = prefix.rstrip("/")
+        self.recorder = Recorder()
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.app_id = app_id
+        self.app_slug = app_slug
+        self.app_private_key_pem = app_private_key_pem or _shared_app_key()
+        private = serialization.load_pem_private_key(
+            self.app_private_key_pem.encode(), password=None
+        )
+        self.app_public_key_pem = (
+            private.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+        self.token_ttl = timedelta(hours=1)  # lifetime of installation tokens
+        self.rate_remaining = RATE_LIMIT  # requests left; at 0 every request gets a 403
+
+        self.users: dict[str, FakeUser] = {}  # lower-case login -> user
+        self.repos: dict[str, FakeRepo] = {}  # lower-case full name -> repo
+        self.pulls: dict[tuple[str, int], FakePull] = {}  # (lower-case repo, number) -> PR
+        self.comment_list: dict[int, FakeComment] = {}  # id -> comment
+        self.user_tokens: dict[str, str] = {}  # token -> login
+        self.installation_tokens: dict[str, tuple[int, datetime]] = {}  # token -> (id, expiry)
+        self.installations: dict[int, str] = {}  # installation id -> account login
+        self._ids = itertools.count(1001)
+        self._lock = threading.RLock()
+        self.bot_login = f"{app_slug}[bot]"
+        self.add_user(self.bot_login, type="Bot")
+        self._routes = self._build_routes()
+        self._app = self.recorder.wsgi(self._serve)
+
+    # -- WSGI ------------------------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one request (through the recorder)."""
+        return self._app(environ, start_response)
+
+    def api_url(self, server_url: str) -> str:
+        """The API base URL for a server at `server_url` (adds the prefix)."""
+        return server_url.rstrip("/") + self.prefix
+
+    # -- users and authentication ---------------------------------------------------------------
+
+    def add_user(self, login: str, *, type: str = "User") -> FakeUser:
+        """Add an account (idempotent); returns it."""
+        with self._lock:
+            user = self.users.get(login.lower())
+            if user is None:
+                user = FakeUser(login, next(self._ids), type)
+                self.users[login.lower()] = user
+            return user
+
+    def add_token(self, token: str, login: str) -> None:
+        """Let `token` authenticate as the user `login` (a personal access token)."""
+        with self._lock:
+            self.add_user(login)
+            self.user_tokens[token] = login
+
+    def install(self, repo: str, installation_id: int | None = None) -> int:
+        """Install the app on a repository; returns the installation id."""
+        with self._lock:
+            fake = self._repo(repo)
+            inst = installation_id or next(self._ids)
+            fake.installation_id = inst
+            self.installations[inst] = fake.owner
+            return inst
+
+    def expire_installation_tokens(self) -> None:
+        """Make every installation token issued so far invalid (server side)."""
+        with self._lock:
+            past = self.clock() - timedelta(seconds=1)
+            for token, (inst, _) in list(self.installation_tokens.items()):
+                self.installation_tokens[token] = (inst, past)
+
+    # -- repositories and files ------------------------------------------------------------------
+
+    def add_repo(self, full_name: str, *, default_branch: str = "main") -> FakeRepo:
+        """Add a repository with an empty first commit on its default branch."""
+        owner, _, name = full_name.partition("/")
+        with self._lock:
+            self.add_user(owner)
+            repo = FakeRepo(owner, name, next(self._ids), default_branch)
+            sha = _new_sha()
+            repo.commits[sha] = {}
+            repo.branches[default_branch] = sha
+            self.repos[full_name.lower()] = repo
+            return repo
+
+    def put_file(self, repo: str, path: str, text: str | bytes, ref: str | None = None) -> str:
+        """Commit a file to a branch (default: the default branch); returns the new commit sha."""
+        return self.commit(repo, {path: text}, ref=ref)
+
+    def remove_file(self, repo: str, path: str, ref: str | None = None) -> str:
+        """Commit the removal of a file from a branch; returns the new commit sha."""
+        return self.commit(repo, {}, removed=[path], ref=ref)
+
+    def commit(
+        self,
+        repo: str,
+        files: Mapping[str, str | bytes],
+        *,
+        removed: Iterable[str] = (),
+        ref: str | None = None,
+    ) -> str:
+        """Commit changes to a branch (created from the default branch if new); returns the sha."""
+        with self._lock:
+            fake = self._repo(repo)
+            branch = ref or fake.default_branch
+            parent = fake.branches.get(branch, fake.branches[fake.default_branch])
+            tree = dict(fake.commits[parent])
+            for path in removed:
+                tree.pop(path, None)
+            tree.update({path: _as_bytes(text) for path, text in files.items()})
+            sha = _new_sha()
+            fake.commits[sha] = tree
+            fake.branches[branch] = sha
+            return sha
+
+    def branch_sha(self, repo: str, branch: str | None = None) -> str:
+        """The commit a branch points at (default: the default branch)."""
+        with self._lock:
+            fake = self._repo(repo)
+            return fake.branches[branch or fake.default_branch]
+
+    def file_at(self, repo: str, path: str, ref: str | None = None) -> bytes | None:
+        """A file's bytes at a branch or commit, or None."""
+        with self._lock:
+            fake = self._repo(repo)
+            tree = self._tree(fake, ref or fake.default_branch)
+            return None if tree is None else tree.get(path)
+
+    # -- pull requests ---------------------------------------------------------------------------
+
+    def open_pr(
+        self,
+        repo: str,
+        author: str,
+        files: Mapping[str, str | bytes] | None = None,
+        *,
+        modified: Mapping[str, str | bytes] | None = None,
+        removed: Iterable[str] = (),
+        renamed: Mapping[str, str] | None = None,
+        base: str | None = None,
+        title: str = "Request access",
+        body: str = "",
+        head_ref: str | None = None,
+    ) -> int:
+        """Open a PR from a new head commit: `files` added (or modified if they exist on the
+        base), `modified` changed, `removed` deleted, `renamed` old -> new path. Returns its number.
+        """
+        with self._lock:
+            fake = self._repo(repo)
+            self.add_user(author)
+            base_ref = base or fake.default_branch
+            if base_ref not in fake.branches:
+                fake.branches[base_ref] = fake.branches[fake.default_branch]
+            base_sha = fake.branches[base_ref]
+            tree = dict(fake.commits[base_sha])
+            renames: dict[str, str] = {}
+            for old, new in (renamed or {}).items():
+                tree[new] = tree.pop(old, b"")
+                renames[new] = old
+            for path in removed:
+                tree.pop(path, None)
+            changes = {**(files or {}), **(modified or {})}
+            tree.update({path: _as_bytes(text) for path, text in changes.items()})
+            head_sha = _new_sha()
+            fake.commits[head_sha] = tree
+            number = fake.next_number
+            fake.next_number += 1
+            now = self.clock()
+            self.pulls[(repo.lower(), number)] = FakePull(
+                number=number,
+                id=next(self._ids),
+                author=author,
+                title=title,
+                body=body,
+                base_ref=base_ref,
+                base_sha=base_sha,
+                head_ref=head_ref or f"{author}/request-{number}",
+                head_sha=head_sha,
+                created_at=now,
+                updated_at=now,
+                renames=renames,
+            )
+            return number
+
+    def push(
+        self,
+        repo: str,
+        number: int,
+        files: Mapping[str, str | bytes] | None = None,
+        *,
+        removed: Iterable[str] = (),
+    ) -> str:
+        """Push a new head commit to a PR (a `synchronize`); returns the new head sha."""
+        with self._lock:
+            fake = self._repo(repo)
+            pr = self._pull(repo, number)
+            tree = dict(fake.commits[pr.head_sha])
+            for path in removed:
+                tree.pop(path, None)
+            tree.update({path: _as_bytes(text) for path, text in (files or {}).items()})
+            pr.head_sha = _new_sha()
+            fake.commits[pr.head_sha] = tree
+            pr.updated_at = self.clock()
+            return pr.head_sha
+
+    def merge(
+        self,
+        repo: str,
+        number: int,
+        *,
+        merged_at: datetime | None = None,
+        merged_by: str | None = None,
+    ) -> str:
+        """Merge a PR into its base branch; returns the merge commit sha."""
+        with self._lock:
+            fake = self._repo(repo)
+            pr = self._pull(repo, number)
+            sha = _new_sha()
+            fake.commits[sha] = dict(fake.commits[pr.head_sha])
+            fake.branches[pr.base_ref] = sha
+            when = merged_at or self.clock()
+            pr.state, pr.merged, pr.merged_at, pr.closed_at = "closed", True, when, when
+            pr.merged_by = merged_by or fake.owner
+            pr.merge_commit_sha = sha
+            pr.updated_at = when
+            return sha
+
+    def close(self, repo: str, number: int) -> None:
+        """Close a PR without merging."""
+        with self._lock:
+            pr = self._pull(repo, number)
+            pr.state, pr.closed_at, pr.updated_at = "closed", self.clock(), self.clock()
+
+    def reopen(self, repo: str, number: int) -> None:
+        """Reopen a closed, unmerged PR."""
+        with self._lock:
+            pr = self._pull(repo, number)
+            pr.state, pr.closed_at, pr.updated_at = "open", None, self.clock()
+
+    def pull(self, repo: str, number: int) -> FakePull:
+        """A copy of a PR's state."""
+        with self._lock:
+            return copy.deepcopy(self._pull(repo, number))
+
+    # -- reviews ---------------------------------------------------------------------------------
+
+    def add_review(
+        self,
+        repo: str,
+        number: int,
+        login: str,
+        state: str,
+        *,
+        commit_id: str | None = None,
+        submitted_at: datetime | None = None,
+        body: str = "",
+    ) -> int:
+        """Submit a review (default: on the current head, now); returns its id."""
+        if state not in REVIEW_STATES:
+            raise ValueError(f"unknown review state {state!r}")
+        with self._lock:
+            pr = self._pull(repo, number)
+            self.add_user(login)
+            review = FakeReview(
+                id=next(self._ids),
+                login=login,
+                state=state,
+                commit_id=commit_id or pr.head_sha,
+                submitted_at=None if state == "PENDING" else (submitted_at or self.clock()),
+                body=body,
+            )
+            pr.reviews.append(review)
+            # As on GitHub, submitting a review answers the review request.
+            pr.requested = [r for r in pr.requested if r.lower() != login.lower()]
+            return review.id
+
+    def dismiss(self, repo: str, number: int, review_id: int) -> None:
+        """Dismiss a review."""
+        with self._lock:
+            for review in self._pull(repo, number).reviews:
+                if review.id == review_id:
+                    review.state = "DISMISSED"
+                    return
+            raise KeyError(review_id)
+
+    def reviews(self, repo: str, number: int) -> list[FakeReview]:
+        """Copies of a PR's reviews, oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._pull(repo, number).reviews)
+
+    def request_review(self, repo: str, number: int, login: str) -> None:
+        """Add a requested reviewer directly (as a person would in the UI)."""
+        with self._lock:
+            pr = self._pull(repo, number)
+            self.add_user(login)
+            if login.lower() not in (r.lower() for r in pr.requested):
+                pr.requested.append(login)
+
+    def requested_reviewers(self, repo: str, number: int) -> list[str]:
+        """Logins currently requested to review, in request order."""
+        with self._lock:
+            return list(self._pull(repo, number).requested)
+
+    # -- comments and statuses -------------------------------------------------------------------
+
+    def add_comment(self, repo: str, number: int, login: str, body: str) -> int:
+        """Post a comment as `login` (e.g. a person); returns its id."""
+        with self._lock:
+            self._pull(repo, number)
+            self.add_user(login)
+            return self._create_comment(repo, number, login, body).id
+
+    def comments(self, repo: str, number: int) -> list[FakeComment]:
+        """Copies of a PR's comments, oldest first."""
+        with self._lock:
+            return [
+                copy.deepcopy(c)
+                for c in self.comment_list.values()
+                if c.repo.lower() == repo.lower() and c.number == number
+            ]
+
+    def statuses(self, repo: str, sha: str) -> list[JSON]:
+        """Commit statuses posted for a sha, oldest first (wire form)."""
+        with self._lock:
+            return copy.deepcopy(self._repo(repo).statuses.get(sha, []))
+
+    def latest_status(self, repo: str, sha: str, context: str = "jit-access") -> JSON | None:
+        """The newest status for a sha and context, or None."""
+        found = [s for s in self.statuses(repo, sha) if s["context"] == context]
+        return found[-1] if found else None
+
+    # -- faults ----------------------------------------------------------------------------------
+
+    def fail_rate_limited(
+        self, method: str = "*", path: str = ".*", *, times: int = 1, retry_after: int = 60
+    ) -> None:
+        """Answer matching requests as GitHub does when the primary rate limit is exhausted."""
+        reset = int(time.time()) + retry_after
+        self.recorder.fail(
+            method,
+            path,
+            403,
+            body={
+                "message": "API rate limit exceeded for installation. If you reach out to "
+                "GitHub Support for help, please include the request ID.",
+                "documentation_url": DOCS,
+            },
+            times=times,
+            headers={
+                "X-RateLimit-Limit": str(RATE_LIMIT),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Used": str(RATE_LIMIT),
+                "X-RateLimit-Reset": str(reset),
+                "X-RateLimit-Resource": "core",
+                "Retry-After": str(retry_after),
+            },
+        )
+
+    # -- internals: state ------------------------------------------------------------------------
+
+    def _repo(self, full_name: str) -> FakeRepo:
+        repo = self.repos.get(full_name.lower())
+        if repo is None:
+            raise KeyError(f"no repository {full_name}")
+        return repo
+
+    def _pull(self, repo: str, number: int) -> FakePull:
+        pr = self.pulls.get((repo.lower(), number))
+        if pr is None:
+            raise KeyError(f"no pull request {repo}#{number}")
+        return pr
+
+    def _tree(self, repo: FakeRepo, ref: str) -> dict[str, bytes] | None:
+        sha = repo.branches.get(ref, ref)
+        return repo.commits.get(sha)
+
+    def _create_comment(self, repo: str, number: int, login: str, body: str) -> FakeComment:
+        now = self.clock()
+        comment = FakeComment(next(self._ids), repo, number, login, body, now, now)
+        self.comment_list[comment.id] = comment
+        return comment
+
+    def _pull_files(self, repo: FakeRepo, pr: FakePull) -> list[JSON]:
+        base = repo.commits[pr.base_sha]
+        head = repo.commits[pr.head_sha]
+        out: list[JSON] = []
+        for path in sorted(set(base) | set(head)):
+            old_path = pr.renames.get(path)
+            if path in pr.renames.values() and path not in head:
+                continue  # reported as the rename's new path
+            if old_path is not None and path in head:
+                status, extra = "renamed", {"previous_filename": old_path}
+            elif path not in base:
+                status, extra = "added", {}
+            elif path not in head:
+                status, extra = "removed", {}
+            elif base[path] != head[path]:
+                status, extra = "modified", {}
+            else:
+                continue
+            data = head.get(path, base.get(path, b""))
+            lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+            additions = 0 if status == "removed" else lines
+            deletions = lines if status == "removed" else 0
+            out.append(
+                {
+                    "sha": _blob_sha(data),
+                    "filename": path,
+                    "status": status,
+                    "additions": additions,
+                    "deletions": deletions,
+                    "changes": additions + deletions,
+                    **extra,
+                }
+            )
+        return out
+
+    # -- internals: JSON shapes ------------------------------------------------------------------
+
+    def _user_json(self, ctx: _Ctx, login: str) -> JSON:
+        user = self.add_user(login)
+        return {
+            "login": user.login,
+            "id": user.id,
+            "node_id": f"U_{user.id}",
+            "avatar_url": f"{ctx.web}/avatars/{user.id}",
+            "url": f"{ctx.base}/users/{user.login}",
+            "html_url": f"{ctx.web}/{user.login}",
+            "type": user.type,
+            "site_admin": False,
+        }
+
+    def _repo_json(self, ctx: _Ctx, repo: FakeRepo) -> JSON:
+        api = f"{ctx.base}/repos/{repo.full_name}"
+        return {
+            "id": repo.id,
+            "node_id": f"R_{repo.id}",
+            "name": repo.name,
+            "full_name": repo.full_name,
+            "private": True,
+            "owner": self._user_json(ctx, repo.owner),
+            "html_url": f"{ctx.web}/{repo.full_name}",
+            "url": api,
+            "pulls_url": f"{api}/pulls{{/number}}",
+            "statuses_url": f"{api}/statuses/{{sha}}",
+            "contents_url": f"{api}/contents/{{+path}}",
+            "default_branch": repo.default_branch,
+            "visibility": "private",
+        }
+
+    def _pull_json(self, ctx: _Ctx, repo: FakeRepo, pr: FakePull) -> JSON:
+        api = f"{ctx.base}/repos/{repo.full_name}"
+        html = f"{ctx.web}/{repo.full_name}/pull/{pr.number}"
+
+        def side(ref: str, sha: str, owner: str) -> JSON:
+            return {
+                "label": f"{owner}:{ref}",
+                "ref": ref,
+                "sha": sha,
+                "user": self._user_json(ctx, owner),
+                "repo": self._repo_json(ctx, repo),
+            }
+
+        return {
+            "url": f"{api}/pulls/{pr.number}",
+            "id": pr.id,
+            "node_id": f"PR_{pr.id}",
+            "html_url": html,
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+            "issue_url": f"{api}/issues/{pr.number}",
+            "commits_url": f"{api}/pulls/{pr.number}/commits",
+            "review_comments_url": f"{api}/pulls/{pr.number}/comments",
+            "comments_url": f"{api}/issues/{pr.number}/comments",
+            "statuses_url": f"{api}/statuses/{pr.head_sha}",
+            "number": pr.number,
+            "state": pr.state,
+            "locked": False,
+            "title": pr.title,
+            "user": self._user_json(ctx, pr.author),
+            "body": pr.body,
+            "created_at": iso(pr.created_at),
+            "updated_at": iso(pr.updated_at),
+            "closed_at": iso(pr.closed_at) if pr.closed_at else None,
+            "merged_at": iso(pr.merged_at) if pr.merged_at else None,
+            "merge_commit_sha": pr.merge_commit_sha,
+            "assignees": [],
+            "requested_reviewers": [self._user_json(ctx, login) for login in pr.requested],
+            "requested_teams": [],
+            "labels": [],
+            "draft": False,
+            "head": side(pr.head_ref, pr.head_sha, pr.author),
+            "base": side(pr.base_ref, pr.base_sha, repo.owner),
+            "author_association": "CONTRIBUTOR",
+            "merged": pr.merged,
+            "mergeable": None if pr.state == "closed" else True,
+            "merged_by": self._user_json(ctx, pr.merged_by) if pr.merged_by else None,
+            "comments": sum(
+                1 for c in self.comment_list.values()
+                if c.repo.lower() == repo.full_name.lower() and c.number == pr.number
+            ),
+            "review_comments": 0,
+            "commits": 1,
+            "additions": 0,
+            "deletions": 0,
+            "changed_files": len(self._pull_files(repo, pr)),
+        }
+
+    def _review_json(self, ctx: _Ctx, repo: FakeRepo, pr: FakePull, review: FakeReview) -> JSON:
+        api = f"{ctx.base}/repos/{repo.full_name}"
+        html = f"{ctx.web}/{repo.full_name}/pull/{pr.number}"
+        out: JSON = {
+            "id": review.id,
+            "node_id": f"PRR_{review.id}",
+            "user": self._user_json(ctx, review.login),
+            "body": review.body,
+            "state": review.state,
+            "html_url": f"{html}#pullrequestreview-{review.id}",
+            "pull_request_url": f"{api}/pulls/{pr.number}",
+            "commit_id": review.commit_id,
+            "author_association": "COLLABORATOR",
+        }
+        if review.submitted_at is not None:
+            out["submitted_at"] = iso(review.submitted_at)
+        return out
+
+    def _comment_json(self, ctx: _Ctx, comment: FakeComment) -> JSON:
+        api = f"{ctx.base}/repos/{comment.repo}"
+        return {
+            "id": comment.id,
+            "node_id": f"IC_{comment.id}",
+            "url": f"{api}/issues/comments/{comment.id}",
+            "html_url": f"{ctx.web}/{comment.repo}/pull/{comment.number}"
+            f"#issuecomment-{comment.id}",
+            "issue_url": f"{api}/issues/{comment.number}",
+            "body": comment.body,
+            "user": self._user_json(ctx, comment.login),
+            "created_at": iso(comment.created_at),
+            "updated_at": iso(comment.updated_at),
+            "author_association": "NONE",
+        }
+
+    def _file_json(self, ctx: _Ctx, repo: FakeRepo, path: str, ref: str, data: bytes) -> JSON:
+        api = f"{ctx.base}/repos/{repo.full_name}"
+        quoted = urllib.parse.quote(path)
+        sha = _blob_sha(data)
+        inline = len(data) <= CONTENTS_INLINE_LIMIT
+        encoded = base64.encodebytes(data).decode() if inline else ""
+        return {
+            "type": "file",
+            "encoding": "base64" if inline else "none",
+            "size": len(data),
+            "name": path.rsplit("/", 1)[-1],
+            "path": path,
+            "content": encoded,
+            "sha": sha,
+            "url": f"{api}/contents/{quoted}?ref={urllib.parse.quote(ref)}",
+            "git_url": f"{api}/git/blobs/{sha}",
+            "html_url": f"{ctx.web}/{repo.full_name}/blob/{ref}/{quoted}",
+            "download_url": None,
+        }
+
+    # -- internals: routing ----------------------------------------------------------------------
+
+    def _build_routes(self) -> list[Route]:
+        repo = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
+        num = r"(?P<number>\d+)"
+        table: list[tuple[str, str, str, Callable[[_Ctx], _Resp]]] = [
+            ("GET", "/user", "user", self._get_user),
+            ("GET", "/app", "app", self._get_app),
+            ("GET", r"/app/installations/(?P<inst>\d+)", "app", self._get_installation),
+            ("POST", r"/app/installations/(?P<inst>\d+)/access_tokens", "app", self._post_token),
+            ("GET", f"{repo}/installation", "app", self._get_repo_installation),
+            ("GET", repo, "token", self._get_repo),
+            ("GET", f"{repo}/pulls/{num}", "token", self._get_pull),
+            ("GET", f"{repo}/pulls/{num}/files", "token", self._get_pull_files),
+            ("GET", f"{repo}/pulls/{num}/reviews", "token", self._get_reviews),
+            ("GET", f"{repo}/pulls/{num}/requested_reviewers", "token", self._get_requested),
+            ("POST", f"{repo}/pulls/{num}/requested_reviewers", "token", self._post_requested),
+            ("GET", f"{repo}/contents(?:/(?P<path>.*))?", "token", self._get_contents),
+            ("POST", f"{repo}/statuses/(?P<sha>[^/]+)", "token", self._post_status),
+            ("GET", f"{repo}/commits/(?P<ref>[^/]+)/statuses", "token", self._get_statuses),
+            ("GET", f"{repo}/commits/(?P<ref>[^/]+)/status", "token", self._get_combined),
+            ("GET", f"{repo}/issues/{num}/comments", "token", self._get_comments),
+            ("POST", f"{repo}/issues/{num}/comments", "token", self._post_comment),
+            ("GET", f"{repo}/issues/comments/(?P<id>\\d+)", "token", self._get_comment),
+            ("PATCH", f"{repo}/issues/comments/(?P<id>\\d+)", "token", self._patch_comment),
+        ]
+        return [(m, re.compile(p), auth, h) for m, p, auth, h in table]
+
+    def _serve(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        full_path = environ.get("PATH_INFO", "")
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+        scheme = environ.get("wsgi.url_scheme", "http")
+        web = f"{scheme}://{host}"
+        path = full_path[len(self.prefix):] if full_path.startswith(self.prefix) else None
+
+        route = None
+        match = None
+        if path is not None:
+            for r_method, pattern, auth, handler in self._routes:
+                match = pattern.fullmatch(path)
+                if match and r_method == method:
+                    route = (auth, handler)
+                    break
+        if route is None or match is None:
+            headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items()
+                       if k.startswith("HTTP_")}
+            self.recorder.record_unexpected(
+                Call(method, full_path, environ.get("QUERY_STRING", ""), headers, body,
+                     time.time())
+            )
+            return self._respond(start_response, _Resp(501, {"message": "Not Implemented"}))
+
+        with self._lock:
+            resp = self._dispatch(environ, route, method, path or "", query, body, web, match)
+        return self._respond(start_response, resp)
+
+    def _dispatch(
+        self,
+        environ: dict[str, Any],
+        route: tuple[str, Callable[[_Ctx], _Resp]],
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        web: str,
+        match: re.Match[str],
+    ) -> _Resp:
+        auth, handler = route
+        try:
+            principal = self._authenticate(environ.get("HTTP_AUTHORIZATION", ""), auth)
+            if self.rate_remaining <= 0:
+                raise _HttpError(403, "API rate limit exceeded for user.")
+            self.rate_remaining -= 1
+            ctx = _Ctx(method, path, query, body, web + self.prefix, web, principal, match)
+            return handler(ctx)
+        except _HttpError as e:
+            return _Resp(e.status, e.payload)
+
+    def _respond(self, start_response: StartResponse, resp: _Resp) -> list[bytes]:
+        body = b"" if resp.status == 204 else json.dumps(resp.payload).encode()
+        used = RATE_LIMIT - max(self.rate_remaining, 0)
+        headers = [
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("X-GitHub-Media-Type", "github.v3; format=json"),
+            ("X-RateLimit-Limit", str(RATE_LIMIT)),
+            ("X-RateLimit-Remaining", str(max(self.rate_remaining, 0))),
+            ("X-RateLimit-Used", str(used)),
+            ("X-RateLimit-Reset", str(int(time.time()) + 3600)),
+            ("X-RateLimit-Resource", "core"),
+            *resp.headers,
+        ]
+        start_response(f"{resp.status} {HTTPStatus(resp.status).phrase}", headers)
+        return [body]
+
+    def _authenticate(self, header: str, needs: str) -> _Principal:
+        scheme, _, credential = header.strip().partition(" ")
+        credential = credential.strip()
+        if not header or scheme.lower() not in ("token", "bearer") or not credential:
+            raise _HttpError(401, "Requires authentication")
+        if needs == "app":
+            if scheme.lower() != "bearer" or credential.count(".") != 2:
+                raise _HttpError(401, "A JSON web token could not be decoded")
+            self._verify_jwt(credential)
+            return _Principal("app")
+        if credential in self.user_tokens:
+            return _Principal("user", self.user_tokens[credential])
+        if credential in self.installation_tokens:
+            inst, expires = self.installation_tokens[credential]
+            if expires <= self.clock():
+                raise _HttpError(401, "Bad credentials")
+            return _Principal("installation", self.bot_login, inst)
+        raise _HttpError(401, "Bad credentials")
+
+    def _verify_jwt(self, token: str) -> None:
+        try:
+            claims = jwt.decode(
+                token,
+                self.app_public_key_pem,
+                algorithms=["RS256"],
+                options={"require": ["exp", "iat", "iss"]},
+                leeway=60,
+            )
+        except jwt.PyJWTError as e:
+            raise _HttpError(401, f"A JSON web token could not be decoded: {e}") from None
+        if str(claims["iss"]) != str(self.app_id):
+            raise _HttpError(401, "'Issuer' claim ('iss') must be an Integer")
+        if int(claims["exp"]) - int(claims["iat"]) > 660:
+            raise _HttpError(401, "'Expiration time' claim ('exp') is too far in the future")
+
+    def _paginate(self, ctx: _Ctx, items: list[Any]) -> _Resp:
+        def number(name: str, default: int) -> int:
+            try:
+                return int(ctx.arg(name) or default)
+            except ValueError:
+                return default
+
+        per_page = min(max(number("per_page", 30), 1), 100)
+        page = max(number("page", 1), 1)
+        last = max(1, math.ceil(len(items) / per_page))
+        chunk = items[(page - 1) * per_page: page * per_page]
+
+        def link(p: int) -> str:
+            params = {k: v[-1] for k, v in ctx.query.items() if k not in ("page", "per_page")}
+            params.update(per_page=str(per_page), page=str(p))
+            return f"{ctx.base}{ctx.path}?{urllib.parse.urlencode(params)}"
+
+        rels: list[tuple[str, int]] = []
+        if page < last:
+            rels += [("next", page + 1), ("last", last)]
+        if page > 1:
+            rels += [("first", 1), ("prev", min(page - 1, last))]
+        headers = [("Link", ", ".join(f'<{link(p)}>; rel="{rel}"' for rel, p in rels))]
+        return _Resp(200, chunk, headers if rels else [])
+
+    # -- internals: scoping ----------------------------------------------------------------------
+
+    def _ctx_repo(self, ctx: _Ctx) -> FakeRepo:
+        repo = self.repos.get(f"{ctx.match['owner']}/{ctx.match['repo']}".lower())
+        if repo is None:
+            raise _not_found()
+        p = ctx.principal
+        if p.kind == "installation" and repo.installation_id != p.installation_id:
+            raise _not_found()
+        return repo
+
+    def _ctx_pull(self, ctx: _Ctx) -> tuple[FakeRepo, FakePull]:
+        repo = self._ctx_repo(ctx)
+        pr = self.pulls.get((repo.full_name.lower(), int(ctx.match["number"])))
+        if pr is None:
+            raise _not_found()
+        return repo, pr
+
+    def _writer(self, ctx: _Ctx) -> str:
+        return ctx.principal.login
+
+    # -- handlers: identity ----------------------------------------------------------------------
+
+    def _get_user(self, ctx: _Ctx) -> _Resp:
+        if ctx.principal.kind != "user":
+            raise _HttpError(403, "Resource not accessible by integration")
+        return _Resp(200, self._user_json(ctx, ctx.principal.login))
+
+    def _get_app(self, ctx: _Ctx) -> _Resp:
+        return _Resp(200, {
+            "id": self.app_id,
+            "slug": self.app_slug,
+            "node_id": f"A_{self.app_id}",
+            "name": self.app_slug,
+            "owner": self._user_json(ctx, next(iter(self.installations.values()), "octocat")),
+            "html_url": f"{ctx.web}/apps/{self.app_slug}",
+            "permissions": {"contents": "read", "pull_requests": "write", "statuses": "write"},
+            "events": ["pull_request", "pull_request_review"],
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+        })
+
+    def _installation_json(self, ctx: _Ctx, inst: int) -> JSON:
+        return {
+            "id": inst,
+            "account": self._user_json(ctx, self.installations[inst]),
+            "app_id": self.app_id,
+            "app_slug": self.app_slug,
+            "target_type": "Organization",
+            "repository_selection": "selected",
+            "access_tokens_url": f"{ctx.base}/app/installations/{inst}/access_tokens",
+            "repositories_url": f"{ctx.base}/installation/repositories",
+            "html_url": f"{ctx.web}/settings/installations/{inst}",
+            "permissions": {"contents": "read", "pull_requests": "write", "statuses": "write"},
+            "events": ["pull_request", "pull_request_review"],
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+        }
+
+    def _get_installation(self, ctx: _Ctx) -> _Resp:
+        inst = int(ctx.match["inst"])
+        if inst not in self.installations:
+            raise _not_found()
+        return _Resp(200, self._installation_json(ctx, inst))
+
+    def _get_repo_installation(self, ctx: _Ctx) -> _Resp:
+        repo = self._ctx_repo(ctx)
+        if repo.installation_id is None:
+            raise _not_found()
+        return _Resp(200, self._installation_json(ctx, repo.installation_id))
+
+    def _post_token(self, ctx: _Ctx) -> _Resp:
+        inst = int(ctx.match["inst"])
+        if inst not in self.installations:
+            raise _not_found()
+        token = "ghs_" + secrets.token_hex(18)
+        expires = self.clock() + self.token_ttl
+        self.installation_tokens[token] = (inst, expires)
+        return _Resp(201, {
+            "token": token,
+            "expires_at": iso(expires),
+            "permissions": {"contents": "read", "pull_requests": "write", "statuses": "write"},
+            "repository_selection": "selected",
+        })
+
+    # -- handlers: repository and contents -------------------------------------------------------
+
+    def _get_repo(self, ctx: _Ctx) -> _Resp:
+        return _Resp(200, self._repo_json(ctx, self._ctx_repo(ctx)))
+
+    def _get_contents(self, ctx: _Ctx) -> _Resp:
+        repo = self._ctx_repo(ctx)
+        ref = ctx.arg("ref") or repo.default_branch
+        tree = self._tree(repo, ref)
+        if tree is None:
+            raise _HttpError(404, f"No commit found for the ref {ref}")
+        path = (ctx.match["path"] or "").strip("/")
+        if path in tree:
+            return _Resp(200, self._file_json(ctx, repo, path, ref, tree[path]))
+        prefix = f"{path}/" if path else ""
+        children: dict[str, str] = {}
+        for name in tree:
+            if name.startswith(prefix):
+                head, sep, _ = name[len(prefix):].partition("/")
+                children[prefix + head] = "dir" if sep else "file"
+        if not children:
+            raise _not_found()
+        listing = []
+        for child, kind in sorted(children.items()):
+            entry = (
+                self._file_json(ctx, repo, child, ref, tree[child])
+                if kind == "file"
+                else {"type": "dir", "name": child.rsplit("/", 1)[-1], "path": child,
+                      "sha": _blob_sha(child.encode()), "size": 0,
+                      "url": f"{ctx.base}/repos/{repo.full_name}/contents/{child}?ref={ref}"}
+            )
+            entry.pop("content", None)
+            entry.pop("encoding", None)
+            listing.append(entry)
+        return _Resp(200, listing)
+
+    # -- handlers: pull requests and reviews -----------------------------------------------------
+
+    def _get_pull(self, ctx: _Ctx) -> _Resp:
+        repo, pr = self._ctx_pull(ctx)
+        return _Resp(200, self._pull_json(ctx, repo, pr))
+
+    def _get_pull_files(self, ctx: _Ctx) -> _Resp:
+        repo, pr = self._ctx_pull(ctx)
+        return self._paginate(ctx, self._pull_files(repo, pr))
+
+    def _get_reviews(self, ctx: _Ctx) -> _Resp:
+        repo, pr = self._ctx_pull(ctx)
+        return self._paginate(ctx, [self._review_json(ctx, repo, pr, r) for r in pr.reviews])
+
+    def _get_requested(self, ctx: _Ctx) -> _Resp:
+        _, pr = self._ctx_pull(ctx)
+        users = [self._user_json(ctx, login) for login in pr.requested]
+        return _Resp(200, {"users": users, "teams": []})
+
+    def _post_requested(self, ctx: _Ctx) -> _Resp:
+        repo, pr = self._ctx_pull(ctx)
+        data = ctx.json()
+        logins = data.get("reviewers") if isinstance(data, dict) else None
+        if not isinstance(logins, list) or not all(isinstance(x, str) for x in logins):
+            raise _HttpError(422, "Invalid request.")
+        for login in logins:
+            if login.lower() == pr.author.lower():
+                raise _HttpError(422, "Review cannot be requested from pull request author.")
+            if login.lower() not in self.users:
+                raise _HttpError(
+                    422,
+                    "Reviews may only be requested from collaborators. One or more of the users "
+                    f"or teams you specified is not a collaborator of the {repo.full_name} "
+                    "repository.",
+                )
+        for login in logins:
+            if login.lower() not in (r.lower() for r in pr.requested):
+                pr.requested.append(self.users[login.lower()].login)
+        return _Resp(201, self._pull_json(ctx, repo, pr))
+
+    # -- handlers: statuses ----------------------------------------------------------------------
+
+    def _post_status(self, ctx: _Ctx) -> _Resp:
+        repo = self._ctx_repo(ctx)
+        sha = ctx.match["sha"]
+        if sha not in repo.commits:
+            raise _HttpError(422, f"No commit found for SHA: {sha}")
+        data = ctx.json()
+        if not isinstance(data, dict) or data.get("state") not in STATUS_STATES:
+            raise _HttpError(422, "Validation Failed", errors=[
+                {"resource": "Status", "field": "state", "code": "custom"}])
+        description = data.get("description")
+        if description is not None and (not isinstance(description, str) or len(description) > 140):
+            raise _HttpError(422, "Validation Failed", errors=[{
+                "resource": "Status", "code": "custom", "field": "description",
+                "message": "description is too long (maximum is 140 characters)"}])
+        now = self.clock()
+        status_id = next(self._ids)
+        status = {
+            "url": f"{ctx.base}/repos/{repo.full_name}/statuses/{sha}",
+            "avatar_url": None,
+            "id": status_id,
+            "node_id": f"SC_{status_id}",
+            "state": data["state"],
+            "description": description,
+            "target_url": data.get("target_url"),
+            "context": data.get("context") or "default",
+            "created_at": iso(now),
+            "updated_at": iso(now),
+            "creator": self._user_json(ctx, self._writer(ctx)),
+        }
+        repo.statuses.setdefault(sha, []).append(status)
+        return _Resp(201, status)
+
+    def _ref_sha(self, repo: FakeRepo, ref: str) -> str:
+        sha = repo.branches.get(ref, ref)
+        if sha not in repo.commits:
+            raise _HttpError(422, f"No commit found for SHA: {ref}")
+        return sha
+
+    def _get_statuses(self, ctx: _Ctx) -> _Resp:
+        repo = self._ctx_repo(ctx)
+        sha = self._ref_sha(repo, ctx.match["ref"])
+        return self._paginate(ctx, list(reversed(repo.statuses.get(sha, []))))
+
+    def _get_combined(self, ctx: _Ctx) -> _Resp:
+        repo = self._ctx_repo(ctx)
+        sha = self._ref_sha(repo, ctx.match["ref"])
+        latest: dict[str, JSON] = {}
+        for status in repo.statuses.get(sha, []):
+            latest[status["context"]] = status
+        states = {s["state"] for s in latest.values()}
+        if states & {"error", "failure"}:
+            overall = "failure"
+        elif not states or "pending" in states:
+            overall = "pending"
+        else:
+            overall = "success"
+        return _Resp(200, {
+            "state": overall,
+            "statuses": list(latest.values()),
+            "sha": sha,
+            "total_count": len(latest),
+            "repository": self._repo_json(ctx, repo),
+            "commit_url": f"{ctx.base}/repos/{repo.full_name}/commits/{sha}",
+            "url": f"{ctx.base}/repos/{repo.full_name}/commits/{sha}/status",
+        })
+
+    # -- handlers: comments ----------------------------------------------------------------------
+
+    def _get_comments(self, ctx: _Ctx) -> _Resp:
+        repo, pr = self._ctx_pull(ctx)
+        found = [
+            self._comment_json(ctx, c)
+            for c in self.comment_list.values()
+            if c.repo.lower() == repo.full_name.lower() and c.number == pr.number
+        ]
+        return self._paginate(ctx, found)
+
+    def _comment_body(self, ctx: _Ctx) -> str:
+        data = ctx.json()
+        body = data.get("body") if isinstance(data, dict) else None
+        if not isinstance(body, str) or not body:
+            raise _HttpError(422, "Validation Failed", errors=[
+                {"resource": "IssueComment", "code": "missing_field", "field": "body"}])
+        if len(body) > 65536:
+            raise _HttpError(422, "Validation Failed", errors=[{
+                "resource": "IssueComment", "code": "custom", "field": "body",
+                "message": "body is too long (maximum is 65536 characters)"}])
+        return body
+
+    def _post_comment(self, ctx: _Ctx) -> _Resp:
+        repo, pr = self._ctx_pull(ctx)
+        body = self._comment_body(ctx)
+        comment = self._create_comment(repo.full_name, pr.number, self._writer(ctx), body)
+        return _Resp(201, self._comment_json(ctx, comment))
+
+    def _ctx_comment(self, ctx: _Ctx) -> FakeComment:
+        repo = self._ctx_repo(ctx)
+        comment = self.comment_list.get(int(ctx.match["id"]))
+        if comment is None or comment.repo.lower() != repo.full_name.lower():
+            raise _not_found()
+        return comment
+
+    def _get_comment(self, ctx: _Ctx) -> _Resp:
+        return _Resp(200, self._comment_json(ctx, self._ctx_comment(ctx)))
+
+    def _patch_comment(self, ctx: _Ctx) -> _Resp:
+        comment = self._ctx_comment(ctx)
+        body = self._comment_body(ctx)
+        if comment.login.lower() != self._writer(ctx).lower():
+            raise _HttpError(403, "Resource not accessible by integration")
+        comment.history.append(comment.body)
+        comment.body = body
+        comment.updated_at = self.clock()
+        return _Resp(200, self._comment_json(ctx, comment))
+
+
+__all__ = [
+    "FakeComment",
+    "FakeGitHub",
+    "FakePull",
+    "FakeRepo",
+    "FakeReview",
+    "FakeUser",
+    "generate_app_key",
+    "iso",
+]
