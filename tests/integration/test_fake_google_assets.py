@@ -1,0 +1,175 @@
+"""The fake Cloud Asset and Cloud Identity endpoints answer in the real APIs' wire shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import requests
+from webhook.sandbox.fake_google import FakeGoogle
+from webhook.sandbox.fake_google_assets import analyzer_queries
+from webhook.sandbox.world import GoogleWorld
+
+from .google_fixtures import running_fake_google
+
+CRM = "//cloudresourcemanager.googleapis.com/"
+
+Fake = tuple[str, GoogleWorld, FakeGoogle]
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[Fake]:
+    world = GoogleWorld()
+    world.add_folder("folders/1")
+    world.add_project("proj-a", "folders/1", number="111")
+    world.add_project("proj-b")
+    world.add_binding(
+        "folders/1", "roles/x", "group:outer@example.com", "has({}.multiPartyApprovalConstraint)"
+    )
+    world.add_binding("projects/proj-a", "roles/y", "user:a@example.com")
+    world.add_group("inner@example.com", ["c@example.com", "b@example.com"])
+    world.add_group("outer@example.com", ["b@example.com", "inner@example.com", "a@example.com"])
+    with running_fake_google(world) as harness:
+        yield harness.url, world, harness.fake
+        assert harness.recorder.unexpected == []
+
+
+def get(fake: Fake, path: str, **params: object) -> requests.Response:
+    return requests.get(fake[0] + path, params=params, timeout=5)  # type: ignore[arg-type]
+
+
+def test_effective_policies_up_to_the_scope(fake: Fake) -> None:
+    answer = get(fake, "/v1/folders/1/effectiveIamPolicies:batchGet", names=f"{CRM}projects/proj-a")
+    assert answer.status_code == 200
+    result = answer.json()["policyResults"]
+    assert [r["fullResourceName"] for r in result] == [f"{CRM}projects/proj-a"]
+    assert [p["attachedResource"] for p in result[0]["policies"]] == [
+        f"{CRM}projects/proj-a",
+        f"{CRM}folders/1",
+    ]
+    assert result[0]["policies"][1]["policy"]["bindings"] == [
+        {
+            "role": "roles/x",
+            "members": ["group:outer@example.com"],
+            "condition": {"expression": "has({}.multiPartyApprovalConstraint)"},
+        }
+    ]
+
+
+def test_effective_policies_outside_scope_is_not_found(
+    fake: Fake,
+) -> None:
+    answer = get(fake, "/v1/folders/1/effectiveIamPolicies:batchGet", names=f"{CRM}projects/proj-b")
+    assert answer.status_code == 404
+    assert answer.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_analyzer_expands_groups_with_edges(fake: Fake) -> None:
+    before = analyzer_queries(fake[1])
+    answer = get(
+        fake,
+        "/v1/projects/111:analyzeIamPolicy",
+        **{
+            "analysisQuery.resourceSelector.fullResourceName": f"{CRM}projects/proj-a",
+            "analysisQuery.accessSelector.roles": "roles/x",
+            "analysisQuery.options.expandGroups": "true",
+            "analysisQuery.options.outputGroupEdges": "true",
+        },
+    )
+    assert answer.status_code == 200
+    # Scope projects/111 is proj-a itself: the folder's binding is outside it.
+    assert answer.json()["mainAnalysis"]["analysisResults"] == []
+    answer = get(
+        fake,
+        "/v1/folders/1:analyzeIamPolicy",
+        **{
+            "analysisQuery.resourceSelector.fullResourceName": f"{CRM}projects/proj-a",
+            "analysisQuery.accessSelector.roles": "roles/x",
+            "analysisQuery.options.expandGroups": "true",
+            "analysisQuery.options.outputGroupEdges": "true",
+        },
+    )
+    (result,) = answer.json()["mainAnalysis"]["analysisResults"]
+    assert result["attachedResourceFullName"] == f"{CRM}folders/1"
+    assert [i["name"] for i in result["identityList"]["identities"]] == [
+        "group:outer@example.com",
+        "user:a@example.com",
+        "user:b@example.com",
+        "group:inner@example.com",
+        "user:c@example.com",
+    ]
+    assert {(e["sourceNode"], e["targetNode"]) for e in result["identityList"]["groupEdges"]} == {
+        ("group:outer@example.com", "user:a@example.com"),
+        ("group:outer@example.com", "user:b@example.com"),
+        ("group:outer@example.com", "group:inner@example.com"),
+        ("group:inner@example.com", "user:b@example.com"),
+        ("group:inner@example.com", "user:c@example.com"),
+    }
+    assert result["accessControlLists"][0]["conditionEvaluation"] == {"evaluationValue": 3}
+    assert analyzer_queries(fake[1]) == before + 2
+
+
+def test_analyzer_refuses_more_than_ten_roles(fake: Fake) -> None:
+    answer = requests.get(
+        fake[0] + "/v1/folders/1:analyzeIamPolicy",
+        params=[("analysisQuery.accessSelector.roles", f"roles/r{i}") for i in range(11)],
+        timeout=5,
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_group_lookups(fake: Fake) -> None:
+    outer = get(fake, "/v1/groups:lookup", **{"groupKey.id": "Outer@Example.com"}).json()["name"]
+    assert outer == fake[1].group_ids["outer@example.com"]
+    assert get(fake, "/v1/groups:lookup", **{"groupKey.id": "no@example.com"}).status_code == 404
+
+    member = get(fake, f"/v1/{outer}/memberships:lookup", **{"memberKey.id": "a@example.com"})
+    assert member.status_code == 200
+    assert member.json()["name"].startswith(f"{outer}/memberships/")
+    missing = get(fake, f"/v1/{outer}/memberships:lookup", **{"memberKey.id": "c@example.com"})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["message"] == "Error(4006): Membership does not exist."
+
+    for who, expected in (("c@example.com", True), ("d@example.com", False)):
+        answer = get(
+            fake,
+            f"/v1/{outer}/memberships:checkTransitiveMembership",
+            query=f"member_key_id == '{who}'",
+        )
+        assert answer.json() == {"hasMembership": expected}
+    bad = get(fake, f"/v1/{outer}/memberships:checkTransitiveMembership", query="nonsense")
+    assert bad.status_code == 400
+
+
+def test_membership_listings_paginate(fake: Fake) -> None:
+    outer = fake[1].group_ids["outer@example.com"]
+    first = get(fake, f"/v1/{outer}/memberships", pageSize=2, view="FULL").json()
+    assert [(m["preferredMemberKey"]["id"], m["type"]) for m in first["memberships"]] == [
+        ("a@example.com", "USER"),
+        ("b@example.com", "USER"),
+    ]
+    second = get(
+        fake, f"/v1/{outer}/memberships", pageSize=2, view="FULL", pageToken=first["nextPageToken"]
+    ).json()
+    assert [(m["preferredMemberKey"]["id"], m["type"]) for m in second["memberships"]] == [
+        ("inner@example.com", "GROUP")
+    ]
+    assert "nextPageToken" not in second
+
+    search = get(fake, f"/v1/{outer}/memberships:searchTransitiveMemberships").json()
+    assert [
+        (m["preferredMemberKey"][0]["id"], m["relationType"], m["member"].split("/")[0])
+        for m in search["memberships"]
+    ] == [
+        ("a@example.com", "DIRECT", "users"),
+        ("b@example.com", "DIRECT_AND_INDIRECT", "users"),
+        ("c@example.com", "INDIRECT", "users"),
+        ("inner@example.com", "DIRECT", "groups"),
+    ]
+
+
+def test_unknown_parameters_fail_loudly(fake: Fake) -> None:
+    answer = get(fake, "/v1/groups:lookup", **{"groupKey.id": "outer@example.com", "x": "1"})
+    assert answer.status_code == 400

@@ -1,0 +1,719 @@
+"""Eligibility against the fake Google server, through the real client libraries over HTTP.
+
+Every scenario runs with both sources (`asset-inventory` and `policy-analyzer`) unless it is
+about one of them. The world: organization → folder A (100) → folder A1 (110) → project
+`payments-prod`; a sibling folder B (200) holds project `other-proj`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from webhook.eligibility import EligibilityChecker
+from webhook.errors import GoogleError
+from webhook.google_clients import CALL_TIMEOUT
+from webhook.model import (
+    EligibilityFacts,
+    EligibilitySettings,
+    EligibilitySourceName,
+    RoleEligibility,
+)
+from webhook.sandbox.fake_google_assets import analyzer_queries, set_analyzer_quota
+
+from .google_fixtures import FakeGoogleHarness
+
+ORG = "organizations/123456789012"
+FOLDER_A = "folders/100"
+FOLDER_A1 = "folders/110"
+FOLDER_B = "folders/200"
+PROJECT = "payments-prod"
+OTHER = "other-proj"
+PROJECT_RES = f"projects/{PROJECT}"
+CRM = "//cloudresourcemanager.googleapis.com/"
+
+ROLE = "roles/cloudsql.admin"
+ROLE2 = "roles/storage.admin"
+
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+CAROL = "carol@example.com"
+DAVE = "dave@example.com"
+
+SELF = "has({}.jitAccessConstraint)"
+MPA = "has({}.multiPartyApprovalConstraint)"
+
+ASSET = EligibilitySourceName.ASSET_INVENTORY
+ANALYZER = EligibilitySourceName.POLICY_ANALYZER
+
+IDENTITY_PATH = r"^/v1/groups"
+BATCH_GET = r"effectiveIamPolicies:batchGet$"
+ANALYZE = r":analyzeIamPolicy$"
+
+Google = FakeGoogleHarness
+
+
+@pytest.fixture
+def google(fake_google: Google) -> Iterator[FakeGoogleHarness]:
+    """The shared fake Google, with this module's hierarchy."""
+    world = fake_google.world
+    assert world.organization == ORG
+    world.add_folder(FOLDER_A)
+    world.add_folder(FOLDER_A1, FOLDER_A)
+    world.add_folder(FOLDER_B)
+    world.add_project(PROJECT, FOLDER_A1, number="424242424242")
+    world.add_project(OTHER, FOLDER_B)
+    yield fake_google
+    assert fake_google.recorder.unexpected == []
+
+
+@pytest.fixture(params=[ASSET, ANALYZER], ids=["asset-inventory", "policy-analyzer"])
+def source(request: pytest.FixtureRequest) -> EligibilitySourceName:
+    return EligibilitySourceName(request.param)
+
+
+def check(
+    google: Google,
+    source: EligibilitySourceName,
+    *,
+    identities: tuple[str, ...] = (ALICE,),
+    roles: tuple[str, ...] = (ROLE,),
+    scope: str = ORG,
+    project: str = PROJECT,
+    nested: bool = False,
+    checker: EligibilityChecker | None = None,
+) -> EligibilityFacts:
+    checker = checker or EligibilityChecker(google.clients, retry_deadline=0.5)
+    return checker.check(
+        scope=scope,
+        project=project,
+        roles=roles,
+        identities=identities,
+        settings=EligibilitySettings(source=source, nested_groups=nested),
+    )
+
+
+def identity_calls(google: Google) -> int:
+    return google.recorder.count("GET", IDENTITY_PATH)
+
+
+SELF_ONLY = RoleEligibility(self_approval=True)
+MPA_ONLY = RoleEligibility(multi_party=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Who is eligible
+
+
+def test_direct_user_binding_gives_self_approval(google: Google, source: EligibilitySourceName):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+
+    facts = check(google, source)
+
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
+    assert facts.peers == {}
+    assert identity_calls(google) == 0
+
+
+def test_identities_and_members_compare_case_insensitively(
+    google: Google, source: EligibilitySourceName
+):
+    google.world.add_binding(PROJECT_RES, ROLE, "user:Alice@Example.COM", SELF)
+
+    facts = check(google, source, identities=("ALICE@example.com",))
+
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
+
+
+def test_multi_party_binding_and_peers(google: Google, source: EligibilitySourceName):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{BOB}", MPA)
+
+    facts = check(google, source)
+
+    assert facts.grants == {ALICE: {ROLE: MPA_ONLY}}
+    assert facts.peers == {ROLE: frozenset({ALICE, BOB})}
+
+
+def test_several_identities_at_once(google: Google, source: EligibilitySourceName):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{BOB}", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE2, f"user:{CAROL}", MPA)
+
+    facts = check(google, source, identities=(ALICE, BOB, CAROL, DAVE), roles=(ROLE, ROLE2))
+
+    assert facts.grants == {
+        ALICE: {ROLE: SELF_ONLY},
+        BOB: {ROLE: MPA_ONLY},
+        CAROL: {ROLE2: MPA_ONLY},
+    }
+    assert facts.of(DAVE, ROLE) == RoleEligibility()
+    assert facts.peers == {ROLE: frozenset({BOB}), ROLE2: frozenset({CAROL})}
+
+
+def test_self_approval_and_multi_party_bindings_both_reported(
+    google: Google, source: EligibilitySourceName
+):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+    google.world.add_binding(FOLDER_A, ROLE, f"user:{ALICE}", MPA)
+
+    facts = check(google, source)
+
+    assert facts.of(ALICE, ROLE) == RoleEligibility(self_approval=True, multi_party=True)
+    assert facts.peers == {ROLE: frozenset({ALICE})}
+
+
+def test_self_approval_wins_when_one_condition_has_both_markers(
+    google: Google, source: EligibilitySourceName
+):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", f"{MPA} && {SELF}")
+
+    facts = check(google, source)
+
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
+    assert facts.peers == {}
+
+
+def test_roles_not_requested_are_ignored(google: Google, source: EligibilitySourceName):
+    google.world.add_binding(PROJECT_RES, ROLE2, f"user:{ALICE}", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE2, f"user:{BOB}", MPA)
+
+    facts = check(google, source)
+
+    assert facts == EligibilityFacts()
+
+
+def test_binding_without_marker_is_not_eligibility(google: Google, source: EligibilitySourceName):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}")  # permanent, unconditional
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{BOB}", "resource.name == 'x'")
+
+    facts = check(google, source, identities=(ALICE, BOB))
+
+    assert facts == EligibilityFacts()
+
+
+def test_marker_under_top_level_or_is_not_eligible(google: Google, source: EligibilitySourceName):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", f"{SELF} || true")
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{BOB}", f"request.time < x || {MPA}")
+
+    facts = check(google, source, identities=(ALICE, BOB))
+
+    assert facts == EligibilityFacts()
+
+
+def test_activation_bindings_are_not_eligibility(google: Google, source: EligibilitySourceName):
+    expired = (
+        '(request.time >= timestamp("2020-01-01T10:00:00Z") && '
+        'request.time < timestamp("2020-01-01T12:00:00Z"))'
+    )
+    active = (
+        '(request.time >= timestamp("2020-01-01T10:00:00Z") && '
+        'request.time < timestamp("2099-01-01T12:00:00Z"))'
+    )
+    for expression in (expired, active):
+        google.world.add_binding(
+            PROJECT_RES,
+            ROLE,
+            f"user:{ALICE}",
+            expression,
+            title="JIT access activation",
+            description="Self-approved, justification: x (o/r#1)",
+        )
+
+    facts = check(google, source)
+
+    assert facts == EligibilityFacts()
+
+
+def test_service_accounts_and_domains_are_ignored(google: Google, source: EligibilitySourceName):
+    google.world.add_binding(PROJECT_RES, ROLE, "serviceAccount:sa@p.iam.gserviceaccount.com", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE, "domain:example.com", SELF)
+
+    facts = check(google, source)
+
+    assert facts == EligibilityFacts()
+
+
+# --------------------------------------------------------------------------------------------
+# Groups
+
+
+def test_group_binding_direct_membership(google: Google, source: EligibilitySourceName):
+    google.world.add_group("devs@example.com", [ALICE, CAROL])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+
+    facts = check(google, source, identities=(ALICE, BOB))
+
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
+    assert facts.peers == {}
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_nested_group_counts_only_when_nested_groups(
+    google: Google, source: EligibilitySourceName, nested: bool
+):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_group("eng@example.com", ["devs@example.com"])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:eng@example.com", SELF)
+
+    facts = check(google, source, nested=nested)
+
+    assert facts.grants == ({ALICE: {ROLE: SELF_ONLY}} if nested else {})
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_peers_through_groups(google: Google, source: EligibilitySourceName, nested: bool):
+    google.world.add_group("inner@example.com", [DAVE])
+    google.world.add_group("reviewers@example.com", [BOB, CAROL, "inner@example.com"])
+    google.world.add_binding(FOLDER_A1, ROLE, "group:reviewers@example.com", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+
+    facts = check(google, source, identities=(ALICE, BOB), nested=nested)
+
+    assert facts.grants == {ALICE: {ROLE: MPA_ONLY}, BOB: {ROLE: MPA_ONLY}}
+    expected = {ALICE, BOB, CAROL} | ({DAVE} if nested else set())
+    assert facts.peers == {ROLE: frozenset(expected)}
+
+
+def test_group_unknown_to_cloud_identity_is_not_membership(google: Google):
+    google.world.add_binding(PROJECT_RES, ROLE, "group:ghosts@example.com", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, "group:ghosts@example.com", MPA)
+
+    facts = check(google, ASSET)
+
+    assert facts == EligibilityFacts()
+    assert google.recorder.count("GET", r"^/v1/groups:lookup$") == 1
+    assert identity_calls(google) == 1
+
+
+def test_cloud_identity_calls_are_few_and_cached(google: Google):
+    """Each group is looked up once; multi-party groups are listed; others checked per person."""
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_group("reviewers@example.com", [BOB, CAROL])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    google.world.add_binding(FOLDER_A, ROLE, "group:devs@example.com", SELF)  # same group again
+    google.world.add_binding(PROJECT_RES, ROLE, "group:reviewers@example.com", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE2, "group:reviewers@example.com", MPA)
+
+    facts = check(google, ASSET, identities=(ALICE, BOB), roles=(ROLE, ROLE2))
+
+    assert facts.grants == {
+        ALICE: {ROLE: SELF_ONLY},
+        BOB: {ROLE: MPA_ONLY, ROLE2: MPA_ONLY},
+    }
+    assert facts.peers == {ROLE: frozenset({BOB, CAROL}), ROLE2: frozenset({BOB, CAROL})}
+    rec = google.recorder
+    assert rec.count("GET", BATCH_GET) == 1
+    assert rec.count("GET", r"^/v1/groups:lookup$") == 2
+    assert rec.count("GET", r"/memberships:lookup$") == 2  # devs × (alice, bob)
+    assert rec.count("GET", r"/memberships$") == 1  # reviewers, listed once for both roles
+    assert identity_calls(google) == 5
+
+
+def test_nested_groups_use_transitive_calls(google: Google):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_group("eng@example.com", ["devs@example.com"])
+    google.world.add_group("reviewers@example.com", ["eng@example.com"])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:eng@example.com", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, "group:reviewers@example.com", MPA)
+
+    facts = check(google, ASSET, nested=True)
+
+    assert facts.grants == {ALICE: {ROLE: RoleEligibility(self_approval=True, multi_party=True)}}
+    assert facts.peers == {ROLE: frozenset({ALICE})}
+    rec = google.recorder
+    assert rec.count("GET", r"/memberships:checkTransitiveMembership$") == 1
+    assert rec.count("GET", r"/memberships:searchTransitiveMemberships$") == 1
+    assert rec.count("GET", r"/memberships:lookup$") == 0
+    assert identity_calls(google) == 4
+
+
+def test_large_groups_are_cut_and_members_still_checked(google: Google):
+    members = [f"user{i}@example.com" for i in range(5)]
+    google.world.add_group("everyone@example.com", [*members, ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:everyone@example.com", MPA)
+    checker = EligibilityChecker(google.clients, max_group_members=2, retry_deadline=0.5)
+
+    facts = check(google, ASSET, checker=checker)
+
+    # alice sorts first and is in the first page; the listing stops after it (2 members).
+    assert facts.grants == {ALICE: {ROLE: MPA_ONLY}}
+    assert facts.peers == {ROLE: frozenset({ALICE, "user0@example.com"})}
+    assert google.recorder.count("GET", r"/memberships$") == 1
+    assert google.recorder.count("GET", r"/memberships:lookup$") == 0
+
+
+def test_incomplete_listing_falls_back_to_membership_lookup(google: Google):
+    members = [f"user{i}@example.com" for i in range(5)]
+    google.world.add_group("everyone@example.com", [*members, "zed@example.com"])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:everyone@example.com", MPA)
+    checker = EligibilityChecker(google.clients, max_group_members=2, retry_deadline=0.5)
+
+    facts = check(google, ASSET, identities=("zed@example.com", DAVE), checker=checker)
+
+    assert facts.grants == {"zed@example.com": {ROLE: MPA_ONLY}}
+    assert facts.peers == {
+        ROLE: frozenset({"user0@example.com", "user1@example.com", "zed@example.com"})
+    }
+    assert google.recorder.count("GET", r"/memberships:lookup$") == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Hierarchy and scope
+
+
+@pytest.mark.parametrize("where", [FOLDER_A1, FOLDER_A, ORG])
+def test_inherited_from_folders_and_organization(
+    google: Google, source: EligibilitySourceName, where: str
+):
+    google.world.add_binding(where, ROLE, f"user:{ALICE}", SELF)
+
+    facts = check(google, source)
+
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
+
+
+def test_bindings_above_the_scope_are_ignored(google: Google, source: EligibilitySourceName):
+    google.world.add_binding(ORG, ROLE, f"user:{ALICE}", SELF)
+    google.world.add_binding(ORG, ROLE, f"user:{BOB}", MPA)
+    google.world.add_binding(FOLDER_B, ROLE, f"user:{ALICE}", SELF)  # sibling folder
+    google.world.add_binding(f"projects/{OTHER}", ROLE, f"user:{ALICE}", SELF)
+    google.world.add_binding(FOLDER_A, ROLE, f"user:{CAROL}", MPA)
+
+    facts = check(google, source, scope=FOLDER_A, identities=(ALICE, BOB, CAROL))
+
+    assert facts.grants == {CAROL: {ROLE: MPA_ONLY}}
+    assert facts.peers == {ROLE: frozenset({CAROL})}
+
+
+def test_project_scope(google: Google, source: EligibilitySourceName):
+    google.world.add_binding(FOLDER_A1, ROLE, f"user:{ALICE}", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{BOB}", SELF)
+
+    facts = check(google, source, scope=PROJECT_RES, identities=(ALICE, BOB))
+
+    assert facts.grants == {BOB: {ROLE: SELF_ONLY}}
+
+
+def test_project_outside_scope_is_not_eligible(google: Google, source: EligibilitySourceName):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+    google.world.add_binding(ORG, ROLE, f"user:{ALICE}", SELF)
+
+    facts = check(google, source, scope=FOLDER_B)
+
+    assert facts == EligibilityFacts()
+    assert google.recorder.count("GET", BATCH_GET if source is ASSET else ANALYZE) == 1
+
+
+def test_other_project_scope_costs_no_call(google: Google, source: EligibilitySourceName):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+
+    facts = check(google, source, scope=f"projects/{OTHER}")
+
+    assert facts == EligibilityFacts()
+    assert google.recorder.calls == []
+
+
+# --------------------------------------------------------------------------------------------
+# Resource conditions
+
+
+def test_marker_with_resource_condition_carries_it(google: Google, source: EligibilitySourceName):
+    google.world.add_binding(
+        PROJECT_RES,
+        ROLE,
+        f"user:{ALICE}",
+        f'{SELF} && resource.name.startsWith("projects/_/instances/a")',
+    )
+    google.world.add_binding(
+        FOLDER_A,
+        ROLE,
+        f"user:{ALICE}",
+        f"resource.type == 'sqladmin.googleapis.com/Instance' &&\n  {MPA} && "
+        "resource.service == 'sqladmin.googleapis.com'",
+    )
+
+    facts = check(google, source)
+
+    assert facts.of(ALICE, ROLE) == RoleEligibility(
+        self_approval=True,
+        multi_party=True,
+        self_conditions=('resource.name.startsWith("projects/_/instances/a")',),
+        multi_party_conditions=(
+            "resource.type == 'sqladmin.googleapis.com/Instance' && "
+            "resource.service == 'sqladmin.googleapis.com'",
+        ),
+    )
+
+
+def test_several_conditional_bindings_give_several_conditions(
+    google: Google, source: EligibilitySourceName
+):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", f"{SELF} && resource.name == 'a'")
+    google.world.add_binding(FOLDER_A1, ROLE, f"user:{ALICE}", f"{SELF} && resource.name == 'b'")
+
+    facts = check(google, source)
+
+    assert facts.of(ALICE, ROLE) == RoleEligibility(
+        self_approval=True, self_conditions=("resource.name == 'a'", "resource.name == 'b'")
+    )
+
+
+def test_one_unconditional_binding_lifts_the_conditions(
+    google: Google, source: EligibilitySourceName
+):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", f"{SELF} && resource.name == 'a'")
+    google.world.add_binding(ORG, ROLE, "group:devs@example.com", SELF)
+
+    facts = check(google, source)
+
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
+
+
+# --------------------------------------------------------------------------------------------
+# Call budgets
+
+
+def test_asset_inventory_spends_one_batch_get(google: Google):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+    google.world.add_binding(ORG, ROLE2, f"user:{BOB}", MPA)
+
+    check(google, ASSET, identities=(ALICE, BOB, CAROL), roles=(ROLE, ROLE2))
+
+    assert google.recorder.count("GET", BATCH_GET) == 1
+    assert google.recorder.count("GET", ANALYZE) == 0
+    assert len(google.recorder.calls) == 1
+
+
+def test_policy_analyzer_spends_one_query_and_no_group_calls(google: Google):
+    google.world.add_group("reviewers@example.com", [BOB, CAROL])
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+    google.world.add_binding(FOLDER_A, ROLE2, "group:reviewers@example.com", MPA)
+
+    facts = check(google, ANALYZER, identities=(ALICE, BOB, DAVE), roles=(ROLE, ROLE2))
+
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}, BOB: {ROLE2: MPA_ONLY}}
+    assert facts.peers == {ROLE2: frozenset({BOB, CAROL})}
+    assert google.recorder.count("GET", ANALYZE) == 1
+    assert len(google.recorder.calls) == 1
+    assert analyzer_queries(google.world) == 1
+
+
+def test_policy_analyzer_with_more_than_ten_roles_still_spends_one_query(google: Google):
+    roles = tuple(f"roles/custom.role{i}" for i in range(12))
+    google.world.add_binding(PROJECT_RES, roles[11], f"user:{ALICE}", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)  # not requested
+
+    facts = check(google, ANALYZER, roles=roles)
+
+    assert facts.grants == {ALICE: {roles[11]: SELF_ONLY}}
+    assert google.recorder.count("GET", ANALYZE) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Failures
+
+
+def test_permission_denied_names_the_permission(google: Google, source: EligibilitySourceName):
+    google.recorder.fail(
+        "GET",
+        BATCH_GET if source is ASSET else ANALYZE,
+        403,
+        body={"error": {"code": 403, "message": "denied", "status": "PERMISSION_DENIED"}},
+    )
+
+    with pytest.raises(GoogleError) as caught:
+        check(google, source)
+
+    assert caught.value.status == 403
+    assert "cloudasset.assets.analyzeIamPolicy" in str(caught.value)
+    assert "roles/cloudasset.viewer" in str(caught.value)
+    assert google.recorder.count("GET") == 1
+
+
+def test_policy_analyzer_quota_is_said_plainly_and_not_retried(google: Google):
+    google.recorder.fail(
+        "GET",
+        ANALYZE,
+        429,
+        times=-1,
+        body={"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED"}},
+    )
+
+    with pytest.raises(GoogleError) as caught:
+        check(google, ANALYZER)
+
+    assert caught.value.status == 429
+    assert "Policy Analyzer quota is exhausted" in str(caught.value)
+    assert "20 queries per day" in str(caught.value)
+    assert google.recorder.count("GET", ANALYZE) == 1
+
+
+def test_fake_enforces_the_daily_analyzer_quota(google: Google):
+    set_analyzer_quota(google.world, 1)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+    assert check(google, ANALYZER).grants == {ALICE: {ROLE: SELF_ONLY}}
+
+    with pytest.raises(GoogleError, match="Policy Analyzer quota is exhausted"):
+        check(google, ANALYZER)
+    assert analyzer_queries(google.world) == 1
+
+
+def test_asset_rate_limit_after_retries(google: Google):
+    google.recorder.fail("GET", BATCH_GET, 429, times=-1)
+
+    with pytest.raises(GoogleError, match="rate-limited by Cloud Asset.*after retries") as caught:
+        check(google, ASSET)
+
+    assert caught.value.status == 429
+    assert google.recorder.count("GET", BATCH_GET) >= 2
+
+
+def test_unavailable_after_bounded_retries(google: Google, source: EligibilitySourceName):
+    google.recorder.fail("GET", BATCH_GET if source is ASSET else ANALYZE, 503, times=-1)
+
+    with pytest.raises(GoogleError, match=r"Cloud Asset is unavailable \(after retries\)") as c:
+        check(google, source)
+
+    assert c.value.status == 503
+    assert google.recorder.count("GET") >= 2
+
+
+def test_one_transient_failure_is_retried(google: Google, source: EligibilitySourceName):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+    google.recorder.fail("GET", BATCH_GET if source is ASSET else ANALYZE, 503)
+
+    facts = check(google, source)
+
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
+    assert google.recorder.count("GET") == 2
+
+
+def test_malformed_answer_is_an_error(google: Google, source: EligibilitySourceName):
+    google.recorder.fail("GET", BATCH_GET if source is ASSET else ANALYZE, 200, body="{not json")
+
+    with pytest.raises(GoogleError, match="could not be read"):
+        check(google, source)
+
+
+def test_batch_get_answer_for_another_resource_is_an_error(google: Google):
+    google.recorder.fail("GET", BATCH_GET, 200, body={"policyResults": []})
+
+    with pytest.raises(GoogleError, match="could not be read"):
+        check(google, ASSET)
+
+
+def test_analysis_not_fully_explored_is_an_error(google: Google):
+    body = {
+        "mainAnalysis": {
+            "analysisResults": [
+                {
+                    "attachedResourceFullName": CRM + PROJECT_RES,
+                    "iamBinding": {
+                        "role": ROLE,
+                        "members": ["group:big@example.com"],
+                        "condition": {"expression": MPA},
+                    },
+                    "identityList": {"identities": [{"name": "group:big@example.com"}]},
+                    "fullyExplored": False,
+                }
+            ],
+            "fullyExplored": False,
+        }
+    }
+    google.recorder.fail("GET", ANALYZE, 200, body=body)
+
+    with pytest.raises(GoogleError, match="could not fully analyse"):
+        check(google, ANALYZER)
+
+
+def test_cloud_identity_permission_denied(google: Google):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    google.recorder.fail(
+        "GET",
+        r"^/v1/groups:lookup$",
+        403,
+        body={
+            "error": {"code": 403, "message": "Error(2028): denied", "status": "PERMISSION_DENIED"}
+        },
+    )
+
+    with pytest.raises(GoogleError, match="Groups Reader") as caught:
+        check(google, ASSET)
+
+    assert caught.value.status == 403
+    assert "Error(2028): denied" in str(caught.value)
+
+
+def test_cloud_identity_transient_failure_is_retried(google: Google):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    google.recorder.fail("GET", r"/memberships:lookup$", 503)
+
+    facts = check(google, ASSET)
+
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
+    assert google.recorder.count("GET", r"/memberships:lookup$") == 2
+
+
+def test_cloud_identity_unavailable(google: Google):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", MPA)
+    google.recorder.fail("GET", r"/memberships$", 503, times=-1)
+
+    with pytest.raises(GoogleError, match="failed after 3 attempts: HTTP 503") as caught:
+        check(google, ASSET)
+
+    assert caught.value.status == 503
+    assert google.recorder.count("GET", r"/memberships$") == 3
+
+
+def test_cloud_identity_malformed_answer(google: Google):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    google.recorder.fail("GET", r"^/v1/groups:lookup$", 200, body={"unexpected": True})
+
+    with pytest.raises(GoogleError, match="returned no group name"):
+        check(google, ASSET)
+
+
+def test_cloud_asset_timeout(google: Google):
+    google.recorder.fail(
+        "GET", BATCH_GET, 200, body={"policyResults": []}, delay=CALL_TIMEOUT + 0.5
+    )
+
+    with pytest.raises(GoogleError, match=f"timed out after {CALL_TIMEOUT:g} s") as caught:
+        check(google, ASSET)
+
+    assert caught.value.status == 504
+    assert google.recorder.count("GET", BATCH_GET) == 1
+
+
+def test_cloud_identity_timeout_is_not_retried(google: Google):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    google.recorder.fail(
+        "GET", r"^/v1/groups:lookup$", 200, body={"name": "groups/x"}, delay=CALL_TIMEOUT + 0.5
+    )
+
+    with pytest.raises(GoogleError, match="Cloud Identity groups:lookup timed out") as caught:
+        check(google, ASSET)
+
+    assert caught.value.status == 504
+    assert identity_calls(google) == 1
+
+
+def test_peers_only_check_lists_multi_party_groups(google: Google):
+    """With nobody to check (e.g. reviewers' candidates only), self-approval groups cost nothing."""
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_group("reviewers@example.com", [BOB])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, "group:reviewers@example.com", MPA)
+
+    facts = check(google, ASSET, identities=())
+
+    assert facts == EligibilityFacts(grants={}, peers={ROLE: frozenset({BOB})})
+    assert identity_calls(google) == 2

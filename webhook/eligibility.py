@@ -1,0 +1,717 @@
+"""Eligibility (SPEC §5): who holds an eligible binding for which role on a project, and how.
+
+Two sources, chosen by `eligibility.source` in the policy:
+
+- `asset-inventory`: one Cloud Asset `effectiveIamPolicies:batchGet` returns the project's
+  policy and its ancestors' up to the scope; bindings are evaluated here, and `group:` members
+  are resolved through the Cloud Identity Groups API (a few small calls, run concurrently).
+- `policy-analyzer`: one Cloud Asset `analyzeIamPolicy` query, groups expanded by the API,
+  answers for the requester, the reviewers and every other qualified peer at once. The free
+  tier allows 20 queries per organization per day, so a check never spends more than one.
+
+Both return the same `EligibilityFacts`. Only `user:` and `group:` members count: service
+accounts cannot author or review pull requests, and `domain:`, `principal…://` and `allUsers`
+style members would make whole populations eligible, which jit-access does not support either.
+Activation bindings (title `JIT access activation`, a time window) carry no marker, so they are
+never mistaken for eligibility.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import requests
+from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
+
+from webhook.conditions import marker_of, resource_condition
+from webhook.errors import GoogleError
+from webhook.google_clients import CALL_TIMEOUT, RETRY_DEADLINE, GoogleClients, bounded_retry
+from webhook.model import (
+    EligibilityFacts,
+    EligibilitySettings,
+    EligibilitySourceName,
+    Marker,
+    RoleEligibility,
+)
+
+log = logging.getLogger(__name__)
+
+CRM = "//cloudresourcemanager.googleapis.com/"
+
+#: Members listed per group when looking for qualified peers; bigger groups are cut (and logged).
+MAX_GROUP_MEMBERS = 200
+#: Concurrent Cloud Identity calls per check.
+MAX_WORKERS = 8
+#: Attempts per Cloud Identity call (transient errors only).
+IDENTITY_ATTEMPTS = 3
+#: Policy Analyzer accepts at most this many roles in an access selector.
+ANALYZER_MAX_ROLES = 10
+
+_ASSET_PERMISSION = (
+    "cloudasset.assets.analyzeIamPolicy, cloudasset.assets.searchAllResources and "
+    "cloudasset.assets.searchAllIamPolicies (role roles/cloudasset.viewer)"
+)
+_GROUPS_PERMISSION = (
+    "permission to read groups and memberships in Cloud Identity (the Groups Reader admin role)"
+)
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------------------------
+# Internal shapes
+
+
+@dataclass(frozen=True)
+class _Binding:
+    """An eligible binding for a requested role, as found on the project or an ancestor."""
+
+    role: str
+    marker: Marker
+    clauses: tuple[str, ...]  # resource condition clauses; () = unrestricted
+    users: frozenset[str]  # direct `user:` members, lower-case
+    groups: frozenset[str]  # `group:` members, lower-case
+    attached: str
+
+
+@dataclass
+class _GroupFacts:
+    """What Cloud Identity said about one group during one check."""
+
+    email: str
+    name: str | None = None  # groups/ID; None when Cloud Identity does not know the group
+    listed: frozenset[str] | None = None  # user members, when listed completely
+    some_members: frozenset[str] = frozenset()  # members seen in an incomplete listing
+    members: set[str] = field(default_factory=set)  # identities confirmed as members
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing helpers
+
+
+def _members(raw: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """(user emails, group emails) of a binding's members, lower-case; other kinds dropped."""
+    users: set[str] = set()
+    groups: set[str] = set()
+    for member in raw:
+        if not isinstance(member, str):
+            continue
+        kind, _, email = member.partition(":")
+        kind = kind.lower()
+        # `deleted:user:…` and `…?uid=` forms are deleted principals: never eligible.
+        if not email or "?" in email or ":" in email:
+            continue
+        if kind == "user":
+            users.add(email.lower())
+        elif kind == "group":
+            groups.add(email.lower())
+    return frozenset(users), frozenset(groups)
+
+
+def _eligible(
+    role: str, expression: str | None, wanted: set[str]
+) -> tuple[Marker, tuple[str, ...]] | None:
+    """The marker and resource-condition clauses of a binding for a wanted role, or None."""
+    if role not in wanted:
+        return None
+    marker, clauses = marker_of(expression)
+    if marker is None:
+        return None
+    return marker, clauses
+
+
+def _full_project_name(project: str) -> str:
+    return f"{CRM}projects/{project}"
+
+
+def _outside_scope_by_name(scope: str, project: str) -> bool:
+    """True when the scope is another project (by ID): nothing of `project` can be in it."""
+    if not scope.startswith("projects/"):
+        return False
+    scoped = scope.removeprefix("projects/")
+    return not scoped.isdigit() and scoped != project
+
+
+# --------------------------------------------------------------------------------------------
+# Facts assembly (pure)
+
+
+def _conditions(bindings: Sequence[_Binding]) -> tuple[str, ...]:
+    """Resource conditions of some eligible bindings of one kind; () if one is unrestricted."""
+    if any(not b.clauses for b in bindings):
+        return ()
+    out: list[str] = []
+    for b in bindings:
+        text = resource_condition(b.clauses)
+        if text not in out:
+            out.append(text)
+    return tuple(out)
+
+
+def _assemble(
+    eligible: Mapping[_Binding, frozenset[str]],
+    identities: Sequence[str],
+) -> EligibilityFacts:
+    """Facts from each eligible binding and the users it makes eligible."""
+    grants: dict[str, dict[str, RoleEligibility]] = {}
+    for identity in identities:
+        by_role: dict[str, list[_Binding]] = {}
+        for binding, users in eligible.items():
+            if identity in users:
+                by_role.setdefault(binding.role, []).append(binding)
+        for role, found in by_role.items():
+            selfs = [b for b in found if b.marker is Marker.SELF_APPROVAL]
+            multis = [b for b in found if b.marker is Marker.MULTI_PARTY]
+            grants.setdefault(identity, {})[role] = RoleEligibility(
+                self_approval=bool(selfs),
+                multi_party=bool(multis),
+                self_conditions=_conditions(selfs),
+                multi_party_conditions=_conditions(multis),
+            )
+    peers: dict[str, set[str]] = {}
+    for binding, users in eligible.items():
+        if binding.marker is Marker.MULTI_PARTY:
+            peers.setdefault(binding.role, set()).update(users)
+    return EligibilityFacts(
+        grants=grants,
+        peers={role: frozenset(users) for role, users in peers.items() if users},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+def _status(error: BaseException) -> int | None:
+    code = getattr(error, "code", None)
+    return code if isinstance(code, int) else None
+
+
+def _asset_error(what: str, scope: str, error: BaseException, *, analyzer: bool) -> GoogleError:
+    """A clear GoogleError for a failed Cloud Asset call."""
+    suffix = ""
+    if isinstance(error, gexc.RetryError) and error.cause is not None:
+        error, suffix = error.cause, " (after retries)"
+    status = _status(error)
+    detail = (getattr(error, "message", None) or str(error) or type(error).__name__)[:300]
+    if isinstance(error, gexc.Forbidden | gexc.PermissionDenied) or status == 403:
+        needs = _ASSET_PERMISSION + (
+            " and permission to read groups, to expand them" if analyzer else ""
+        )
+        message = f"{what} on {scope} was denied: the service account needs {needs} on {scope}"
+        status = 403
+    elif isinstance(error, gexc.TooManyRequests | gexc.ResourceExhausted) or status == 429:
+        status = 429
+        if analyzer:
+            message = (
+                "the Policy Analyzer quota is exhausted (without Security Command Center "
+                "Premium an organization gets 20 queries per day); try again tomorrow or set "
+                "eligibility.source to asset-inventory"
+            )
+        else:
+            message = f"{what} was rate-limited by Cloud Asset"
+    elif isinstance(error, gexc.ServerError) or (status is not None and status >= 500):
+        message = f"{what} failed: Cloud Asset is unavailable"
+    elif isinstance(error, requests.Timeout | gexc.DeadlineExceeded):
+        message, status = f"{what} timed out after {CALL_TIMEOUT:g} s", 504
+    elif isinstance(error, requests.RequestException):
+        message = f"{what} failed: cannot reach Cloud Asset"
+    elif isinstance(error, gexc.GoogleAPICallError):
+        message = f"{what} failed"
+    else:
+        message = f"{what} returned an answer that could not be read"
+    return GoogleError(f"{message}{suffix} ({detail})", status=status)
+
+
+# --------------------------------------------------------------------------------------------
+# The checker
+
+
+class EligibilityChecker:
+    """Looks up eligibility through Cloud Asset (and Cloud Identity for groups)."""
+
+    def __init__(
+        self,
+        clients: GoogleClients,
+        *,
+        max_group_members: int = MAX_GROUP_MEMBERS,
+        max_workers: int = MAX_WORKERS,
+        retry_deadline: float = RETRY_DEADLINE,
+    ) -> None:
+        self._clients = clients
+        self._max_group_members = max_group_members
+        self._max_workers = max_workers
+        self._retry_deadline = retry_deadline
+
+    def check(
+        self,
+        *,
+        scope: str,
+        project: str,
+        roles: Sequence[str],
+        identities: Sequence[str],
+        settings: EligibilitySettings,
+    ) -> EligibilityFacts:
+        """Eligibility of `identities` for `roles` on `project`, and the peers of each role."""
+        wanted_roles = {r for r in roles if isinstance(r, str) and r}
+        people = list(dict.fromkeys(i.strip().lower() for i in identities if i and i.strip()))
+        if not wanted_roles:
+            return EligibilityFacts()
+        if _outside_scope_by_name(scope, project):
+            log.warning(
+                "project %s is outside the eligibility scope %s: nobody is eligible", project, scope
+            )
+            return EligibilityFacts()
+        if settings.source is EligibilitySourceName.POLICY_ANALYZER:
+            return self._with_analyzer(scope, project, wanted_roles, people, settings)
+        return self._with_asset_inventory(scope, project, wanted_roles, people, settings)
+
+    # -- asset-inventory ---------------------------------------------------------------------
+
+    def _effective_bindings(self, scope: str, project: str, wanted: set[str]) -> list[_Binding]:
+        """The eligible bindings on the project and its ancestors within scope (one call)."""
+        name = _full_project_name(project)
+        what = f"Cloud Asset effectiveIamPolicies:batchGet for project {project}"
+        try:
+            response = self._clients.asset.batch_get_effective_iam_policies(
+                request={"scope": scope, "names": [name]},
+                retry=bounded_retry(self._retry_deadline),
+                timeout=CALL_TIMEOUT,
+            )
+        except gexc.NotFound:
+            log.warning(
+                "project %s is not found within the eligibility scope %s: nobody is eligible",
+                project,
+                scope,
+            )
+            return []
+        except Exception as error:  # the client library's whole failure surface, mapped once
+            raise _asset_error(what, scope, error, analyzer=False) from error
+        try:
+            results = [r for r in response.policy_results if r.full_resource_name == name]
+            if len(results) != 1:
+                raise ValueError(f"expected one result for {name}, got {len(results)}")
+            found: list[_Binding] = []
+            for info in results[0].policies:
+                for binding in info.policy.bindings:
+                    expression = (
+                        binding.condition.expression if binding.HasField("condition") else None
+                    )
+                    hit = _eligible(binding.role, expression, wanted)
+                    if hit is None:
+                        continue
+                    users, groups = _members(binding.members)
+                    found.append(
+                        _Binding(
+                            binding.role, hit[0], hit[1], users, groups, info.attached_resource
+                        )
+                    )
+            return found
+        except Exception as error:
+            raise GoogleError(
+                f"{what} returned an answer that could not be read ({error})"
+            ) from error
+
+    def _with_asset_inventory(
+        self,
+        scope: str,
+        project: str,
+        wanted: set[str],
+        people: list[str],
+        settings: EligibilitySettings,
+    ) -> EligibilityFacts:
+        bindings = self._effective_bindings(scope, project, wanted)
+        if not bindings:
+            return EligibilityFacts()
+        peer_groups = {g for b in bindings if b.marker is Marker.MULTI_PARTY for g in b.groups}
+        # Self-approval groups matter only for the people asked about; multi-party groups also
+        # give the peers.
+        needed = peer_groups | ({g for b in bindings for g in b.groups} if people else set())
+        groups = {g: _GroupFacts(g) for g in sorted(needed)}
+        if groups:
+            with ThreadPoolExecutor(
+                max_workers=self._max_workers, thread_name_prefix="eligibility"
+            ) as pool:
+                self._resolve_groups(pool, groups, peer_groups, people, settings.nested_groups)
+        eligible: dict[_Binding, frozenset[str]] = {}
+        for binding in bindings:
+            users = set(binding.users)
+            for g in binding.groups & groups.keys():
+                facts = groups[g]
+                users.update(facts.members)
+                if binding.marker is Marker.MULTI_PARTY:
+                    users.update(facts.listed if facts.listed is not None else facts.some_members)
+            eligible[binding] = frozenset(users)
+        return _assemble(eligible, people)
+
+    def _resolve_groups(
+        self,
+        pool: ThreadPoolExecutor,
+        groups: dict[str, _GroupFacts],
+        peer_groups: set[str],
+        people: list[str],
+        nested: bool,
+    ) -> None:
+        """Fill in group names, listings (for peers) and the memberships of `people`."""
+        # 1. Group names (one lookup per group, concurrently).
+        names = _gather(pool, {g: (self._lookup_group, (g,)) for g in groups})
+        for g, gname in names.items():
+            groups[g].name = gname
+            if gname is None:
+                log.warning(
+                    "group %s is unknown to Cloud Identity: its members are not eligible", g
+                )
+        known = {g: f for g, f in groups.items() if f.name is not None}
+        # 2. Listings of multi-party groups (they give peers and settle memberships) and
+        #    membership checks of the people in the other groups, concurrently.
+        jobs: dict[Any, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
+        for g, facts in known.items():
+            assert facts.name is not None
+            if g in peer_groups:
+                jobs[("list", g)] = (self._list_members, (facts.name, g, nested))
+            else:
+                for person in people:
+                    jobs[("member", g, person)] = (self._is_member, (facts.name, person, nested))
+        self._apply(groups, _gather(pool, jobs), people)
+        # 3. People not settled by an incomplete listing: ask about them one by one.
+        again: dict[Any, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
+        for g, facts in known.items():
+            if g in peer_groups and facts.listed is None:
+                assert facts.name is not None
+                for person in people:
+                    if person not in facts.some_members:
+                        again[("member", g, person)] = (
+                            self._is_member,
+                            (facts.name, person, nested),
+                        )
+        if again:
+            self._apply(groups, _gather(pool, again), people)
+
+    @staticmethod
+    def _apply(
+        groups: dict[str, _GroupFacts], answers: Mapping[Any, Any], people: list[str]
+    ) -> None:
+        for key, answer in answers.items():
+            if key[0] == "list":
+                members, complete = answer
+                facts = groups[key[1]]
+                if complete:
+                    facts.listed = frozenset(members)
+                else:
+                    facts.some_members = frozenset(members)
+                facts.members.update(p for p in people if p in members)
+            elif answer:
+                groups[key[1]].members.add(key[2])
+
+    # -- Cloud Identity ----------------------------------------------------------------------
+
+    def _identity_get(self, path: str, params: Mapping[str, str]) -> Any | None:
+        """GET a Cloud Identity resource; None on 404; GoogleError on anything else wrong."""
+        url = f"{self._clients.identity_base}/v1/{path}"
+        what = f"Cloud Identity {path.split('/')[-1] if '/' in path else path}"
+        last: str = ""
+        status: int | None = None
+        for attempt in range(IDENTITY_ATTEMPTS):
+            try:
+                response = self._clients.identity.get(
+                    url, params=dict(params), timeout=CALL_TIMEOUT
+                )
+            except requests.Timeout as error:
+                # Not retried: another full timeout would break the webhook's 10 s budget.
+                raise GoogleError(
+                    f"{what} timed out after {CALL_TIMEOUT:g} s", status=504
+                ) from error
+            except requests.RequestException as error:
+                last, status = f"cannot reach Cloud Identity ({error})", None
+            else:
+                status = response.status_code
+                if status == 200:
+                    try:
+                        return response.json()
+                    except ValueError as error:
+                        raise GoogleError(
+                            f"{what} returned an answer that could not be read ({error})"
+                        ) from error
+                if status == 404:
+                    return None
+                if status == 403:
+                    raise GoogleError(
+                        f"{what} was denied: the service account needs {_GROUPS_PERMISSION}"
+                        f" ({_error_message(response)})",
+                        status=403,
+                    )
+                if status not in (429, 500, 502, 503, 504):
+                    raise GoogleError(
+                        f"{what} failed with HTTP {status} ({_error_message(response)})",
+                        status=status,
+                    )
+                last = f"HTTP {status} ({_error_message(response)})"
+            if attempt + 1 < IDENTITY_ATTEMPTS:
+                # Short, bounded backoff: the whole check must fit the webhook's 10 s budget.
+                _sleep(min(0.2 * 2**attempt, self._retry_deadline / IDENTITY_ATTEMPTS))
+        raise GoogleError(
+            f"{what} failed after {IDENTITY_ATTEMPTS} attempts: {last}", status=status
+        )
+
+    def _lookup_group(self, email: str) -> str | None:
+        """`groups/ID` of a group email, or None when Cloud Identity does not know it."""
+        answer = self._identity_get("groups:lookup", {"groupKey.id": email})
+        if answer is None:
+            return None
+        name = answer.get("name") if isinstance(answer, dict) else None
+        if not isinstance(name, str) or not name.startswith("groups/"):
+            raise GoogleError(f"Cloud Identity groups:lookup for {email} returned no group name")
+        return name
+
+    def _is_member(self, group: str, email: str, nested: bool) -> bool:
+        """Is `email` a member of `group` (directly, or through nested groups when `nested`)?"""
+        if not nested:
+            answer = self._identity_get(f"{group}/memberships:lookup", {"memberKey.id": email})
+            if answer is None:
+                return False
+            if not isinstance(answer, dict) or not isinstance(answer.get("name"), str):
+                raise GoogleError("Cloud Identity memberships:lookup returned no membership name")
+            return True
+        quoted = email.replace("\\", "\\\\").replace("'", "\\'")
+        answer = self._identity_get(
+            f"{group}/memberships:checkTransitiveMembership",
+            {"query": f"member_key_id == '{quoted}'"},
+        )
+        if answer is None:
+            return False
+        if not isinstance(answer, dict):
+            raise GoogleError("Cloud Identity checkTransitiveMembership returned no answer")
+        has = answer.get("hasMembership", False)  # proto3 JSON omits false
+        if not isinstance(has, bool):
+            raise GoogleError("Cloud Identity checkTransitiveMembership returned no answer")
+        return has
+
+    def _list_members(self, group: str, email: str, nested: bool) -> tuple[frozenset[str], bool]:
+        """User members of a group, bounded; and whether the listing is complete."""
+        members: set[str] = set()
+        token = ""
+        suffix = "memberships:searchTransitiveMemberships" if nested else "memberships"
+        while True:
+            params = {"pageSize": str(self._max_group_members)}
+            if not nested:
+                params["view"] = "FULL"  # `type` tells users from nested groups
+            if token:
+                params["pageToken"] = token
+            answer = self._identity_get(f"{group}/{suffix}", params)
+            if answer is None:
+                log.warning("group %s disappeared while listing its members", email)
+                return frozenset(), True
+            if not isinstance(answer, dict) or not isinstance(answer.get("memberships", []), list):
+                raise GoogleError(f"Cloud Identity listing of {email} could not be read")
+            for item in answer.get("memberships", []):
+                member = _member_email(item, nested)
+                if member:
+                    members.add(member)
+            token = answer.get("nextPageToken") or ""
+            if not token:
+                return frozenset(members), True
+            if len(members) >= self._max_group_members:
+                log.warning(
+                    "group %s has more than %d members: only the first %d are offered as reviewers",
+                    email,
+                    self._max_group_members,
+                    len(members),
+                )
+                return frozenset(members), False
+
+    # -- policy-analyzer ---------------------------------------------------------------------
+
+    def _with_analyzer(
+        self,
+        scope: str,
+        project: str,
+        wanted: set[str],
+        people: list[str],
+        settings: EligibilitySettings,
+    ) -> EligibilityFacts:
+        from google.cloud import asset_v1
+
+        name = _full_project_name(project)
+        what = f"Policy Analyzer (analyzeIamPolicy) for project {project}"
+        query: dict[str, Any] = {
+            "scope": scope,
+            "resource_selector": {"full_resource_name": name},
+            "options": {"expand_groups": True, "output_group_edges": True},
+        }
+        if len(wanted) <= ANALYZER_MAX_ROLES:
+            query["access_selector"] = {"roles": sorted(wanted)}
+        # else: no access selector (the API takes at most 10 roles); roles are filtered here,
+        # because splitting the query would spend more than one of the 20 daily queries.
+        request = asset_v1.AnalyzeIamPolicyRequest(
+            analysis_query=asset_v1.IamPolicyAnalysisQuery(**query)
+        )
+        try:
+            response = self._clients.asset.analyze_iam_policy(
+                request=request,
+                # A 429 here is the daily quota: retrying cannot help and would burn more.
+                retry=gretry.Retry(
+                    predicate=gretry.if_exception_type(
+                        gexc.InternalServerError,
+                        gexc.ServiceUnavailable,
+                        gexc.BadGateway,
+                        gexc.GatewayTimeout,
+                    ),
+                    initial=0.1,
+                    maximum=1.0,
+                    multiplier=2.0,
+                    timeout=self._retry_deadline,
+                ),
+                timeout=CALL_TIMEOUT,
+            )
+        except Exception as error:  # the client library's whole failure surface, mapped once
+            raise _asset_error(what, scope, error, analyzer=True) from error
+        try:
+            eligible = self._analysis(response, scope, wanted, settings.nested_groups)
+        except GoogleError:
+            raise
+        except Exception as error:
+            raise GoogleError(
+                f"{what} returned an answer that could not be read ({error})"
+            ) from error
+        if not eligible:
+            log.info(
+                "Policy Analyzer found no eligible binding for %s on %s within %s",
+                ", ".join(sorted(wanted)),
+                project,
+                scope,
+            )
+        return _assemble(eligible, people)
+
+    def _analysis(
+        self, response: Any, scope: str, wanted: set[str], nested: bool
+    ) -> dict[_Binding, frozenset[str]]:
+        """Eligible bindings of an analysis and the users each makes eligible."""
+        eligible: dict[_Binding, frozenset[str]] = {}
+        for result in response.main_analysis.analysis_results:
+            attached = result.attached_resource_full_name
+            if not _attached_within(attached, scope):
+                log.warning(
+                    "ignoring a binding attached to %s, outside the scope %s", attached, scope
+                )
+                continue
+            binding = result.iam_binding
+            expression = binding.condition.expression if binding.HasField("condition") else None
+            hit = _eligible(binding.role, expression, wanted)
+            if hit is None:
+                continue
+            if not result.fully_explored:
+                raise GoogleError(
+                    f"Policy Analyzer could not fully analyse the {binding.role} binding on "
+                    f"{attached} (often a group it may not expand); eligibility would be "
+                    "incomplete"
+                )
+            users, groups = _members(binding.members)
+            everyone = set(users)
+            edges: dict[str, set[str]] = {}
+            for edge in result.identity_list.group_edges:
+                edges.setdefault(edge.source_node.lower(), set()).add(edge.target_node.lower())
+            for group in groups:
+                everyone.update(_reachable(edges, group, nested))
+            key = _Binding(binding.role, hit[0], hit[1], users, groups, attached)
+            eligible[key] = eligible.get(key, frozenset()) | frozenset(everyone)
+        return eligible
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _sleep(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)
+
+
+def _gather(
+    pool: ThreadPoolExecutor, jobs: Mapping[Any, tuple[Callable[..., T], tuple[Any, ...]]]
+) -> dict[Any, T]:
+    """Run jobs concurrently; their answers by key; the first failure is raised (all awaited)."""
+    futures = {key: pool.submit(fn, *args) for key, (fn, args) in jobs.items()}
+    answers: dict[Any, T] = {}
+    failure: BaseException | None = None
+    for key, future in futures.items():
+        try:
+            answers[key] = future.result()
+        except Exception as error:  # re-raised below, after every call has finished
+            failure = failure or error
+    if failure is not None:
+        if isinstance(failure, GoogleError):
+            raise failure
+        raise GoogleError(f"Cloud Identity lookup failed unexpectedly ({failure})") from failure
+    return answers
+
+
+def _error_message(response: requests.Response) -> str:
+    """The `error.message` of a Google JSON error body, or the status line."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        message = body["error"].get("message")
+        if isinstance(message, str):
+            return message[:300]
+    return f"HTTP {response.status_code}"
+
+
+def _member_email(item: Any, nested: bool) -> str | None:
+    """The email of a user member in a memberships listing item, or None."""
+    if not isinstance(item, dict):
+        return None
+    if nested:
+        # searchTransitiveMemberships: `member` is `users/…` or `groups/…`; nested groups'
+        # users are listed in their own right.
+        if not str(item.get("member", "")).startswith("users/"):
+            return None
+        keys = item.get("preferredMemberKey")
+        key = keys[0] if isinstance(keys, list) and keys else None
+    else:
+        if item.get("type", "USER") != "USER":
+            return None
+        key = item.get("preferredMemberKey")
+    member = key.get("id") if isinstance(key, dict) else None
+    return member.lower() if isinstance(member, str) and member else None
+
+
+def _reachable(edges: Mapping[str, set[str]], group: str, nested: bool) -> set[str]:
+    """User emails reachable from `group:<group>` through group edges (one hop unless nested)."""
+    users: set[str] = set()
+    seen: set[str] = set()
+    todo = [f"group:{group}"]
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        for target in edges.get(node, set()):
+            kind, _, email = target.partition(":")
+            if kind == "user" and email and "?" not in email:
+                users.add(email)
+            elif kind == "group" and nested:
+                todo.append(target)
+    return users
+
+
+def _attached_within(attached: str, scope: str) -> bool:
+    """False for an attachment that cannot lie within `scope` (judged from names alone).
+
+    Policy Analyzer only analyses policies within the scope; this guards what a name alone can
+    tell: an organization is never inside a folder, and nothing above a project is inside it.
+    (Projects are not compared by name: the API may name them by number.)
+    """
+    resource = attached.removeprefix(CRM)
+    if scope.startswith("folders/"):
+        return not resource.startswith("organizations/")
+    if scope.startswith("projects/"):
+        return resource.startswith("projects/")
+    return True
