@@ -1,0 +1,285 @@
+"""IAM condition helpers: markers, activation windows, descriptions (SPEC §5, §6)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from webhook.conditions import (
+    ACTIVATION_TITLE,
+    activation_description,
+    activation_expression,
+    build_binding,
+    is_activation_condition,
+    marker_of,
+    parse_activation_expression,
+    resource_condition,
+)
+from webhook.model import Binding, Marker
+
+START = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
+END = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+WINDOW = (
+    '(request.time >= timestamp("2026-11-29T10:00:00Z") && '
+    'request.time < timestamp("2026-11-29T12:00:00Z"))'
+)
+
+
+# --------------------------------------------------------------------------------------------
+# marker_of
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "has({}.jitAccessConstraint)",
+        "HAS({}.JITACCESSCONSTRAINT)",
+        "has( {}.jitAccessConstraint )",
+        " has ( { } . jitAccessConstraint ) ",
+        "has({}.jitAccessConstraint)\n",
+        "has(\t{}.jitAccessConstraint)",
+    ],
+)
+def test_self_approval_marker_variants(expression: str) -> None:
+    assert marker_of(expression) == (Marker.SELF_APPROVAL, ())
+
+
+def test_multi_party_marker() -> None:
+    assert marker_of("has({}.multiPartyApprovalConstraint)") == (Marker.MULTI_PARTY, ())
+
+
+@pytest.mark.parametrize("expression", [None, "", "   ", "true", "has({}.otherConstraint)"])
+def test_no_marker(expression: str | None) -> None:
+    assert marker_of(expression) == (None, ())
+
+
+def test_marker_with_resource_conditions_keeps_original_text() -> None:
+    expr = (
+        "has({}.jitAccessConstraint) && "
+        'resource.name.startsWith("projects/_/buckets/logs")  &&  resource.type == "x"'
+    )
+    assert marker_of(expr) == (
+        Marker.SELF_APPROVAL,
+        ('resource.name.startsWith("projects/_/buckets/logs")', 'resource.type == "x"'),
+    )
+
+
+def test_marker_not_first_clause() -> None:
+    bucket = 'resource.type == "storage.googleapis.com/Bucket"'
+    expr = bucket + " && has({}.multiPartyApprovalConstraint)"
+    assert marker_of(expr) == (Marker.MULTI_PARTY, (bucket,))
+
+
+def test_marker_under_top_level_or_is_not_eligible() -> None:
+    assert marker_of("has({}.jitAccessConstraint) || true") == (None, ())
+    assert marker_of("true || has({}.jitAccessConstraint)") == (None, ())
+    # `&&` binds tighter than `||`: this is `(marker && a) || b`.
+    assert marker_of("has({}.jitAccessConstraint) && a || b") == (None, ())
+
+
+def test_or_inside_parentheses_is_a_resource_clause() -> None:
+    assert marker_of("has({}.jitAccessConstraint) && (a || b)") == (
+        Marker.SELF_APPROVAL,
+        ("(a || b)",),
+    )
+
+
+def test_no_split_inside_quotes_or_parentheses() -> None:
+    expr = (
+        "has({}.jitAccessConstraint) && resource.name == \"a && b || c\" && "
+        "f('x && \\' || y') && g(p && q)"
+    )
+    assert marker_of(expr) == (
+        Marker.SELF_APPROVAL,
+        ('resource.name == "a && b || c"', "f('x && \\' || y')", "g(p && q)"),
+    )
+
+
+def test_whole_line_comments_are_ignored() -> None:
+    expr = (
+        "// eligible for self-approval || anything\n"
+        "has({}.jitAccessConstraint) &&\n"
+        "  // only the logs bucket\n"
+        '  resource.name == "logs"'
+    )
+    assert marker_of(expr) == (Marker.SELF_APPROVAL, ('resource.name == "logs"',))
+
+
+def test_self_approval_wins_and_markers_are_not_resource_conditions() -> None:
+    expr = "has({}.multiPartyApprovalConstraint) && has({}.jitAccessConstraint) && x"
+    assert marker_of(expr) == (Marker.SELF_APPROVAL, ("x",))
+
+
+def test_parenthesised_marker_is_not_recognised() -> None:
+    # jit-access compares the normalised clause text and does not unwrap parentheses.
+    assert marker_of("(has({}.jitAccessConstraint))") == (None, ())
+    assert marker_of("(has({}.jitAccessConstraint) && x)") == (None, ())
+
+
+def test_marker_as_substring_is_not_recognised() -> None:
+    assert marker_of("!has({}.jitAccessConstraint)") == (None, ())
+    assert marker_of("has({}.jitAccessConstraintX)") == (None, ())
+
+
+def test_unbalanced_input_does_not_raise() -> None:
+    assert marker_of("has({}.jitAccessConstraint) && ((x") == (Marker.SELF_APPROVAL, ("((x",))
+    assert marker_of(")) && has({}.jitAccessConstraint)") == (Marker.SELF_APPROVAL, ("))",))
+    assert marker_of('has({}.jitAccessConstraint) && "unterminated && x') == (
+        Marker.SELF_APPROVAL,
+        ('"unterminated && x',),
+    )
+
+
+def test_resource_condition_joins_clauses() -> None:
+    assert resource_condition(("a", "b == 1")) == "a && b == 1"
+    assert resource_condition(()) == ""
+
+
+# --------------------------------------------------------------------------------------------
+# activation_expression / parse_activation_expression
+
+
+def test_activation_expression_window_only() -> None:
+    assert activation_expression(START, END) == WINDOW
+
+
+def test_activation_expression_truncates_to_whole_seconds_and_converts_to_utc() -> None:
+    cet = timezone(timedelta(hours=1))
+    start = datetime(2026, 11, 29, 11, 0, 0, 999_999, tzinfo=cet)
+    end = datetime(2026, 11, 29, 13, 0, 0, tzinfo=cet)
+    assert activation_expression(start, end) == WINDOW
+
+
+def test_activation_expression_one_resource_condition() -> None:
+    assert activation_expression(START, END, ['resource.name == "a"']) == (
+        WINDOW + ' && (resource.name == "a")'
+    )
+
+
+def test_activation_expression_several_resource_conditions() -> None:
+    assert activation_expression(START, END, ["a && b", "c"]) == WINDOW + " && ((a && b) || (c))"
+
+
+def test_activation_expression_refuses_naive_datetimes() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        activation_expression(datetime(2026, 11, 29, 10), END)
+
+
+def test_parse_round_trip() -> None:
+    assert parse_activation_expression(WINDOW) == (START, END)
+    assert parse_activation_expression(activation_expression(START, END, ["a", "b"])) == (
+        START,
+        END,
+    )
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        'request.time >= timestamp("2026-11-29T10:00:00Z") && '
+        'request.time < timestamp("2026-11-29T12:00:00Z")',
+        '( request.time>=timestamp( "2026-11-29T10:00:00Z" )&&'
+        'request.time<timestamp("2026-11-29T12:00:00Z") )',
+        "(request.time >= timestamp('2026-11-29T10:00:00Z') &&\n"
+        " request.time < timestamp('2026-11-29T12:00:00Z'))",
+        '(request.time >= timestamp("2026-11-29T10:00:00.000Z") && '
+        'request.time < timestamp("2026-11-29T13:00:00+01:00"))',
+    ],
+)
+def test_parse_tolerates_variants(expression: str) -> None:
+    assert parse_activation_expression(expression) == (START, END)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "",
+        "has({}.jitAccessConstraint)",
+        'request.time < timestamp("2026-11-29T12:00:00Z")',
+        '(request.time >= timestamp("2026-11-29T10:00:00Z") && '
+        'request.time < timestamp("2026-11-29T12:00:00Z")',  # unbalanced
+        WINDOW + " || true",
+        '(request.time >= timestamp("yesterday") && '
+        'request.time < timestamp("2026-11-29T12:00:00Z"))',
+        '(request.time >= timestamp("2026-11-29T10:00:00") && '
+        'request.time < timestamp("2026-11-29T12:00:00"))',  # no zone
+    ],
+)
+def test_parse_rejects_non_windows(expression: str) -> None:
+    assert parse_activation_expression(expression) is None
+
+
+# --------------------------------------------------------------------------------------------
+# activation_description
+
+
+def test_description_self_approved() -> None:
+    assert activation_description((), "INC-1", "acme/access#12") == (
+        "Self-approved, justification: INC-1 (acme/access#12)"
+    )
+
+
+def test_description_approved() -> None:
+    assert activation_description(("bob", "carol"), "INC-1", "acme/access#12") == (
+        "Approved by bob, carol, justification: INC-1 (acme/access#12)"
+    )
+
+
+def test_description_truncates_justification_but_keeps_reference() -> None:
+    text = activation_description(("bob",), "x" * 300, "acme/access#12")
+    assert len(text) == 256
+    assert text.startswith("Approved by bob, justification: xxx")
+    assert text.endswith("x… (acme/access#12)")
+
+
+def test_description_self_approved_truncation_is_exactly_256() -> None:
+    text = activation_description((), "y" * 300, "acme/access#12")
+    assert len(text) == 256
+    assert text.endswith("y… (acme/access#12)")
+
+
+def test_description_truncates_approvers_when_too_many() -> None:
+    approvers = [f"reviewer-{i:03d}" for i in range(40)]
+    text = activation_description(approvers, "INC-1", "acme/access#12")
+    assert len(text) == 256
+    assert text.startswith("Approved by reviewer-000, reviewer-001")
+    assert text.endswith("…, justification: … (acme/access#12)")
+
+
+def test_description_exactly_at_limit_is_not_truncated() -> None:
+    prefix = "Self-approved, justification: "
+    suffix = " (o/r#1)"
+    j = "z" * (256 - len(prefix) - len(suffix))
+    assert activation_description((), j, "o/r#1") == prefix + j + suffix
+
+
+# --------------------------------------------------------------------------------------------
+# bindings
+
+
+def test_is_activation_condition() -> None:
+    assert is_activation_condition({"title": ACTIVATION_TITLE, "expression": WINDOW})
+    assert not is_activation_condition({"title": "other"})
+    assert not is_activation_condition({})
+    assert not is_activation_condition(None)
+
+
+def test_build_binding() -> None:
+    binding = build_binding(
+        "roles/cloudsql.admin",
+        "alice@example.com",
+        ("bob",),
+        "INC-1234: restore",
+        "acme/access#7",
+        START,
+        END,
+        ('resource.name == "db"',),
+    )
+    assert binding == Binding(
+        role="roles/cloudsql.admin",
+        member="user:alice@example.com",
+        title="JIT access activation",
+        description="Approved by bob, justification: INC-1234: restore (acme/access#7)",
+        expression=WINDOW + ' && (resource.name == "db")',
+    )

@@ -1,0 +1,325 @@
+"""The workflow's configuration: `policy/jitaccess.yaml` and `policy/identities.yaml` (SPEC §4).
+
+Pure parsing with the same YAML hardening as request files. Every key has the documented default
+except `scope`; unknown keys at any level are problems, so a typo never silently falls back to a
+default.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import timedelta
+from typing import TypeVar
+
+from webhook.durations import parse_duration
+from webhook.model import (
+    ActivationSettings,
+    ApprovalSettings,
+    EligibilitySettings,
+    EligibilitySourceName,
+    Identities,
+    JustificationSettings,
+    Policy,
+    Problem,
+)
+from webhook.request_file import LOGIN, PROJECT_ID, by_line, check_keys
+from webhook.safe_yaml import YamlValue, load, show
+
+#: Policy files are edited by administrators, but still read defensively.
+MAX_POLICY_BYTES = 64 * 1024
+MAX_PATTERN = 1000
+MAX_HINT = 200
+#: Upper bound of every integer setting; larger values are typos.
+MAX_COUNT = 100
+
+SCOPE = re.compile(
+    rf"organizations/[1-9][0-9]{{0,19}}|folders/[1-9][0-9]{{0,19}}|projects/{PROJECT_ID.pattern}"
+)
+# Deliberately loose: one `@`, no whitespace or `:` (catches `user:alice@…`), a dot in the domain.
+EMAIL = re.compile(r"[^@\s:]{1,64}@[^@\s:]+\.[^@\s:.][^@\s:]*")
+
+SECTIONS = ("scope", "activation", "justification", "eligibility", "approval")
+
+T = TypeVar("T")
+
+
+def _names(settings: type) -> tuple[str, ...]:
+    """The keys of a policy section: the fields of its settings class."""
+    return tuple(f.name for f in fields(settings))
+
+
+def _p(code: str, message: str, line: int | None = None) -> Problem:
+    return Problem(code=code, message=message, line=line)
+
+
+class _Section:
+    """Reads the keys of one policy section, collecting problems and keeping defaults."""
+
+    def __init__(self, name: str, value: YamlValue | None, keys: tuple[str, ...]) -> None:
+        self.name = name
+        self.problems: list[Problem] = []
+        self.entries: dict[str, YamlValue] = {}
+        if value is None or (value.kind == "scalar" and value.tag == "null"):
+            return  # `activation:` with nothing under it: all defaults
+        if value.kind != "mapping":
+            self.problems.append(
+                _p("wrong_type", f"'{name}' must be a mapping, not {value.describe()}", value.line)
+            )
+            return
+        self.entries, problems = check_keys(value, keys, (), where=f"{name}.")
+        self.problems.extend(problems)
+
+    def get(self, key: str, default: T, read: Callable[[str, YamlValue], T]) -> T:
+        """The value of `key` read by `read`, or the default if absent or invalid."""
+        value = self.entries.get(key)
+        if value is None:
+            return default
+        try:
+            return read(f"{self.name}.{key}", value)
+        except _Invalid as e:
+            self.problems.append(e.problem)
+            return default
+
+
+class _Invalid(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def _duration(name: str, value: YamlValue) -> timedelta:
+    if not value.is_string:
+        raise _Invalid(
+            _p(
+                "wrong_type",
+                f"'{name}' must be a duration like 30m, 2h or PT2H, not {value.describe()}",
+                value.line,
+            )
+        )
+    try:
+        return parse_duration(value.scalar)
+    except ValueError as e:
+        raise _Invalid(_p("invalid_duration", f"'{name}': {e}", value.line)) from None
+
+
+def _int(minimum: int) -> Callable[[str, YamlValue], int]:
+    def read(name: str, value: YamlValue) -> int:
+        if value.kind != "scalar" or value.tag != "int" or not isinstance(value.scalar, int):
+            raise _Invalid(
+                _p("wrong_type", f"'{name}' must be a whole number, not {value.describe()}",
+                   value.line)
+            )
+        number = value.scalar
+        if not minimum <= number <= MAX_COUNT:
+            raise _Invalid(
+                _p(
+                    "out_of_range",
+                    f"'{name}' must be between {minimum} and {MAX_COUNT}, not {number}",
+                    value.line,
+                )
+            )
+        return number
+
+    return read
+
+
+def _bool(name: str, value: YamlValue) -> bool:
+    if value.kind != "scalar" or value.tag != "bool" or not isinstance(value.scalar, bool):
+        raise _Invalid(
+            _p("wrong_type", f"'{name}' must be true or false, not {value.describe()}", value.line)
+        )
+    return value.scalar
+
+
+def _text(limit: int) -> Callable[[str, YamlValue], str]:
+    def read(name: str, value: YamlValue) -> str:
+        if not value.is_string:
+            raise _Invalid(
+                _p("wrong_type", f"'{name}' must be text, not {value.describe()}", value.line)
+            )
+        text = str(value.scalar)
+        if len(text) > limit:
+            raise _Invalid(
+                _p("too_long", f"'{name}' has {len(text)} characters; at most {limit}", value.line)
+            )
+        return text
+
+    return read
+
+
+def _pattern(name: str, value: YamlValue) -> str:
+    pattern = _text(MAX_PATTERN)(name, value)
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError, ValueError) as e:
+        raise _Invalid(
+            _p("invalid_pattern", f"'{name}' is not a valid regular expression: {e}", value.line)
+        ) from None
+    return pattern
+
+
+def _source(name: str, value: YamlValue) -> EligibilitySourceName:
+    choices = ", ".join(s.value for s in EligibilitySourceName)
+    if value.is_string:
+        try:
+            return EligibilitySourceName(str(value.scalar))
+        except ValueError:
+            pass
+    shown = show(str(value.scalar)) if value.kind == "scalar" else value.describe()
+    raise _Invalid(_p("invalid_source", f"'{name}' must be one of {choices}, not {shown}",
+                      value.line))
+
+
+def _scope(name: str, value: YamlValue) -> str:
+    scope = _text(200)(name, value).strip()
+    if not SCOPE.fullmatch(scope):
+        raise _Invalid(
+            _p(
+                "invalid_scope",
+                f"'{name}' must be organizations/NUMBER, folders/NUMBER or projects/PROJECT-ID, "
+                f"not {show(scope)}",
+                value.line,
+            )
+        )
+    return scope
+
+
+def parse_policy(text: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]:
+    """Parse `policy/jitaccess.yaml`; the policy, or None and every problem found."""
+    doc, loaded = load(text, MAX_POLICY_BYTES)
+    problems = list(loaded)
+    if doc is None:
+        if not problems:
+            problems.append(_p("empty", "the policy is empty; 'scope' is required"))
+        return None, tuple(problems)
+    if doc.kind != "mapping":
+        problems.append(
+            _p("not_a_mapping", f"the policy must be a mapping, not {doc.describe()}", doc.line)
+        )
+        return None, tuple(problems)
+    top, more = check_keys(doc, SECTIONS, ("scope",))
+    problems.extend(more)
+    scope: str | None = None
+    if "scope" in top:
+        try:
+            scope = _scope("scope", top["scope"])
+        except _Invalid as invalid:
+            problems.append(invalid.problem)
+
+    a = _Section("activation", top.get("activation"), _names(ActivationSettings))
+    default_a = ActivationSettings()
+    activation = ActivationSettings(
+        min_duration=a.get("min_duration", default_a.min_duration, _duration),
+        max_duration=a.get("max_duration", default_a.max_duration, _duration),
+        max_roles=a.get("max_roles", default_a.max_roles, _int(1)),
+        max_delay=a.get("max_delay", default_a.max_delay, _duration),
+    )
+    if activation.min_duration > activation.max_duration:
+        value = a.entries.get("min_duration") or a.entries.get("max_duration")
+        a.problems.append(
+            _p(
+                "invalid_duration_range",
+                "'activation.min_duration' must not be longer than 'activation.max_duration'",
+                value.line if value else None,
+            )
+        )
+
+    j = _Section("justification", top.get("justification"),
+                 _names(JustificationSettings))
+    default_j = JustificationSettings()
+    justification = JustificationSettings(
+        pattern=j.get("pattern", default_j.pattern, _pattern),
+        hint=j.get("hint", default_j.hint, _text(MAX_HINT)),
+    )
+
+    e = _Section("eligibility", top.get("eligibility"), _names(EligibilitySettings))
+    default_e = EligibilitySettings()
+    eligibility = EligibilitySettings(
+        source=e.get("source", default_e.source, _source),
+        nested_groups=e.get("nested_groups", default_e.nested_groups, _bool),
+    )
+
+    r = _Section("approval", top.get("approval"), _names(ApprovalSettings))
+    default_r = ApprovalSettings()
+    approval = ApprovalSettings(
+        required=r.get("required", default_r.required, _int(1)),
+        max_age=r.get("max_age", default_r.max_age, _duration),
+        request_reviewers=r.get("request_reviewers", default_r.request_reviewers, _int(0)),
+    )
+
+    for section in (a, j, e, r):
+        problems.extend(section.problems)
+    if problems or scope is None:
+        return None, by_line(problems)
+    return Policy(scope, activation, justification, eligibility, approval), ()
+
+
+def parse_identities(text: str | bytes) -> tuple[Identities, tuple[Problem, ...]]:
+    """Parse `policy/identities.yaml` (login: email); valid entries and every problem found.
+
+    Logins are case-insensitive on GitHub, so two entries differing only in case are ambiguous:
+    both are reported and neither is kept.
+    """
+    doc, loaded = load(text, MAX_POLICY_BYTES)
+    problems = list(loaded)
+    if doc is None:
+        return Identities({}), tuple(problems)  # an empty file maps nobody
+    if doc.kind != "mapping":
+        problems.append(
+            _p(
+                "not_a_mapping",
+                f"identities must be a mapping of GitHub login to email, not {doc.describe()}",
+                doc.line,
+            )
+        )
+        return Identities({}), tuple(problems)
+    by_login: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    ambiguous: set[str] = set()
+    for login, line, value in doc.entries:
+        valid = True
+        if not LOGIN.fullmatch(login):
+            problems.append(_p("invalid_login", f"{show(login)} is not a GitHub login", line))
+            valid = False
+        if not value.is_string:
+            problems.append(
+                _p(
+                    "wrong_type",
+                    f"the identity of {show(login)} must be an email address, "
+                    f"not {value.describe()}",
+                    value.line,
+                )
+            )
+            continue
+        email = str(value.scalar).strip().lower()
+        if len(email) > 254 or not EMAIL.fullmatch(email) or not email.isascii():
+            problems.append(
+                _p(
+                    "invalid_email",
+                    f"the identity of {show(login)} must be a bare email address like "
+                    f"alice@example.com, not {show(email)}",
+                    value.line,
+                )
+            )
+            continue
+        if not valid:
+            continue
+        key = login.lower()
+        if key in first_line:
+            problems.append(
+                _p(
+                    "duplicate_login",
+                    f"{show(login)} is mapped twice (logins are case-insensitive; first on line "
+                    f"{first_line[key]})",
+                    line,
+                )
+            )
+            ambiguous.add(key)
+            continue
+        first_line[key] = line
+        by_login[key] = email
+    for key in ambiguous:
+        by_login.pop(key, None)
+    return Identities(by_login), by_line(problems)

@@ -1,0 +1,124 @@
+"""`jitaccess validate`: check request files locally or in CI before opening a PR.
+
+Reports every problem as `path:line: code: message` (compiler style, so editors and CI annotate
+the line) and exits 1 if there is any.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from webhook.model import Policy, Problem
+from webhook.policy import MAX_POLICY_BYTES, parse_identities, parse_policy
+from webhook.request_file import MAX_REQUEST_BYTES, parse_request, request_path_problem
+
+DEFAULT_POLICY_PATH = "policy/jitaccess.yaml"
+_SUFFIXES = (".yaml", ".yml")
+
+
+def _format(path: str, problem: Problem) -> str:
+    where = f"{path}:{problem.line}" if problem.line is not None else path
+    return f"{where}: {problem.code}: {problem.message}"
+
+
+def _read(path: Path, limit: int) -> tuple[bytes | None, Problem | None]:
+    """At most `limit + 1` bytes of a file (enough to tell it is too large), or a problem."""
+    try:
+        with path.open("rb") as f:
+            return f.read(limit + 1), None
+    except FileNotFoundError:
+        return None, Problem("missing_file", "no such file")
+    except IsADirectoryError:
+        return None, Problem("unreadable", "is a directory")
+    except OSError as e:
+        return None, Problem("unreadable", f"cannot be read: {e.strerror or e}")
+
+
+def _request_files(path: str) -> Iterator[str]:
+    """The path itself, or the request files found under a directory, sorted."""
+    if not os.path.isdir(path):
+        yield path
+        return
+    found: list[str] = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(os.path.join(root, f) for f in files if f.endswith(_SUFFIXES))
+    yield from sorted(found)
+
+
+def _kind(path: str) -> str:
+    """`policy` or `identities` for the files of a `policy/` directory, else `request`."""
+    parts = Path(path).parts
+    if len(parts) >= 2 and parts[-2] == "policy":
+        if parts[-1] in ("jitaccess.yaml", "jitaccess.yml"):
+            return "policy"
+        if parts[-1] in ("identities.yaml", "identities.yml"):
+            return "identities"
+    return "request"
+
+
+def _layout_problem(path: str) -> Problem | None:
+    """For a path inside a `requests/` directory: is it `requests/<login>/<name>.yaml`?"""
+    parts = Path(path).parts
+    if "requests" not in parts:
+        return None
+    last = len(parts) - 1 - parts[::-1].index("requests")
+    return request_path_problem("/".join(("requests", *parts[last + 1 :])))
+
+
+def _load_policy(policy_path: str, out: TextIO) -> tuple[Policy | None, int]:
+    """The policy's settings (None: defaults) and how many problems were printed."""
+    data, problem = _read(Path(policy_path), MAX_POLICY_BYTES)
+    if data is None:
+        if problem is not None and problem.code == "missing_file":
+            # Validating a request does not need the policy; say which limits were used.
+            print(f"note: {policy_path} not found; checking against the default limits", file=out)
+            return None, 0
+        assert problem is not None
+        print(_format(policy_path, problem), file=out)
+        return None, 1
+    policy, problems = parse_policy(data)
+    for p in problems:
+        print(_format(policy_path, p), file=out)
+    return policy, len(problems)
+
+
+def run_validate(
+    paths: Sequence[str], policy_path: str = DEFAULT_POLICY_PATH, out: TextIO = sys.stdout
+) -> int:
+    """Check request files (or directories of them) against the policy; 1 if any problem.
+
+    `policy/jitaccess.yaml` and `policy/identities.yaml`, when given, are checked as what they are.
+    """
+    policy, count = _load_policy(policy_path, out)
+    checked = 0
+    for given in paths:
+        for path in _request_files(given):
+            checked += 1
+            problems: list[Problem] = []
+            layout = _layout_problem(path)
+            if layout is not None:
+                problems.append(layout)
+            kind = _kind(path)
+            limit = MAX_REQUEST_BYTES if kind == "request" else MAX_POLICY_BYTES
+            data, problem = _read(Path(path), limit)
+            if data is None:
+                assert problem is not None
+                problems.append(problem)
+            elif kind == "policy":
+                problems.extend(parse_policy(data)[1])
+            elif kind == "identities":
+                problems.extend(parse_identities(data)[1])
+            else:
+                problems.extend(parse_request(data, policy)[1])
+            for p in problems:
+                print(_format(path, p), file=out)
+            count += len(problems)
+    files = "file" if checked == 1 else "files"
+    noun = "problem" if count == 1 else "problems"
+    print(f"{checked} {files} checked, {count} {noun}", file=out)
+    return 1 if count else 0
