@@ -70,6 +70,41 @@ class GoogleEndpoints:
 CLOUD_IDENTITY_DEFAULT = "https://cloudidentity.googleapis.com"
 
 
+class BoundedSession(AuthorizedSession):
+    """An authorized session whose requests never wait longer than `cap` seconds.
+
+    google-cloud-logging's HTTP connection passes a fixed 60 s timeout on every request and
+    offers no per-call override; this caps it so that an audit write fits the webhook budget.
+    """
+
+    def __init__(
+        self, credentials: google.auth.credentials.Credentials, cap: float = CALL_TIMEOUT
+    ) -> None:
+        super().__init__(credentials)  # type: ignore[no-untyped-call]
+        self.cap = cap
+
+    def request(  # type: ignore[override]
+        self,
+        method: str,
+        url: str,
+        data: Any = None,
+        headers: Any = None,
+        max_allowed_time: float | None = None,
+        timeout: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Send the request with its timeout lowered to the cap."""
+        if isinstance(timeout, int | float):
+            timeout = min(float(timeout), self.cap)
+        elif isinstance(timeout, tuple):
+            timeout = tuple(min(float(t), self.cap) for t in timeout)
+        else:
+            timeout = self.cap
+        return super().request(  # type: ignore[no-untyped-call]
+            method, url, data, headers, max_allowed_time, timeout=timeout, **kwargs
+        )
+
+
 class GoogleClients:
     """Lazily built, shared Google clients for one configuration. Thread-safe to use."""
 
@@ -119,9 +154,12 @@ class GoogleClients:
         import google.cloud.logging
 
         ep = self.endpoints.cloud_logging
+        credentials = self.credentials_for(ep)
         return google.cloud.logging.Client(
             project=self.audit_project or "jitaccess-audit",
-            credentials=self.credentials_for(ep),
+            credentials=credentials,
+            # The library's own session waits 60 s per request; cap it (see BoundedSession).
+            _http=BoundedSession(credentials),
             _use_grpc=False,
             client_options=self._options(ep),
         )

@@ -1,0 +1,578 @@
+"""Activation against the fake Google, through google-cloud-resource-manager over HTTP (§6).
+
+The clock is fixed (jit-access's tests use 1 Jan 2040 too) and the exact policy JSON that
+reaches the fake is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from webhook.activation import (
+    ActivationResult,
+    Activator,
+    activation_bindings,
+    expired_activations,
+    present_for_reference,
+    request_reason,
+    with_activations,
+    without_bindings,
+)
+from webhook.conditions import build_binding
+from webhook.errors import ActivationError
+from webhook.google_clients import CALL_TIMEOUT, RETRY_DEADLINE, GoogleClients, GoogleEndpoints
+from webhook.model import Binding
+from webhook.sandbox.fake_google import FakeGoogle
+from webhook.sandbox.httpserver import LocalServer
+from webhook.sandbox.world import GoogleWorld
+
+from .google_fixtures import FakeGoogleHarness
+
+PROJECT = "payments-prod"
+RESOURCE = f"projects/{PROJECT}"
+ROLE = "roles/cloudsql.admin"
+ROLE2 = "roles/storage.admin"
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+REPO = "acme/access"
+JAN1_2040 = datetime(2040, 1, 1, 10, 0, 0, tzinfo=UTC)
+TWO_HOURS = timedelta(hours=2)
+JUSTIFICATION = "INC-1234: restore the failed replica"
+SELF = "has({}.jitAccessConstraint)"
+
+GET = r":getIamPolicy$"
+SET = r":setIamPolicy$"
+ABORTED = {
+    "error": {
+        "code": 409,
+        "message": "There were concurrent policy changes. Please retry the whole "
+        "read-modify-write with exponential backoff.",
+        "status": "ABORTED",
+    }
+}
+UNAVAILABLE = {
+    "error": {"code": 503, "message": "The service is unavailable.", "status": "UNAVAILABLE"}
+}
+
+WINDOW = (
+    '(request.time >= timestamp("2040-01-01T10:00:00Z") && '
+    'request.time < timestamp("2040-01-01T12:00:00Z"))'
+)
+
+
+def binding(
+    role: str = ROLE,
+    email: str = ALICE,
+    number: int = 42,
+    start: datetime = JAN1_2040,
+    approvers: tuple[str, ...] = (),
+) -> Binding:
+    return build_binding(
+        role, email, approvers, JUSTIFICATION, f"{REPO}#{number}", start, start + TWO_HOURS
+    )
+
+
+def wire(b: Binding) -> dict[str, Any]:
+    return {
+        "role": b.role,
+        "members": [b.member],
+        "condition": {"title": b.title, "description": b.description, "expression": b.expression},
+    }
+
+
+ELIGIBLE = {
+    "role": ROLE,
+    "members": [f"user:{ALICE}"],
+    "condition": {"title": "Eligible for JIT", "expression": SELF},
+}
+PLAIN = {"role": "roles/browser", "members": [f"user:{BOB}"]}
+
+
+@pytest.fixture
+def google(fake_google: FakeGoogleHarness) -> Iterator[FakeGoogleHarness]:
+    """The fake with project `payments-prod` holding an eligible and an unconditional binding."""
+    world = fake_google.world
+    world.add_project(PROJECT)
+    world.add_binding(RESOURCE, ROLE, f"user:{ALICE}", SELF, title="Eligible for JIT")
+    world.add_binding(RESOURCE, "roles/browser", f"user:{BOB}")
+    yield fake_google
+    assert fake_google.recorder.unexpected == []
+
+
+def no_sleep() -> tuple[list[float], Any]:
+    slept: list[float] = []
+    return slept, slept.append
+
+
+def activator(google: FakeGoogleHarness, **kwargs: Any) -> Activator:
+    kwargs.setdefault("sleep", lambda _s: None)
+    return Activator(google.clients, **kwargs)
+
+
+def set_bodies(google: FakeGoogleHarness) -> list[dict[str, Any]]:
+    return [json.loads(c.body) for c in google.recorder.calls if c.path.endswith(":setIamPolicy")]
+
+
+def get_bodies(google: FakeGoogleHarness) -> list[dict[str, Any]]:
+    return [json.loads(c.body) for c in google.recorder.calls if c.path.endswith(":getIamPolicy")]
+
+
+# --------------------------------------------------------------------------------------------
+# The write
+
+
+def test_activation_writes_the_exact_binding_in_one_read_and_one_write(google: FakeGoogleHarness):
+    etag_before = google.world.get_policy(RESOURCE)["etag"]
+    b = binding()
+
+    result = activator(google).activate(
+        PROJECT, [b], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+    )
+
+    expected = {
+        "role": ROLE,
+        "members": ["user:alice@example.com"],
+        "condition": {
+            "title": "JIT access activation",
+            "description": (
+                "Self-approved, justification: INC-1234: restore the failed replica "
+                "(acme/access#42)"
+            ),
+            "expression": WINDOW,
+        },
+    }
+    assert google.world.bindings(RESOURCE) == [ELIGIBLE, PLAIN, expected]
+    assert google.world.get_policy(RESOURCE)["version"] == 3
+    assert google.count("POST", GET) == 1
+    assert google.count("POST", SET) == 1
+    assert get_bodies(google) == [{"options": {"requestedPolicyVersion": 3}}]
+    (sent,) = set_bodies(google)
+    assert sent == {
+        "policy": {"version": 3, "etag": etag_before, "bindings": [ELIGIBLE, PLAIN, expected]}
+    }
+    assert google.iam.reasons_for(RESOURCE) == [JUSTIFICATION]
+    assert result == ActivationResult(
+        written=True,
+        bindings=(b,),
+        attempts=1,
+        etag=google.world.get_policy(RESOURCE)["etag"],
+    )
+
+
+def test_all_roles_of_a_request_go_in_one_write(google: FakeGoogleHarness):
+    bindings = [binding(ROLE), binding(ROLE2)]
+
+    result = activator(google).activate(
+        PROJECT, bindings, reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+    )
+
+    assert result.written and result.bindings == tuple(bindings)
+    assert google.world.bindings(RESOURCE)[2:] == [wire(b) for b in bindings]
+    assert google.count("POST", SET) == 1
+
+
+def test_reason_header_is_ascii_on_one_line(google: FakeGoogleHarness):
+    activator(google).activate(
+        PROJECT, [binding()], reason="Café crash ☕\r\nX-Evil: 1", pr_reference=f"{REPO}#42"
+    )
+
+    assert google.iam.reasons_for(RESOURCE) == ["Cafe crash ? X-Evil: 1"]
+
+
+def test_request_reason_is_shortened():
+    assert request_reason("a" * 600) == "a" * 497 + "..."
+    assert request_reason("  two\tspaces  ") == "two spaces"
+    assert request_reason("Zürich ﬁx") == "Zurich fix"
+
+
+# --------------------------------------------------------------------------------------------
+# Conflicts
+
+
+def test_conflicts_are_retried_with_a_fresh_read(google: FakeGoogleHarness):
+    google.recorder.fail("POST", SET, 409, body=ABORTED, times=2)
+    slept: list[float] = []
+
+    result = activator(google, sleep=slept.append, random=lambda: 0.5).activate(
+        PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+    )
+
+    assert result.written and result.attempts == 3
+    assert google.count("POST", GET) == 3
+    assert google.count("POST", SET) == 3
+    assert slept == pytest.approx(
+        [0.075, 0.15]
+    )  # equal jitter: half of 0.1 and 0.2 s fixed, half random
+    assert google.world.bindings(RESOURCE)[-1] == wire(binding())
+    assert google.iam.reasons_for(RESOURCE) == [JUSTIFICATION]
+
+
+def test_a_conflict_storm_ends_in_an_activation_error(google: FakeGoogleHarness):
+    google.recorder.fail("POST", SET, 409, body=ABORTED, times=-1)
+    slept: list[float] = []
+
+    with pytest.raises(ActivationError, match="kept changing concurrently; gave up after 6"):
+        activator(google, sleep=slept.append, random=lambda: 1.0).activate(
+            PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+        )
+
+    assert google.count("POST", SET) == 6
+    assert slept == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0])
+    assert google.world.bindings(RESOURCE) == [ELIGIBLE, PLAIN]
+
+
+def test_conflict_retries_stop_at_the_deadline(google: FakeGoogleHarness):
+    google.recorder.fail("POST", SET, 409, body=ABORTED, times=-1)
+
+    with pytest.raises(ActivationError, match="gave up after 1 attempts"):
+        activator(google, conflict_deadline=0.0).activate(
+            PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+        )
+
+
+def test_real_backoff_of_a_storm_is_bounded(google: FakeGoogleHarness):
+    google.recorder.fail("POST", SET, 409, body=ABORTED, times=-1)
+    started = time.monotonic()
+
+    with pytest.raises(ActivationError):
+        Activator(google.clients).activate(
+            PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+        )
+
+    assert time.monotonic() - started < 5.0
+    assert google.count("POST", SET) == 6
+
+
+def test_eight_concurrent_activations_all_land(google: FakeGoogleHarness):
+    people = [f"user{i}@example.com" for i in range(8)]
+    wanted = [
+        binding(ROLE if i % 2 else ROLE2, email, number=100 + i) for i, email in enumerate(people)
+    ]
+    results: list[ActivationResult] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run(b: Binding, number: int) -> None:
+        try:
+            r = Activator(google.clients).activate(
+                PROJECT, [b], reason=JUSTIFICATION, pr_reference=f"{REPO}#{number}"
+            )
+        except BaseException as e:  # reported below; a thread must not swallow it
+            with lock:
+                errors.append(e)
+        else:
+            with lock:
+                results.append(r)
+
+    threads = [threading.Thread(target=run, args=(b, 100 + i)) for i, b in enumerate(wanted)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+
+    assert errors == []
+    assert len(results) == 8 and all(r.written for r in results)
+    present = google.world.bindings(RESOURCE)
+    assert [b for b in present if b not in (ELIGIBLE, PLAIN)] != []
+    for b in wanted:
+        assert wire(b) in present
+    assert len(present) == 10
+    assert google.count("POST", SET) == 8 + sum(r.attempts - 1 for r in results)
+
+
+# --------------------------------------------------------------------------------------------
+# Idempotency and replacement
+
+
+def test_a_redelivered_merge_writes_nothing(google: FakeGoogleHarness):
+    act = activator(google)
+    first = act.activate(PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42")
+    policy = google.world.get_policy(RESOURCE)
+
+    later = binding(start=JAN1_2040 + timedelta(minutes=3))
+    second = act.activate(PROJECT, [later], reason=JUSTIFICATION, pr_reference=f"{REPO}#42")
+
+    assert first.written
+    assert second == ActivationResult(
+        written=False, bindings=(binding(),), attempts=1, etag=policy["etag"], already=(binding(),)
+    )
+    assert google.world.get_policy(RESOURCE) == policy
+    assert google.count("POST", SET) == 1
+    assert google.count("POST", GET) == 2
+
+
+def test_a_write_whose_answer_was_lost_still_counts_as_written():
+    """A setIamPolicy that landed but answered 503: the retry conflicts, the re-read finds it."""
+    world = GoogleWorld()
+    world.add_project(PROJECT)
+    fake = FakeGoogle(world)
+    lost = {"count": 0}
+
+    def lossy(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ["PATH_INFO"].endswith(":setIamPolicy") and lost["count"] == 0:
+            lost["count"] += 1
+            list(fake.wsgi(environ, lambda *a, **k: None))  # the write happens...
+            start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+            return [json.dumps(UNAVAILABLE).encode()]  # ...but its answer is lost
+        return fake.wsgi(environ, start_response)
+
+    with LocalServer(lossy) as server:
+        clients = GoogleClients(GoogleEndpoints(server.url, server.url, server.url, server.url))
+        result = Activator(clients, sleep=lambda _s: None).activate(
+            PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+        )
+
+    assert result.written is True
+    assert result.bindings == (binding(),)
+    assert world.bindings(RESOURCE) == [wire(binding())]
+    assert fake.recorder.count("POST", SET) == 2  # the lost one and the retry that conflicted
+    assert fake.recorder.unexpected == []
+
+
+def test_an_earlier_activation_of_the_same_role_and_member_is_replaced(google: FakeGoogleHarness):
+    earlier = binding(number=7, start=JAN1_2040 - timedelta(hours=1))
+    other_role = binding(ROLE2, number=7, start=JAN1_2040 - timedelta(hours=1))
+    other_member = binding(email=BOB, number=8)
+    for b in (earlier, other_role, other_member):
+        google.world.add_binding(RESOURCE, b.role, b.member, b.expression, b.title, b.description)
+
+    activator(google).activate(
+        PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+    )
+
+    assert google.world.bindings(RESOURCE) == [
+        ELIGIBLE,
+        PLAIN,
+        wire(other_role),
+        wire(other_member),
+        wire(binding()),
+    ]
+
+
+def test_only_the_member_is_taken_out_of_a_shared_activation_binding(google: FakeGoogleHarness):
+    earlier = binding(number=7)
+    shared = {**wire(earlier), "members": [f"user:{BOB}", f"user:{ALICE}"]}
+    policy = google.world.get_policy(RESOURCE)
+    google.world.set_policy(
+        RESOURCE, {**policy, "version": 3, "bindings": [*policy["bindings"], shared]}
+    )
+
+    activator(google).activate(
+        PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+    )
+
+    assert google.world.bindings(RESOURCE) == [
+        ELIGIBLE,
+        PLAIN,
+        {**wire(earlier), "members": [f"user:{BOB}"]},
+        wire(binding()),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+def test_an_ungrantable_role_is_named(google: FakeGoogleHarness):
+    bad = "roles/resourcemanager.organizationAdmin"
+
+    with pytest.raises(ActivationError) as caught:
+        activator(google).activate(
+            PROJECT, [binding(), binding(bad)], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+        )
+
+    assert str(caught.value) == (
+        f"{bad} cannot be granted on project {PROJECT}: "
+        f"Role {bad} is not supported for this resource."
+    )
+    assert google.world.bindings(RESOURCE) == [ELIGIBLE, PLAIN]
+
+
+def test_an_unknown_custom_role_is_refused(google: FakeGoogleHarness):
+    role = "organizations/123456789012/roles/doesNotExist"
+
+    with pytest.raises(ActivationError, match=f"^{role} cannot be granted on project {PROJECT}: "):
+        activator(google).activate(
+            PROJECT, [binding(role)], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+        )
+
+
+def test_an_existing_custom_role_is_granted(google: FakeGoogleHarness):
+    role = f"projects/{PROJECT}/roles/dbOperator"
+    google.iam.custom_roles.add(role)
+
+    result = activator(google).activate(
+        PROJECT, [binding(role)], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+    )
+
+    assert result.written
+    assert google.world.bindings(RESOURCE)[-1] == wire(binding(role))
+
+
+def test_a_basic_role_with_a_condition_is_refused(google: FakeGoogleHarness):
+    with pytest.raises(ActivationError, match="^roles/editor cannot be granted on project"):
+        activator(google).activate(
+            PROJECT, [binding("roles/editor")], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+        )
+
+
+def test_an_unknown_project_is_a_permission_error(google: FakeGoogleHarness):
+    with pytest.raises(ActivationError) as caught:
+        activator(google).activate(
+            "no-such-project", [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+        )
+
+    assert str(caught.value) == (
+        "Cannot change the IAM policy of project no-such-project: the service account lacks "
+        "permission or the project does not exist (403: The caller does not have permission)"
+    )
+    assert google.count("POST", SET) == 0
+
+
+def test_a_404_is_a_permission_error(google: FakeGoogleHarness):
+    google.recorder.fail(
+        "POST", GET, 404, body={"error": {"code": 404, "message": "gone", "status": "NOT_FOUND"}}
+    )
+
+    with pytest.raises(
+        ActivationError, match=r"lacks permission or the project does not exist \(404: gone\)"
+    ):
+        activator(google).activate(
+            PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+        )
+
+
+def test_a_transient_503_is_retried(google: FakeGoogleHarness):
+    google.recorder.fail("POST", GET, 503, body=UNAVAILABLE)
+    google.recorder.fail("POST", SET, 503, body=UNAVAILABLE)
+
+    result = activator(google).activate(
+        PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+    )
+
+    assert result.written and result.attempts == 1
+    assert google.count("POST", GET) == 2
+    assert google.count("POST", SET) == 2
+    assert google.world.bindings(RESOURCE)[-1] == wire(binding())
+
+
+def test_a_persistent_503_ends_within_the_bounded_time(google: FakeGoogleHarness):
+    google.recorder.fail("POST", GET, 503, body=UNAVAILABLE, times=-1)
+    started = time.monotonic()
+
+    with pytest.raises(ActivationError, match="Google Cloud kept failing"):
+        Activator(google.clients).activate(
+            PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+        )
+
+    elapsed = time.monotonic() - started
+    assert RETRY_DEADLINE - 3.0 < elapsed < RETRY_DEADLINE + CALL_TIMEOUT
+    assert google.count("POST", SET) == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Removal (rollback)
+
+
+def test_remove_takes_back_exactly_the_activation(google: FakeGoogleHarness):
+    act = activator(google)
+    other = binding(email=BOB, number=8)
+    act.activate(PROJECT, [other], reason=JUSTIFICATION, pr_reference=f"{REPO}#8")
+    act.activate(PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42")
+
+    act.remove(PROJECT, [binding()], reason="JIT access: audit entry failed, rolling back")
+
+    assert google.world.bindings(RESOURCE) == [ELIGIBLE, PLAIN, wire(other)]
+    assert google.iam.reasons_for(RESOURCE)[-1] == "JIT access: audit entry failed, rolling back"
+
+
+def test_remove_of_absent_bindings_writes_nothing(google: FakeGoogleHarness):
+    activator(google).remove(PROJECT, [binding()], reason="rollback")
+
+    assert google.count("POST", SET) == 0
+    assert google.count("POST", GET) == 1
+
+
+def test_remove_retries_conflicts(google: FakeGoogleHarness):
+    act = activator(google)
+    act.activate(PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42")
+    google.recorder.fail("POST", SET, 409, body=ABORTED, times=2)
+
+    act.remove(PROJECT, [binding()], reason="rollback")
+
+    assert google.world.bindings(RESOURCE) == [ELIGIBLE, PLAIN]
+    assert google.count("POST", SET) == 1 + 3
+
+
+# --------------------------------------------------------------------------------------------
+# The fake behaves like IAM where the service relies on it
+
+
+def test_version_1_read_of_a_conditional_policy_hides_conditions(google: FakeGoogleHarness):
+    policy = google.clients.projects.get_iam_policy(request={"resource": RESOURCE})
+
+    assert policy.version == 1
+    assert [b.role for b in policy.bindings][0].startswith(f"{ROLE}_withcond_")
+    assert not policy.bindings[0].HasField("condition")
+
+
+def test_a_conditional_binding_needs_version_3(google: FakeGoogleHarness):
+    from google.api_core.exceptions import BadRequest
+    from google.iam.v1 import policy_pb2
+
+    policy = google.clients.projects.get_iam_policy(
+        request={"resource": RESOURCE, "options": {"requested_policy_version": 3}}
+    )
+    policy.version = 1
+    with pytest.raises(BadRequest, match="require policy version 3"):
+        google.clients.projects.set_iam_policy(
+            request={
+                "resource": RESOURCE,
+                "policy": policy_pb2.Policy(
+                    version=1, etag=policy.etag, bindings=list(policy.bindings)
+                ),
+            }
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Pure policy manipulation
+
+
+def test_pure_functions_on_the_wire_form():
+    now = JAN1_2040 + TWO_HOURS
+    expired = binding(number=1, start=JAN1_2040)
+    active = binding(ROLE2, number=2, start=JAN1_2040 + timedelta(hours=1))
+    odd = Binding(ROLE, f"user:{BOB}", "JIT access activation", "(x#1)", "request.time < now")
+    policy = {
+        "version": 3,
+        "etag": "ZQ==",
+        "bindings": [ELIGIBLE, PLAIN, wire(expired), wire(active), wire(odd), "junk"],
+    }
+
+    assert activation_bindings(policy) == [expired, active, odd]
+    assert expired_activations(policy, now) == [expired]
+    assert expired_activations(policy, now - timedelta(seconds=1)) == []
+    assert present_for_reference(policy, [binding()], f"{REPO}#1") == (expired,)
+    assert present_for_reference(policy, [binding(), binding(ROLE2)], f"{REPO}#1") is None
+    assert without_bindings(policy, [expired])["bindings"] == [
+        ELIGIBLE,
+        PLAIN,
+        wire(active),
+        wire(odd),
+        "junk",
+    ]
+    fresh = binding(number=3)
+    assert with_activations(policy, [fresh]) == {
+        "version": 3,
+        "etag": "ZQ==",
+        "bindings": [ELIGIBLE, PLAIN, wire(active), wire(odd), "junk", wire(fresh)],
+    }
+    assert policy["bindings"][2] == wire(expired)  # the input is not modified

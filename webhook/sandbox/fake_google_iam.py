@@ -1,0 +1,465 @@
+"""Fake routes for IAM policies (Resource Manager v3), Cloud Logging and IAM policy search.
+
+Served in the REST wire format the client libraries send and parse (camelCase JSON; etags as
+base64 strings; errors as `{"error": {"code", "message", "status"}}`):
+
+- `POST /v3/{projects|folders|organizations}/{id}:getIamPolicy` and `:setIamPolicy`
+  (Resource Manager v3), with the checks real IAM makes: the etag (409 `ABORTED`), policy
+  versions and conditions, basic roles with conditions, roles that cannot be granted on the
+  resource (400 `INVALID_ARGUMENT`), unknown resources (403 `PERMISSION_DENIED`);
+- `POST /v2/entries:write` (Cloud Logging), merging request-level `logName`, `resource` and
+  `labels` into the entries as the API does, and keeping one entry per log, `insertId` and
+  `timestamp` (Logging shows such duplicates once);
+- `GET /v1/{scope}:searchAllIamPolicies` (Cloud Asset), with `query`, `assetTypes`, `pageSize`
+  and `pageToken`.
+
+State the world does not hold (request reasons, custom roles) lives in an `IamState` per world,
+reached through `iam_state(world)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook.sandbox.fake_google import FakeRequest, Route, google_error
+from webhook.sandbox.world import EtagMismatch, GoogleWorld
+
+JSON = dict[str, Any]
+
+#: Basic roles, which IAM refuses to combine with a condition.
+BASIC_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
+
+#: Predefined roles that exist only on organizations (IAM refuses them on projects and folders).
+ORGANIZATION_ONLY_ROLES = frozenset(
+    {
+        "roles/resourcemanager.organizationAdmin",
+        "roles/resourcemanager.organizationViewer",
+        "roles/billing.admin",
+        "roles/billing.creator",
+        "roles/orgpolicy.policyAdmin",
+        "roles/iam.organizationRoleAdmin",
+        "roles/securitycenter.admin",
+    }
+)
+
+#: Predefined roles that can be granted on organizations and folders but not on projects.
+FOLDER_OR_ORGANIZATION_ROLES = frozenset(
+    {"roles/resourcemanager.folderAdmin", "roles/resourcemanager.folderCreator"}
+)
+
+_PREDEFINED = re.compile(r"roles/[A-Za-z0-9_.]{3,64}")
+_CUSTOM = re.compile(
+    r"(?P<parent>(?:projects/[a-z0-9-]+|organizations/\d+))/roles/[A-Za-z0-9_.]{3,64}"
+)
+
+_CONCURRENT = (
+    "There were concurrent policy changes. Please retry the whole read-modify-write with "
+    "exponential backoff. The request's ETag '{sent}' did not match the current policy's ETag "
+    "'{current}'."
+)
+_NO_PERMISSION = "The caller does not have permission"
+
+PROJECT_ASSET_TYPE = "cloudresourcemanager.googleapis.com/Project"
+FOLDER_ASSET_TYPE = "cloudresourcemanager.googleapis.com/Folder"
+ORGANIZATION_ASSET_TYPE = "cloudresourcemanager.googleapis.com/Organization"
+_FULL_NAME_PREFIX = "//cloudresourcemanager.googleapis.com/"
+
+
+@dataclass
+class IamState:
+    """What the fake IAM remembers besides the world: request reasons and custom roles."""
+
+    #: (resource, `x-goog-request-reason` header or None) for every accepted setIamPolicy.
+    request_reasons: list[tuple[str, str | None]] = field(default_factory=list)
+    #: Custom roles that exist, e.g. `projects/p/roles/dbOperator`, `organizations/1/roles/x`.
+    custom_roles: set[str] = field(default_factory=set)
+    #: Predefined roles that do not exist (IAM answers 400 for them everywhere).
+    unknown_roles: set[str] = field(default_factory=set)
+
+    def reasons_for(self, resource: str) -> list[str | None]:
+        """The request reasons of the accepted writes to one resource, in order."""
+        return [reason for res, reason in list(self.request_reasons) if res == resource]
+
+
+_STATES: dict[int, IamState] = {}
+_STATES_LOCK = threading.Lock()
+
+
+def iam_state(world: GoogleWorld) -> IamState:
+    """The fake IAM state belonging to a world (created on first use, dropped with the world)."""
+    key = id(world)
+    with _STATES_LOCK:
+        state = _STATES.get(key)
+        if state is None:
+            state = _STATES[key] = IamState()
+            # A world is unhashable (a mutable dataclass), so key by id and forget the entry
+            # when the world is collected, before its id can be reused.
+            weakref.finalize(world, _STATES.pop, key, None)
+        return state
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _body(request: FakeRequest) -> JSON | None:
+    """The request body as a JSON object, or None when it is not one."""
+    if not request.body:
+        return {}
+    try:
+        parsed = json.loads(request.body)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _invalid(message: str) -> tuple[int, JSON]:
+    return google_error(400, message, "INVALID_ARGUMENT")
+
+
+def _is_conditional(binding: JSON) -> bool:
+    return isinstance(binding.get("condition"), dict) and bool(binding["condition"])
+
+
+def _withcond_role(binding: JSON) -> str:
+    """How IAM shows a conditional binding's role in a version-1 answer: `<role>_withcond_<h>`."""
+    digest = hashlib.sha256(
+        json.dumps(binding.get("condition"), sort_keys=True).encode()
+    ).hexdigest()[:20]
+    return f"{binding.get('role', '')}_withcond_{digest}"
+
+
+def _as_version(policy: JSON, requested: int) -> JSON:
+    """The policy formatted for the requested version, as IAM formats it.
+
+    A version-3 policy asked for at version 1 comes back as version 1, with each conditional
+    binding's condition dropped and its role renamed `<role>_withcond_<hash>` (IAM does not
+    hide such bindings, but makes them unusable for a version-1 read-modify-write).
+    """
+    bindings = policy.get("bindings", [])
+    conditional = any(_is_conditional(b) for b in bindings)
+    out: JSON = {"etag": policy["etag"]}
+    if conditional and requested < 3:
+        out["version"] = 1
+        out["bindings"] = [
+            {"role": _withcond_role(b), "members": b.get("members", [])}
+            if _is_conditional(b)
+            else b
+            for b in bindings
+        ]
+    else:
+        out["version"] = 3 if conditional else 1
+        out["bindings"] = bindings
+    if not out["bindings"]:
+        del out["bindings"]  # proto3 JSON omits empty repeated fields
+    return out
+
+
+def _role_problem(world: GoogleWorld, state: IamState, resource: str, role: str) -> str | None:
+    """Why `role` cannot be granted on `resource` (IAM's wording), or None if it can."""
+    kind = resource.split("/", 1)[0]
+    if role in state.unknown_roles:
+        return f"Role {role} does not exist."
+    if _PREDEFINED.fullmatch(role):
+        if role in ORGANIZATION_ONLY_ROLES and kind != "organizations":
+            return f"Role {role} is not supported for this resource."
+        if role in FOLDER_OR_ORGANIZATION_ROLES and kind == "projects":
+            return f"Role {role} is not supported for this resource."
+        return None
+    match = _CUSTOM.fullmatch(role)
+    if match is None:
+        return f"Role {role} does not exist."
+    # A custom role can be granted only on its own project, or within its organization.
+    parent = match["parent"]
+    in_hierarchy = parent in world.ancestry(resource)
+    if role not in state.custom_roles or not in_hierarchy:
+        return f"Role ({role}) does not exist in the resource's hierarchy."
+    return None
+
+
+def _validate_policy(
+    world: GoogleWorld, state: IamState, resource: str, policy: JSON, current: JSON
+) -> str | None:
+    """Why IAM would refuse this policy for this resource, or None."""
+    version = policy.get("version", 0)
+    if version not in (0, 1, 3):
+        return f"Invalid policy version {version!r}: valid values are 0, 1 and 3."
+    bindings = policy.get("bindings", [])
+    if not isinstance(bindings, list):
+        return "Invalid JSON payload: bindings must be a list."
+    for binding in bindings:
+        if not isinstance(binding, dict) or not isinstance(binding.get("role"), str):
+            return "Invalid policy: every binding needs a role."
+        role = binding["role"]
+        members = binding.get("members", [])
+        if not isinstance(members, list) or not members:
+            return f"Invalid policy: binding for {role} has no members."
+        if "_withcond_" in role:
+            return (
+                f"Role {role} is a version-1 rendering of a conditional binding; "
+                "read and write the policy at version 3."
+            )
+        if _is_conditional(binding):
+            condition = binding["condition"]
+            if version != 3:
+                return (
+                    "Invalid policy: conditional role bindings require policy version 3 "
+                    f"(binding for {role})."
+                )
+            if not isinstance(condition.get("expression"), str) or not condition["expression"]:
+                return f"Invalid policy: the condition of the binding for {role} has no expression."
+            if role in BASIC_ROLES:
+                return f"Invalid policy: conditions are not supported for the basic role {role}."
+            if len(str(condition.get("title", ""))) > 100:
+                return f"Invalid policy: condition title for {role} is longer than 100 characters."
+            if len(str(condition.get("description", ""))) > 256:
+                return (
+                    f"Invalid policy: condition description for {role} is longer than "
+                    "256 characters."
+                )
+        problem = _role_problem(world, state, resource, role)
+        if problem is not None:
+            return problem
+    had_conditions = any(_is_conditional(b) for b in current.get("bindings", []))
+    if had_conditions and version != 3 and policy.get("etag"):
+        return (
+            "Invalid policy: the policy contains conditional role bindings; "
+            "setIamPolicy must specify version 3."
+        )
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Resource Manager v3: get/setIamPolicy
+
+
+def _get_iam_policy(world: GoogleWorld) -> Any:
+    def handler(request: FakeRequest) -> tuple[int, Any]:
+        resource = f"{request.match['kind']}/{request.match['id']}"
+        body = _body(request)
+        if body is None:
+            return _invalid("Invalid JSON payload received.")
+        if not world.exists(resource):
+            return google_error(403, _NO_PERMISSION, "PERMISSION_DENIED")
+        options = body.get("options") or {}
+        requested = options.get("requestedPolicyVersion", 0) if isinstance(options, dict) else 0
+        if requested not in (0, 1, 3):
+            return _invalid(f"Invalid requested policy version {requested!r}.")
+        return 200, _as_version(world.get_policy(resource), requested)
+
+    return handler
+
+
+def _set_iam_policy(world: GoogleWorld) -> Any:
+    def handler(request: FakeRequest) -> tuple[int, Any]:
+        resource = f"{request.match['kind']}/{request.match['id']}"
+        body = _body(request)
+        if body is None or not isinstance(body.get("policy"), dict):
+            return _invalid("Invalid JSON payload received: `policy` is required.")
+        if not world.exists(resource):
+            return google_error(403, _NO_PERMISSION, "PERMISSION_DENIED")
+        state = iam_state(world)
+        policy: JSON = body["policy"]
+        # Validate and write under the world's lock so that the etag check and the write are one
+        # step, as they are in IAM.
+        with world._lock:
+            current = world.get_policy(resource)
+            sent = policy.get("etag")
+            if sent and sent != current["etag"]:
+                return google_error(
+                    409, _CONCURRENT.format(sent=sent, current=current["etag"]), "ABORTED"
+                )
+            problem = _validate_policy(world, state, resource, policy, current)
+            if problem is not None:
+                return _invalid(problem)
+            conditional = any(_is_conditional(b) for b in policy.get("bindings", []))
+            try:
+                stored = world.set_policy(resource, {**policy, "version": 3 if conditional else 1})
+            except EtagMismatch:  # pragma: no cover - checked above under the same lock
+                return google_error(409, _CONCURRENT.format(sent=sent, current="?"), "ABORTED")
+            state.request_reasons.append((resource, request.headers.get("x-goog-request-reason")))
+        return 200, _as_version(stored, 3)
+
+    return handler
+
+
+# --------------------------------------------------------------------------------------------
+# Cloud Logging v2: entries.write
+
+
+_SEVERITIES = frozenset(
+    {"DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY"}
+)
+
+
+def _identity(entry: JSON) -> tuple[str, str, str] | None:
+    """What makes two entries the same for Cloud Logging: log, insertId and timestamp."""
+    insert_id, timestamp = entry.get("insertId"), entry.get("timestamp")
+    if not isinstance(insert_id, str) or not isinstance(timestamp, str):
+        return None
+    return str(entry.get("logName")), insert_id, timestamp
+
+
+def _write_entries(world: GoogleWorld) -> Any:
+    def handler(request: FakeRequest) -> tuple[int, Any]:
+        body = _body(request)
+        if body is None:
+            return _invalid("Invalid JSON payload received.")
+        entries = body.get("entries")
+        if not isinstance(entries, list) or not entries:
+            return _invalid("entries: at least one log entry is required.")
+        merged: list[JSON] = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                return _invalid(f"entries[{index}]: a log entry must be an object.")
+            out = dict(entry)
+            # The request's logName and resource are defaults for entries that lack them; its
+            # labels are merged under each entry's own (entry labels win), as the API documents.
+            for key in ("logName", "resource"):
+                if key not in out and key in body:
+                    out[key] = body[key]
+            if isinstance(body.get("labels"), dict):
+                out["labels"] = {**body["labels"], **(out.get("labels") or {})}
+            if not isinstance(out.get("logName"), str) or "/logs/" not in out["logName"]:
+                return _invalid(f"entries[{index}]: logName is required.")
+            if not isinstance(out.get("resource"), dict) or not out["resource"].get("type"):
+                return _invalid(f"entries[{index}]: resource is required.")
+            labels = out.get("labels", {})
+            if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+                return _invalid(f"entries[{index}]: label values must be strings.")
+            if out.get("severity", "DEFAULT") not in _SEVERITIES:
+                return _invalid(f"entries[{index}]: unknown severity {out.get('severity')!r}.")
+            merged.append(out)
+        with world._lock:
+            # Cloud Logging treats entries of one log with the same `insertId` and `timestamp` as
+            # one entry (readers see it once); the fake keeps only the first.
+            seen = {_identity(e) for e in world.log_entries}
+            fresh: list[JSON] = []
+            for entry in merged:
+                identity = _identity(entry)
+                if identity is None or identity not in seen:
+                    fresh.append(entry)
+                    if identity is not None:
+                        seen.add(identity)
+            world.append_logs(fresh)
+        return 200, {}
+
+    return handler
+
+
+# --------------------------------------------------------------------------------------------
+# Cloud Asset v1: searchAllIamPolicies
+
+
+def _asset_type(resource: str) -> str:
+    kind = resource.split("/", 1)[0]
+    return {
+        "projects": PROJECT_ASSET_TYPE,
+        "folders": FOLDER_ASSET_TYPE,
+        "organizations": ORGANIZATION_ASSET_TYPE,
+    }[kind]
+
+
+def _parse_query(query: str) -> list[tuple[str, str]] | None:
+    """`field:value` terms (values may be quoted phrases), or None if the query is not one."""
+    try:
+        tokens = shlex.split(query)
+    except ValueError:
+        return None
+    terms: list[tuple[str, str]] = []
+    for token in tokens:
+        if token.upper() == "AND":
+            continue
+        name, sep, value = token.partition(":")
+        if not sep or name not in ("policy", "policy.role.permissions", "resource") or not value:
+            return None
+        terms.append((name, value))
+    return terms
+
+
+def _binding_matches(binding: JSON, name: str, value: str) -> bool:
+    if name == "policy":
+        # The search is over the policy's text: roles, members and condition fields.
+        return value.lower() in json.dumps(binding).lower()
+    return False
+
+
+def _search_all_iam_policies(world: GoogleWorld) -> Any:
+    def handler(request: FakeRequest) -> tuple[int, Any]:
+        scope = f"{request.match['kind']}/{request.match['id']}"
+        if not world.exists(scope):
+            return google_error(403, _NO_PERMISSION, "PERMISSION_DENIED")
+        query = (request.query.get("query") or [""])[0]
+        terms = _parse_query(query)
+        if terms is None or any(name == "policy.role.permissions" for name, _ in terms):
+            return _invalid(f"Invalid query: {query!r} is not supported by the fake.")
+        asset_types = set(request.query.get("assetTypes", []))
+        try:
+            page_size = int((request.query.get("pageSize") or ["100"])[0] or 100)
+            offset = int((request.query.get("pageToken") or ["0"])[0] or 0)
+        except ValueError:
+            return _invalid("Invalid page size or page token.")
+        page_size = max(1, min(page_size, 500))
+
+        resources = [world.organization, *sorted(world.parents)]
+        results: list[JSON] = []
+        for resource in resources:
+            if scope not in world.ancestry(resource):
+                continue
+            if asset_types and _asset_type(resource) not in asset_types:
+                continue
+            if any(
+                name == "resource" and value not in _FULL_NAME_PREFIX + resource
+                for name, value in terms
+            ):
+                continue
+            bindings = world.bindings(resource)
+            policy_terms = [(n, v) for n, v in terms if n == "policy"]
+            # Like the API, answer only with the bindings that match the query.
+            matching = [
+                b for b in bindings if all(_binding_matches(b, n, v) for n, v in policy_terms)
+            ]
+            if not matching:
+                continue
+            result: JSON = {
+                "resource": _FULL_NAME_PREFIX + resource,
+                "assetType": _asset_type(resource),
+                "policy": {"bindings": matching},
+            }
+            project = next((r for r in world.ancestry(resource) if r.startswith("projects/")), "")
+            if project:
+                result["project"] = "projects/" + world.project_numbers[project.split("/", 1)[1]]
+            folders = [r for r in world.ancestry(resource) if r.startswith("folders/")]
+            if folders:
+                result["folders"] = folders
+            result["organization"] = world.organization
+            results.append(result)
+        page = results[offset : offset + page_size]
+        out: JSON = {"results": page} if page else {}
+        if offset + page_size < len(results):
+            out["nextPageToken"] = str(offset + page_size)
+        return 200, out
+
+    return handler
+
+
+def routes(world: GoogleWorld) -> list[Route]:
+    """The route table of the IAM, Logging and IAM-search part of the fake Google."""
+    parent = r"(?P<kind>projects|folders|organizations)/(?P<id>[^/:]+)"
+    return [
+        ("POST", re.compile(rf"/v3/{parent}:getIamPolicy"), _get_iam_policy(world)),
+        ("POST", re.compile(rf"/v3/{parent}:setIamPolicy"), _set_iam_policy(world)),
+        ("POST", re.compile(r"/v2/entries:write"), _write_entries(world)),
+        (
+            "GET",
+            re.compile(rf"/v1/{parent}:searchAllIamPolicies"),
+            _search_all_iam_policies(world),
+        ),
+    ]
