@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as gauth_exceptions
@@ -54,6 +55,32 @@ class CleanupReport:
     def ok(self) -> bool:
         """True when every project was handled without error."""
         return not self.errors
+
+    def summary(self) -> str:
+        """One line for people: what was removed, and what failed."""
+        text = (
+            f"removed {len(self.removed)} expired activation(s) "
+            f"in {len(self.projects)} project(s)"
+        )
+        if self.errors:
+            text += "; failed: " + "; ".join(f"{p}: {m}" for p, m in sorted(self.errors.items()))
+        return text
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {
+            "removed": [
+                {
+                    "project": r.project,
+                    "role": r.binding.role,
+                    "member": r.binding.member,
+                    "end": r.end.strftime("%Y-%m-%dT%H:%M:%SZ") if r.end else None,
+                }
+                for r in self.removed
+            ],
+            "projects": list(self.projects),
+            "errors": dict(self.errors),
+        }
 
 
 class Cleaner:

@@ -118,7 +118,9 @@ class Settings:
 
         project = get("GOOGLE_CLOUD_PROJECT")
         if project is None:
-            problems.append("GOOGLE_CLOUD_PROJECT is required (the project receiving the audit log)")
+            problems.append(
+                "GOOGLE_CLOUD_PROJECT is required (the project receiving the audit log)"
+            )
         elif not PROJECT_RE.match(project):
             problems.append(f"GOOGLE_CLOUD_PROJECT is not a valid project ID: {project!r}")
 

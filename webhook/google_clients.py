@@ -120,7 +120,7 @@ class GoogleClients:
             return AnonymousCredentials()  # type: ignore[no-untyped-call]
         with self._lock:
             if self._adc is None:
-                creds, _ = google.auth.default(scopes=list(SCOPES))  # type: ignore[no-untyped-call]
+                creds, _ = google.auth.default(scopes=list(SCOPES))
                 self._adc = creds
             return self._adc
 
@@ -155,7 +155,7 @@ class GoogleClients:
 
         ep = self.endpoints.cloud_logging
         credentials = self.credentials_for(ep)
-        return google.cloud.logging.Client(
+        return google.cloud.logging.Client(  # type: ignore[no-untyped-call]
             project=self.audit_project or "jitaccess-audit",
             credentials=credentials,
             # The library's own session waits 60 s per request; cap it (see BoundedSession).
@@ -167,7 +167,9 @@ class GoogleClients:
     @cached_property
     def identity(self) -> AuthorizedSession:
         """An authorized session for the Cloud Identity Groups API (no client library exists)."""
-        return AuthorizedSession(self.credentials_for(self.endpoints.cloud_identity))
+        return AuthorizedSession(  # type: ignore[no-untyped-call]
+            self.credentials_for(self.endpoints.cloud_identity)
+        )
 
     @property
     def identity_base(self) -> str:

@@ -40,11 +40,13 @@ from webhook.model import (
 )
 from webhook.policy import parse_identities, parse_policy
 from webhook.render import (
-    ACTIVATION_MARKER_PREFIX,
     COMMENT_MARKER,
     activation_comment,
     activation_failed_comment,
+    activation_failed_marker,
+    activation_marker,
     refusal_comment,
+    refusal_marker,
     status_comment,
     status_description,
 )
@@ -55,8 +57,6 @@ log = logging.getLogger("jitaccess")
 POLICY_PATH = "policy/jitaccess.yaml"
 IDENTITIES_PATH = "policy/identities.yaml"
 STATUS_CONTEXT = "jit-access"
-FAILURE_MARKER = "<!-- jit-access:activation-failed -->"
-REFUSAL_MARKER_PREFIX = "<!-- jit-access:refused "
 
 T = TypeVar("T")
 
@@ -218,7 +218,7 @@ class Lifecycle:
                 )
             except UpstreamError as exc:
                 log.warning("eligibility lookup failed for %s: %s", pr.reference, exc)
-                eligibility_problem = Problem("eligibility_unavailable", str(exc))
+                eligibility_problem = Problem("service_error", str(exc))
         facts = Facts(
             pr=pr,
             policy=settings if not policy_problems else None,
@@ -267,7 +267,7 @@ class Lifecycle:
         """Set the commit status, update the status comment, and ask qualified peers to review."""
         decision = ev.decision
         assert decision is not None
-        futures = [
+        futures: list[Future[Any]] = [
             self._submit(
                 self.github.set_status,
                 ev.pull.head_sha,
@@ -313,7 +313,7 @@ class Lifecycle:
         return result
 
     def on_review(self, number: int, delivery_id: str, reviewer: str | None) -> LifecycleResult:
-        """A review was submitted, edited or dismissed: re-evaluate; audit an approval that counts."""
+        """A review was submitted, edited or dismissed: re-evaluate; audit a counted approval."""
         ev, result = self._refresh(number)
         decision = ev.decision if ev is not None else None
         if decision is not None and reviewer and reviewer.lower() in {
@@ -377,15 +377,16 @@ class Lifecycle:
     def _refuse(
         self, ev: Evaluation, decision: Decision, reason: str, delivery_id: str
     ) -> LifecycleResult:
-        marker = f"{REFUSAL_MARKER_PREFIX}{ev.pull.head_sha} -->"
+        marker = refusal_marker(ev.pull.head_sha)
         record = self._record(
             audit_events.REFUSE_ACTIVATION, ev, delivery_id, message=f"Refused: {reason}",
-            timestamp=ev.pull.merged_at, insert_id=f"refuse:{decision.pr.reference}@{ev.pull.head_sha}",
+            timestamp=ev.pull.merged_at,
+            insert_id=f"refuse:{decision.pr.reference}@{ev.pull.head_sha}",
         )
         self._audit_quietly(record)
         if not self.github.comments_with(ev.pull.number, marker):
             self.github.create_comment(
-                ev.pull.number, marker + "\n" + refusal_comment(reason, decision)
+                ev.pull.number, refusal_comment(reason, pr=decision.pr, decision=decision)
             )
         log.warning("refused activation for %s: %s", decision.pr.reference, reason)
         return LifecycleResult(f"PR #{ev.pull.number}: activation refused: {reason}",
@@ -408,7 +409,7 @@ class Lifecycle:
             )
             for rd in decision.roles
         ]
-        marker = f"{ACTIVATION_MARKER_PREFIX}{ev.pull.head_sha} -->"
+        marker = activation_marker(ev.pull.head_sha)
         try:
             result = self.activator.activate(
                 request.project, bindings, reason=request.justification,
@@ -447,7 +448,7 @@ class Lifecycle:
         if not self.github.comments_with(ev.pull.number, marker):
             self.github.create_comment(
                 ev.pull.number,
-                activation_comment(decision, start=start, end=end, head_sha=ev.pull.head_sha),
+                activation_comment(decision, start=start, end=end),
             )
         what = "activated" if written else "already active"
         log.info("%s: %s %s on %s until %s", decision.pr.reference, decision.requester,
@@ -461,8 +462,11 @@ class Lifecycle:
         log.error("activation failed for %s: %s", decision.pr.reference, reason)
         try:
             self.github.upsert_comment(
-                ev.pull.number, FAILURE_MARKER,
-                FAILURE_MARKER + "\n" + activation_failed_comment(reason, decision),
+                ev.pull.number, activation_failed_marker(ev.pull.head_sha),
+                activation_failed_comment(
+                    reason, decision,
+                    max_delay=ev.policy.activation.max_delay if ev.policy else timedelta(hours=1),
+                ),
             )
         except JitAccessError as exc:
             log.error("could not comment the failure on %s: %s", decision.pr.reference, exc)

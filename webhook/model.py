@@ -112,7 +112,7 @@ class Policy:
 class Identities:
     """`policy/identities.yaml`: GitHub login (case-insensitive) -> Google identity (email)."""
 
-    by_login: Mapping[str, str] = field(default_factory=dict)  # keys lower-cased, values lower-cased
+    by_login: Mapping[str, str] = field(default_factory=dict)  # keys and values lower-cased
 
     def email_for(self, login: str) -> str | None:
         """The Google identity mapped to a login, or None."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 import requests
+
 from webhook.sandbox.fake_google import FakeGoogle
 from webhook.sandbox.fake_google_assets import analyzer_queries
 from webhook.sandbox.world import GoogleWorld

@@ -34,6 +34,7 @@ class LocalServer:
     def url(self) -> str:
         """Base URL, e.g. `http://127.0.0.1:53211` (no trailing slash)."""
         host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         return f"http://{host}:{port}"
 
     def start(self) -> LocalServer:

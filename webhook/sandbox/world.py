@@ -48,7 +48,8 @@ class GoogleWorld:
         with self._lock:
             resource = f"projects/{project_id}"
             self.parents[resource] = parent or self.organization
-            self.project_numbers[project_id] = number or str(100000000000 + len(self.project_numbers))
+            count = len(self.project_numbers)
+            self.project_numbers[project_id] = number or str(100000000000 + count)
             return resource
 
     def exists(self, resource: str) -> bool:

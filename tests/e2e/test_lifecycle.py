@@ -1,0 +1,154 @@
+"""The whole request lifecycle through the real Flask app, PyGithub and the Google libraries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.e2e.conftest import NOW, request_yaml
+from webhook.render import COMMENT_MARKER
+from webhook.sandbox.emulator import Emulator
+
+WINDOW_1H = (
+    '(request.time >= timestamp("2026-11-29T10:00:00Z") && '
+    'request.time < timestamp("2026-11-29T11:00:00Z"))'
+)
+
+
+def labels(entry: dict) -> dict:
+    return entry.get("labels", {})
+
+
+def events(emu: Emulator) -> list[str]:
+    return [labels(e).get("event", "") for e in emu.audit()]
+
+
+def test_self_approval_lifecycle(emu: Emulator) -> None:
+    number = emu.open_request("alice", request_yaml())
+    answer = emu.pr_event("opened", number)
+    assert answer.status == 200, answer.body
+    assert answer.body["state"] == "ready"
+
+    status = emu.status(number)
+    assert status is not None
+    assert status["state"] == "success"
+    assert status["context"] == "jit-access"
+    assert len(status["description"]) < 140
+    [comment] = emu.comments(number)
+    assert comment.startswith(COMMENT_MARKER)
+
+    answer = emu.merge(number)
+    assert answer.status == 200, answer.body
+    [binding] = emu.activations("payments-dev")
+    assert binding == {
+        "role": "roles/cloudsql.admin",
+        "members": ["user:alice@example.com"],
+        "condition": {
+            "title": "JIT access activation",
+            "description": "Self-approved, justification: INC-1234: restore the failed replica "
+            "(acme/access#1)",
+            "expression": WINDOW_1H,
+        },
+    }
+    assert events(emu) == ["gitops.requestRole", "gitops.activateRole"]
+    activation = emu.audit()[-1]
+    assert activation["labels"]["pull_request"].endswith("/acme/access/pull/1")
+    assert activation["severity"] == "NOTICE"
+    assert labels(activation) | {"delivery_id": "x"} == {
+        "event": "gitops.activateRole",
+        "user": "alice@example.com",
+        "project": "payments-dev",
+        "role": "roles/cloudsql.admin",
+        "justification": "INC-1234: restore the failed replica",
+        "activation_start": "2026-11-29T10:00:00Z",
+        "activation_end": "2026-11-29T11:00:00Z",
+        "reviewers": "",
+        "pull_request": labels(activation)["pull_request"],
+        "commit": emu.github.pull("acme/access", number).head_sha,
+        "delivery_id": "x",
+    }
+    comments = emu.comments(number)
+    assert len(comments) == 2  # the status comment, then a new activation comment
+    assert "2026-11-29T11:00:00Z" in comments[1]
+    assert "1h" in comments[1]
+    assert "roles/cloudsql.admin" in comments[1]
+
+
+def test_multi_party_lifecycle(emu: Emulator) -> None:
+    number = emu.open_request("alice", request_yaml(project="payments-prod"))
+    answer = emu.pr_event("opened", number)
+    assert answer.body["state"] == "pending"
+    assert emu.status(number)["state"] == "pending"  # type: ignore[index]
+    # qualified peers (sre@ on the prod folder) are asked to review
+    assert sorted(emu.github.requested_reviewers("acme/access", number)) == ["bob", "carol"]
+    [comment] = emu.comments(number)
+    assert "@bob" in comment and "@carol" in comment
+
+    _, answer = emu.review(number, "bob", "APPROVED")
+    assert answer.status == 200
+    assert answer.body["state"] == "ready"
+    assert emu.status(number)["state"] == "success"  # type: ignore[index]
+    assert len(emu.comments(number)) == 1  # edited in place
+
+    emu.advance(timedelta(minutes=10))
+    answer = emu.merge(number)
+    assert answer.status == 200, answer.body
+    [binding] = emu.activations("payments-prod")
+    assert binding["members"] == ["user:alice@example.com"]
+    assert binding["condition"]["description"] == (
+        "Approved by bob@example.com, justification: INC-1234: restore the failed replica "
+        "(acme/access#1)"
+    )
+    assert binding["condition"]["expression"] == (
+        '(request.time >= timestamp("2026-11-29T10:10:00Z") && '
+        'request.time < timestamp("2026-11-29T11:10:00Z"))'
+    )
+    assert events(emu) == ["gitops.requestRole", "gitops.approveRole", "gitops.activateRole"]
+    assert labels(emu.audit()[-1])["reviewers"] == "bob@example.com"
+
+
+def test_redelivered_merge_grants_and_comments_once(emu: Emulator) -> None:
+    number = emu.open_request("alice", request_yaml())
+    emu.pr_event("opened", number)
+    first = emu.merge(number, delivery_id="delivery-1")
+    assert first.status == 200
+    payload = emu.pr_payload("closed", number)
+    emu.advance(timedelta(minutes=5))
+    again = emu.deliver("pull_request", payload, delivery_id="delivery-1")
+    assert again.status == 200, again.body
+    assert len(emu.activations("payments-dev")) == 1
+    assert events(emu).count("gitops.activateRole") == 1
+    assert len(emu.comments(number)) == 2
+    # the binding kept its first window
+    assert emu.activations("payments-dev")[0]["condition"]["expression"] == WINDOW_1H
+
+
+def test_merge_after_max_delay_is_refused(emu: Emulator) -> None:
+    number = emu.open_request("alice", request_yaml())
+    emu.pr_event("opened", number)
+    emu.github.merge("acme/access", number, merged_at=NOW)
+    emu.advance(timedelta(hours=2))
+    answer = emu.deliver("pull_request", emu.pr_payload("closed", number))
+    assert answer.status == 200
+    assert answer.body["state"] == "refused"
+    assert emu.activations("payments-dev") == []
+    assert events(emu)[-1] == "gitops.refuseActivation"
+    assert emu.audit()[-1]["severity"] == "WARNING"
+    assert "is older than activation.max\\_delay (1h)" in emu.comments(number)[-1]
+
+
+def test_merge_while_pending_is_refused(emu: Emulator) -> None:
+    number = emu.open_request("alice", request_yaml(project="payments-prod"))
+    emu.pr_event("opened", number)
+    answer = emu.merge(number)  # an admin bypassed branch protection
+    assert answer.body["state"] == "refused"
+    assert emu.activations("payments-prod") == []
+    assert "not activated" in emu.comments(number)[-1].lower()
+
+
+def test_closed_without_merge_does_nothing(emu: Emulator) -> None:
+    number = emu.open_request("alice", request_yaml())
+    emu.github.close("acme/access", number)
+    answer = emu.pr_event("closed", number)
+    assert answer.status == 200
+    assert "without merge" in answer.body["message"]
+    assert emu.activations("payments-dev") == []

@@ -1,0 +1,293 @@
+"""An emulated world: fake GitHub and fake Google on loopback, and the real service in front.
+
+Used by `jitaccess sandbox`, the end-to-end tests and the benchmarks. Everything crosses real
+HTTP: the service talks to the fakes through PyGithub and the Google client libraries, and
+deliveries reach the service as signed POSTs, exactly as GitHub sends them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+
+from webhook.app import create_app, sign
+from webhook.config import Settings
+from webhook.google_clients import GoogleEndpoints
+from webhook.sandbox.fake_github import FakeGitHub, _Ctx, _Principal
+from webhook.sandbox.fake_google import FakeGoogle
+from webhook.sandbox.httpserver import LocalServer
+from webhook.sandbox.world import GoogleWorld
+from webhook.service import Service
+
+REPO = "acme/access"
+ORG = "organizations/123456789012"
+PROD_FOLDER = "folders/200000000001"
+AUDIT_PROJECT = "jitaccess-audit"
+SECRET = "sandbox-webhook-secret-0123456789"
+TOKEN = "ghs_sandboxtoken0123456789"
+BOT = "jit-access-bot"
+SELF = "has({}.jitAccessConstraint)"
+MULTI = "has({}.multiPartyApprovalConstraint)"
+
+POLICY_YAML = """\
+scope: organizations/123456789012
+activation:
+  min_duration: 5m
+  max_duration: 4h
+  max_roles: 5
+  max_delay: 1h
+justification:
+  pattern: '(INC|CHG)-[0-9]+: .+'
+  hint: 'an incident or change number, e.g. "INC-1234: restore the replica"'
+eligibility:
+  source: asset-inventory
+  nested_groups: false
+approval:
+  required: 1
+  max_age: 24h
+  request_reviewers: 3
+"""
+
+IDENTITIES_YAML = """\
+alice: alice@example.com
+bob: bob@example.com
+carol: carol@example.com
+dave: dave@example.com
+"""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The service's answer to one delivery."""
+
+    status: int
+    body: dict[str, Any]
+
+
+class Emulator:
+    """Fake GitHub + fake Google + the real webhook service, all on 127.0.0.1."""
+
+    def __init__(
+        self,
+        *,
+        now: datetime | None = None,
+        seed: bool = True,
+        policy_yaml: str = POLICY_YAML,
+        identities_yaml: str = IDENTITIES_YAML,
+        port: int = 0,
+        repo: str = REPO,
+    ) -> None:
+        self.repo = repo
+        self._now = (now or datetime.now(UTC)).replace(microsecond=0)
+        self._clock_lock = threading.Lock()
+        self.github = FakeGitHub(clock=self.clock)
+        self.google = FakeGoogle(GoogleWorld(organization=ORG))
+        self.world = self.google.world
+        self._gh_server = LocalServer(self.github).start()
+        self._g_server = LocalServer(self.google.wsgi).start()
+        self.github.add_repo(self.repo, default_branch="main")
+        self.github.add_token(TOKEN, BOT)
+        for login in ("alice", "bob", "carol", "dave"):
+            self.github.add_user(login)  # collaborators: reviews can be requested from them
+        self.github.put_file(self.repo, "policy/jitaccess.yaml", policy_yaml)
+        self.github.put_file(self.repo, "policy/identities.yaml", identities_yaml)
+        google_url = self._g_server.url
+        self.settings = Settings(
+            webhook_secret=SECRET,
+            repository=self.repo,
+            google_project=AUDIT_PROJECT,
+            token=TOKEN,
+            api_url=self.github.api_url(self._gh_server.url),
+            endpoints=GoogleEndpoints(google_url, google_url, google_url, google_url),
+        )
+        self.service = Service.from_settings(self.settings, clock=self.clock)
+        self.app = create_app(self.settings, service=self.service)
+        self._app_server = LocalServer(self.app, port=port).start()
+        self.session = requests.Session()
+        if seed:
+            self.seed_google()
+
+    # -- time ------------------------------------------------------------------------------------
+
+    def clock(self) -> datetime:
+        """The emulated now (shared by the service and fake GitHub)."""
+        with self._clock_lock:
+            return self._now
+
+    def advance(self, delta: timedelta) -> datetime:
+        """Move the emulated clock forward."""
+        with self._clock_lock:
+            self._now += delta
+            return self._now
+
+    # -- endpoints -------------------------------------------------------------------------------
+
+    @property
+    def service_url(self) -> str:
+        """Base URL of the webhook service."""
+        return self._app_server.url
+
+    @property
+    def github_url(self) -> str:
+        """Base URL of the fake GitHub API."""
+        return self.github.api_url(self._gh_server.url)
+
+    @property
+    def google_url(self) -> str:
+        """Base URL of the fake Google APIs."""
+        return self._g_server.url
+
+    def close(self) -> None:
+        """Stop the three servers."""
+        for server in (self._app_server, self._gh_server, self._g_server):
+            server.stop()
+        self.service.lifecycle.executor.shutdown(wait=False)
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the standard Google world ---------------------------------------------------------------
+
+    def seed_google(self) -> None:
+        """An organization with a prod folder, two projects, groups and eligible bindings.
+
+        - payments-dev: group developers@ (alice, bob, dave) may self-activate cloudsql.admin.
+        - payments-prod (in the prod folder): alice may activate cloudsql.admin with approval;
+          group sre@ (bob, carol) on the prod folder too, so they are qualified reviewers.
+        """
+        w = self.world
+        w.add_folder(PROD_FOLDER, ORG)
+        w.add_project("payments-dev", ORG)
+        w.add_project("payments-prod", PROD_FOLDER)
+        w.add_project(AUDIT_PROJECT, ORG)
+        w.add_group("developers@example.com", ["alice@example.com", "bob@example.com",
+                                               "dave@example.com"])
+        w.add_group("sre@example.com", ["bob@example.com", "carol@example.com"])
+        w.add_binding("projects/payments-dev", "roles/cloudsql.admin",
+                      "group:developers@example.com", SELF, title="Eligible for JIT access")
+        w.add_binding("projects/payments-prod", "roles/cloudsql.admin", "user:alice@example.com",
+                      MULTI, title="Eligible with approval")
+        w.add_binding(PROD_FOLDER, "roles/cloudsql.admin", "group:sre@example.com", MULTI,
+                      title="SRE approvers")
+
+    # -- GitHub actions and the deliveries they cause ---------------------------------------------
+
+    def open_request(
+        self, author: str, text: str, *, name: str = "request.yaml", **extra: Any
+    ) -> int:
+        """Open a PR adding `requests/<author>/<name>`; returns its number (no delivery sent)."""
+        return self.github.open_pr(self.repo, author, {f"requests/{author}/{name}": text}, **extra)
+
+    def _ctx(self) -> _Ctx:
+        # Webhook payloads carry GitHub's public URLs, as real deliveries do.
+        return _Ctx("GET", "", {}, b"", "https://api.github.com", "https://github.com",
+                    _Principal("user"), re.match("", ""))  # type: ignore[arg-type]
+
+    def pr_payload(self, action: str, number: int, sender: str | None = None) -> dict[str, Any]:
+        """A `pull_request` webhook payload for the PR as it is now."""
+        ctx = self._ctx()
+        repo = self.github._repo(self.repo)
+        pr = self.github.pull(self.repo, number)
+        return {
+            "action": action,
+            "number": number,
+            "pull_request": self.github._pull_json(ctx, repo, pr),
+            "repository": self.github._repo_json(ctx, repo),
+            "sender": self.github._user_json(ctx, sender or pr.author),
+        }
+
+    def review_payload(self, action: str, number: int, review_id: int) -> dict[str, Any]:
+        """A `pull_request_review` webhook payload (state lower-case, as webhooks send it)."""
+        ctx = self._ctx()
+        repo = self.github._repo(self.repo)
+        pr = self.github.pull(self.repo, number)
+        review = next(r for r in pr.reviews if r.id == review_id)
+        body = self.github._review_json(ctx, repo, pr, review)
+        body["state"] = body["state"].lower()
+        return {
+            "action": action,
+            "review": body,
+            "pull_request": self.github._pull_json(ctx, repo, pr),
+            "repository": self.github._repo_json(ctx, repo),
+            "sender": self.github._user_json(ctx, review.login),
+        }
+
+    def deliver(
+        self,
+        event: str,
+        payload: Mapping[str, Any] | bytes,
+        *,
+        delivery_id: str | None = None,
+        signature: str | None = None,
+        secret: str | None = None,
+    ) -> Answer:
+        """POST a delivery to the service, signed as GitHub signs it (unless overridden)."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "GitHub-Hookshot/sandbox",
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
+            "X-GitHub-Hook-ID": "1",
+        }
+        sig = signature if signature is not None else sign(secret or SECRET, body)
+        if sig:
+            headers["X-Hub-Signature-256"] = sig
+        resp = self.session.post(f"{self.service_url}/webhook", data=body, headers=headers,
+                                 timeout=30)
+        try:
+            data = resp.json()
+        except ValueError:
+            data = {"raw": resp.text}
+        return Answer(resp.status_code, data if isinstance(data, dict) else {"value": data})
+
+    def pr_event(self, action: str, number: int, **kw: Any) -> Answer:
+        """Deliver `pull_request` with `action` for a PR."""
+        return self.deliver("pull_request", self.pr_payload(action, number), **kw)
+
+    def review(
+        self, number: int, login: str, state: str = "APPROVED", **kw: Any
+    ) -> tuple[int, Answer]:
+        """Submit a review on GitHub and deliver its `pull_request_review` event."""
+        review_id = self.github.add_review(self.repo, number, login, state, **kw)
+        return review_id, self.deliver(
+            "pull_request_review", self.review_payload("submitted", number, review_id)
+        )
+
+    def merge(self, number: int, **kw: Any) -> Answer:
+        """Merge the PR on GitHub and deliver `pull_request` closed (merged)."""
+        self.github.merge(self.repo, number, merged_at=kw.pop("merged_at", None), merged_by=BOT)
+        return self.deliver("pull_request", self.pr_payload("closed", number), **kw)
+
+    # -- reading back ----------------------------------------------------------------------------
+
+    def status(self, number: int) -> dict[str, Any] | None:
+        """The latest `jit-access` commit status on the PR's head."""
+        pr = self.github.pull(self.repo, number)
+        return self.github.latest_status(self.repo, pr.head_sha)
+
+    def comments(self, number: int) -> list[str]:
+        """Bodies of the PR's comments, oldest first."""
+        return [c.body for c in self.github.comments(self.repo, number)]
+
+    def activations(self, project: str) -> list[dict[str, Any]]:
+        """Bindings on a project whose condition title is `JIT access activation`."""
+        return [
+            b for b in self.world.bindings(f"projects/{project}")
+            if (b.get("condition") or {}).get("title") == "JIT access activation"
+        ]
+
+    def audit(self) -> list[dict[str, Any]]:
+        """Entries written to the `jitaccess` log."""
+        return self.world.logs("jitaccess")

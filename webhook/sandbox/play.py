@@ -1,0 +1,237 @@
+"""`jitaccess sandbox`: play the whole lifecycle against emulated GitHub and Google, and show it.
+
+Each step sends a real, signed delivery to the real service, which reads the fake GitHub
+through PyGithub and the fake Google Cloud through the Google client libraries. The transcript
+shows what a user and an auditor would see; every step also checks what SPEC requires, and the
+command exits non-zero when any check fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from webhook.sandbox.emulator import REPO, SECRET, Answer, Emulator
+
+
+@dataclass
+class Transcript:
+    """Prints the story and keeps score of the checks."""
+
+    out: TextIO
+    passed: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    def title(self, text: str) -> None:
+        """A numbered scene heading."""
+        self.out.write(f"\n{'=' * 78}\n{text}\n{'=' * 78}\n")
+
+    def say(self, text: str = "") -> None:
+        """A line of narration."""
+        self.out.write(text + "\n")
+
+    def block(self, label: str, text: str) -> None:
+        """Indented multi-line content (a comment, a binding, an audit entry)."""
+        self.out.write(f"{label}:\n{textwrap.indent(text.rstrip(), '    | ', lambda _: True)}\n")
+
+    def check(self, what: str, ok: bool, detail: str = "") -> None:
+        """Record one expectation."""
+        if ok:
+            self.passed += 1
+            self.out.write(f"  ✔ {what}\n")
+        else:
+            self.failed.append(what)
+            self.out.write(f"  ✘ {what}{': ' + detail if detail else ''}\n")
+
+
+def _delivery(t: Transcript, what: str, answer: Answer) -> None:
+    t.say(f"→ delivery: {what}")
+    t.say(f"← service answered HTTP {answer.status}: {answer.body.get('message', '')}")
+
+
+def _status(t: Transcript, emu: Emulator, number: int) -> dict[str, Any]:
+    status = emu.status(number) or {}
+    t.say(f"commit status jit-access = {status.get('state')!r}: {status.get('description')}")
+    return status
+
+
+def _last_comment(t: Transcript, emu: Emulator, number: int, label: str) -> str:
+    comments = emu.comments(number)
+    body = comments[-1] if comments else ""
+    t.block(label, body)
+    return body
+
+
+def _request(project: str, role: str, duration: str, justification: str) -> str:
+    return (
+        f"project: {project}\nroles:\n  - {role}\nduration: {duration}\n"
+        f'justification: "{justification}"\n'
+    )
+
+
+def _show_yaml(t: Transcript, path: str, text: str) -> None:
+    t.block(f"request file {path}", text)
+
+
+def _scene_self_approval(t: Transcript, emu: Emulator) -> None:
+    t.title("1. Self-approval: alice activates roles/cloudsql.admin on payments-dev")
+    text = _request("payments-dev", "roles/cloudsql.admin", "1h",
+                    "INC-4711: investigate slow queries")
+    _show_yaml(t, "requests/alice/cloudsql-dev.yaml", text)
+    n = emu.open_request("alice", text, name="cloudsql-dev.yaml")
+    answer = emu.pr_event("opened", n)
+    _delivery(t, f"pull_request opened (#{n})", answer)
+    status = _status(t, emu, n)
+    _last_comment(t, emu, n, "status comment")
+    t.check("request is ready to merge (status success)", status.get("state") == "success")
+
+    answer = emu.merge(n)
+    _delivery(t, f"pull_request closed, merged (#{n})", answer)
+    t.check("merge delivery succeeded", answer.status == 200, str(answer.body))
+    bindings = emu.activations("payments-dev")
+    t.block("IAM binding written on projects/payments-dev", json.dumps(bindings, indent=2))
+    t.check("exactly one activation binding", len(bindings) == 1)
+    t.check(
+        "binding is self-approved and names the PR",
+        bool(bindings)
+        and bindings[0]["condition"]["description"].startswith("Self-approved, justification:")
+        and bindings[0]["condition"]["description"].endswith(f"({REPO}#{n})"),
+    )
+    entry = emu.audit()[-1] if emu.audit() else {}
+    t.block("audit entry (log jitaccess)", json.dumps(
+        {"severity": entry.get("severity"), "labels": entry.get("labels")}, indent=2))
+    t.check("audit entry gitops.activateRole, severity NOTICE",
+            entry.get("labels", {}).get("event") == "gitops.activateRole"
+            and entry.get("severity") == "NOTICE")
+    body = _last_comment(t, emu, n, "activation comment (new)")
+    t.check("activation comment states the expiry", "until" in body and "Z" in body)
+
+
+def _scene_multi_party(t: Transcript, emu: Emulator) -> None:
+    t.title("2. Multi-party approval: alice asks for roles/cloudsql.admin on payments-prod")
+    text = _request("payments-prod", "roles/cloudsql.admin", "2h",
+                    "CHG-982: rotate the replication user")
+    _show_yaml(t, "requests/alice/cloudsql-prod.yaml", text)
+    n = emu.open_request("alice", text, name="cloudsql-prod.yaml")
+    answer = emu.pr_event("opened", n)
+    _delivery(t, f"pull_request opened (#{n})", answer)
+    status = _status(t, emu, n)
+    t.check("request waits for approval (status pending)", status.get("state") == "pending")
+    asked = sorted(emu.github.requested_reviewers(REPO, n))
+    t.say(f"review requested from: {', '.join(asked) or 'nobody'}")
+    t.check("qualified peers bob and carol were asked to review", asked == ["bob", "carol"])
+    _last_comment(t, emu, n, "status comment")
+
+    t.say("\ndave approves — he is a developer, not a qualified approver for production:")
+    _, answer = emu.review(n, "dave", "APPROVED")
+    _delivery(t, "pull_request_review submitted (dave, approved)", answer)
+    status = _status(t, emu, n)
+    t.check("dave's approval does not count (still pending)", status.get("state") == "pending")
+
+    t.say("\nbob (sre@, eligible with approval on the prod folder) approves:")
+    _, answer = emu.review(n, "bob", "APPROVED")
+    _delivery(t, "pull_request_review submitted (bob, approved)", answer)
+    status = _status(t, emu, n)
+    t.check("bob's approval counts (status success)", status.get("state") == "success")
+    _last_comment(t, emu, n, "status comment (edited in place)")
+
+    answer = emu.merge(n)
+    _delivery(t, f"pull_request closed, merged (#{n})", answer)
+    bindings = emu.activations("payments-prod")
+    t.block("IAM binding written on projects/payments-prod", json.dumps(bindings, indent=2))
+    t.check(
+        "binding says who approved",
+        len(bindings) == 1
+        and bindings[0]["condition"]["description"].startswith("Approved by bob@example.com"),
+    )
+    entry = emu.audit()[-1] if emu.audit() else {}
+    t.check("audit entry lists the reviewer",
+            entry.get("labels", {}).get("reviewers") == "bob@example.com")
+    _last_comment(t, emu, n, "activation comment (new)")
+
+
+def _scene_invalid(t: Transcript, emu: Emulator) -> None:
+    t.title("3. An invalid request: carol asks for a basic role, too long, without a ticket")
+    text = _request("payments-prod", "roles/owner", "8h", "need it")
+    _show_yaml(t, "requests/carol/owner.yaml", text)
+    n = emu.open_request("carol", text, name="owner.yaml")
+    answer = emu.pr_event("opened", n)
+    _delivery(t, f"pull_request opened (#{n})", answer)
+    status = _status(t, emu, n)
+    t.check("request fails (status failure)", status.get("state") == "failure")
+    body = _last_comment(t, emu, n, "status comment")
+    t.check("every problem is listed", all(
+        word in body for word in ("basic role", "duration", "justification")))
+    answer = emu.merge(n)
+    _delivery(t, f"pull_request closed, merged anyway by an admin (#{n})", answer)
+    t.check("nothing is granted", emu.activations("payments-prod")[1:] == [])
+    entry = emu.audit()[-1] if emu.audit() else {}
+    t.check("the refusal is audited (gitops.refuseActivation, WARNING)",
+            entry.get("labels", {}).get("event") == "gitops.refuseActivation"
+            and entry.get("severity") == "WARNING")
+
+
+SCENES: list[Callable[[Transcript, Emulator], None]] = [
+    _scene_self_approval, _scene_multi_party, _scene_invalid,
+]
+
+
+def run_sandbox(
+    *, serve: bool = False, port: int = 8080, verbose: bool = False, out: TextIO | None = None
+) -> int:
+    """Play every scene; with `serve`, keep the world running afterwards. 0 when all checks pass."""
+    out = out or sys.stdout
+    if not verbose:
+        logging.getLogger("jitaccess").setLevel(logging.CRITICAL)
+    started = time.monotonic()
+    t = Transcript(out)
+    with Emulator(port=port if serve else 0) as emu:
+        t.say("JIT Access for GitHub — sandbox")
+        t.say(f"fake GitHub      {emu.github_url}  (repository {REPO})")
+        t.say(f"fake Google      {emu.google_url}  (Resource Manager, Asset, Logging, Identity)")
+        t.say(f"webhook service  {emu.service_url}/webhook")
+        for scene in SCENES:
+            try:
+                scene(t, emu)
+            except Exception as exc:  # a crash is a failed step, with its cause shown
+                t.check(f"{scene.__name__} ran to the end", False, repr(exc))
+        gh, gg = emu.github.recorder, emu.google.recorder
+        t.title("Summary")
+        t.say(f"GitHub API calls: {len(gh.calls)}   Google API calls: {len(gg.calls)}")
+        t.check("no unexpected API calls", not gh.unexpected and not gg.unexpected,
+                f"{gh.unexpected + gg.unexpected}")
+        t.say(f"{t.passed} checks passed, {len(t.failed)} failed "
+              f"in {time.monotonic() - started:.1f} s")
+        if serve:
+            _serve_forever(t, emu)
+    return 0 if not t.failed else 1
+
+
+def _serve_forever(t: Transcript, emu: Emulator) -> None:
+    t.title("Serving: the emulated world stays up until Ctrl-C")
+    t.say(f"webhook secret: {SECRET}")
+    t.say("Open a request and send its delivery from Python, for example:")
+    t.say(textwrap.dedent(f"""\
+        python - <<'EOF'
+        import json, hmac, hashlib, requests
+        body = json.dumps({{"action": "opened", "number": 1,
+                           "pull_request": {{"number": 1}},
+                           "repository": {{"full_name": "{REPO}"}},
+                           "sender": {{"login": "alice"}}}}).encode()
+        sig = "sha256=" + hmac.new(b"{SECRET}", body, hashlib.sha256).hexdigest()
+        r = requests.post("{emu.service_url}/webhook", data=body, headers={{
+            "X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "manual-1",
+            "X-Hub-Signature-256": sig, "Content-Type": "application/json"}})
+        print(r.status_code, r.text)
+        EOF"""))
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        t.say("stopped")
