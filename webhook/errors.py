@@ -36,6 +36,15 @@ class GitHubError(UpstreamError):
         super().__init__("GitHub", message, status=status)
 
 
+class FileTooLargeError(GitHubError):
+    """A file in the repository is larger than the service will read."""
+
+    def __init__(self, path: str, size: int, limit: int) -> None:
+        super().__init__(f"{path} is {size} bytes, more than the {limit} bytes allowed")
+        self.path = path
+        self.size = size
+
+
 class GoogleError(UpstreamError):
     """A Google Cloud API call failed."""
 

@@ -50,7 +50,7 @@ from github.IssueComment import IssueComment
 from github.Repository import Repository
 from urllib3.util.retry import Retry
 
-from webhook.errors import ConfigError, GitHubError
+from webhook.errors import ConfigError, FileTooLargeError, GitHubError
 from webhook.model import ChangedFile, PullInfo, Review, ReviewState
 
 if TYPE_CHECKING:
@@ -67,15 +67,6 @@ USER_AGENT = "jitaccess-github"
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _RETRY_STATUSES = (500, 502, 503, 504)
 T = TypeVar("T")
-
-
-class FileTooLargeError(GitHubError):
-    """A file is larger than the adapter will read (`MAX_FILE_BYTES`)."""
-
-    def __init__(self, path: str, size: int) -> None:
-        super().__init__(f"{path} is {size} bytes, more than the {MAX_FILE_BYTES} bytes allowed")
-        self.path = path
-        self.size = size
 
 
 @dataclass(frozen=True)
@@ -485,10 +476,10 @@ class GitHubRepo:
                 raise GitHubError(f"reading {where}: is a {content.type}, not a file")
             size = int(content.size)
             if size > MAX_FILE_BYTES:
-                raise FileTooLargeError(path, size)
+                raise FileTooLargeError(path, size, MAX_FILE_BYTES)
             data = content.decoded_content
             if len(data) > MAX_FILE_BYTES:
-                raise FileTooLargeError(path, len(data))
+                raise FileTooLargeError(path, len(data), MAX_FILE_BYTES)
             return bytes(data)
 
     def file_text(self, path: str, ref: str | None = None) -> str | None:

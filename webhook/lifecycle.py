@@ -19,7 +19,13 @@ from webhook import audit as audit_events
 from webhook.audit import AuditRecord
 from webhook.conditions import build_binding, parse_activation_expression
 from webhook.decide import decide
-from webhook.errors import ActivationError, AuditError, JitAccessError, UpstreamError
+from webhook.errors import (
+    ActivationError,
+    AuditError,
+    FileTooLargeError,
+    JitAccessError,
+    UpstreamError,
+)
 from webhook.model import (
     AccessRequest,
     ApprovalKind,
@@ -50,7 +56,7 @@ from webhook.render import (
     status_comment,
     status_description,
 )
-from webhook.request_file import check_pr_shape, parse_request
+from webhook.request_file import MAX_REQUEST_BYTES, check_pr_shape, parse_request
 
 log = logging.getLogger("jitaccess")
 
@@ -191,12 +197,8 @@ class Lifecycle:
         problems: list[Problem] = list(shape.problems)
         request: AccessRequest | None = None
         if f_request is not None and shape.path is not None:
-            text = f_request.result()
-            if text is None:
-                problems.append(Problem("request_missing", f"{shape.path} is not in the PR head"))
-            else:
-                request, request_problems = parse_request(text, settings)
-                problems.extend(p.at(shape.path) for p in request_problems)
+            request, request_problems = self._request(f_request, settings)
+            problems.extend(p.at(shape.path) for p in request_problems)
         if problems:
             request = None
 
@@ -233,6 +235,23 @@ class Lifecycle:
         if eligibility_problem is not None and decision.state is State.ERROR:
             decision = replace(decision, problems=(eligibility_problem,))
         return Evaluation(pull, facts, decision, settings)
+
+    @staticmethod
+    def _request(
+        fetched: Future[bytes | None], settings: Policy | None
+    ) -> tuple[AccessRequest | None, tuple[Problem, ...]]:
+        """Parse the request file read from the PR head, or say why there is none."""
+        try:
+            text = fetched.result()
+        except FileTooLargeError as exc:
+            # Too large to even read: the same problem the parser reports for 4 KiB + 1.
+            return None, (
+                Problem("too_large", f"the file is {exc.size} bytes; request files are at most "
+                        f"{MAX_REQUEST_BYTES} bytes"),
+            )
+        if text is None:
+            return None, (Problem("request_missing", "the file is not in the PR's head commit"),)
+        return parse_request(text, settings)
 
     @staticmethod
     def _policy(

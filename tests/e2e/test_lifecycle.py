@@ -152,3 +152,14 @@ def test_closed_without_merge_does_nothing(emu: Emulator) -> None:
     assert answer.status == 200
     assert "without merge" in answer.body["message"]
     assert emu.activations("payments-dev") == []
+
+
+def test_request_file_too_large_to_read_is_a_problem_not_an_error(emu: Emulator) -> None:
+    huge = request_yaml() + "#" * (100 * 1024) + "\n"
+    number = emu.open_request("alice", huge)
+    answer = emu.pr_event("opened", number)
+    assert answer.status == 200, answer.body
+    assert answer.body["state"] == "invalid"
+    status = emu.status(number)
+    assert status is not None and status["state"] == "failure"
+    assert "request files are at most 4096 bytes" in emu.comments(number)[0]
