@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import IO, Any
 
 from flask import Flask, Response, jsonify, request
 
@@ -40,6 +40,20 @@ def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode())
 
 
+def _read_at_most(stream: IO[bytes], limit: int) -> bytes:
+    """Up to `limit` bytes of a body. One `read` of a raw stream may return less than asked
+    (a chunked body comes a chunk at a time), so read until the end or the limit."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = stream.read(limit - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
 def _answer(status: int, message: str, **extra: Any) -> tuple[Response, int]:
     return jsonify({"message": message, **extra}), status
 
@@ -62,7 +76,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     def webhook() -> tuple[Response, int]:
         if request.content_length is not None and request.content_length > MAX_BODY:
             return _answer(413, "payload larger than 1 MiB")
-        body = request.stream.read(MAX_BODY + 1)
+        body = _read_at_most(request.stream, MAX_BODY + 1)
         if len(body) > MAX_BODY:
             return _answer(413, "payload larger than 1 MiB")
         if not signature_valid(

@@ -65,6 +65,7 @@ class Settings:
     ) -> Settings:
         """Read and validate the configuration; raise ConfigError naming every bad variable."""
         problems: list[str] = []
+        unresolved: set[str] = set()  # set, but their Secret Manager reference failed
 
         def get(name: str) -> str | None:
             value = env.get(name)
@@ -74,17 +75,22 @@ class Settings:
             if name in SECRET_VARIABLES and value.startswith("sm://"):
                 if resolve_secret is None:
                     problems.append(f"{name}: Secret Manager references are not available here")
+                    unresolved.add(name)
                     return None
                 try:
                     return resolve_secret(name, value)
                 except ConfigError as exc:
                     problems.append(str(exc))
+                    unresolved.add(name)
                     return None
             return value
 
         secret = get("GITHUB_WEBHOOK_SECRET")
         if secret is None:
-            problems.append("GITHUB_WEBHOOK_SECRET is required (the webhook secret set in GitHub)")
+            if "GITHUB_WEBHOOK_SECRET" not in unresolved:  # else that failure is the problem
+                problems.append(
+                    "GITHUB_WEBHOOK_SECRET is required (the webhook secret set in GitHub)"
+                )
         elif len(secret) < 16:
             problems.append("GITHUB_WEBHOOK_SECRET is too short: use at least 16 characters")
 
@@ -99,15 +105,20 @@ class Settings:
         token = get("GITHUB_TOKEN")
         app_id: int | None = None
         if app_id_text is not None:
-            if not app_id_text.isdigit():
+            # ASCII digits only: str.isdigit() also accepts '²', which int() refuses; App IDs
+            # start at 1.
+            if not (app_id_text.isascii() and app_id_text.isdigit()) or int(app_id_text) == 0:
                 problems.append(f"GITHUB_APP_ID must be a number, got {app_id_text!r}")
             else:
                 app_id = int(app_id_text)
-        if (app_id_text is None) != (app_key is None):
+        key_unresolved = "GITHUB_APP_PRIVATE_KEY" in unresolved
+        if (app_id_text is None) != (app_key is None) and not key_unresolved:
             problems.append("GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY must be set together")
         if app_key is not None and "PRIVATE KEY-----" not in app_key:
             problems.append("GITHUB_APP_PRIVATE_KEY must be the App's private key as PEM text")
-        if app_key is None and token is None:
+        if app_key is None and token is None and not unresolved & {
+            "GITHUB_APP_PRIVATE_KEY", "GITHUB_TOKEN"
+        }:
             problems.append(
                 "set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (a GitHub App) or GITHUB_TOKEN"
             )

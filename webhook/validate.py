@@ -88,12 +88,14 @@ def _load_policy(policy_path: str, out: TextIO) -> tuple[Policy | None, int]:
 
 
 def run_validate(
-    paths: Sequence[str], policy_path: str = DEFAULT_POLICY_PATH, out: TextIO = sys.stdout
+    paths: Sequence[str], policy_path: str = DEFAULT_POLICY_PATH, out: TextIO | None = None
 ) -> int:
     """Check request files (or directories of them) against the policy; 1 if any problem.
 
     `policy/jitaccess.yaml` and `policy/identities.yaml`, when given, are checked as what they are.
     """
+    if out is None:
+        out = sys.stdout  # looked up now, not at import, so that redirections apply
     policy, count = _load_policy(policy_path, out)
     checked = 0
     for given in paths:

@@ -467,8 +467,17 @@ class FakeGitHub:
         with self._lock:
             fake = self._repo(repo)
             pr = self._pull(repo, number)
+            # A three-way merge: the PR's changes (head against the commit it was opened on)
+            # applied to the base branch as it is now, so other PRs merged meanwhile stay.
+            start, head = fake.commits[pr.base_sha], fake.commits[pr.head_sha]
+            tree = dict(fake.commits[fake.branches[pr.base_ref]])
+            for path in set(start) | set(head):
+                if path not in head:
+                    tree.pop(path, None)
+                elif start.get(path) != head[path]:
+                    tree[path] = head[path]
             sha = _new_sha()
-            fake.commits[sha] = dict(fake.commits[pr.head_sha])
+            fake.commits[sha] = tree
             fake.branches[pr.base_ref] = sha
             when = merged_at or self.clock()
             pr.state, pr.merged, pr.merged_at, pr.closed_at = "closed", True, when, when
