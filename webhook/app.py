@@ -137,9 +137,11 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     @app.route("/tasks/cleanup", methods=["GET", "POST"])
     def cleanup() -> tuple[Response, int]:
         from_cron = settings.on_app_engine and request.headers.get("X-Appengine-Cron") == "true"
-        auth = request.headers.get("Authorization", "")
-        by_token = bool(settings.cleanup_token) and hmac.compare_digest(
-            auth.encode(), f"Bearer {settings.cleanup_token}".encode()
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        by_token = (
+            settings.cleanup_token is not None
+            and scheme.lower() == "bearer"  # auth schemes are case-insensitive (RFC 9110)
+            and hmac.compare_digest(presented.strip().encode(), settings.cleanup_token.encode())
         )
         if not (from_cron or by_token):
             return _answer(403, "cleanup is for App Engine cron or a CLEANUP_TOKEN bearer")

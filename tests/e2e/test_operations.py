@@ -321,3 +321,10 @@ def test_validate_broken_examples(
         f"{path}: missing_key: the key 'justification' is missing",
         "1 file checked, 6 problems",
     ]
+
+
+def test_bearer_scheme_is_case_insensitive(emu: Emulator) -> None:
+    with serving(emu, cleanup_token=CLEANUP_TOKEN) as url:
+        resp = cleanup(url, "POST", Authorization=f"bearer {CLEANUP_TOKEN}")
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["removed"] == []
