@@ -266,7 +266,8 @@ def request_reason(text: str) -> str:
     return cleaned
 
 
-_REQUEST_PREFIX = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE) \S+: ")
+# A RetryError's cause reads `503 POST <url>: message`: the status stays, the request goes.
+_REQUEST_PREFIX = re.compile(r"^(\d{3} )?(?:GET|POST|PUT|PATCH|DELETE) \S+: ")
 
 
 def _quote(message: object) -> str:
@@ -275,7 +276,7 @@ def _quote(message: object) -> str:
     The REST transport prefixes the message with the request's method and URL; that is noise
     in a PR comment, so it is dropped.
     """
-    text = _REQUEST_PREFIX.sub("", " ".join(str(message).split()))
+    text = _REQUEST_PREFIX.sub(r"\1", " ".join(str(message).split()))
     return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1] + "…"
 
 

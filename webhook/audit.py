@@ -14,17 +14,23 @@ sends exactly the entries given, so it is used here even for a single entry.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as gauth_exceptions
-from google.cloud.logging import Resource
 
 from webhook.errors import AuditError
 from webhook.google_clients import RETRY_DEADLINE, GoogleClients, bounded_retry
+
+if TYPE_CHECKING:
+    # google-cloud-logging takes about 0.1 s to import: loaded at the first write (or by the
+    # warmup's client preload), not when the app is built.
+    from google.cloud.logging import Resource
 
 REQUEST_ROLE = "gitops.requestRole"
 APPROVE_ROLE = "gitops.approveRole"
@@ -147,11 +153,17 @@ class AuditLog:
     ) -> None:
         self._clients = clients
         self._log_name = log_name
-        # An explicit resource: without one the library probes the metadata server to guess it.
-        self._resource = resource or Resource(
-            type="global", labels={"project_id": clients.audit_project or ""}
-        )
+        self._given_resource = resource
         self._retry_deadline = retry_deadline
+
+    @cached_property
+    def _resource(self) -> Resource:
+        # An explicit resource: without one the library probes the metadata server to guess it.
+        if self._given_resource is not None:
+            return self._given_resource
+        from google.cloud.logging import Resource
+
+        return Resource(type="global", labels={"project_id": self._clients.audit_project or ""})
 
     def write(self, record: AuditRecord) -> None:
         """Write one entry (bounded retries on transient errors)."""
@@ -202,7 +214,11 @@ class AuditLog:
             ) from None
 
 
+_REQUEST_PREFIX = re.compile(r"^(\d{3} )?(?:GET|POST|PUT|PATCH|DELETE) \S+: ")
+
+
 def _quote(message: object) -> str:
-    """A message on one line, at most 300 characters."""
-    text = " ".join(str(message).split())
+    """A message on one line, at most 300 characters, without the REST transport's
+    `METHOD URL: ` prefix (noise in a PR comment; the HTTP status before it is kept)."""
+    text = _REQUEST_PREFIX.sub(r"\1", " ".join(str(message).split()))
     return text if len(text) <= 300 else text[:299] + "…"

@@ -7,6 +7,7 @@ local fakes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ from webhook.model import (
     Identities,
     Policy,
     Problem,
+    PullComment,
     PullInfo,
     PullRequestRef,
     Review,
@@ -64,6 +66,13 @@ POLICY_PATH = "policy/jitaccess.yaml"
 IDENTITIES_PATH = "policy/identities.yaml"
 STATUS_CONTEXT = "jit-access"
 
+# The policy files arrive with every event, nearly always unchanged, and parsing them (a YAML
+# scanner written in Python that keeps line numbers for the messages) costs milliseconds per
+# file — tens for an identities file of a few hundred people. Parsing is pure and its results
+# immutable, so the results are kept by content (at most 64 KiB per file, a few files).
+_parse_policy = functools.lru_cache(maxsize=8)(parse_policy)
+_parse_identities = functools.lru_cache(maxsize=8)(parse_identities)
+
 T = TypeVar("T")
 
 
@@ -80,8 +89,13 @@ class GitHubPort(Protocol):
         self, sha: str, state: str, description: str, context: str = ...,
         target_url: str | None = ...,
     ) -> None: ...
-    def upsert_comment(self, number: int, marker: str, body: str) -> int: ...
-    def comments_with(self, number: int, marker: str) -> list[str]: ...
+    def comments(self, number: int) -> tuple[PullComment, ...]: ...
+    def upsert_comment(
+        self, number: int, marker: str, body: str, comments: Sequence[PullComment] | None = ...
+    ) -> int: ...
+    def comments_with(
+        self, number: int, marker: str, comments: Sequence[PullComment] | None = ...
+    ) -> list[str]: ...
     def create_comment(self, number: int, body: str) -> int: ...
     def request_reviewers(self, number: int, logins: Sequence[str]) -> None: ...
 
@@ -124,6 +138,9 @@ class Evaluation:
     facts: Facts | None  # None when the PR is not a request
     decision: Decision | None
     policy: Policy | None
+    # The PR's comments, listed in the first wave of reads so that editing the status comment
+    # or checking for an earlier activation comment needs no listing later (None: not listed).
+    comments: tuple[PullComment, ...] | None = None
 
     @property
     def is_request(self) -> bool:
@@ -178,10 +195,13 @@ class Lifecycle:
         f_reviews = self._submit(self.github.reviews, number)
         f_policy = self._submit(self.github.file_bytes, POLICY_PATH, None)
         f_ids = self._submit(self.github.file_bytes, IDENTITIES_PATH, None)
+        # Read now, beside the rest, rather than after the decision: saves a round trip on
+        # every request event (a PR that is no request pays one needless call).
+        f_comments = self._submit(self.github.comments, number)
         pull, files = f_pull.result(), f_files.result()
         shape = check_pr_shape(files, pull.author, pull.base_ref, pull.default_branch)
         if not shape.is_request:
-            for f in (f_reviews, f_policy, f_ids):
+            for f in (f_reviews, f_policy, f_ids, f_comments):
                 f.result()  # surface errors, keep the pool tidy
             return Evaluation(pull, None, None, None)
         f_request = (
@@ -234,7 +254,7 @@ class Lifecycle:
         decision = decide(facts, now)
         if eligibility_problem is not None and decision.state is State.ERROR:
             decision = replace(decision, problems=(eligibility_problem,))
-        return Evaluation(pull, facts, decision, settings)
+        return Evaluation(pull, facts, decision, settings, f_comments.result())
 
     @staticmethod
     def _request(
@@ -264,7 +284,7 @@ class Lifecycle:
                         path=POLICY_PATH)
             )
             return None, problems
-        policy, policy_problems = parse_policy(policy_text)
+        policy, policy_problems = _parse_policy(policy_text)
         problems.extend(p.at(POLICY_PATH) for p in policy_problems)
         identities = Identities()
         if ids_text is None:
@@ -274,7 +294,7 @@ class Lifecycle:
                         path=IDENTITIES_PATH)
             )
         else:
-            identities, id_problems = parse_identities(ids_text)
+            identities, id_problems = _parse_identities(ids_text)
             problems.extend(p.at(IDENTITIES_PATH) for p in id_problems)
         if policy is None:
             return None, problems
@@ -282,8 +302,11 @@ class Lifecycle:
 
     # -- publishing ------------------------------------------------------------------------------
 
-    def publish(self, ev: Evaluation, *, request_reviews: bool) -> None:
-        """Set the commit status, update the status comment, and ask qualified peers to review."""
+    def publish(
+        self, ev: Evaluation, *, request_reviews: bool, audit: AuditRecord | None = None
+    ) -> None:
+        """Set the commit status, update the status comment, ask qualified peers to review, and
+        write `audit` (if any), all at once."""
         decision = ev.decision
         assert decision is not None
         futures: list[Future[Any]] = [
@@ -297,17 +320,24 @@ class Lifecycle:
             ),
             self._submit(
                 self.github.upsert_comment, ev.pull.number, COMMENT_MARKER,
-                status_comment(decision),
+                status_comment(decision), ev.comments,
             ),
         ]
+        if audit is not None:
+            # Beside the GitHub writes, not after them: the entry records what happened on the
+            # PR whatever GitHub answers, and waiting would cost a round trip.
+            futures.append(self._submit(self._audit_quietly, audit))
         if request_reviews and ev.policy is not None and decision.state is State.PENDING:
             wanted = self._reviewers_to_request(ev, decision)
             if wanted:
                 futures.append(
                     self._submit(self.github.request_reviewers, ev.pull.number, wanted)
                 )
-        for f in futures:
-            f.result()
+        # Wait for every write before answering, even when one failed: nothing of this event
+        # may still be changing the PR after the delivery was answered.
+        errors = [e for f in futures if (e := f.exception()) is not None]
+        if errors:
+            raise errors[0]
 
     @staticmethod
     def _reviewers_to_request(ev: Evaluation, decision: Decision) -> list[str]:
@@ -324,29 +354,36 @@ class Lifecycle:
 
     def on_change(self, number: int, delivery_id: str, *, opened: bool) -> LifecycleResult:
         """A PR was opened, reopened, pushed or edited: re-evaluate and publish."""
-        ev, result = self._refresh(number)
-        if ev is not None and ev.decision is not None and opened and ev.decision.state in (
-            State.PENDING, State.READY
-        ):
-            self._audit_quietly(self._record(audit_events.REQUEST_ROLE, ev, delivery_id))
-        return result
+
+        def audit(ev: Evaluation) -> AuditRecord | None:
+            decision = ev.decision
+            if opened and decision is not None and decision.state in (State.PENDING, State.READY):
+                return self._record(audit_events.REQUEST_ROLE, ev, delivery_id)
+            return None
+
+        return self._refresh(number, audit)[1]
 
     def on_review(self, number: int, delivery_id: str, reviewer: str | None) -> LifecycleResult:
         """A review was submitted, edited or dismissed: re-evaluate; audit a counted approval."""
-        ev, result = self._refresh(number)
-        decision = ev.decision if ev is not None else None
-        if decision is not None and reviewer and reviewer.lower() in {
-            a.lower() for a in decision.approvers
-        }:
-            self._audit_quietly(
-                self._record(
-                    audit_events.APPROVE_ROLE, ev, delivery_id,  # type: ignore[arg-type]
+
+        def audit(ev: Evaluation) -> AuditRecord | None:
+            decision = ev.decision
+            if (
+                decision is not None and reviewer
+                and reviewer.lower() in {a.lower() for a in decision.approvers}
+                and _latest_is_approval(ev, reviewer)
+            ):
+                return self._record(
+                    audit_events.APPROVE_ROLE, ev, delivery_id,
                     message=f"@{reviewer} approved {decision.pr.reference}",
                 )
-            )
-        return result
+            return None
 
-    def _refresh(self, number: int) -> tuple[Evaluation | None, LifecycleResult]:
+        return self._refresh(number, audit)[1]
+
+    def _refresh(
+        self, number: int, audit: Callable[[Evaluation], AuditRecord | None] = lambda ev: None
+    ) -> tuple[Evaluation | None, LifecycleResult]:
         ev = self.evaluate(number)
         if not ev.is_request:
             return None, LifecycleResult(f"PR #{number} touches no request; ignored")
@@ -354,7 +391,7 @@ class Lifecycle:
             return None, LifecycleResult(f"PR #{number} is {ev.pull.state}; nothing to publish")
         decision = ev.decision
         assert decision is not None
-        self.publish(ev, request_reviews=True)
+        self.publish(ev, request_reviews=True, audit=audit(ev))
         return ev, LifecycleResult(
             f"PR #{number}: {decision.state.value}", state=decision.state.value
         )
@@ -380,8 +417,26 @@ class Lifecycle:
         pull = ev.pull
         if not pull.merged or pull.merged_at is None:
             return LifecycleResult(f"PR #{number} is not merged; nothing to activate")
+        if self.github.comments_with(number, activation_marker(pull.head_sha), ev.comments):
+            # Our activation comment is the record that this merge was granted once. Without
+            # this check a replayed merge event within max_delay would grant a fresh window
+            # once the first binding has expired and been cleaned up, or been revoked by hand.
+            return LifecycleResult(
+                f"PR #{number}: already activated (see the activation comment); a repeated "
+                "merge event grants nothing", state="activated", details={"written": False},
+            )
         max_delay = ev.policy.activation.max_delay if ev.policy else None
         reason: str | None = None
+        if decision.state is State.ERROR and any(
+            p.code == "service_error" for p in decision.problems
+        ):
+            # A Google lookup failed: nothing is decided yet. Refusing would be final; failing
+            # (5xx, failure comment) lets a redelivery of the merge event complete it.
+            return self._failed(
+                ev, decision,
+                "eligibility could not be checked: "
+                + "; ".join(p.message for p in decision.problems if p.code == "service_error"),
+            )
         if decision.state is not State.READY:
             reason = f"the request was not ready when merged ({status_description(decision)})"
         elif max_delay is not None and now - pull.merged_at > max_delay:
@@ -403,7 +458,7 @@ class Lifecycle:
             insert_id=f"refuse:{decision.pr.reference}@{ev.pull.head_sha}",
         )
         self._audit_quietly(record)
-        if not self.github.comments_with(ev.pull.number, marker):
+        if not self.github.comments_with(ev.pull.number, marker, ev.comments):
             self.github.create_comment(
                 ev.pull.number, refusal_comment(reason, pr=decision.pr, decision=decision)
             )
@@ -453,7 +508,8 @@ class Lifecycle:
         try:
             self.audit.write(record)
         except JitAccessError as exc:
-            rollback = ""
+            # A binding found present (an earlier delivery's) is not ours to take away.
+            rollback, remains = "", not written
             if written:
                 try:
                     self.activator.remove(request.project, stored, reason="audit entry failed")
@@ -461,10 +517,12 @@ class Lifecycle:
                 except JitAccessError as exc2:
                     log.error("rollback failed for %s: %s", decision.pr.reference, exc2)
                     rollback = f"; removing the binding again also failed: {exc2}"
+                    remains = True
             return self._failed(
-                ev, decision, f"the audit entry could not be written: {exc}{rollback}"
+                ev, decision, f"the audit entry could not be written: {exc}{rollback}",
+                access_remains=remains,
             )
-        if not self.github.comments_with(ev.pull.number, marker):
+        if not self.github.comments_with(ev.pull.number, marker, ev.comments):
             self.github.create_comment(
                 ev.pull.number,
                 activation_comment(decision, start=start, end=end),
@@ -477,14 +535,18 @@ class Lifecycle:
             details={"written": written, "end": _rfc3339(end)},
         )
 
-    def _failed(self, ev: Evaluation, decision: Decision, reason: str) -> LifecycleResult:
-        log.error("activation failed for %s: %s", decision.pr.reference, reason)
+    def _failed(
+        self, ev: Evaluation, decision: Decision, reason: str, *, access_remains: bool = False
+    ) -> LifecycleResult:
+        log.error("activation failed for %s: %s%s", decision.pr.reference, reason,
+                  "; THE BINDING STAYS WITHOUT AN AUDIT ENTRY" if access_remains else "")
         try:
             self.github.upsert_comment(
                 ev.pull.number, activation_failed_marker(ev.pull.head_sha),
                 activation_failed_comment(
                     reason, decision,
                     max_delay=ev.policy.activation.max_delay if ev.policy else timedelta(hours=1),
+                    access_remains=access_remains,
                 ),
             )
         except JitAccessError as exc:
@@ -539,6 +601,18 @@ class Lifecycle:
             self.audit.write(record)
         except AuditError as exc:
             log.error("audit entry %s not written: %s", record.event, exc)
+
+
+def _latest_is_approval(ev: Evaluation, reviewer: str) -> bool:
+    """Is the reviewer's newest review an approval? A later COMMENTED review (which leaves the
+    approval standing) is no new approval and must not be audited as one."""
+    mine = [
+        r for r in (ev.facts.reviews if ev.facts else ())
+        if r.login.lower() == reviewer.lower() and r.state is not ReviewState.PENDING
+    ]
+    return bool(mine) and max(
+        mine, key=lambda r: (r.submitted_at or datetime.min.replace(tzinfo=UTC), r.id)
+    ).state is ReviewState.APPROVED
 
 
 def _rfc3339(t: datetime) -> str:

@@ -306,15 +306,26 @@ def refusal_comment(reason: str, *, pr: PullRequestRef, decision: Decision | Non
     return "\n".join(lines) + "\n"
 
 
-def activation_failed_comment(reason: str, decision: Decision, *, max_delay: timedelta) -> str:
-    """The comment for an activation that failed: what failed, no access stands, how to retry."""
+def activation_failed_comment(
+    reason: str, decision: Decision, *, max_delay: timedelta, access_remains: bool = False
+) -> str:
+    """The comment for an activation that failed: what failed, whether access stands, how to
+    retry. `access_remains`: the binding is in place without a confirmed audit entry."""
+    outcome = (
+        "**The IAM binding is still in place, without a confirmed audit entry.** An "
+        "administrator must redeliver the merge event (which writes the missing audit entry) "
+        "or remove the binding by hand."
+        if access_remains
+        else "No access was granted (a binding written before the failure has been removed "
+        "again)."
+    )
     lines = [
         activation_failed_marker(decision.pr.head_sha),
         "### jit-access: ⚠️ Activation failed",
         "",
         f"The request was approved and merged, but activating it failed: {_escape(reason)}",
         "",
-        "No access was granted (a binding written before the failure has been removed again).",
+        outcome,
         "",
         "An administrator can retry by redelivering the merge event (GitHub → Settings → "
         "Webhooks → Recent deliveries → Redeliver) within "

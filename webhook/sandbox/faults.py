@@ -44,6 +44,7 @@ class Fault:
     remaining: int  # how many more matching requests get the fault; -1 = forever
     delay: float = 0.0  # seconds to wait before answering
     headers: dict[str, str] = field(default_factory=dict)
+    serve: bool = False  # True: only delay, then serve the request normally (see `slow`)
 
     def matches(self, method: str, path: str) -> bool:
         """Does this fault apply to the request?"""
@@ -80,6 +81,23 @@ class Recorder:
             remaining=times,
             delay=delay,
             headers=headers or {},
+        )
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def slow(self, method: str, path: str, delay: float, *, times: int = 1) -> Fault:
+        """Delay the next `times` matching requests by `delay` seconds, then serve them normally
+        (a latency spike on one endpoint, e.g. to pin down the order of two concurrent writers).
+        """
+        fault = Fault(
+            method=method.upper() if method != "*" else "*",
+            path=re.compile(path),
+            status=0,
+            body="",
+            remaining=times,
+            delay=delay,
+            serve=True,
         )
         with self._lock:
             self.faults.append(fault)
@@ -148,6 +166,8 @@ class Recorder:
             if fault is not None:
                 if fault.delay:
                     time.sleep(fault.delay)
+                if fault.serve:
+                    return handler(environ, start_response)
                 payload = (
                     fault.body if isinstance(fault.body, str) else json.dumps(fault.body)
                 ).encode()

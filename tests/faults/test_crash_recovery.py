@@ -1,0 +1,229 @@
+"""Failures between the steps of an activation (IAM write → audit entry → comment), and the
+redeliveries that recover from them.
+
+No access may stand without an audit entry: a failed audit write removes the binding again; if
+that removal fails too the service says so loudly, and a redelivery writes the missing entry for
+the binding that stands (same insertId, timestamp = the binding's start). Nothing is granted,
+audited or commented twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.faults.conftest import (
+    ACTIVATE,
+    assert_consistent,
+    comment_kinds,
+    comment_of,
+    events,
+    google_error,
+    merged_ready,
+    redeliver_merge,
+    request_yaml,
+    stop,
+    when,
+)
+from webhook.sandbox.emulator import Answer, Emulator
+from webhook.sandbox.fake_google_iam import iam_state
+from webhook.sandbox.faults import Fault
+
+LOG_WRITE = r"^/v2/entries:write$"
+GET_POLICY = r"^/v3/projects/payments-dev:getIamPolicy$"
+SET_POLICY = r"^/v3/projects/payments-dev:setIamPolicy$"
+COMMENTS = r"^/repos/acme/access/issues/1/comments$"
+JUSTIFICATION = "INC-1234: restore the failed replica"
+
+
+def activate_entries(emu: Emulator) -> list[dict[str, Any]]:
+    return [e for e in emu.audit() if e["labels"]["event"] == ACTIVATE]
+
+
+def test_audit_outage_after_grant_rolls_back_and_a_redelivery_completes(emu: Emulator) -> None:
+    number = merged_ready(emu)
+    outage = emu.google.recorder.fail(
+        "POST", LOG_WRITE, 500, body=google_error(500, "INTERNAL", "backend error"), times=-1
+    )
+    answer = emu.merge(number, delivery_id="merge-1")
+    assert answer.status == 502, answer.body
+    assert answer.body["message"] == (
+        "PR #1: activation failed: the audit entry could not be written: The audit entry "
+        "(gitops.activateRole) could not be written: Cloud Logging kept failing (500 backend "
+        "error); the binding was removed again"
+    )
+    assert emu.google.recorder.count("POST", LOG_WRITE) >= 3  # retried, then given up
+    assert emu.google.recorder.count("POST", SET_POLICY) == 2  # the grant, then its removal
+    # The removal carries its own reason to Cloud Audit Logs.
+    assert iam_state(emu.world).reasons_for("projects/payments-dev") == [
+        JUSTIFICATION, "audit entry failed"
+    ]
+    assert assert_consistent(emu, number) == []
+    assert ACTIVATE not in events(emu)
+    failed = comment_of(emu, number, "failed")
+    assert "the binding was removed again" in failed
+    assert "No access was granted" in failed
+
+    stop(outage)
+    again = redeliver_merge(emu, number, "merge-1")
+    assert again.status == 200, again.body
+    assert again.body["written"] is True
+    [_] = assert_consistent(emu, number)
+    assert len(activate_entries(emu)) == 1
+    assert comment_kinds(emu, number) == ["status", "failed", "activation"]
+
+
+def test_failed_rollback_is_reported_loudly_and_a_redelivery_audits_the_binding(
+    emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    number = merged_ready(emu)
+    head = emu.github.pull(emu.repo, number).head_sha
+    # Cloud Logging refuses the entry (after 1 s); as soon as the grant has landed, IAM starts
+    # refusing writes too, so the removal fails: the binding stays without an audit entry.
+    logging_down = emu.google.recorder.fail(
+        "POST", LOG_WRITE, 403, body=google_error(403, "PERMISSION_DENIED", "logging denied"),
+        times=-1, delay=1.0,
+    )
+    iam_down: list[Fault] = []
+    watcher = when(
+        lambda: bool(emu.activations("payments-dev")),
+        lambda: iam_down.append(emu.google.recorder.fail(
+            "POST", SET_POLICY, 403, body=google_error(403, "PERMISSION_DENIED", "iam denied"),
+            times=-1,
+        )),
+    )
+    with caplog.at_level(logging.ERROR, logger="jitaccess"):
+        answer = emu.merge(number, delivery_id="merge-1")
+    watcher.join(timeout=10)
+    assert iam_down, "the grant never landed"
+    assert answer.status == 502, answer.body
+    assert answer.body["message"] == (
+        "PR #1: activation failed: the audit entry could not be written: The audit entry "
+        "(gitops.activateRole) could not be written: Cloud Logging answered 403: logging "
+        "denied; removing the binding again also failed: Cannot change the IAM policy of "
+        "project payments-dev: the service account lacks permission or the project does not "
+        "exist (403: iam denied)"
+    )
+    # The inconsistent state the service could not avoid, and reports.
+    [binding] = emu.activations("payments-dev")
+    assert ACTIVATE not in events(emu)
+    failed = comment_of(emu, number, "failed")
+    assert "removing the binding again also failed" in failed
+    assert "The IAM binding is still in place, without a confirmed audit entry" in failed
+    assert "No access was granted" not in failed
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(m.startswith("rollback failed for acme/access#1: ") for m in errors), errors
+    assert any(m.endswith("THE BINDING STAYS WITHOUT AN AUDIT ENTRY") for m in errors), errors
+
+    stop(logging_down)
+    stop(iam_down[0])
+    emu.advance(timedelta(minutes=7))
+    writes = emu.google.recorder.count("POST", SET_POLICY)
+    again = redeliver_merge(emu, number, "merge-1")
+    assert again.status == 200, again.body
+    assert again.body["written"] is False  # the binding that stood is kept, not granted anew
+    assert emu.google.recorder.count("POST", SET_POLICY) == writes
+    assert emu.activations("payments-dev") == [binding]
+    [entry] = activate_entries(emu)
+    assert entry["labels"]["activation_start"] == "2026-11-29T10:00:00Z"  # the binding's start
+    assert entry["labels"]["activation_end"] == "2026-11-29T11:00:00Z"
+    assert entry["timestamp"].startswith("2026-11-29T10:00:00")
+    assert entry["insertId"] == f"activate:acme/access#1@{head}"
+    [act] = assert_consistent(emu, number)
+    assert act.start == "2026-11-29T10:00:00Z"
+    assert comment_kinds(emu, number) == ["status", "failed", "activation"]
+    assert "**2026-11-29T11:00:00Z**" in comment_of(emu, number, "activation")
+
+
+def test_audit_outage_on_a_redelivery_never_removes_an_earlier_grant(emu: Emulator) -> None:
+    number = merged_ready(emu)
+    # First delivery: granted and audited, but GitHub loses the activation comment.
+    emu.github.recorder.fail("POST", COMMENTS, 502, body={"message": "Server Error"})
+    assert emu.merge(number, delivery_id="merge-1").status == 502
+    [act] = assert_consistent(emu, number, require_comment=False)
+    # Second delivery: Cloud Logging refuses the (repeated) entry. The binding is the first
+    # delivery's: it stays, and the failure comment says that it stands.
+    denied = emu.google.recorder.fail("POST", LOG_WRITE, 403, times=-1)
+    answer = redeliver_merge(emu, number, "merge-1")
+    assert answer.status == 502, answer.body
+    assert emu.google.recorder.count("POST", SET_POLICY) == 1  # no rollback of that grant
+    assert assert_consistent(emu, number, require_comment=False) == [act]
+    assert "The IAM binding is still in place" in comment_of(emu, number, "failed")
+    # Third delivery: everything works; the comment is posted once, nothing else repeats.
+    stop(denied)
+    assert redeliver_merge(emu, number, "merge-1").status == 200
+    assert assert_consistent(emu, number) == [act]
+    assert len(activate_entries(emu)) == 1
+    assert comment_kinds(emu, number) == ["status", "failed", "activation"]
+
+
+def test_audit_outage_never_blocks_evaluation_but_blocks_activation(
+    emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    denied = emu.google.recorder.fail(
+        "POST", LOG_WRITE, 403, body=google_error(403, "PERMISSION_DENIED"), times=-1
+    )
+    number = emu.open_request("alice", request_yaml(project="payments-prod"))
+    with caplog.at_level(logging.ERROR, logger="jitaccess"):
+        answer = emu.pr_event("opened", number)
+        assert (answer.status, answer.body["state"]) == (200, "pending")
+        _, answer = emu.review(number, "bob")
+        assert (answer.status, answer.body["state"]) == (200, "ready")
+    # requestRole and approveRole were tried, logged as errors, and did not stop the status.
+    assert emu.google.recorder.count("POST", LOG_WRITE) == 2
+    assert emu.status(number)["state"] == "success"  # type: ignore[index]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(m.startswith("audit entry gitops.requestRole not written") for m in errors)
+    assert any(m.startswith("audit entry gitops.approveRole not written") for m in errors)
+    assert emu.audit() == []
+
+    # The activation entry gates the grant: no entry, no access.
+    answer = emu.merge(number, delivery_id="merge-1")
+    assert answer.status == 502, answer.body
+    assert emu.activations("payments-prod") == []
+    assert assert_consistent(emu, number) == []
+    stop(denied)
+    assert redeliver_merge(emu, number, "merge-1").status == 200
+    [act] = assert_consistent(emu, number)
+    assert act.project == "payments-prod"
+
+
+def test_concurrent_redeliveries_grant_once(emu: Emulator) -> None:
+    number = merged_ready(emu)
+    emu.github.merge(emu.repo, number, merged_by="jit-access-bot")
+    payload = emu.pr_payload("closed", number)
+    emu.google.recorder.latency = 0.2  # keep both deliveries in flight together
+    answers: list[Answer] = []
+
+    def deliver() -> None:
+        answers.append(emu.deliver("pull_request", payload, delivery_id="merge-1"))
+
+    threads = [threading.Thread(target=deliver) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    emu.google.recorder.latency = 0.0
+    assert sorted(a.status for a in answers) == [200, 200, 200]
+    assert emu.google.recorder.count("POST", SET_POLICY) == 1
+    [_] = assert_consistent(emu, number)
+    assert len(activate_entries(emu)) == 1
+    assert comment_kinds(emu, number) == ["status", "activation"]
+
+
+def test_redelivery_after_max_delay_is_refused(emu: Emulator) -> None:
+    number = merged_ready(emu)
+    emu.google.recorder.fail("POST", SET_POLICY, 403, body=google_error(403, "PERMISSION_DENIED"))
+    assert emu.merge(number, delivery_id="merge-1").status == 502
+    emu.advance(timedelta(hours=1, minutes=1))
+    answer = redeliver_merge(emu, number, "merge-1")
+    assert answer.status == 200, answer.body
+    assert answer.body["state"] == "refused"
+    assert assert_consistent(emu, number) == []
+    assert events(emu)[-1] == "gitops.refuseActivation"
+    assert comment_kinds(emu, number) == ["status", "failed", "refusal"]
+    assert "older than activation.max\\_delay (1h)" in comment_of(emu, number, "refusal")
