@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import functools
 import random as _random
-import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,7 +26,13 @@ from google.protobuf import json_format
 
 from webhook.conditions import ACTIVATION_TITLE, parse_activation_expression
 from webhook.errors import ActivationError
-from webhook.google_clients import CALL_TIMEOUT, RETRY_DEADLINE, GoogleClients, bounded_retry
+from webhook.google_clients import (
+    CALL_TIMEOUT,
+    RETRY_DEADLINE,
+    GoogleClients,
+    bounded_retry,
+    quote_error,
+)
 from webhook.model import Binding
 
 JSON = dict[str, Any]
@@ -41,8 +46,6 @@ CONFLICT_DEADLINE = 5.0
 #: First backoff after a conflict, and the longest one, in seconds.
 BACKOFF_INITIAL = 0.1
 BACKOFF_MAX = 1.0
-#: Longest excerpt of a Google error message quoted in our messages.
-MAX_QUOTED = 300
 
 
 @dataclass(frozen=True)
@@ -266,18 +269,6 @@ def request_reason(text: str) -> str:
     return cleaned
 
 
-# A RetryError's cause reads `503 POST <url>: message`: the status stays, the request goes.
-_REQUEST_PREFIX = re.compile(r"^(\d{3} )?(?:GET|POST|PUT|PATCH|DELETE) \S+: ")
-
-
-def _quote(message: object) -> str:
-    """A Google error message, on one line and shortened, fit to quote in our own messages.
-
-    The REST transport prefixes the message with the request's method and URL; that is noise
-    in a PR comment, so it is dropped.
-    """
-    text = _REQUEST_PREFIX.sub(r"\1", " ".join(str(message).split()))
-    return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1] + "…"
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,39 +432,39 @@ class Activator:
             if not granting:
                 raise ActivationError(
                     f"Resource Manager refused to change the IAM policy of project {project}: "
-                    f"{_quote(e.message)}"
+                    f"{quote_error(e.message)}"
                 ) from None
             # Google's message usually names the offending role; name only that one if so.
             named = [r for r in roles if r in str(e.message)] or list(roles)
             what = ", ".join(dict.fromkeys(named)) or "The bindings"
             raise ActivationError(
-                f"{what} cannot be granted on project {project}: {_quote(e.message)}"
+                f"{what} cannot be granted on project {project}: {quote_error(e.message)}"
             ) from None
         except (gexc.Forbidden, gexc.NotFound, gexc.Unauthorized) as e:
             raise ActivationError(
                 f"Cannot change the IAM policy of project {project}: the service account lacks "
-                f"permission or the project does not exist ({e.code}: {_quote(e.message)})"
+                f"permission or the project does not exist ({e.code}: {quote_error(e.message)})"
             ) from None
         except gexc.RetryError as e:
             cause = e.cause if e.cause is not None else e
             raise ActivationError(
                 f"Google Cloud kept failing while changing the IAM policy of project {project} "
-                f"({_quote(cause)}); retry later."
+                f"({quote_error(cause)}); retry later."
             ) from None
         except gexc.GoogleAPICallError as e:
             raise ActivationError(
                 f"Google Cloud refused to change the IAM policy of project {project} "
-                f"({e.code}: {_quote(e.message)})"
+                f"({e.code}: {quote_error(e.message)})"
             ) from None
         except (OSError, gauth_exceptions.GoogleAuthError) as e:
             # requests' errors (connection refused, read timeout) are OSErrors.
             raise ActivationError(
-                f"Could not reach Resource Manager for project {project}: {_quote(e)}"
+                f"Could not reach Resource Manager for project {project}: {quote_error(e)}"
             ) from None
         except (json_format.ParseError, ValueError, TypeError) as e:
             raise ActivationError(
                 f"Resource Manager returned an IAM policy for project {project} that could not "
-                f"be understood: {_quote(e)}"
+                f"be understood: {quote_error(e)}"
             ) from None
 
 

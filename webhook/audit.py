@@ -14,7 +14,6 @@ sends exactly the entries given, so it is used here even for a single entry.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from google.api_core import exceptions as gexc
 from google.auth import exceptions as gauth_exceptions
 
 from webhook.errors import AuditError
-from webhook.google_clients import RETRY_DEADLINE, GoogleClients, bounded_retry
+from webhook.google_clients import RETRY_DEADLINE, GoogleClients, bounded_retry, quote_error
 
 if TYPE_CHECKING:
     # google-cloud-logging takes about 0.1 s to import: loaded at the first write (or by the
@@ -201,24 +200,16 @@ class AuditLog:
             cause = e.cause if e.cause is not None else e
             raise AuditError(
                 f"The audit entry ({record.event}) could not be written: Cloud Logging kept "
-                f"failing ({_quote(cause)})"
+                f"failing ({quote_error(cause)})"
             ) from None
         except gexc.GoogleAPICallError as e:
             raise AuditError(
                 f"The audit entry ({record.event}) could not be written: Cloud Logging answered "
-                f"{e.code}: {_quote(e.message)}"
+                f"{e.code}: {quote_error(e.message)}"
             ) from None
         except (OSError, ValueError, TypeError, gauth_exceptions.GoogleAuthError) as e:
             raise AuditError(
-                f"The audit entry ({record.event}) could not be written: {_quote(e)}"
+                f"The audit entry ({record.event}) could not be written: {quote_error(e)}"
             ) from None
 
 
-_REQUEST_PREFIX = re.compile(r"^(\d{3} )?(?:GET|POST|PUT|PATCH|DELETE) \S+: ")
-
-
-def _quote(message: object) -> str:
-    """A message on one line, at most 300 characters, without the REST transport's
-    `METHOD URL: ` prefix (noise in a PR comment; the HTTP status before it is kept)."""
-    text = _REQUEST_PREFIX.sub(r"\1", " ".join(str(message).split()))
-    return text if len(text) <= 300 else text[:299] + "…"

@@ -19,7 +19,6 @@ never mistaken for eligibility.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +30,13 @@ from google.api_core import retry as gretry
 
 from webhook.conditions import marker_of, resource_condition
 from webhook.errors import GoogleError
-from webhook.google_clients import CALL_TIMEOUT, RETRY_DEADLINE, GoogleClients, bounded_retry
+from webhook.google_clients import (
+    CALL_TIMEOUT,
+    RETRY_DEADLINE,
+    GoogleClients,
+    bounded_retry,
+    quote_error,
+)
 from webhook.model import (
     EligibilityFacts,
     EligibilitySettings,
@@ -193,19 +198,13 @@ def _status(error: BaseException) -> int | None:
     return code if isinstance(code, int) else None
 
 
-_REQUEST_PREFIX = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE) \S+: ")
-
-
 def _asset_error(what: str, scope: str, error: BaseException, *, analyzer: bool) -> GoogleError:
     """A clear GoogleError for a failed Cloud Asset call."""
     suffix = ""
     if isinstance(error, gexc.RetryError) and error.cause is not None:
         error, suffix = error.cause, " (after retries)"
     status = _status(error)
-    detail = (getattr(error, "message", None) or str(error) or type(error).__name__)
-    # The REST transport prefixes the message with the request's method and URL: noise in a
-    # PR comment (and the URL's query string is long).
-    detail = _REQUEST_PREFIX.sub("", detail)[:300]
+    detail = quote_error(getattr(error, "message", None) or str(error) or type(error).__name__)
     if isinstance(error, gexc.Forbidden | gexc.PermissionDenied) or status == 403:
         needs = _ASSET_PERMISSION + (
             " and permission to read groups, to expand them" if analyzer else ""

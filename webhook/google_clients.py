@@ -8,6 +8,7 @@ in GitHub's 10 s budget (the libraries' own defaults retry for 60-300 s).
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -35,6 +36,18 @@ TRANSIENT = (
     gexc.BadGateway,
     gexc.GatewayTimeout,
 )
+
+
+# The REST transport's messages read `503 POST <url>: message`: the status stays, the request
+# line goes (noise in a PR comment, and the URL's query string is long).
+_REQUEST_PREFIX = re.compile(r"^(\d{3} )?(?:GET|POST|PUT|PATCH|DELETE) \S+: ")
+MAX_QUOTED = 300
+
+
+def quote_error(message: object) -> str:
+    """A Google error message on one line, without the request line, at most 300 characters."""
+    text = _REQUEST_PREFIX.sub(r"\1", " ".join(str(message).split()))
+    return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1] + "…"
 
 
 def bounded_retry(deadline: float = RETRY_DEADLINE) -> gretry.Retry:
