@@ -2,7 +2,12 @@
 
 Every change is one read-modify-write of the project's IAM policy (version 3) guarded by its etag.
 A concurrent change makes IAM answer 409 `ABORTED`; the whole read-modify-write is then retried
-with jittered exponential backoff, as IAM asks. The policy manipulation itself is done by pure
+with jittered exponential backoff, as IAM asks. Within one process, changes of the same
+project's policy take turns (a lock per project): concurrent writers there would only make each
+other retry, and a burst of merges would run out of attempts; conflicts with other processes
+(App Engine instances) are still retried. A change that had to wait starts from the policy its
+predecessor read or wrote, saving a read (its etag guarantees it is current, or IAM answers 409
+and the change is retried on a fresh read). The policy manipulation itself is done by pure
 functions on the policy's JSON wire form (`{"version", "etag", "bindings": [...]}`), testable
 without a server; `Activator` is the thin adapter around Resource Manager.
 """
@@ -12,6 +17,7 @@ from __future__ import annotations
 import copy
 import functools
 import random as _random
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,8 +47,12 @@ JSON = dict[str, Any]
 REASON_HEADER = "x-goog-request-reason"
 #: Longest request reason sent; the justification is at most 100 characters (§3) anyway.
 MAX_REASON = 500
-#: Seconds the conflict retries of one change may take in total.
+#: Seconds the conflict retries of one change may take in total (counted from the start of the
+#: change, waiting for its turn included).
 CONFLICT_DEADLINE = 5.0
+#: Seconds a change may wait for this process's other changes of the same project's policy.
+#: With the conflict deadline this keeps an activation within GitHub's 10 s webhook budget.
+TURN_WAIT = 6.0
 #: First backoff after a conflict, and the longest one, in seconds.
 BACKOFF_INITIAL = 0.1
 BACKOFF_MAX = 1.0
@@ -291,6 +301,7 @@ class Activator:
         random: Callable[[], float] = _random.random,
         conflict_deadline: float = CONFLICT_DEADLINE,
         retry_deadline: float = RETRY_DEADLINE,
+        turn_wait: float = TURN_WAIT,
     ) -> None:
         self._clients = clients
         self._attempts = max(1, attempts)
@@ -298,6 +309,12 @@ class Activator:
         self._random = random
         self._conflict_deadline = conflict_deadline
         self._retry_deadline = retry_deadline
+        self._turn_wait = turn_wait
+        self._turns: dict[str, threading.Lock] = {}
+        self._turns_guard = threading.Lock()
+        # project -> the policy the last change read or wrote, for the change waiting its turn
+        # (read and written only by the holder of the project's turn).
+        self._handoff: dict[str, JSON] = {}
 
     # -- public --------------------------------------------------------------------------------
 
@@ -375,9 +392,47 @@ class Activator:
     ) -> tuple[JSON, int, bool]:
         """Run `step` on fresh reads until its write lands; (final policy, attempts, written)."""
         started = time.monotonic()
+        with self._turns_guard:
+            turn = self._turns.setdefault(project, threading.Lock())
+        waited = not turn.acquire(blocking=False)
+        if waited and not turn.acquire(timeout=self._turn_wait):
+            raise ActivationError(
+                f"The IAM policy of project {project} is being changed by other requests; gave "
+                f"up waiting after {self._turn_wait:g} s; retry later."
+            )
+        try:
+            # Only a change that waited takes over its predecessor's policy: it is then at most
+            # one change old. A change that did not wait reads afresh (the policy may have been
+            # changed elsewhere since).
+            known = self._handoff.pop(project, None) if waited else None
+            result = self._attempt_changes(
+                project, step, started, reason, roles, granting, on_write, known
+            )
+            self._handoff[project] = result[0]
+            return result
+        except BaseException:
+            self._handoff.pop(project, None)
+            raise
+        finally:
+            turn.release()
+
+    def _attempt_changes(
+        self,
+        project: str,
+        step: Callable[[JSON], JSON | None],
+        started: float,
+        reason: str,
+        roles: Sequence[str],
+        granting: bool,
+        on_write: Callable[[], None],
+        known: JSON | None,
+    ) -> tuple[JSON, int, bool]:
         header = request_reason(reason)
         for attempt in range(1, self._attempts + 1):
-            policy = self._call(project, roles, granting, lambda: self._get(project))
+            if attempt == 1 and known is not None:
+                policy = known
+            else:
+                policy = self._call(project, roles, granting, lambda: self._get(project))
             changed = step(policy)
             if changed is None:
                 return policy, attempt, False

@@ -1,8 +1,9 @@
-"""The `jitaccess` command: validate request files, run the sandbox, serve, clean up."""
+"""The `jitaccess` command: validate request files, run the sandbox, serve, clean up, benchmark."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -57,6 +58,21 @@ def _cleanup(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    # The benchmarks live next to the package in the repository, not in it.
+    if os.path.isdir("benchmarks") and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        run = importlib.import_module("benchmarks.run")
+    except ImportError:
+        print("jitaccess bench: run it from the repository root (benchmarks/ is not importable)",
+              file=sys.stderr)
+        return 2
+    argv = ["--latency-ms", str(args.latency_ms), *(["--quick"] if args.quick else []),
+            *(["--json", args.json] if args.json else [])]
+    return int(run.main(argv))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `jitaccess`."""
     parser = argparse.ArgumentParser(
@@ -82,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cleanup", help="remove expired activations in the policy's scope")
     p.set_defaults(func=_cleanup)
+
+    p = sub.add_parser("bench", help="benchmark against the emulated world (repository root)")
+    p.add_argument("--latency-ms", type=float, default=50.0, help="latency per API call")
+    p.add_argument("--quick", action="store_true", help="fewer rounds (CI smoke)")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.set_defaults(func=_bench)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""The GitHub adapter: the only module (besides the fake server) that imports PyGithub.
+"""The GitHub adapter: with `github_app`, the only code (besides the fake server) that imports
+PyGithub — on first use, not at start (the library takes about 0.1 s to import).
 
 `GitHubRepo` reads and writes the one repository the service serves and answers in the
 project's own types (`PullInfo`, `ChangedFile`, `Review`). Every failure — HTTP errors, rate
@@ -39,22 +40,20 @@ import requests
 import urllib3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from github import Auth, Github, GithubException, GithubIntegration
-from github.GithubException import (
-    BadAttributeException,
-    BadCredentialsException,
-    RateLimitExceededException,
-    UnknownObjectException,
-)
-from github.IssueComment import IssueComment
-from github.Repository import Repository
 from urllib3.util.retry import Retry
 
 from webhook.errors import ConfigError, FileTooLargeError, GitHubError
-from webhook.model import ChangedFile, PullInfo, Review, ReviewState
+from webhook.model import ChangedFile, PullComment, PullInfo, Review, ReviewState
 
 if TYPE_CHECKING:
+    # PyGithub takes about 0.1 s to import: it is loaded on the adapter's first use (or by the
+    # App Engine warmup request), not while the app starts.
+    from github import Auth, Github, GithubException
+    from github.IssueComment import IssueComment
+    from github.Repository import Repository
+
     from webhook.config import Settings
+    from webhook.github_app import InstallationAuth
 
 DEFAULT_API_URL = "https://api.github.com"
 MAX_FILE_BYTES = 64 * 1024
@@ -140,6 +139,14 @@ def _retry(methods: frozenset[str] = Retry.DEFAULT_ALLOWED_METHODS) -> Retry:
 @contextmanager
 def _translating(what: str, timeout: int) -> Iterator[None]:
     """Translate every failure of the PyGithub calls inside into a GitHubError about `what`."""
+    from github import GithubException
+    from github.GithubException import (
+        BadAttributeException,
+        BadCredentialsException,
+        RateLimitExceededException,
+        UnknownObjectException,
+    )
+
     try:
         yield
     except GitHubError:
@@ -184,96 +191,6 @@ def _rate_limited(what: str, e: GithubException) -> GitHubError:
     return GitHubError(f"{what}: rate limit exceeded (HTTP {e.status}){when}", status=e.status)
 
 
-class _InstallationAuth(Auth.Auth):
-    """GitHub App installation auth: looks up the installation, caches and renews its token.
-
-    PyGithub's own `AppInstallationAuth` keeps its token without a lock and is re-bound to the
-    last `Requester` created with it; this one is safe to share between per-thread clients.
-    """
-
-    def __init__(self, settings: GitHubAuth) -> None:
-        self._settings = settings
-        self._integration = GithubIntegration(
-            auth=Auth.AppAuth(str(settings.app_id), settings.private_key_pem or ""),
-            base_url=settings.base_url,
-            timeout=settings.timeout,
-            user_agent=USER_AGENT,
-            # Creating a token is safe to repeat, so POST may be retried too.
-            retry=_retry(Retry.DEFAULT_ALLOWED_METHODS | {"POST"}),
-            seconds_between_requests=None,
-            seconds_between_writes=None,
-            lazy=True,
-        )
-        self._lock = threading.Lock()
-        self._installation_id: int | None = None
-        self.app_slug: str | None = None
-        self._token: str | None = None
-        self._expires_at: datetime | None = None
-
-    @property
-    def token_type(self) -> str:
-        """Installation tokens go in `Authorization: token …`."""
-        return "token"
-
-    @property
-    def token(self) -> str:
-        """A valid installation token (1 call to create one, +1 the first time for the lookup)."""
-        with self._lock:
-            now = datetime.now(UTC)
-            if self._token and self._expires_at and self._expires_at - TOKEN_RENEW_BEFORE > now:
-                return self._token
-            installation = self._lookup()
-            with _translating("creating a GitHub App installation token", self._settings.timeout):
-                grant = self._integration.get_access_token(installation)
-                token, expires = grant.token, grant.expires_at
-                if not isinstance(token, str) or not token or not isinstance(expires, datetime):
-                    raise ValueError("no token or expiry in the answer")
-            self._token = token
-            self._expires_at = _utc(expires)
-            return token
-
-    def installation_id(self) -> int:
-        """The installation on the repository (1 call the first time: GET …/installation)."""
-        with self._lock:
-            return self._lookup()
-
-    def _lookup(self) -> int:
-        # Caller holds the lock.
-        if self._installation_id is None:
-            what = f"finding the GitHub App installation on {self._settings.repository}"
-            with _translating(what, self._settings.timeout):
-                try:
-                    installation = self._integration.get_repo_installation(
-                        self._settings.owner, self._settings.name
-                    )
-                except UnknownObjectException:
-                    raise GitHubError(
-                        f"the GitHub App {self._settings.app_id} is not installed on "
-                        f"{self._settings.repository}",
-                        status=404,
-                    ) from None
-                self.app_slug = str(installation.app_slug or "")
-                self._installation_id = int(installation.id)
-        return self._installation_id
-
-    def slug(self) -> str:
-        """The app's slug: from the installation lookup, or GET /app (1 call) if unknown."""
-        if self.app_slug is None:
-            self.installation_id()
-        if not self.app_slug:
-            with _translating("reading the GitHub App", self._settings.timeout):
-                self.app_slug = str(self._integration.get_app().slug)
-        return self.app_slug
-
-    @property
-    def _masked_token(self) -> str:
-        return "token (installation token removed)"
-
-    def close(self) -> None:
-        """Close the integration's HTTP connections."""
-        self._integration.close()
-
-
 def _bounded(items: Iterable[T], what: str) -> Iterator[T]:
     """Items of a paginated list, refusing more than MAX_LIST_ITEMS."""
     for count, item in enumerate(items):
@@ -308,13 +225,10 @@ class GitHubRepo:
 
     def __init__(self, settings: GitHubAuth) -> None:
         self.settings = settings
-        self._auth: Auth.Auth
-        self._app: _InstallationAuth | None = None
-        if settings.token:
-            self._auth = Auth.Token(settings.token)
-        else:
-            self._app = _InstallationAuth(settings)
-            self._auth = self._app
+        # Built on first use (see `_credentials`): constructing the adapter imports nothing.
+        self._auth: Auth.Auth | None = None
+        self._installation: InstallationAuth | None = None
+        self._auth_lock = threading.Lock()
         self._local = threading.local()
         self._clients: list[Github] = []
         self._clients_lock = threading.Lock()
@@ -339,19 +253,46 @@ class GitHubRepo:
     def installation_id(self) -> int | None:
         """The GitHub App installation serving the repository, None with a token (1 call the
         first time with an App, 0 once a token was fetched)."""
-        if self._app is None:
+        app = self._app
+        if app is None:
             return None
         with self._calling("looking up the GitHub App installation"):
-            return self._app.installation_id()
+            return app.installation_id()
 
     # -- plumbing --------------------------------------------------------------------------------
+
+    def _credentials(self) -> Auth.Auth:
+        """PyGithub's auth for the settings: a token, or the App's installation auth (which
+        shares one installation token between the per-thread clients). Built on first use."""
+        with self._auth_lock:
+            if self._auth is None:
+                if self.settings.token:
+                    from github import Auth
+
+                    self._auth = Auth.Token(self.settings.token)
+                else:
+                    from webhook.github_app import InstallationAuth
+
+                    self._installation = InstallationAuth(self.settings)
+                    self._auth = self._installation
+            return self._auth
+
+    @property
+    def _app(self) -> InstallationAuth | None:
+        """The GitHub App's installation auth (built if need be); None with a token."""
+        if self.settings.token:
+            return None
+        self._credentials()
+        return self._installation
 
     def _gh(self) -> Github:
         gh: Github | None = getattr(self._local, "gh", None)
         if gh is None:
+            from github import Github
+
             gh = Github(
                 base_url=self.settings.base_url,
-                auth=self._auth,
+                auth=self._credentials(),
                 timeout=self.settings.timeout,
                 user_agent=USER_AGENT,
                 per_page=self.settings.per_page,
@@ -379,8 +320,8 @@ class GitHubRepo:
             clients, self._clients = self._clients, []
         for gh in clients:
             gh.close()
-        if self._app is not None:
-            self._app.close()
+        if self._installation is not None:
+            self._installation.close()
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -465,6 +406,8 @@ class GitHubRepo:
         """
         where = f"{path} at {ref}" if ref else f"{path} on the default branch"
         with self._calling(f"reading {where}"):
+            from github.GithubException import UnknownObjectException
+
             try:
                 repo = self._repo()
                 content = repo.get_contents(path, ref=ref) if ref else repo.get_contents(path)
@@ -502,24 +445,35 @@ class GitHubRepo:
         fetched), the token's user for a token (1 call the first time: GET /user)."""
         if self._login is None:
             with self._calling("identifying the service's own account"):
-                if self._app is not None:
-                    self._login = f"{self._app.slug()}[bot]"
+                app = self._app
+                if app is not None:
+                    self._login = f"{app.slug()}[bot]"
                 else:
                     self._login = str(self._gh().get_user().login)
         return self._login
 
-    def comments_with(self, number: int, marker: str) -> list[str]:
+    def comments(self, number: int) -> tuple[PullComment, ...]:
+        """Every comment on a PR, oldest first (1 call per 100 comments).
+
+        A listing read once per event can be handed to `comments_with` and `upsert_comment`,
+        which then list nothing themselves.
+        """
+        return tuple(
+            PullComment(int(c.id), login, body) for c, login, body in self._comments(number)
+        )
+
+    def comments_with(
+        self, number: int, marker: str, comments: Sequence[PullComment] | None = None
+    ) -> list[str]:
         """Bodies of this service's own comments containing `marker`, oldest first
-        (1 call per 100 comments, +1 for `self_login` the first time with a token).
+        (0 calls with `comments` already listed, else 1 per 100 comments; +1 for `self_login`
+        the first time with a token).
 
         Comments by anyone else are ignored, so nobody can forge the service's records.
         """
         me = self.self_login().lower()
-        return [
-            body
-            for _comment, login, body in self._comments(number)
-            if login.lower() == me and marker in body
-        ]
+        listed = self.comments(number) if comments is None else comments
+        return [c.body for c in listed if c.author.lower() == me and marker in c.body]
 
     def _comments(self, number: int) -> list[tuple[IssueComment, str, str]]:
         with self._calling(f"listing the comments of pull request #{number}"):
@@ -556,23 +510,29 @@ class GitHubRepo:
         with self._calling(f"commenting on pull request #{number}"):
             return int(self._repo().get_issue(number).create_comment(body).id)
 
-    def upsert_comment(self, number: int, marker: str, body: str) -> int:
+    def upsert_comment(
+        self, number: int, marker: str, body: str, comments: Sequence[PullComment] | None = None
+    ) -> int:
         """Keep one comment of ours carrying `marker`: edit it when the body changed, else
         create it; returns its id.
 
-        Calls: 1 per 100 comments to find it, then 0 (unchanged), 1 (PATCH) or 1 (POST);
-        +1 for `self_login` the first time with a token. `body` gets `marker` on its first
-        line if it does not contain it.
+        Calls: 1 per 100 comments to find it (none when `comments`, the PR's comments listed
+        earlier in the same event, are given), then 0 (unchanged), 1 (PATCH) or 1 (POST);
+        +1 for `self_login` the first time with a token. Only the service's own comments are
+        considered, whoever listed them. `body` gets `marker` on its first line if it does not
+        contain it.
         """
         if marker not in body:
             body = f"{marker}\n{body}"
         me = self.self_login().lower()
-        for comment, login, old in self._comments(number):
-            if login.lower() == me and marker in old:
-                with self._calling(f"editing comment {comment.id} on #{number}"):
-                    if old != body:
-                        comment.edit(body)  # PATCHes the comment's own `url`: no GET first
-                    return int(comment.id)
+        listed = self.comments(number) if comments is None else comments
+        for comment in listed:
+            if comment.author.lower() == me and marker in comment.body:
+                if comment.body != body:
+                    with self._calling(f"editing comment {comment.id} on #{number}"):
+                        # Lazy objects: one PATCH of .../issues/comments/{id}, no GET first.
+                        self._repo().get_issue(number).get_comment(comment.id).edit(body)
+                return comment.id
         return self.create_comment(number, body)
 
     def request_reviewers(self, number: int, logins: Sequence[str]) -> None:
@@ -592,6 +552,8 @@ class GitHubRepo:
 
     def _ask(self, number: int, logins: list[str]) -> bool:
         with self._calling(f"requesting reviews on pull request #{number}"):
+            from github import GithubException
+
             try:
                 self._repo().get_pull(number).create_review_request(reviewers=logins)
             except GithubException as e:

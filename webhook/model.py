@@ -312,3 +312,12 @@ class PullInfo:
     title: str = ""
     default_branch: str = ""  # the base repository's default branch, from the PR's `base.repo`
     requested_reviewers: tuple[str, ...] = ()  # logins whose review is requested
+
+
+@dataclass(frozen=True)
+class PullComment:
+    """A comment on a pull request: its id, its author's login and its text."""
+
+    id: int
+    author: str
+    body: str

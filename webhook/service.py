@@ -47,7 +47,10 @@ class Service:
             activator=activator,
             audit=audit,
             clock=clock,
-            executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="jit"),
+            # Shared by every delivery in flight: each runs up to 6 calls at once, and gunicorn
+            # serves 8 deliveries at a time (app.yaml), so 8 workers would queue a burst's
+            # calls behind each other. Idle workers cost a thread and a GitHub client each.
+            executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="jit"),
         )
         return cls(settings, github, google, lifecycle, Cleaner(google, audit, activator), clock)
 

@@ -1,0 +1,280 @@
+"""`python -m benchmarks`: measure the service against the emulated world and print a report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any, TextIO
+
+from benchmarks.critical_path import CHAINS
+from benchmarks.system import cold_imports, machine
+from benchmarks.world import (
+    EVENTS,
+    LIFECYCLE_LABELS,
+    LIFECYCLES,
+    Bench,
+    ServiceProcess,
+    call_counts,
+    concurrent_merges,
+    emulated_world,
+    endpoint_counts,
+    rounds,
+    seed_load_users,
+)
+
+TARGET_RATIO = 1.25
+TARGET_CPU_MS = 50.0
+TARGET_IMPORT_S = 0.5
+TARGET_RSS_MB = 150.0
+SHORT = {
+    "opened_self": "open/self",
+    "opened_multi": "open/multi",
+    "review": "review",
+    "merge_self": "merge/self",
+    "merge_multi": "merge/multi",
+    "non_request": "non-req",
+    "lifecycle_self": "LC self",
+    "lifecycle_multi": "LC multi",
+}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("--latency-ms", type=float, default=50.0,
+                   help="latency the fakes add to every call (default 50)")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer repetitions and only 8 concurrent merges (CI smoke)")
+    p.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
+    return p.parse_args(argv)
+
+
+def _median(xs: Sequence[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def _p90(xs: Sequence[float]) -> float:
+    if not xs:
+        return float("nan")
+    ordered = sorted(xs)
+    return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+
+
+def _ok(passed: bool) -> str:
+    return "ok" if passed else "MISSED"
+
+
+def measure(args: argparse.Namespace, log: TextIO) -> dict[str, Any]:
+    """Run every measurement; the figures as one JSON-able dict."""
+    latency = args.latency_ms / 1000
+    cpu_reps, latency_reps = (3, 2) if args.quick else (10, 5)
+    concurrency = (8,) if args.quick else (8, 32, 64)
+    report: dict[str, Any] = {"machine": machine(), "latency_ms": args.latency_ms,
+                              "quick": args.quick}
+
+    log.write("measuring cold imports in fresh processes…\n")
+    report["import"] = cold_imports(3 if args.quick else 7)
+
+    with emulated_world() as emu:
+        logins = seed_load_users(emu, max(concurrency))
+        log.write("starting the service process…\n")
+        service = ServiceProcess(emu)
+        bench = Bench(emu, service)
+        try:
+            report["import"]["service_process_s"] = service.import_s
+            # -- a fresh process: warmup, then its first deliveries (no latency) -------------
+            bench.forget_calls()
+            warm = service.get("/_ah/warmup")
+            gh, google = bench.snapshot()
+            warm_calls = endpoint_counts(gh, "GitHub") + endpoint_counts(google, "Google")
+            first = {d.event: d for d in bench.self_approval()}
+            report["first"] = {
+                "warmup_ms": warm.wall * 1000,
+                "warmup_cpu_ms": warm.cpu_ms,
+                "warmup_calls": dict(warm_calls),
+                "opened_self_ms": first["opened_self"].answer.wall * 1000,
+                "opened_self_cpu_ms": first["opened_self"].answer.cpu_ms,
+                "merge_self_ms": first["merge_self"].answer.wall * 1000,
+                "merge_self_cpu_ms": first["merge_self"].answer.cpu_ms,
+            }
+            bench.multi_party()
+            report["rss_after_first_lifecycles"] = service.rss()
+
+            # -- 1. calls per event ---------------------------------------------------------
+            log.write("counting calls…\n")
+            counts = call_counts(bench)
+            report["calls"] = {k: dict(sorted(v.items())) for k, v in counts.items()}
+
+            # -- 3. CPU per event, no latency -------------------------------------------------
+            log.write(f"measuring CPU time ({cpu_reps} rounds, no latency)…\n")
+            cpu: dict[str, list[float]] = {k: [] for k in EVENTS}
+            wall0: dict[str, list[float]] = {k: [] for k in EVENTS}
+            for _ in range(cpu_reps):
+                for event, d in bench.all_events().items():
+                    assert d.answer.cpu_ms is not None
+                    cpu[event].append(d.answer.cpu_ms)
+                    wall0[event].append(d.answer.wall * 1000)
+            report["cpu"] = {
+                k: {"median_ms": _median(v), "p90_ms": _p90(v), "max_ms": max(v),
+                    "wall_no_latency_ms": _median(wall0[k])}
+                for k, v in cpu.items()
+            }
+
+            # -- 2. wall time at the injected latency ----------------------------------------
+            log.write(f"measuring wall time at {args.latency_ms:g} ms per call "
+                      f"({latency_reps} rounds)…\n")
+            bench.set_latency(latency)
+            walls: dict[str, list[float]] = {k: [] for k in EVENTS}
+            seen: dict[str, list[int]] = {k: [] for k in EVENTS}
+            for _ in range(latency_reps):
+                for event, d in bench.all_events().items():
+                    walls[event].append(d.answer.wall)
+                    seen[event].append(rounds(d.github + d.google, latency))
+            report["latency"] = {}
+            for k in EVENTS:
+                chain = CHAINS[k]
+                med = _median(walls[k])
+                report["latency"][k] = {
+                    "chain": len(chain),
+                    "chain_steps": list(chain.steps),
+                    "minimum_ms": chain.minimum(latency) * 1000,
+                    "median_ms": med * 1000,
+                    "max_ms": max(walls[k]) * 1000,
+                    "ratio": med / chain.minimum(latency),
+                    "rounds_seen": Counter(seen[k]).most_common(1)[0][0],
+                }
+
+            # -- 5. memory ---------------------------------------------------------------------
+            report["rss_end"] = service.rss()
+
+            # -- 6. concurrent merges ------------------------------------------------------------
+            report["concurrency"] = []
+            for n in concurrency:
+                log.write(f"{n} concurrent merges at {args.latency_ms:g} ms per call…\n")
+                result = concurrent_merges(bench, logins[:n], tag=f"c{n}")
+                report["concurrency"].append(asdict(result))
+                time.sleep(0.2)
+            report["rss_end"] = service.rss()
+        finally:
+            service.close()
+    report["load_average_end"] = machine()["load_average"]
+    return report
+
+
+# ----------------------------------------------------------------------------------------------
+# Printing
+
+
+def print_report(r: dict[str, Any], out: TextIO) -> None:
+    """The tables."""
+    m = r["machine"]
+    w = out.write
+    w("\nJIT Access for GitHub — benchmarks\n")
+    w(f"machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM, {m['os']}, "
+      f"{m['implementation']} {m['python']}; load average at start "
+      f"{', '.join(f'{x:.2f}' for x in m['load_average'] or [])}\n")
+    w("setup: fakes (webhook.sandbox.emulator) in the benchmark process; the service is "
+      "webhook.main:app\n       in its own process, configured from the environment; "
+      "deliveries are signed POSTs; the fakes\n       (werkzeug) close every connection, so "
+      "each call also pays a fresh loopback TCP connection.\n")
+
+    # 1
+    w("\n1. API calls per event (steady state: a process's first event also makes GET /user, "
+      "the service's\n   own login, unless /_ah/warmup ran — warmup makes it instead)\n")
+    columns = [*EVENTS, *LIFECYCLES]
+    calls: dict[str, dict[str, int]] = r["calls"]
+    endpoints = sorted({e for c in calls.values() for e in c},
+                       key=lambda e: (not e.startswith("GitHub"), e.split(" ", 2)[2], e))
+    width = max(len(e) for e in endpoints) + 2
+    w(" " * width + "".join(f"{SHORT[c]:>12}" for c in columns) + "\n")
+    for e in endpoints:
+        w(f"{e:<{width}}" + "".join(f"{calls[c].get(e, 0) or '·':>12}" for c in columns) + "\n")
+    for api in ("GitHub", "Google"):
+        w(f"{'total ' + api:<{width}}" + "".join(
+            f"{sum(v for k, v in calls[c].items() if k.startswith(api)):>12}" for c in columns
+        ) + "\n")
+    w(f"{'total':<{width}}" + "".join(f"{sum(calls[c].values()):>12}" for c in columns) + "\n")
+    w("   columns: " + "; ".join(f"{SHORT[k]} = {v}" for k, v in
+                                  {**EVENTS, **LIFECYCLE_LABELS}.items()) + "\n")
+
+    # 2
+    lat = r["latency_ms"]
+    w(f"\n2. Wall time per event at {lat:g} ms per call (median; critical-path minimum = chain "
+      f"length × {lat:g} ms;\n   target ratio ≤ {TARGET_RATIO}; 'rounds' = sequential rounds of "
+      "calls the fakes saw)\n")
+    w(f"{'event':<30}{'chain':>6}{'minimum':>10}{'median':>10}{'max':>10}{'ratio':>8}"
+      f"{'rounds':>8}   target\n")
+    for k, v in r["latency"].items():
+        w(f"{EVENTS[k]:<30}{v['chain']:>6}{v['minimum_ms']:>8.0f}ms{v['median_ms']:>8.0f}ms"
+          f"{v['max_ms']:>8.0f}ms{v['ratio']:>8.2f}{v['rounds_seen']:>8}   "
+          f"{_ok(v['ratio'] <= TARGET_RATIO)}\n")
+
+    # 3
+    w(f"\n3. Service CPU time per event (no latency; process CPU of the service process while "
+      f"it handled\n   the request, all threads; target median ≤ {TARGET_CPU_MS:g} ms)\n")
+    w(f"{'event':<30}{'median':>10}{'p90':>10}{'max':>10}{'wall':>10}   target\n")
+    for k, v in r["cpu"].items():
+        w(f"{EVENTS[k]:<30}{v['median_ms']:>8.1f}ms{v['p90_ms']:>8.1f}ms{v['max_ms']:>8.1f}ms"
+          f"{v['wall_no_latency_ms']:>8.1f}ms   {_ok(v['median_ms'] <= TARGET_CPU_MS)}\n")
+
+    # 4
+    imp = r["import"]
+    first = r["first"]
+    w(f"\n4. Start-up (target: cold import ≤ {TARGET_IMPORT_S} s)\n")
+    w(f"   cold `import webhook.main` (builds the app from the environment), median of "
+      f"{imp['runs']} fresh processes: {imp['median_s']:.3f} s (min {imp['min_s']:.3f}, max "
+      f"{imp['max_s']:.3f})   {_ok(imp['median_s'] <= TARGET_IMPORT_S)}\n")
+    w(f"   the same in the service process: {imp['service_process_s']:.3f} s\n")
+    w("   heaviest imports (self time by package, -X importtime): " + ", ".join(
+        f"{name} {ms:.0f} ms" for name, ms in imp["heaviest"]) + "\n")
+    warm_calls = ", ".join(f"{k} ×{v}" for k, v in first["warmup_calls"].items()) or "none"
+    w(f"   GET /_ah/warmup in the fresh process: {first['warmup_ms']:.0f} ms "
+      f"(CPU {first['warmup_cpu_ms']:.0f} ms; calls: {warm_calls})\n")
+    cpu = r["cpu"]
+    w(f"   first delivery after warmup, no latency: PR opened (self) {first['opened_self_ms']:.0f}"
+      f" ms (CPU {first['opened_self_cpu_ms']:.0f} ms), then merged {first['merge_self_ms']:.0f}"
+      f" ms (CPU {first['merge_self_cpu_ms']:.0f} ms);\n   steady state: "
+      f"{cpu['opened_self']['wall_no_latency_ms']:.0f} ms and "
+      f"{cpu['merge_self']['wall_no_latency_ms']:.0f} ms\n")
+
+    # 5
+    w(f"\n5. Memory of the service process (target peak RSS ≤ {TARGET_RSS_MB:g} MB)\n")
+    first_rss, end_rss = r["rss_after_first_lifecycles"], r["rss_end"]
+    peak = first_rss["max_rss_kib"] / 1024
+    w(f"   peak RSS after its first full lifecycles (self-approval, multi-party): {peak:.1f} MB"
+      f"   {_ok(peak <= TARGET_RSS_MB)}\n")
+    w(f"   peak RSS at the end (after every benchmark, incl. concurrent merges): "
+      f"{end_rss['max_rss_kib'] / 1024:.1f} MB; current {end_rss['rss_kib'] / 1024:.1f} MB, "
+      f"{end_rss['threads']} threads\n")
+
+    # 6
+    w(f"\n6. Concurrent merges on one project at {lat:g} ms per call (each by another user, "
+      "self-approval;\n   all deliveries sent at once to one service process; 409 = "
+      "setIamPolicy conflicts; 'slowest'\n   must stay under GitHub's 10 s)\n")
+    w(f"{'merges':>8}{'ok':>6}{'failed':>8}{'bindings':>10}{'getIam':>8}{'setIam':>8}"
+      f"{'409s':>6}{'wall':>9}{'median':>9}{'slowest':>9}\n")
+    for c in r["concurrency"]:
+        w(f"{c['merges']:>8}{c['succeeded']:>6}{c['failed']:>8}{c['bindings_present']:>10}"
+          f"{c['get_calls']:>8}{c['set_calls']:>8}{c['conflicts']:>6}{c['wall']:>8.2f}s"
+          f"{c['median']:>8.2f}s{c['slowest']:>8.2f}s\n")
+        for failure in c["failures"][:5]:
+            w(f"         {failure[:150]}\n")
+    end = r.get("load_average_end") or []
+    w(f"\nload average at the end: {', '.join(f'{x:.2f}' for x in end)}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m benchmarks` and `jitaccess bench`."""
+    args = parse_args(argv)
+    report = measure(args, sys.stderr)
+    print_report(report, sys.stdout)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2, default=str)
+    return 0

@@ -1,0 +1,161 @@
+"""Changes of one project's IAM policy take turns within a process (webhook.activation).
+
+One `Activator` (one service process) serialises its read-modify-writes per project, so a burst
+of merges does not spend its conflict retries on itself; a change that waited starts from the
+policy its predecessor wrote. Conflicts with other processes are still retried.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from webhook.activation import ActivationResult, Activator
+from webhook.conditions import build_binding
+from webhook.errors import ActivationError
+from webhook.model import Binding
+
+from .google_fixtures import FakeGoogleHarness
+
+PROJECT = "payments-load"
+OTHER = "payments-other"
+ROLE = "roles/cloudsql.admin"
+REPO = "acme/access"
+START = datetime(2040, 1, 1, 10, 0, tzinfo=UTC)
+GET = r":getIamPolicy$"
+SET = r":setIamPolicy$"
+ABORTED = {"error": {"code": 409, "message": "concurrent policy changes", "status": "ABORTED"}}
+
+
+@pytest.fixture
+def google(fake_google: FakeGoogleHarness) -> Iterator[FakeGoogleHarness]:
+    """The fake with two empty projects."""
+    fake_google.world.add_project(PROJECT)
+    fake_google.world.add_project(OTHER)
+    yield fake_google
+    assert fake_google.recorder.unexpected == []
+
+
+def grant(n: int) -> Binding:
+    """An activation of ROLE for user n, requested by PR #n."""
+    return build_binding(
+        ROLE, f"user{n}@example.com", (), "INC-1: load", f"{REPO}#{n}", START,
+        START + timedelta(hours=1),
+    )
+
+
+def run_at_once(
+    google: FakeGoogleHarness, activator: Activator, jobs: list[tuple[str, int]]
+) -> tuple[dict[int, ActivationResult], dict[int, BaseException]]:
+    """Start job 0, and the others once its (slowed) write has reached the fake: it then holds
+    its project's turn."""
+    results: dict[int, ActivationResult] = {}
+    errors: dict[int, BaseException] = {}
+    lock = threading.Lock()
+
+    def run(project: str, n: int) -> None:
+        try:
+            r = activator.activate(project, [grant(n)], reason="INC-1: load",
+                                   pr_reference=f"{REPO}#{n}")
+        except BaseException as e:  # collected and asserted on below
+            with lock:
+                errors[n] = e
+        else:
+            with lock:
+                results[n] = r  # in the order the changes finished
+
+    threads = [threading.Thread(target=run, args=job) for job in jobs]
+    threads[0].start()
+    deadline = time.monotonic() + 10
+    while google.count("POST", SET) == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for t in threads[1:]:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return results, errors
+
+
+def bound(google: FakeGoogleHarness, turn_wait: float = 6.0) -> Activator:
+    """An Activator on the fake that never sleeps between conflict retries."""
+    return Activator(google.clients, sleep=lambda _s: None, turn_wait=turn_wait)
+
+
+def test_a_burst_on_one_project_takes_turns_without_conflicts(google: FakeGoogleHarness):
+    act = bound(google)
+    google.recorder.slow("POST", SET, 0.5)  # the first write holds the turn half a second
+
+    results, errors = run_at_once(google, act, [(PROJECT, n) for n in range(1, 9)])
+
+    assert errors == {}
+    assert sorted(results) == list(range(1, 9))
+    assert all(r.written and r.attempts == 1 for r in results.values())
+    members = [m for b in google.world.bindings(f"projects/{PROJECT}") for m in b["members"]]
+    assert sorted(members) == sorted(f"user:user{n}@example.com" for n in range(1, 9))
+    # One read: every change that waited started from the policy its predecessor wrote.
+    assert google.count("POST", GET) == 1
+    # Eight writes, every one accepted: no 409 at all.
+    assert google.count("POST", SET) == 8
+    assert len(google.iam.reasons_for(f"projects/{PROJECT}")) == 8
+
+
+def test_other_projects_do_not_wait(google: FakeGoogleHarness):
+    act = bound(google)
+    google.recorder.slow("POST", SET, 1.0)
+
+    results, errors = run_at_once(google, act, [(PROJECT, 1), (OTHER, 2)])
+
+    assert errors == {}
+    assert results[1].written and results[2].written
+    # The other project's change finished while the first (slowed) write was still running.
+    assert list(results) == [2, 1]
+    assert google.count("POST", r"/projects/payments-other:getIamPolicy$") == 1
+    assert google.count("POST", r"/projects/payments-load:getIamPolicy$") == 1
+
+
+def test_a_handed_over_policy_changed_elsewhere_is_read_again(google: FakeGoogleHarness):
+    act = bound(google)
+    google.recorder.slow("POST", SET, 0.5)
+    # The second write meets a change made by another process: IAM answers 409.
+    google.recorder.fail("POST", SET, 409, body=ABORTED)
+
+    results, errors = run_at_once(google, act, [(PROJECT, 1), (PROJECT, 2)])
+
+    assert errors == {}
+    assert results[1].attempts == 1
+    assert results[2].written and results[2].attempts == 2
+    assert google.count("POST", GET) == 2  # the first change's read, and the re-read after 409
+    assert google.count("POST", SET) == 3
+    members = [m for b in google.world.bindings(f"projects/{PROJECT}") for m in b["members"]]
+    assert sorted(members) == ["user:user1@example.com", "user:user2@example.com"]
+
+
+def test_waiting_for_the_turn_is_bounded(google: FakeGoogleHarness):
+    act = bound(google, turn_wait=0.2)
+    google.recorder.slow("POST", SET, 1.5)
+
+    results, errors = run_at_once(google, act, [(PROJECT, 1), (PROJECT, 2)])
+
+    assert results[1].written
+    assert isinstance(errors[2], ActivationError)
+    assert str(errors[2]) == (
+        f"The IAM policy of project {PROJECT} is being changed by other requests; gave up "
+        "waiting after 0.2 s; retry later."
+    )
+    assert google.count("POST", SET) == 1  # the change that gave up wrote nothing
+    members = [m for b in google.world.bindings(f"projects/{PROJECT}") for m in b["members"]]
+    assert members == ["user:user1@example.com"]
+
+
+def test_sequential_changes_read_afresh(google: FakeGoogleHarness):
+    act = bound(google)
+    for n in (1, 2, 3):
+        act.activate(PROJECT, [grant(n)], reason="INC-1: load", pr_reference=f"{REPO}#{n}")
+
+    # Nobody waited: each change read the policy itself (it may have changed elsewhere).
+    assert google.count("POST", GET) == 3
+    assert google.count("POST", SET) == 3
