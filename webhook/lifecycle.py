@@ -179,7 +179,7 @@ class Lifecycle:
         self.audit = audit
         self.clock = clock
         self.executor = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="jit")
-        self._merge_locks: dict[int, threading.Lock] = {}
+        self._pr_locks: dict[int, threading.Lock] = {}  # one per PR: events take turns
         self._locks_guard = threading.Lock()
 
     # -- gathering -------------------------------------------------------------------------------
@@ -384,6 +384,14 @@ class Lifecycle:
     def _refresh(
         self, number: int, audit: Callable[[Evaluation], AuditRecord | None] = lambda ev: None
     ) -> tuple[Evaluation | None, LifecycleResult]:
+        # One event per PR at a time in this process: the comment listing read with the facts
+        # must still hold when the status comment is created or edited.
+        with self._pr_lock(number):
+            return self._refresh_locked(number, audit)
+
+    def _refresh_locked(
+        self, number: int, audit: Callable[[Evaluation], AuditRecord | None]
+    ) -> tuple[Evaluation | None, LifecycleResult]:
         ev = self.evaluate(number)
         if not ev.is_request:
             return None, LifecycleResult(f"PR #{number} touches no request; ignored")
@@ -398,13 +406,13 @@ class Lifecycle:
 
     # -- merge -----------------------------------------------------------------------------------
 
-    def _merge_lock(self, number: int) -> threading.Lock:
+    def _pr_lock(self, number: int) -> threading.Lock:
         with self._locks_guard:
-            return self._merge_locks.setdefault(number, threading.Lock())
+            return self._pr_locks.setdefault(number, threading.Lock())
 
     def on_merge(self, number: int, delivery_id: str) -> LifecycleResult:
         """A PR was closed as merged: decide again from fresh facts and activate, or refuse."""
-        with self._merge_lock(number):
+        with self._pr_lock(number):
             return self._on_merge(number, delivery_id)
 
     def _on_merge(self, number: int, delivery_id: str) -> LifecycleResult:

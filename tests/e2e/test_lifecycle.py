@@ -163,3 +163,16 @@ def test_request_file_too_large_to_read_is_a_problem_not_an_error(emu: Emulator)
     status = emu.status(number)
     assert status is not None and status["state"] == "failure"
     assert "request files are at most 4096 bytes" in emu.comments(number)[0]
+
+
+def test_concurrent_events_on_one_pr_keep_one_status_comment(emu: Emulator) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    number = emu.open_request("alice", request_yaml(project="payments-prod"))
+    payload = emu.pr_payload("opened", number)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: emu.deliver("pull_request", payload), range(6)))
+    assert [a.status for a in answers] == [200] * 6
+    comments = emu.comments(number)
+    assert len(comments) == 1
+    assert comments[0].startswith(COMMENT_MARKER)
