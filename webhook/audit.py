@@ -15,14 +15,24 @@ sends exactly the entries given, so it is used here even for a single entry.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as gauth_exceptions
 
+from webhook.audit_record import (
+    ACTIVATE_ROLE,
+    APPROVE_ROLE,
+    EVENTS,
+    LABEL_KEYS,
+    REFUSE_ACTIVATION,
+    REMOVE_EXPIRED,
+    REQUEST_ROLE,
+    AuditRecord,
+    audit_time,
+)
 from webhook.errors import AuditError
 from webhook.google_clients import RETRY_DEADLINE, GoogleClients, bounded_retry, quote_error
 
@@ -31,112 +41,12 @@ if TYPE_CHECKING:
     # warmup's client preload), not when the app is built.
     from google.cloud.logging import Resource
 
-REQUEST_ROLE = "gitops.requestRole"
-APPROVE_ROLE = "gitops.approveRole"
-ACTIVATE_ROLE = "gitops.activateRole"
-REFUSE_ACTIVATION = "gitops.refuseActivation"
-REMOVE_EXPIRED = "gitops.removeExpired"
+# The records are pure and live in `audit_record`; re-exported for callers.
+__all__ = [
+    "ACTIVATE_ROLE", "APPROVE_ROLE", "EVENTS", "LABEL_KEYS", "REFUSE_ACTIVATION",
+    "REMOVE_EXPIRED", "REQUEST_ROLE", "AuditLog", "AuditRecord",
+]
 
-EVENTS = (REQUEST_ROLE, APPROVE_ROLE, ACTIVATE_ROLE, REFUSE_ACTIVATION, REMOVE_EXPIRED)
-
-_SEVERITY = {
-    ACTIVATE_ROLE: "NOTICE",
-    REMOVE_EXPIRED: "NOTICE",
-    REFUSE_ACTIVATION: "WARNING",
-}
-
-#: The label keys of every entry, in the order of SPEC §7.
-LABEL_KEYS = (
-    "event",
-    "user",
-    "project",
-    "role",
-    "justification",
-    "activation_start",
-    "activation_end",
-    "reviewers",
-    "pull_request",
-    "commit",
-    "delivery_id",
-)
-
-
-def _bare(identity: str) -> str:
-    """`user:alice@example.com` → `alice@example.com` (identities are logged as bare emails)."""
-    prefix, sep, rest = identity.partition(":")
-    if sep and prefix in ("user", "group", "serviceAccount", "principal"):
-        return rest
-    return identity
-
-
-def _rfc3339(moment: datetime | None) -> str:
-    """UTC in whole seconds with a `Z`, or "" when not applicable."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("audit times must be timezone-aware")
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """One audit entry, in the project's terms."""
-
-    event: str
-    user: str = ""
-    project: str = ""
-    roles: tuple[str, ...] = ()
-    justification: str = ""
-    activation_start: datetime | None = None
-    activation_end: datetime | None = None
-    reviewers: tuple[str, ...] = ()
-    pull_request: str = ""  # URL
-    commit: str = ""
-    delivery_id: str = ""  # X-GitHub-Delivery
-    message: str = ""
-    severity: str | None = None  # None: by event (NOTICE, WARNING or INFO)
-    timestamp: datetime | None = None  # when it happened; None: when Cloud Logging receives it
-    insert_id: str | None = None  # Cloud Logging treats entries with the same id and time as one
-
-    @property
-    def effective_severity(self) -> str:
-        """The entry's severity: explicit, else NOTICE for grants/removals, WARNING for refusals."""
-        return self.severity or _SEVERITY.get(self.event, "INFO")
-
-    def labels(self) -> dict[str, str]:
-        """The entry's labels per SPEC §7: all strings, "" when not applicable."""
-        return {
-            "event": self.event,
-            "user": _bare(self.user),
-            "project": self.project,
-            "role": ",".join(self.roles),
-            "justification": self.justification,
-            "activation_start": _rfc3339(self.activation_start),
-            "activation_end": _rfc3339(self.activation_end),
-            "reviewers": ",".join(_bare(r) for r in self.reviewers),
-            "pull_request": self.pull_request,
-            "commit": self.commit,
-            "delivery_id": self.delivery_id,
-        }
-
-    def payload(self) -> dict[str, Any]:
-        """The entry's JSON payload: the readable message and the same fields as the labels."""
-        return {"message": self.message or self.default_message(), **self.labels()}
-
-    def default_message(self) -> str:
-        """A readable sentence for entries created without a message."""
-        roles = ", ".join(self.roles) or "no role"
-        who = _bare(self.user) or "someone"
-        where = f" on project {self.project}" if self.project else ""
-        until = f" until {_rfc3339(self.activation_end)}" if self.activation_end else ""
-        verb = {
-            REQUEST_ROLE: "requested",
-            APPROVE_ROLE: "was approved for",
-            ACTIVATE_ROLE: "was granted",
-            REFUSE_ACTIVATION: "was refused",
-            REMOVE_EXPIRED: "no longer holds the expired",
-        }.get(self.event, self.event)
-        return f"{who} {verb} {roles}{where}{until}"
 
 
 class AuditLog:
@@ -181,7 +91,7 @@ class AuditLog:
             severity = record.effective_severity
             extra: dict[str, Any] = {}
             if record.timestamp is not None:
-                _rfc3339(record.timestamp)  # refuse a naive time before anything is sent
+                audit_time(record.timestamp)  # refuse a naive time before anything is sent
                 # The library formats the wall-clock time and drops the zone: hand it UTC.
                 extra["timestamp"] = record.timestamp.astimezone(UTC)
             if record.insert_id:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from webhook.errors import ConfigError
-from webhook.google_clients import GoogleEndpoints
 
 REPOSITORY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -37,6 +36,25 @@ SECRET_VARIABLES = ("GITHUB_WEBHOOK_SECRET", "GITHUB_APP_PRIVATE_KEY", "GITHUB_T
                     "CLEANUP_TOKEN")
 
 SecretResolver = Callable[[str, str], str]  # (variable name, sm:// reference) -> secret value
+
+
+@dataclass(frozen=True)
+class GoogleEndpoints:
+    """API endpoints; None means Google's public endpoint."""
+
+    resource_manager: str | None = None
+    cloud_asset: str | None = None
+    cloud_logging: str | None = None
+    cloud_identity: str | None = None
+
+    @property
+    def emulated(self) -> bool:
+        """True when any endpoint is a plain-HTTP emulator."""
+        return any(
+            e is not None and e.startswith("http://")
+            for e in (self.resource_manager, self.cloud_asset, self.cloud_logging,
+                      self.cloud_identity)
+        )
 
 
 @dataclass(frozen=True)

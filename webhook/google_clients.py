@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -21,6 +20,8 @@ from google.api_core import retry as gretry
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.auth.transport.requests import AuthorizedSession
+
+from webhook.config import GoogleEndpoints as GoogleEndpoints  # defined with the settings
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
@@ -59,25 +60,6 @@ def bounded_retry(deadline: float = RETRY_DEADLINE) -> gretry.Retry:
         multiplier=2.0,
         timeout=deadline,
     )
-
-
-@dataclass(frozen=True)
-class GoogleEndpoints:
-    """API endpoints; None means Google's public endpoint."""
-
-    resource_manager: str | None = None
-    cloud_asset: str | None = None
-    cloud_logging: str | None = None
-    cloud_identity: str | None = None
-
-    @property
-    def emulated(self) -> bool:
-        """True when any endpoint is a plain-HTTP emulator."""
-        return any(
-            e is not None and e.startswith("http://")
-            for e in (self.resource_manager, self.cloud_asset, self.cloud_logging,
-                      self.cloud_identity)
-        )
 
 
 CLOUD_IDENTITY_DEFAULT = "https://cloudidentity.googleapis.com"

@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from webhook import audit as audit_events
-from webhook.audit import AuditRecord
+from webhook import audit_record as audit_events
+from webhook.audit_record import AuditRecord
 from webhook.conditions import build_binding, parse_activation_expression
 from webhook.decide import decide
 from webhook.errors import (

@@ -3,23 +3,97 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from webhook.activation import Activator
-from webhook.audit import AuditLog
-from webhook.cleanup import Cleaner, CleanupReport
+from webhook.audit_record import AuditRecord
 from webhook.config import Settings
-from webhook.eligibility import EligibilityChecker
 from webhook.errors import ConfigError, GitHubError, JitAccessError
 from webhook.github import GitHubRepo
-from webhook.google_clients import GoogleClients
 from webhook.lifecycle import POLICY_PATH, Clock, Lifecycle, utcnow
+from webhook.model import Binding, EligibilityFacts, EligibilitySettings
 from webhook.policy import parse_policy
 
+if TYPE_CHECKING:
+    from webhook.activation import ActivationResult, Activator
+    from webhook.audit import AuditLog
+    from webhook.cleanup import Cleaner, CleanupReport
+    from webhook.eligibility import EligibilityChecker
+    from webhook.google_clients import GoogleClients
+
 log = logging.getLogger("jitaccess")
+
+
+@dataclass(frozen=True)
+class GoogleAdapters:
+    """The Google side: clients and the adapters built on them."""
+
+    clients: GoogleClients
+    eligibility: EligibilityChecker
+    activator: Activator
+    audit: AuditLog
+    cleaner: Cleaner
+
+
+class GoogleSide:
+    """The Google adapters, built on first use rather than at start-up.
+
+    Importing the Google client libraries takes about 0.2 s; deferring it keeps `import
+    webhook.main` fast, and App Engine's warmup request (`/_ah/warmup`) builds them before an
+    instance takes traffic. The object serves the lifecycle as its eligibility, activator and
+    audit port, forwarding each call to the real adapter.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._adapters: GoogleAdapters | None = None
+
+    def adapters(self) -> GoogleAdapters:
+        """The adapters, built (once, thread-safely) on first use."""
+        with self._lock:
+            if self._adapters is None:
+                from webhook.activation import Activator
+                from webhook.audit import AuditLog
+                from webhook.cleanup import Cleaner
+                from webhook.eligibility import EligibilityChecker
+                from webhook.google_clients import GoogleClients
+
+                clients = GoogleClients(self._settings.endpoints, self._settings.google_project)
+                activator, audit = Activator(clients), AuditLog(clients)
+                self._adapters = GoogleAdapters(
+                    clients, EligibilityChecker(clients), activator, audit,
+                    Cleaner(clients, audit, activator),
+                )
+            return self._adapters
+
+    def check(
+        self, *, scope: str, project: str, roles: Sequence[str], identities: Sequence[str],
+        settings: EligibilitySettings,
+    ) -> EligibilityFacts:
+        """Eligibility port: see `EligibilityChecker.check`."""
+        return self.adapters().eligibility.check(
+            scope=scope, project=project, roles=roles, identities=identities, settings=settings
+        )
+
+    def activate(
+        self, project: str, bindings: Sequence[Binding], *, reason: str, pr_reference: str
+    ) -> ActivationResult:
+        """Activator port: see `Activator.activate`."""
+        return self.adapters().activator.activate(
+            project, bindings, reason=reason, pr_reference=pr_reference
+        )
+
+    def remove(self, project: str, bindings: Sequence[Binding], *, reason: str) -> None:
+        """Activator port: see `Activator.remove`."""
+        self.adapters().activator.remove(project, bindings, reason=reason)
+
+    def write(self, record: AuditRecord) -> None:
+        """Audit port: see `AuditLog.write`."""
+        self.adapters().audit.write(record)
 
 
 @dataclass
@@ -28,31 +102,38 @@ class Service:
 
     settings: Settings
     github: GitHubRepo
-    google: GoogleClients
+    google_side: GoogleSide
     lifecycle: Lifecycle
-    cleaner: Cleaner
     clock: Clock = utcnow
+
+    @property
+    def google(self) -> GoogleClients:
+        """The Google clients (built on first use)."""
+        return self.google_side.adapters().clients
+
+    @property
+    def cleaner(self) -> Cleaner:
+        """The cleanup adapter (built on first use)."""
+        return self.google_side.adapters().cleaner
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock = utcnow) -> Service:
         """Build the real adapters for a configuration (no network calls yet)."""
         github = GitHubRepo.from_settings(settings)
-        google = GoogleClients(settings.endpoints, settings.google_project)
-        activator = Activator(google)
-        audit = AuditLog(google)
+        google = GoogleSide(settings)
         lifecycle = Lifecycle(
             repository=settings.repository,
             github=github,
-            eligibility=EligibilityChecker(google),
-            activator=activator,
-            audit=audit,
+            eligibility=google,
+            activator=google,
+            audit=google,
             clock=clock,
             # Shared by every delivery in flight: each runs up to 6 calls at once, and gunicorn
             # serves 8 deliveries at a time (app.yaml), so 8 workers would queue a burst's
             # calls behind each other. Idle workers cost a thread and a GitHub client each.
             executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="jit"),
         )
-        return cls(settings, github, google, lifecycle, Cleaner(google, audit, activator), clock)
+        return cls(settings, github, google, lifecycle, clock)
 
     def is_own_login(self, login: str) -> bool:
         """Was the event caused by this service's own GitHub account?"""

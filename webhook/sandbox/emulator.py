@@ -19,8 +19,7 @@ from typing import Any
 import requests
 
 from webhook.app import create_app, sign
-from webhook.config import Settings
-from webhook.google_clients import GoogleEndpoints
+from webhook.config import GoogleEndpoints, Settings
 from webhook.sandbox.fake_github import FakeGitHub, _Ctx, _Principal
 from webhook.sandbox.fake_google import FakeGoogle
 from webhook.sandbox.httpserver import LocalServer

@@ -1,0 +1,118 @@
+"""Audit records (SPEC §7): the events, and one entry's labels and payload. Pure: no I/O.
+
+`webhook.audit` writes these records to Cloud Logging; the lifecycle builds them without
+loading the Google client libraries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+REQUEST_ROLE = "gitops.requestRole"
+APPROVE_ROLE = "gitops.approveRole"
+ACTIVATE_ROLE = "gitops.activateRole"
+REFUSE_ACTIVATION = "gitops.refuseActivation"
+REMOVE_EXPIRED = "gitops.removeExpired"
+
+EVENTS = (REQUEST_ROLE, APPROVE_ROLE, ACTIVATE_ROLE, REFUSE_ACTIVATION, REMOVE_EXPIRED)
+
+_SEVERITY = {
+    ACTIVATE_ROLE: "NOTICE",
+    REMOVE_EXPIRED: "NOTICE",
+    REFUSE_ACTIVATION: "WARNING",
+}
+
+#: The label keys of every entry, in the order of SPEC §7.
+LABEL_KEYS = (
+    "event",
+    "user",
+    "project",
+    "role",
+    "justification",
+    "activation_start",
+    "activation_end",
+    "reviewers",
+    "pull_request",
+    "commit",
+    "delivery_id",
+)
+
+
+def _bare(identity: str) -> str:
+    """`user:alice@example.com` → `alice@example.com` (identities are logged as bare emails)."""
+    prefix, sep, rest = identity.partition(":")
+    if sep and prefix in ("user", "group", "serviceAccount", "principal"):
+        return rest
+    return identity
+
+
+def audit_time(moment: datetime | None) -> str:
+    """UTC in whole seconds with a `Z`, or "" when not applicable."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("audit times must be timezone-aware")
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audit entry, in the project's terms."""
+
+    event: str
+    user: str = ""
+    project: str = ""
+    roles: tuple[str, ...] = ()
+    justification: str = ""
+    activation_start: datetime | None = None
+    activation_end: datetime | None = None
+    reviewers: tuple[str, ...] = ()
+    pull_request: str = ""  # URL
+    commit: str = ""
+    delivery_id: str = ""  # X-GitHub-Delivery
+    message: str = ""
+    severity: str | None = None  # None: by event (NOTICE, WARNING or INFO)
+    timestamp: datetime | None = None  # when it happened; None: when Cloud Logging receives it
+    insert_id: str | None = None  # Cloud Logging treats entries with the same id and time as one
+
+    @property
+    def effective_severity(self) -> str:
+        """The entry's severity: explicit, else NOTICE for grants/removals, WARNING for refusals."""
+        return self.severity or _SEVERITY.get(self.event, "INFO")
+
+    def labels(self) -> dict[str, str]:
+        """The entry's labels per SPEC §7: all strings, "" when not applicable."""
+        return {
+            "event": self.event,
+            "user": _bare(self.user),
+            "project": self.project,
+            "role": ",".join(self.roles),
+            "justification": self.justification,
+            "activation_start": audit_time(self.activation_start),
+            "activation_end": audit_time(self.activation_end),
+            "reviewers": ",".join(_bare(r) for r in self.reviewers),
+            "pull_request": self.pull_request,
+            "commit": self.commit,
+            "delivery_id": self.delivery_id,
+        }
+
+    def payload(self) -> dict[str, Any]:
+        """The entry's JSON payload: the readable message and the same fields as the labels."""
+        return {"message": self.message or self.default_message(), **self.labels()}
+
+    def default_message(self) -> str:
+        """A readable sentence for entries created without a message."""
+        roles = ", ".join(self.roles) or "no role"
+        who = _bare(self.user) or "someone"
+        where = f" on project {self.project}" if self.project else ""
+        until = f" until {audit_time(self.activation_end)}" if self.activation_end else ""
+        verb = {
+            REQUEST_ROLE: "requested",
+            APPROVE_ROLE: "was approved for",
+            ACTIVATE_ROLE: "was granted",
+            REFUSE_ACTIVATION: "was refused",
+            REMOVE_EXPIRED: "no longer holds the expired",
+        }.get(self.event, self.event)
+        return f"{who} {verb} {roles}{where}{until}"
