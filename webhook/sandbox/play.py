@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from webhook.sandbox.emulator import REPO, SECRET, Answer, Emulator
+from webhook.sandbox.emulator import REPO, SECRET, TOKEN, Answer, Emulator
 
 
 @dataclass
@@ -215,13 +215,20 @@ def run_sandbox(
 
 def _serve_forever(t: Transcript, emu: Emulator) -> None:
     t.title("Serving: the emulated world stays up until Ctrl-C")
-    t.say(f"webhook secret: {SECRET}")
-    t.say("Open a request and send its delivery from Python, for example:")
+    n = emu.open_request(
+        "alice",
+        _request("payments-prod", "roles/cloudsql.admin", "30m", "INC-5150: check replication"),
+        name="manual.yaml",
+    )
+    sha = emu.github.pull(REPO, n).head_sha
+    t.say(f"PR #{n} (alice asks for roles/cloudsql.admin on payments-prod) is open; no delivery")
+    t.say("has been sent for it yet. The webhook secret is " + SECRET + ".")
+    t.say("Send its `pull_request opened` delivery, signed as GitHub signs it:")
     t.say(textwrap.dedent(f"""\
         python - <<'EOF'
         import json, hmac, hashlib, requests
-        body = json.dumps({{"action": "opened", "number": 1,
-                           "pull_request": {{"number": 1}},
+        body = json.dumps({{"action": "opened", "number": {n},
+                           "pull_request": {{"number": {n}}},
                            "repository": {{"full_name": "{REPO}"}},
                            "sender": {{"login": "alice"}}}}).encode()
         sig = "sha256=" + hmac.new(b"{SECRET}", body, hashlib.sha256).hexdigest()
@@ -230,6 +237,10 @@ def _serve_forever(t: Transcript, emu: Emulator) -> None:
             "X-Hub-Signature-256": sig, "Content-Type": "application/json"}})
         print(r.status_code, r.text)
         EOF"""))
+    t.say("Then read what the service published on the fake GitHub:")
+    auth = f"-H 'Authorization: token {TOKEN}'"
+    t.say(f"  curl -s {auth} {emu.github_url}/repos/{REPO}/commits/{sha}/statuses")
+    t.say(f"  curl -s {auth} {emu.github_url}/repos/{REPO}/issues/{n}/comments")
     try:
         while True:
             time.sleep(3600)
