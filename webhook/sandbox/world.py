@@ -143,41 +143,36 @@ class GoogleWorld:
                     return email
             return None
 
+    def _reachable(self, group: str, *, transitive: bool) -> list[str]:
+        """The group and, when `transitive`, every group nested in it (each once)."""
+        seen: list[str] = []
+        todo = [group.lower()]
+        while todo:
+            g = todo.pop()
+            if g in seen:
+                continue
+            seen.append(g)
+            if transitive:
+                todo.extend(m for m in self.groups.get(g, set()) if m in self.groups)
+        return seen
+
     def is_member(self, group: str, member: str, *, transitive: bool) -> bool:
         """Is `member` in `group`, directly or (when `transitive`) through nested groups?"""
         with self._lock:
-            seen: set[str] = set()
-            todo = [group.lower()]
-            while todo:
-                g = todo.pop()
-                if g in seen:
-                    continue
-                seen.add(g)
-                members = self.groups.get(g, set())
-                if member.lower() in members:
-                    return True
-                if transitive:
-                    todo.extend(m for m in members if m in self.groups)
-            return False
+            return any(
+                member.lower() in self.groups.get(g, set())
+                for g in self._reachable(group, transitive=transitive)
+            )
 
     def members_of(self, group: str, *, transitive: bool) -> set[str]:
         """User members of a group (direct, or all through nested groups when `transitive`)."""
         with self._lock:
-            out: set[str] = set()
-            seen: set[str] = set()
-            todo = [group.lower()]
-            while todo:
-                g = todo.pop()
-                if g in seen:
-                    continue
-                seen.add(g)
-                for m in self.groups.get(g, set()):
-                    if m in self.groups:
-                        if transitive:
-                            todo.append(m)
-                    else:
-                        out.add(m)
-            return out
+            return {
+                m
+                for g in self._reachable(group, transitive=transitive)
+                for m in self.groups.get(g, set())
+                if m not in self.groups
+            }
 
     # -- logging -------------------------------------------------------------------------------
 
