@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 
 import requests
 from google.api_core import exceptions as gexc
-from google.api_core import retry as gretry
 
 from webhook.conditions import marker_of, resource_condition
 from webhook.errors import GoogleError
@@ -62,6 +61,9 @@ _ASSET_PERMISSION = (
     "cloudasset.assets.analyzeIamPolicy, cloudasset.assets.searchAllResources and "
     "cloudasset.assets.searchAllIamPolicies (role roles/cloudasset.viewer)"
 )
+#: Seconds one Policy Analyzer query may take (it expands groups; one query, no retry).
+ANALYZER_TIMEOUT = 7.0
+
 _GROUPS_PERMISSION = (
     "permission to read groups and memberships in Cloud Identity (the Groups Reader admin role)"
 )
@@ -445,9 +447,20 @@ class EligibilityChecker:
                         ) from error
                 if status == 404:
                     return None
+                if status == 403 and "may not exist" in _error_message(response):
+                    # Cloud Identity's answer for a group that does not exist or lies outside
+                    # this account (a partner's group in a binding): no member of it counts.
+                    log.warning("%s: Cloud Identity cannot see the group (%s); treated as no "
+                                "membership", what, _error_message(response))
+                    return None
                 if status == 403:
+                    needs = _GROUPS_PERMISSION + (
+                        "; transitive membership (eligibility.nested_groups: true) also needs "
+                        "Google Workspace Enterprise or Cloud Identity Premium"
+                        if "Transitive" in url else ""
+                    )
                     raise GoogleError(
-                        f"{what} was denied: the service account needs {_GROUPS_PERMISSION}"
+                        f"{what} was denied: the service account needs {needs}"
                         f" ({_error_message(response)})",
                         status=403,
                     )
@@ -559,20 +572,10 @@ class EligibilityChecker:
         try:
             response = self._clients.asset.analyze_iam_policy(
                 request=request,
-                # A 429 here is the daily quota: retrying cannot help and would burn more.
-                retry=gretry.Retry(
-                    predicate=gretry.if_exception_type(
-                        gexc.InternalServerError,
-                        gexc.ServiceUnavailable,
-                        gexc.BadGateway,
-                        gexc.GatewayTimeout,
-                    ),
-                    initial=0.1,
-                    maximum=1.0,
-                    multiplier=2.0,
-                    timeout=self._retry_deadline,
-                ),
-                timeout=CALL_TIMEOUT,
+                # Never retried: each attempt may count against the 20 queries a day, and a
+                # failed event is evaluated again on the next one (or its redelivery).
+                retry=None,
+                timeout=ANALYZER_TIMEOUT,
             )
         except Exception as error:  # the client library's whole failure surface, mapped once
             raise _asset_error(what, scope, error, analyzer=True) from error

@@ -123,7 +123,9 @@ def test_analyzer_refuses_more_than_ten_roles(fake: Fake) -> None:
 def test_group_lookups(fake: Fake) -> None:
     outer = get(fake, "/v1/groups:lookup", **{"groupKey.id": "Outer@Example.com"}).json()["name"]
     assert outer == fake[1].group_ids["outer@example.com"]
-    assert get(fake, "/v1/groups:lookup", **{"groupKey.id": "no@example.com"}).status_code == 404
+    unknown = get(fake, "/v1/groups:lookup", **{"groupKey.id": "no@example.com"})
+    assert unknown.status_code == 403  # Cloud Identity's answer for a group it cannot see
+    assert "(or it may not exist)" in unknown.json()["error"]["message"]
 
     member = get(fake, f"/v1/{outer}/memberships:lookup", **{"memberKey.id": "a@example.com"})
     assert member.status_code == 200

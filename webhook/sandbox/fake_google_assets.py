@@ -392,8 +392,18 @@ def _group_email(world: GoogleWorld, req: FakeRequest) -> str | None:
     return world.group_by_id(req.match["group"])
 
 
+def _unknown_group(name: str) -> tuple[int, JSON]:
+    # Cloud Identity does not say "not found" for a group it cannot see: it answers 403 for
+    # groups that do not exist and for groups outside the caller's account alike.
+    return google_error(
+        403,
+        f"Error(2028): Permission denied for resource {name} (or it may not exist).",
+        "PERMISSION_DENIED",
+    )
+
+
 def _not_found_group(req: FakeRequest) -> tuple[int, JSON]:
-    return google_error(404, f"Error(2028): Group {req.match['group']} not found.", "NOT_FOUND")
+    return _unknown_group(f"groups/{req.match['group']}")
 
 
 def _groups_lookup(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
@@ -407,7 +417,7 @@ def _groups_lookup(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
         )
     gid = world.group_ids.get(email)
     if gid is None:
-        return google_error(404, "Error(2028): Group not found.", "NOT_FOUND")
+        return _unknown_group(f"groups/{email}")
     return 200, {"name": gid}
 
 

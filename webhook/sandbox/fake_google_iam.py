@@ -299,14 +299,6 @@ _SEVERITIES = frozenset(
 )
 
 
-def _identity(entry: JSON) -> tuple[str, str, str] | None:
-    """What makes two entries the same for Cloud Logging: log, insertId and timestamp."""
-    insert_id, timestamp = entry.get("insertId"), entry.get("timestamp")
-    if not isinstance(insert_id, str) or not isinstance(timestamp, str):
-        return None
-    return str(entry.get("logName")), insert_id, timestamp
-
-
 def _write_entries(world: GoogleWorld) -> Any:
     def handler(request: FakeRequest) -> tuple[int, Any]:
         body = _body(request)
@@ -337,18 +329,9 @@ def _write_entries(world: GoogleWorld) -> Any:
             if out.get("severity", "DEFAULT") not in _SEVERITIES:
                 return _invalid(f"entries[{index}]: unknown severity {out.get('severity')!r}.")
             merged.append(out)
-        with world._lock:
-            # Cloud Logging treats entries of one log with the same `insertId` and `timestamp` as
-            # one entry (readers see it once); the fake keeps only the first.
-            seen = {_identity(e) for e in world.log_entries}
-            fresh: list[JSON] = []
-            for entry in merged:
-                identity = _identity(entry)
-                if identity is None or identity not in seen:
-                    fresh.append(entry)
-                    if identity is not None:
-                        seen.add(identity)
-            world.append_logs(fresh)
+        # Stored as written, duplicates included (as exports and sinks see them); queries
+        # (`world.logs`) show entries with the same insertId and timestamp once.
+        world.append_logs(merged)
         return 200, {}
 
     return handler

@@ -182,6 +182,23 @@ class GoogleWorld:
             self.log_entries.extend(copy.deepcopy(entries))
 
     def logs(self, log_id: str = "jitaccess") -> list[JSON]:
-        """Entries written to `.../logs/<log_id>` (diagnostic entries excluded)."""
+        """Entries of `.../logs/<log_id>` as a query shows them.
+
+        Cloud Logging removes entries of one log with the same `insertId` and `timestamp` from
+        query results (only the first is shown); exports get every copy: `exported_logs`.
+        """
+        seen: set[tuple[str, str]] = set()
+        shown: list[JSON] = []
+        for entry in self.exported_logs(log_id):
+            insert_id, timestamp = entry.get("insertId"), entry.get("timestamp")
+            if isinstance(insert_id, str) and isinstance(timestamp, str):
+                if (insert_id, timestamp) in seen:
+                    continue
+                seen.add((insert_id, timestamp))
+            shown.append(entry)
+        return shown
+
+    def exported_logs(self, log_id: str = "jitaccess") -> list[JSON]:
+        """Every entry written to `.../logs/<log_id>`, duplicates included (what a sink gets)."""
         with self._lock:
             return [e for e in self.log_entries if e.get("logName", "").endswith(f"/logs/{log_id}")]
