@@ -481,11 +481,12 @@ class Lifecycle:
         assert request is not None and decision.requester is not None
         start = now.replace(microsecond=0)
         end = start + request.duration
-        approvers = self._approver_identities(ev, decision)
         bindings = [
             build_binding(
                 rd.role, decision.requester,
-                approvers if rd.kind is ApprovalKind.MULTI_PARTY else (),
+                # Each binding names who approved that role, not every approver of the PR.
+                self._identities_of(ev, rd.approvers) if rd.kind is ApprovalKind.MULTI_PARTY
+                else (),
                 request.justification, decision.pr.reference, start, end,
                 rd.resource_conditions,
             )
@@ -564,9 +565,13 @@ class Lifecycle:
 
     @staticmethod
     def _approver_identities(ev: Evaluation, decision: Decision) -> list[str]:
+        return Lifecycle._identities_of(ev, decision.approvers)
+
+    @staticmethod
+    def _identities_of(ev: Evaluation, logins: Sequence[str]) -> list[str]:
         assert ev.facts is not None
         ids = ev.facts.identities
-        return sorted({e for login in decision.approvers if (e := ids.email_for(login))})
+        return sorted({e for login in logins if (e := ids.email_for(login))})
 
     # -- audit -----------------------------------------------------------------------------------
 

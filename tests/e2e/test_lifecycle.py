@@ -176,3 +176,29 @@ def test_concurrent_events_on_one_pr_keep_one_status_comment(emu: Emulator) -> N
     comments = emu.comments(number)
     assert len(comments) == 1
     assert comments[0].startswith(COMMENT_MARKER)
+
+
+def test_each_binding_names_only_the_approvers_of_its_role(emu: Emulator) -> None:
+    multi = "has({}.multiPartyApprovalConstraint)"
+    prod = "projects/payments-prod"
+    emu.world.add_binding(prod, "roles/spanner.admin", "user:alice@example.com", multi)
+    emu.world.add_binding(prod, "roles/spanner.admin", "user:dave@example.com", multi)
+    number = emu.open_request(
+        "alice",
+        request_yaml(project="payments-prod", roles=("roles/cloudsql.admin", "roles/spanner.admin")),
+    )
+    emu.pr_event("opened", number)
+    emu.review(number, "bob", "APPROVED")  # qualified for cloudsql.admin only (sre@)
+    _, answer = emu.review(number, "dave", "APPROVED")  # qualified for spanner.admin only
+    assert answer.body["state"] == "ready"
+    assert emu.merge(number).status == 200
+    descriptions = {
+        b["role"]: b["condition"]["description"] for b in emu.activations("payments-prod")
+    }
+    assert descriptions == {
+        "roles/cloudsql.admin": "Approved by bob@example.com, justification: "
+        "INC-1234: restore the failed replica (acme/access#1)",
+        "roles/spanner.admin": "Approved by dave@example.com, justification: "
+        "INC-1234: restore the failed replica (acme/access#1)",
+    }
+    assert labels(emu.audit()[-1])["reviewers"] == "bob@example.com,dave@example.com"
