@@ -311,18 +311,25 @@ class Lifecycle:
         assert decision is not None
         futures: list[Future[Any]] = [
             self._submit(
-                self.github.set_status,
-                ev.pull.head_sha,
-                decision.state.commit_status,
-                status_description(decision),
-                STATUS_CONTEXT,
-                ev.pull.html_url or None,
-            ),
-            self._submit(
                 self.github.upsert_comment, ev.pull.number, COMMENT_MARKER,
                 status_comment(decision), ev.comments,
             ),
         ]
+        # A status belongs to a commit, and another PR can share the head commit: a PR whose
+        # request file is in someone else's directory (the only way to share a request's
+        # commit) must not overwrite the owner's status. Without a status it cannot be merged
+        # anyway (branch protection requires jit-access); its comment explains.
+        if not any(p.code == "wrong_directory" for p in decision.problems):
+            futures.append(
+                self._submit(
+                    self.github.set_status,
+                    ev.pull.head_sha,
+                    decision.state.commit_status,
+                    status_description(decision),
+                    STATUS_CONTEXT,
+                    ev.pull.html_url or None,
+                )
+            )
         if audit is not None:
             # Beside the GitHub writes, not after them: the entry records what happened on the
             # PR whatever GitHub answers, and waiting would cost a round trip.

@@ -27,13 +27,27 @@ DELETED = "a request PR must not delete requests"
 
 def test_a_request_in_another_users_directory_is_refused(emu: Emulator) -> None:
     number = open_files(emu, "bob", {"requests/alice/x.yaml": REQUEST})
-    status = emu.status(number)
-    assert status is not None
-    assert status["description"] == (
-        "Invalid request: requests/alice/x.yaml is in the directory of alice; file your request "
-        "under requests/bob/"
+    # No status: it could land on a commit alice's own PR shares (see the next test); without
+    # the required status the PR cannot be merged, and the comment says why.
+    assert emu.status(number) is None
+    assert (
+        "requests/alice/x.yaml is in the directory of alice; file your request under "
+        "requests/bob/" in emu.comments(number)[0]
     )
     merge_and_assert_refused(emu, number, OTHER_DIRECTORY)
+
+
+def test_a_pr_sharing_the_owners_head_commit_cannot_overwrite_its_status(emu: Emulator) -> None:
+    alice_pr = open_files(emu, "alice", {"requests/alice/x.yaml": REQUEST})
+    assert emu.status(alice_pr)["state"] == "success"  # type: ignore[index]
+    # mallory opens a PR whose head is alice's commit (e.g. a fork branch at that commit).
+    mallory_pr = emu.github.open_pr("acme/access", "mallory", {"requests/alice/x.yaml": REQUEST})
+    head = emu.github.pull("acme/access", alice_pr).head_sha
+    emu.github._pull("acme/access", mallory_pr).head_sha = head
+    assert emu.pr_event("opened", mallory_pr).body["state"] == "invalid"
+    status = emu.status(alice_pr)
+    assert status is not None and status["state"] == "success"
+    assert "acme/access/pull/1" in status["target_url"]
 
 
 def test_a_directory_differing_only_in_case_is_the_authors(emu: Emulator) -> None:
@@ -50,9 +64,8 @@ def test_a_directory_differing_only_in_case_is_the_authors(emu: Emulator) -> Non
 
 def test_the_upper_case_directory_of_another_user_is_still_theirs(emu: Emulator) -> None:
     number = open_files(emu, "bob", {"requests/ALICE/x.yaml": REQUEST})
-    emu_status = emu.status(number)
-    assert emu_status is not None and emu_status["state"] == "failure"
-    assert "is in the directory of ALICE" in emu_status["description"]
+    assert emu.status(number) is None
+    assert "is in the directory of ALICE" in emu.comments(number)[0]
     merge_and_assert_refused(emu, number, OTHER_DIRECTORY)
 
 

@@ -185,7 +185,9 @@ def test_each_binding_names_only_the_approvers_of_its_role(emu: Emulator) -> Non
     emu.world.add_binding(prod, "roles/spanner.admin", "user:dave@example.com", multi)
     number = emu.open_request(
         "alice",
-        request_yaml(project="payments-prod", roles=("roles/cloudsql.admin", "roles/spanner.admin")),
+        request_yaml(
+            project="payments-prod", roles=("roles/cloudsql.admin", "roles/spanner.admin")
+        ),
     )
     emu.pr_event("opened", number)
     emu.review(number, "bob", "APPROVED")  # qualified for cloudsql.admin only (sre@)
