@@ -210,6 +210,12 @@ class Lifecycle:
             else None
         )
         reviews = f_reviews.result()
+        if pull.merged_at is not None:
+            # Reviews given after the merge judge nothing: the request was decided at merge.
+            merged_at = pull.merged_at
+            reviews = tuple(
+                r for r in reviews if r.submitted_at is not None and r.submitted_at <= merged_at
+            )
         policy, policy_problems = self._policy(f_policy.result(), f_ids.result())
         identities = policy[1] if policy else Identities()
         settings = policy[0] if policy else None
@@ -439,6 +445,13 @@ class Lifecycle:
             return LifecycleResult(
                 f"PR #{number}: already activated (see the activation comment); a repeated "
                 "merge event grants nothing", state="activated", details={"written": False},
+            )
+        if self.github.comments_with(number, refusal_marker(pull.head_sha), ev.comments):
+            # A refusal is final ("open a new request"): a redelivery must not turn it into a
+            # grant, whatever changed since (approvals given later, a fixed policy).
+            return LifecycleResult(
+                f"PR #{number}: activation was refused (see the refusal comment); a repeated "
+                "merge event grants nothing", state="refused",
             )
         max_delay = ev.policy.activation.max_delay if ev.policy else None
         reason: str | None = None

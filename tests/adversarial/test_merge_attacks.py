@@ -309,3 +309,19 @@ def test_two_instances_comment_once(emu: Emulator, second_instance: str) -> None
     assert len(activation_bindings(emu)) == 1
     assert events(emu).count(ACTIVATE) == 1
     assert len(activation_comments(emu, number)) == 1
+
+
+def test_approvals_after_a_refused_merge_never_turn_it_into_a_grant(emu: Emulator) -> None:
+    number = emu.open_request("alice", request_yaml(project="payments-prod"))
+    emu.pr_event("opened", number)
+    merged = emu.merge(number)  # merged while still pending: refused
+    assert merged.body["state"] == "refused"
+    payload = emu.pr_payload("closed", number)
+    emu.advance(timedelta(minutes=5))
+    emu.github.add_review("acme/access", number, "bob", "APPROVED")  # after the merge
+    again = emu.deliver("pull_request", payload)
+    assert again.status == 200
+    assert again.body["state"] == "refused"
+    assert emu.activations("payments-prod") == []
+    assert [e["labels"]["event"] for e in emu.audit()].count("gitops.activateRole") == 0
+    assert sum("jit-access:refusal" in c for c in emu.comments(number)) == 1
