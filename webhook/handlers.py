@@ -46,6 +46,14 @@ def build_router(lifecycle: Lifecycle) -> Router:
 
         @router.register("pull_request", action=action)
         def on_pull_request_changed(delivery: Delivery) -> Outcome:
+            number = pr_number(delivery.payload)
+            changes = delivery.payload.get("changes")
+            if delivery.action == "edited" and not (
+                isinstance(changes, Mapping) and "base" in changes
+            ):
+                # A title or description edit changes nothing the decision reads; evaluating
+                # would let anyone who can edit spend Policy Analyzer's 20 queries a day.
+                return Outcome(200, f"PR #{number}: title or description edited; nothing to do")
             opened = delivery.action in ("opened", "reopened")
             return _outcome(
                 lifecycle.on_change(pr_number(delivery.payload), delivery.delivery_id,
@@ -68,6 +76,18 @@ def build_router(lifecycle: Lifecycle) -> Router:
             review = delivery.payload.get("review")
             user = review.get("user") if isinstance(review, Mapping) else None
             login = user.get("login") if isinstance(user, Mapping) else None
+            state = review.get("state") if isinstance(review, Mapping) else None
+            if delivery.action == "edited" or (
+                delivery.action == "submitted" and isinstance(state, str)
+                and state.lower() == "commented"
+            ):
+                # Neither can change the decision (an edit changes only a review's text, and a
+                # comment never decides); evaluating would let any commenter spend Policy
+                # Analyzer's daily queries. Skipping grants nothing: merges decide afresh.
+                return Outcome(
+                    200,
+                    f"PR #{pr_number(delivery.payload)}: review comment or edit; nothing to do",
+                )
             return _outcome(
                 lifecycle.on_review(
                     pr_number(delivery.payload), delivery.delivery_id,

@@ -137,11 +137,11 @@ def test_changing_the_event_header_of_a_signed_body_is_harmless(emu: Emulator) -
     # Under an event with no handler at all.
     answer = emu.deliver("deployment", opened_body)
     assert answer.body == {"message": "ignored: deployment/opened is not handled"}
-    # An action both events know (`edited`): it re-evaluates, from GitHub, to the same truth.
+    # An action both events know (`edited`): a PR edit that changes no base is not evaluated.
     edited = emu.review_payload("edited", number, review_id)
     answer = emu.deliver("pull_request", edited)
     assert answer.status == 200
-    assert answer.body["state"] == "pending"
+    assert answer.body == {"message": f"PR #{number}: title or description edited; nothing to do"}
     assert emu.status(number)["state"] == "pending"  # type: ignore[index]
 
     # Even a genuine merge event's body cannot turn this into a grant: the PR is not merged.

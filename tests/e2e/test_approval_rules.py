@@ -190,11 +190,17 @@ def test_comment_after_approval_keeps_it(emu: Emulator) -> None:
     number = open_prod_request(emu)
     assert review_answer(emu, number, "bob") == "ready"
     emu.advance(timedelta(minutes=1))
-    assert review_answer(emu, number, "bob", "COMMENTED", body="one more thing") == "ready"
+    _, answer = emu.review(number, "bob", "COMMENTED", body="one more thing")
+    # A comment review cannot change the decision, so it is not evaluated at all.
+    assert (answer.status, answer.body) == (
+        200, {"message": f"PR #{number}: review comment or edit; nothing to do"}
+    )
     assert_status(emu, number, "success", "Ready: approved by bob")
     assert "does not count" not in comment(emu, number)
     # the COMMENTED review is no approval: one approveRole entry only
     assert events(emu) == ["gitops.requestRole", "gitops.approveRole"]
+    # ... and the merge, which decides afresh over every review, still counts the approval
+    assert emu.merge(number).body["state"] == "activated"
 
 
 def test_dismissed_approval_is_pending(emu: Emulator) -> None:

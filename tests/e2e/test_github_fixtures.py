@@ -37,6 +37,10 @@ IGNORED_ON_PURPOSE = {
     # an App installation event names no repository: not for the repository served
     "installation.created.json": f"ignored: not for {REPO}",
     "pull_request.closed.unmerged.json": "PR #2 closed without merge; nothing to do",
+    # a comment review never decides, so it is not evaluated
+    "pull_request_review.submitted.commented.json": (
+        "PR #2: review comment or edit; nothing to do"
+    ),
 }
 #: Payloads that make the service evaluate the (fake's) PR and publish its decision.
 EVALUATED = {
@@ -46,7 +50,6 @@ EVALUATED = {
     "pull_request.synchronize.json",
     "pull_request_review.dismissed.json",
     "pull_request_review.submitted.approved.json",
-    "pull_request_review.submitted.commented.json",
 }
 
 

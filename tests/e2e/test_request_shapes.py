@@ -358,7 +358,7 @@ def test_policy_change_in_another_pr_applies_only_once_merged(emu: Emulator) -> 
     emu.github.merge(REPO, policy_pr)
     answer = emu.deliver("pull_request", emu.pr_payload("closed", policy_pr))
     assert answer.body["message"].endswith("nothing to activate")
-    assert emu.pr_event("edited", number).body["state"] == "ready"
+    assert emu.pr_event("synchronize", number).body["state"] == "ready"
     assert status_of(emu, number) == ("success", "Ready: self-approval for 1 role")
     assert emu.merge(number).body["state"] == "activated"
     [binding] = emu.activations(DEV)
