@@ -82,8 +82,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         if not signature_valid(
             settings.webhook_secret, body, request.headers.get("X-Hub-Signature-256")
         ):
-            log.warning("rejected delivery %s: missing or wrong signature",
-                        request.headers.get("X-GitHub-Delivery", "?"))
+            log.warning("rejected delivery %r: missing or wrong signature",
+                        request.headers.get("X-GitHub-Delivery", "?")[:100])
             return _answer(401, "missing or invalid X-Hub-Signature-256")
         event = request.headers.get("X-GitHub-Event", "")
         delivery_id = request.headers.get("X-GitHub-Delivery", "")[:100]
@@ -91,6 +91,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return _answer(400, "body is not JSON")
+        except RecursionError:
+            return _answer(400, "body is nested too deeply")
         if not isinstance(payload, Mapping):
             return _answer(400, "body is not a JSON object")
         delivery = Delivery(event=event, delivery_id=delivery_id, payload=payload)
@@ -103,6 +105,19 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         return _answer(outcome.status, outcome.message, **(dict(outcome.details or {})))
 
     def _dispatch(delivery: Delivery) -> Outcome:
+        """Filter, route and run a delivery; the one place errors become HTTP answers."""
+        try:
+            return _route(delivery)
+        except MalformedPayload as exc:
+            return Outcome(400, str(exc))
+        except JitAccessError as exc:
+            log.error("delivery %s failed: %s", delivery.delivery_id, exc)
+            return Outcome(exc.http_status, str(exc))
+        except Exception:  # a bug: log the trace, never show it
+            log.exception("delivery %s crashed", delivery.delivery_id)
+            return Outcome(500, "internal error; see the service log")
+
+    def _route(delivery: Delivery) -> Outcome:
         if delivery.event == "ping":
             return Outcome(200, "pong")
         repo = delivery.payload.get("repository")
@@ -119,16 +134,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         handler = router.handler_for(delivery)
         if handler is None:
             return Outcome(200, f"ignored: {delivery.event}/{delivery.action} is not handled")
-        try:
-            return handler(delivery)
-        except MalformedPayload as exc:
-            return Outcome(400, str(exc))
-        except JitAccessError as exc:
-            log.error("delivery %s failed: %s", delivery.delivery_id, exc)
-            return Outcome(exc.http_status, str(exc))
-        except Exception:  # a bug: log the trace, never show it
-            log.exception("delivery %s crashed", delivery.delivery_id)
-            return Outcome(500, "internal error; see the service log")
+        return handler(delivery)
 
     @app.get("/health")
     def health() -> tuple[Response, int]:

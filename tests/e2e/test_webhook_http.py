@@ -7,6 +7,7 @@ no call to GitHub or Google (counted at the fakes' wire).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -17,8 +18,9 @@ import pytest
 import requests
 
 from tests.e2e.conftest import NOW, request_yaml
-from webhook.app import sign
+from webhook.app import create_app, sign
 from webhook.sandbox.emulator import BOT, REPO, SECRET, Emulator
+from webhook.service import Service
 
 MIB = 1024 * 1024
 
@@ -340,3 +342,34 @@ def test_get_webhook_is_405(emu: Emulator) -> None:
 
 def test_unknown_path_is_404(emu: Emulator) -> None:
     assert requests.post(f"{emu.service_url}/hooks", data=b"{}", timeout=10).status_code == 404
+
+
+def test_a_signed_body_nested_too_deeply_is_a_400_not_a_crash(emu: Emulator) -> None:
+    body = b"[" * 200_000 + b"]" * 200_000
+    answer = emu.deliver("pull_request", body)
+    assert (answer.status, answer.body) == (400, {"message": "body is nested too deeply"})
+
+
+def test_installation_lookup_failure_is_a_json_502() -> None:
+    """With App credentials, a GitHub error while telling the installation is mapped once."""
+    with Emulator(now=NOW) as world:
+        fake = world.github
+        fake.install("acme/access")
+        settings = dataclasses.replace(
+            world.settings, token=None, app_id=fake.app_id,
+            app_private_key=fake.app_private_key_pem,
+        )
+        service = Service.from_settings(settings, clock=world.clock)
+        app = create_app(settings, service=service)
+        fake.recorder.fail("GET", r"/installation$", 502, times=-1)
+        payload = world.pr_payload("opened", world.open_request("alice", "project: x\n"))
+        payload["installation"] = {"id": 1}
+        body = json.dumps(payload).encode()
+        with app.test_client() as client:
+            resp = client.post("/webhook", data=body, headers={
+                "X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d-1",
+                "X-Hub-Signature-256": sign(settings.webhook_secret, body),
+                "Content-Type": "application/json",
+            })
+        assert resp.status_code == 502
+        assert resp.is_json and "GitHub" in resp.get_json()["message"]

@@ -228,13 +228,17 @@ def test_a_conflict_storm_ends_in_an_activation_error(google: FakeGoogleHarness)
     assert google.world.bindings(RESOURCE) == [ELIGIBLE, PLAIN]
 
 
-def test_conflict_retries_stop_at_the_deadline(google: FakeGoogleHarness):
+def test_conflict_retries_stop_at_the_deadline_but_not_before_five_attempts(
+    google: FakeGoogleHarness,
+):
     google.recorder.fail("POST", SET, 409, body=ABORTED, times=-1)
 
-    with pytest.raises(ActivationError, match="gave up after 1 attempts"):
+    # SPEC §6: at least 5 attempts, even when the deadline has long passed (a slow IAM).
+    with pytest.raises(ActivationError, match="gave up after 5 attempts"):
         activator(google, conflict_deadline=0.0).activate(
             PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
         )
+    assert google.count("POST", SET) == 5
 
 
 def test_real_backoff_of_a_storm_is_bounded(google: FakeGoogleHarness):
