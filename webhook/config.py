@@ -115,7 +115,7 @@ class Settings:
         repository = get("GITHUB_REPOSITORY")
         if repository is None:
             problems.append("GITHUB_REPOSITORY is required (owner/name of the access repository)")
-        elif not REPOSITORY_RE.match(repository):
+        elif not REPOSITORY_RE.match(repository) or repository.split("/")[1] in (".", ".."):
             problems.append(f"GITHUB_REPOSITORY must look like owner/name, got {repository!r}")
 
         app_id_text = get("GITHUB_APP_ID")
@@ -132,8 +132,11 @@ class Settings:
         key_unresolved = "GITHUB_APP_PRIVATE_KEY" in unresolved
         if (app_id_text is None) != (app_key is None) and not key_unresolved:
             problems.append("GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY must be set together")
-        if app_key is not None and "PRIVATE KEY-----" not in app_key:
-            problems.append("GITHUB_APP_PRIVATE_KEY must be the App's private key as PEM text")
+        if app_key is not None and not _is_rsa_private_key(app_key):
+            problems.append(
+                "GITHUB_APP_PRIVATE_KEY must be the App's RSA private key as PEM text "
+                "(as downloaded from the App's settings)"
+            )
         if app_key is None and token is None and not unresolved & {
             "GITHUB_APP_PRIVATE_KEY", "GITHUB_TOKEN"
         }:
@@ -185,6 +188,18 @@ class Settings:
             endpoints=GoogleEndpoints(**endpoints),
             on_app_engine=env.get("GAE_ENV") == "standard",
         )
+
+
+def _is_rsa_private_key(pem: str) -> bool:
+    """Does the text load as an unencrypted RSA private key (what GitHub Apps use)?"""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return False
+    return isinstance(key, rsa.RSAPrivateKey)
 
 
 def _is_url(value: str) -> bool:

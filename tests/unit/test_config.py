@@ -193,13 +193,29 @@ def test_malformed_variable_is_named(name: str, value: str, fragment: str) -> No
     assert message.count("; ") == 0, message  # only that variable is blamed
 
 
-def test_private_key_must_be_pem() -> None:
-    key = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"  # base64 without the armour
+KEY_MESSAGE = (
+    "invalid configuration: GITHUB_APP_PRIVATE_KEY must be the App's RSA private key as PEM "
+    "text (as downloaded from the App's settings)"
+)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7",  # base64 without the armour
+        # the armour around garbage: looks like PEM, is no key
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIB\nOgIB\n-----END RSA PRIVATE KEY-----\n",
+    ],
+)
+def test_private_key_must_be_an_rsa_pem_key(key: str) -> None:
     message = error_of(env(GITHUB_TOKEN=None, GITHUB_APP_ID="42", GITHUB_APP_PRIVATE_KEY=key))
-    assert message == (
-        "invalid configuration: GITHUB_APP_PRIVATE_KEY must be the App's private key as PEM text"
-    )
+    assert message == KEY_MESSAGE
     assert key not in message
+
+
+@pytest.mark.parametrize("name", ["acme/.", "acme/.."])
+def test_dot_repository_names_are_refused(name: str) -> None:
+    assert "GITHUB_REPOSITORY must look like owner/name" in error_of(env(GITHUB_REPOSITORY=name))
 
 
 @pytest.mark.parametrize("name", ["GITHUB_WEBHOOK_SECRET", "CLEANUP_TOKEN"])
