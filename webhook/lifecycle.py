@@ -20,8 +20,8 @@ from webhook import audit_record as audit_events
 from webhook.audit_record import AuditRecord
 from webhook.conditions import build_binding, parse_activation_expression
 from webhook.decide import decide
+from webhook.durations import format_duration
 from webhook.errors import (
-    ActivationError,
     AuditError,
     FileTooLargeError,
     JitAccessError,
@@ -55,6 +55,7 @@ from webhook.render import (
     activation_marker,
     refusal_comment,
     refusal_marker,
+    rfc3339,
     status_comment,
     status_description,
 )
@@ -469,8 +470,8 @@ class Lifecycle:
             reason = f"the request was not ready when merged ({status_description(decision)})"
         elif max_delay is not None and now - pull.merged_at > max_delay:
             reason = (
-                f"the merge at {_rfc3339(pull.merged_at)} is older than activation.max_delay "
-                f"({_human(max_delay)}); open a new request"
+                f"the merge at {rfc3339(pull.merged_at)} is older than activation.max_delay "
+                f"({format_duration(max_delay)}); open a new request"
             )
         if reason is not None:
             return self._refuse(ev, decision, reason, delivery_id)
@@ -529,7 +530,7 @@ class Lifecycle:
             audit_events.ACTIVATE_ROLE, ev, delivery_id,
             message=(
                 f"{decision.requester} activated {', '.join(request.roles)} on {request.project} "
-                f"until {_rfc3339(end)} ({decision.pr.reference})"
+                f"until {rfc3339(end)} ({decision.pr.reference})"
             ),
             start=start, end=end, timestamp=start,
             insert_id=f"activate:{decision.pr.reference}@{ev.pull.head_sha}",
@@ -560,8 +561,8 @@ class Lifecycle:
         log.info("%s: %s %s on %s until %s", decision.pr.reference, decision.requester,
                  what, ",".join(request.roles), request.project)
         return LifecycleResult(
-            f"PR #{ev.pull.number}: {what} until {_rfc3339(end)}", state="activated",
-            details={"written": written, "end": _rfc3339(end)},
+            f"PR #{ev.pull.number}: {what} until {rfc3339(end)}", state="activated",
+            details={"written": written, "end": rfc3339(end)},
         )
 
     def _failed(
@@ -647,15 +648,3 @@ def _latest_is_approval(ev: Evaluation, reviewer: str) -> bool:
         mine, key=lambda r: (r.submitted_at or datetime.min.replace(tzinfo=UTC), r.id)
     ).state is ReviewState.APPROVED
 
-
-def _rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _human(td: timedelta) -> str:
-    from webhook.durations import format_duration
-
-    return format_duration(td)
-
-
-__all__ = ["Lifecycle", "LifecycleResult", "Evaluation", "ReviewState", "ActivationError"]
