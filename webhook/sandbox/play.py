@@ -75,19 +75,21 @@ def _request(project: str, role: str, duration: str, justification: str) -> str:
     )
 
 
-def _show_yaml(t: Transcript, path: str, text: str) -> None:
-    t.block(f"request file {path}", text)
+def _open(
+    t: Transcript, emu: Emulator, login: str, name: str, text: str
+) -> tuple[int, dict[str, Any]]:
+    """Show the request file, open its PR, deliver `opened`, and show the status."""
+    t.block(f"request file requests/{login}/{name}", text)
+    n = emu.open_request(login, text, name=name)
+    _delivery(t, f"pull_request opened (#{n})", emu.pr_event("opened", n))
+    return n, _status(t, emu, n)
 
 
 def _scene_self_approval(t: Transcript, emu: Emulator) -> None:
     t.title("1. Self-approval: alice activates roles/cloudsql.admin on payments-dev")
     text = _request("payments-dev", "roles/cloudsql.admin", "1h",
                     "INC-4711: investigate slow queries")
-    _show_yaml(t, "requests/alice/cloudsql-dev.yaml", text)
-    n = emu.open_request("alice", text, name="cloudsql-dev.yaml")
-    answer = emu.pr_event("opened", n)
-    _delivery(t, f"pull_request opened (#{n})", answer)
-    status = _status(t, emu, n)
+    n, status = _open(t, emu, "alice", "cloudsql-dev.yaml", text)
     _last_comment(t, emu, n, "status comment")
     t.check("request is ready to merge (status success)", status.get("state") == "success")
 
@@ -117,11 +119,7 @@ def _scene_multi_party(t: Transcript, emu: Emulator) -> None:
     t.title("2. Multi-party approval: alice asks for roles/cloudsql.admin on payments-prod")
     text = _request("payments-prod", "roles/cloudsql.admin", "2h",
                     "CHG-982: rotate the replication user")
-    _show_yaml(t, "requests/alice/cloudsql-prod.yaml", text)
-    n = emu.open_request("alice", text, name="cloudsql-prod.yaml")
-    answer = emu.pr_event("opened", n)
-    _delivery(t, f"pull_request opened (#{n})", answer)
-    status = _status(t, emu, n)
+    n, status = _open(t, emu, "alice", "cloudsql-prod.yaml", text)
     t.check("request waits for approval (status pending)", status.get("state") == "pending")
     asked = sorted(emu.github.requested_reviewers(REPO, n))
     t.say(f"review requested from: {', '.join(asked) or 'nobody'}")
@@ -159,11 +157,7 @@ def _scene_multi_party(t: Transcript, emu: Emulator) -> None:
 def _scene_invalid(t: Transcript, emu: Emulator) -> None:
     t.title("3. An invalid request: carol asks for a basic role, too long, without a ticket")
     text = _request("payments-prod", "roles/owner", "8h", "need it")
-    _show_yaml(t, "requests/carol/owner.yaml", text)
-    n = emu.open_request("carol", text, name="owner.yaml")
-    answer = emu.pr_event("opened", n)
-    _delivery(t, f"pull_request opened (#{n})", answer)
-    status = _status(t, emu, n)
+    n, status = _open(t, emu, "carol", "owner.yaml", text)
     t.check("request fails (status failure)", status.get("state") == "failure")
     body = _last_comment(t, emu, n, "status comment")
     t.check("every problem is listed", all(
