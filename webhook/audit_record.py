@@ -7,8 +7,10 @@ loading the Google client libraries.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from webhook.durations import utc_timestamp
 
 REQUEST_ROLE = "gitops.requestRole"
 APPROVE_ROLE = "gitops.approveRole"
@@ -50,11 +52,7 @@ def _bare(identity: str) -> str:
 
 def audit_time(moment: datetime | None) -> str:
     """UTC in whole seconds with a `Z`, or "" when not applicable."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("audit times must be timezone-aware")
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "" if moment is None else utc_timestamp(moment, "audit")
 
 
 @dataclass(frozen=True)

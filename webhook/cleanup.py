@@ -21,6 +21,7 @@ from google.auth import exceptions as gauth_exceptions
 from webhook.activation import Activator
 from webhook.audit import REMOVE_EXPIRED, AuditLog, AuditRecord
 from webhook.conditions import ACTIVATION_TITLE, parse_activation_expression
+from webhook.durations import utc_timestamp
 from webhook.errors import GoogleError, JitAccessError
 from webhook.google_clients import CALL_TIMEOUT, GoogleClients, bounded_retry
 from webhook.model import Binding
@@ -74,7 +75,7 @@ class CleanupReport:
                     "project": r.project,
                     "role": r.binding.role,
                     "member": r.binding.member,
-                    "end": r.end.strftime("%Y-%m-%dT%H:%M:%SZ") if r.end else None,
+                    "end": utc_timestamp(r.end) if r.end else None,
                 }
                 for r in self.removed
             ],

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from webhook.durations import utc_timestamp
 from webhook.model import Binding, Marker
 
 #: Title of every activation binding's condition, as jit-access writes it.
@@ -118,11 +119,8 @@ def resource_condition(clauses: Sequence[str]) -> str:
 
 
 def _timestamp(moment: datetime) -> str:
-    """UTC in whole seconds with a `Z`, e.g. `2026-11-29T10:00:00Z`."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        # A naive datetime is ambiguous; guessing its zone could shift an access window by hours.
-        raise ValueError("activation times must be timezone-aware")
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTC in whole seconds with a `Z`, e.g. `2026-11-29T10:00:00Z` (naive times refused)."""
+    return utc_timestamp(moment, "activation")
 
 
 def activation_expression(

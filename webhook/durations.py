@@ -15,7 +15,7 @@ and every limit in this product is counted in hours; write `PT24H` or `24h`). Va
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 #: Longest duration accepted anywhere; far above any sensible policy limit.
 MAX_DURATION = timedelta(days=366)
@@ -75,3 +75,14 @@ def _type_name(value: object) -> str:
     if isinstance(value, float):
         return "a decimal number"
     return f"a {type(value).__name__}"
+
+
+def utc_timestamp(moment: datetime, what: str = "") -> str:
+    """RFC 3339 in UTC, whole seconds, with a `Z`: `2026-11-29T10:00:00Z`.
+
+    A naive datetime is refused (ValueError naming `what`): guessing its zone could shift an
+    access window or an audit time by hours.
+    """
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{what} times must be timezone-aware".strip())
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from webhook.durations import format_duration
+from webhook.durations import format_duration, utc_timestamp
 from webhook.model import (
     AccessRequest,
     ApprovalKind,
@@ -340,9 +340,7 @@ def activation_failed_comment(
 
 def rfc3339(moment: datetime) -> str:
     """An RFC 3339 UTC timestamp in whole seconds, `2026-11-29T12:00:00Z`; naive means UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_timestamp(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment)
 
 
 def _escape(text: str) -> str:
