@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     # PyGithub takes about 0.1 s to import: it is loaded on the adapter's first use (or by the
     # App Engine warmup request), not while the app starts.
     from github import Auth, Github, GithubException
-    from github.IssueComment import IssueComment
     from github.Repository import Repository
 
     from webhook.config import Settings
@@ -458,9 +457,17 @@ class GitHubRepo:
         A listing read once per event can be handed to `comments_with` and `upsert_comment`,
         which then list nothing themselves.
         """
-        return tuple(
-            PullComment(int(c.id), login, body) for c, login, body in self._comments(number)
-        )
+        with self._calling(f"listing the comments of pull request #{number}"):
+            # Typed attributes, not `raw_data`: on a listed comment `raw_data` would GET the
+            # comment again (IssueComment is a completable object).
+            return tuple(
+                PullComment(
+                    int(c.id), str(c.user.login) if c.user is not None else "", str(c.body or "")
+                )
+                for c in _bounded(
+                    self._repo().get_issue(number).get_comments(), "listing comments"
+                )
+            )
 
     def comments_with(
         self, number: int, marker: str, comments: Sequence[PullComment] | None = None
@@ -471,19 +478,15 @@ class GitHubRepo:
 
         Comments by anyone else are ignored, so nobody can forge the service's records.
         """
+        return [c.body for c in self._own_with(number, marker, comments)]
+
+    def _own_with(
+        self, number: int, marker: str, comments: Sequence[PullComment] | None
+    ) -> list[PullComment]:
+        """This service's own comments containing `marker` (listing them unless given)."""
         me = self.self_login().lower()
         listed = self.comments(number) if comments is None else comments
-        return [c.body for c in listed if c.author.lower() == me and marker in c.body]
-
-    def _comments(self, number: int) -> list[tuple[IssueComment, str, str]]:
-        with self._calling(f"listing the comments of pull request #{number}"):
-            out: list[tuple[IssueComment, str, str]] = []
-            for c in _bounded(self._repo().get_issue(number).get_comments(), "listing comments"):
-                # Typed attributes, not `raw_data`: on a listed comment `raw_data` would GET
-                # the comment again (IssueComment is a completable object).
-                login = str(c.user.login) if c.user is not None else ""
-                out.append((c, login, str(c.body or "")))
-            return out
+        return [c for c in listed if c.author.lower() == me and marker in c.body]
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -524,15 +527,12 @@ class GitHubRepo:
         """
         if marker not in body:
             body = f"{marker}\n{body}"
-        me = self.self_login().lower()
-        listed = self.comments(number) if comments is None else comments
-        for comment in listed:
-            if comment.author.lower() == me and marker in comment.body:
-                if comment.body != body:
-                    with self._calling(f"editing comment {comment.id} on #{number}"):
-                        # Lazy objects: one PATCH of .../issues/comments/{id}, no GET first.
-                        self._repo().get_issue(number).get_comment(comment.id).edit(body)
-                return comment.id
+        for comment in self._own_with(number, marker, comments):
+            if comment.body != body:
+                with self._calling(f"editing comment {comment.id} on #{number}"):
+                    # Lazy objects: one PATCH of .../issues/comments/{id}, no GET first.
+                    self._repo().get_issue(number).get_comment(comment.id).edit(body)
+            return comment.id
         return self.create_comment(number, body)
 
     def request_reviewers(self, number: int, logins: Sequence[str]) -> None:
