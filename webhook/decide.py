@@ -233,12 +233,12 @@ def _verdicts(reviews: Iterable[Review]) -> dict[str, Review]:
             continue
         key = review.login.lower()
         current = latest.get(key)
-        if current is None or _order(review) > _order(current):
+        if current is None or review_order(review) > review_order(current):
             latest[key] = review
     return latest
 
 
-def _order(review: Review) -> tuple[datetime, int]:
+def review_order(review: Review) -> tuple[datetime, int]:
     """Chronological order of reviews; undated ones first, review ids break ties."""
     when = _aware(review.submitted_at) if review.submitted_at is not None else _EPOCH
     return (when, review.id)

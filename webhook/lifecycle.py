@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 from webhook import audit_record as audit_events
 from webhook.audit_record import AuditRecord
 from webhook.conditions import build_binding, parse_activation_expression
-from webhook.decide import decide
+from webhook.decide import decide, review_order
 from webhook.durations import format_duration
 from webhook.errors import (
     AuditError,
@@ -644,7 +644,5 @@ def _latest_is_approval(ev: Evaluation, reviewer: str) -> bool:
         r for r in (ev.facts.reviews if ev.facts else ())
         if r.login.lower() == reviewer.lower() and r.state is not ReviewState.PENDING
     ]
-    return bool(mine) and max(
-        mine, key=lambda r: (r.submitted_at or datetime.min.replace(tzinfo=UTC), r.id)
-    ).state is ReviewState.APPROVED
+    return bool(mine) and max(mine, key=review_order).state is ReviewState.APPROVED
 
