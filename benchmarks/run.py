@@ -179,7 +179,7 @@ def print_report(r: dict[str, Any], out: TextIO) -> None:
     w(f"machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM, {m['os']}, "
       f"{m['implementation']} {m['python']}; load average at start "
       f"{', '.join(f'{x:.2f}' for x in m['load_average'] or [])}\n")
-    w("setup: fakes (webhook.sandbox.emulator) in the benchmark process; the service is "
+    w("setup: fakes (jitaccess_sandbox.emulator) in the benchmark process; the service is "
       "webhook.main:app\n       in its own process, configured from the environment; "
       "deliveries are signed POSTs; the fakes\n       (werkzeug) close every connection, so "
       "each call also pays a fresh loopback TCP connection.\n")

@@ -82,7 +82,7 @@ def main() -> int:
     import webhook.main
 
     import_s = time.perf_counter() - started
-    from webhook.sandbox.httpserver import LocalServer
+    from jitaccess_sandbox.httpserver import LocalServer
 
     server = LocalServer(measured(webhook.main.app)).start()
     print(json.dumps({"url": server.url, "import_s": import_s, "pid": os.getpid()}), flush=True)

@@ -1,6 +1,6 @@
 """The benchmark's world: the emulated GitHub and Google, the service under test, the scenarios.
 
-`Bench` drives the standard emulated world (`webhook.sandbox.emulator.Emulator`, seeded as its
+`Bench` drives the standard emulated world (`jitaccess_sandbox.emulator.Emulator`, seeded as its
 `seed_google` docstring says) through the request lifecycles and records, for every delivery,
 the calls each fake received, the wall time, and (when the target reports it) the service's CPU.
 
@@ -29,8 +29,7 @@ from typing import Any, Protocol
 
 import requests
 
-from webhook.app import sign
-from webhook.sandbox.emulator import (
+from jitaccess_sandbox.emulator import (
     AUDIT_PROJECT,
     IDENTITIES_YAML,
     ORG,
@@ -40,8 +39,9 @@ from webhook.sandbox.emulator import (
     TOKEN,
     Emulator,
 )
-from webhook.sandbox.fake_google_iam import iam_state
-from webhook.sandbox.faults import Call, Recorder
+from jitaccess_sandbox.fake_google_iam import iam_state
+from jitaccess_sandbox.faults import Call, Recorder
+from webhook.service.app import sign
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,22 +11,22 @@ from collections.abc import Sequence
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from webhook.validate import run_validate
+    from webhook.service.validate import run_validate
 
     return run_validate(args.paths or ["requests"], policy_path=args.policy)
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from webhook.sandbox.play import run_sandbox
+    from jitaccess_sandbox.play import run_sandbox
 
     return run_sandbox(serve=args.serve, port=args.port, verbose=args.verbose)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from webhook.app import create_app
-    from webhook.config import Settings
-    from webhook.errors import ConfigError
-    from webhook.secrets import resolve_secret
+    from webhook.adapters.secret_manager import resolve_secret
+    from webhook.core.errors import ConfigError
+    from webhook.service.app import create_app
+    from webhook.service.config import Settings
 
     try:
         settings = Settings.from_env(os.environ, resolve_secret)
@@ -40,10 +40,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    from webhook.config import Settings
-    from webhook.errors import ConfigError, JitAccessError
-    from webhook.secrets import resolve_secret
-    from webhook.service import Service
+    from webhook.adapters.secret_manager import resolve_secret
+    from webhook.core.errors import ConfigError, JitAccessError
+    from webhook.service.config import Settings
+    from webhook.service.wiring import Service
 
     try:
         service = Service.from_settings(Settings.from_env(os.environ, resolve_secret))

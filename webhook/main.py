@@ -4,6 +4,6 @@ The configuration is read from the environment here, once; a missing or malforme
 stops the process with a message naming it.
 """
 
-from webhook.app import create_app
+from webhook.service.app import create_app
 
 app = create_app()

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import requests
 
+from jitaccess_sandbox.emulator import REPO, SECRET, Answer, Emulator
+from jitaccess_sandbox.fake_google_iam import iam_state
 from tests.e2e.conftest import NOW, emu, request_yaml  # noqa: F401  (fixture re-exported)
-from webhook.app import sign
-from webhook.conditions import ACTIVATION_TITLE
-from webhook.render import COMMENT_MARKER, REFUSAL_MARKER_PREFIX
-from webhook.sandbox.emulator import REPO, SECRET, Answer, Emulator
-from webhook.sandbox.fake_google_iam import iam_state
+from webhook.core.conditions import ACTIVATION_TITLE
+from webhook.core.render import COMMENT_MARKER, REFUSAL_MARKER_PREFIX
+from webhook.service.app import sign
 
 ACTIVATE = "gitops.activateRole"
 REFUSE = "gitops.refuseActivation"

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from jitaccess_sandbox.emulator import IDENTITIES_YAML, POLICY_YAML, SELF, Emulator
 from tests.adversarial.conftest import (
     NOW,
     activation_bindings,
@@ -17,7 +18,6 @@ from tests.adversarial.conftest import (
     request_yaml,
     status_comment_of,
 )
-from webhook.sandbox.emulator import IDENTITIES_YAML, POLICY_YAML, SELF, Emulator
 
 PROD = request_yaml(project="payments-prod")
 WAITING = "Waiting for 1 approval (roles/cloudsql.admin)"

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from jitaccess_sandbox.emulator import Emulator
+from jitaccess_sandbox.httpserver import LocalServer
 from tests.adversarial.conftest import (
     ACTIVATE,
     REFUSE,
@@ -23,11 +25,9 @@ from tests.adversarial.conftest import (
     request_yaml,
     status_comment_of,
 )
-from webhook.app import create_app
-from webhook.render import ACTIVATION_MARKER_PREFIX, REFUSAL_MARKER_PREFIX
-from webhook.sandbox.emulator import Emulator
-from webhook.sandbox.httpserver import LocalServer
-from webhook.service import Service
+from webhook.core.render import ACTIVATION_MARKER_PREFIX, REFUSAL_MARKER_PREFIX
+from webhook.service.app import create_app
+from webhook.service.wiring import Service
 
 PROD = request_yaml(project="payments-prod")
 WAITING = "Waiting for 1 approval (roles/cloudsql.admin)"

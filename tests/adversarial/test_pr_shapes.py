@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from jitaccess_sandbox.emulator import Emulator
 from tests.adversarial.conftest import (
     activation_bindings,
     assert_no_grant,
@@ -13,7 +14,6 @@ from tests.adversarial.conftest import (
     open_files,
     request_yaml,
 )
-from webhook.sandbox.emulator import Emulator
 
 REQUEST = request_yaml()
 # A request that bob, too, could self-activate (developers@ on payments-dev): had the service

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from jitaccess_sandbox.emulator import POLICY_YAML, Emulator
+from jitaccess_sandbox.fake_google_assets import analyzer_queries
 from tests.e2e.conftest import NOW, request_yaml
-from webhook.sandbox.emulator import POLICY_YAML, Emulator
-from webhook.sandbox.fake_google_assets import analyzer_queries
 
 REPO = "acme/access"
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from jitaccess_sandbox.emulator import SELF, Emulator
+from jitaccess_sandbox.fake_google_iam import iam_state
 from tests.adversarial.conftest import (
     ACTIVATE,
     Case,
@@ -20,8 +22,6 @@ from tests.adversarial.conftest import (
     request_yaml,
     status_comment_of,
 )
-from webhook.sandbox.emulator import SELF, Emulator
-from webhook.sandbox.fake_google_iam import iam_state
 
 BASIC = "is a basic role; IAM conditions cannot be applied to basic roles"
 NOT_A_ROLE = "is not a role name; use roles/ID, projects/PROJECT/roles/ID or organizations/NUMBER"

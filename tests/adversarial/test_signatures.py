@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from jitaccess_sandbox.emulator import SECRET, Emulator
+from jitaccess_sandbox.httpserver import LocalServer
 from tests.adversarial.conftest import (
     ACTIVATE,
     REFUSE,
@@ -27,10 +29,8 @@ from tests.adversarial.conftest import (
     post,
     request_yaml,
 )
-from webhook.app import create_app, sign
-from webhook.sandbox.emulator import SECRET, Emulator
-from webhook.sandbox.httpserver import LocalServer
-from webhook.service import Service
+from webhook.service.app import create_app, sign
+from webhook.service.wiring import Service
 
 UNAUTHORIZED = "missing or invalid X-Hub-Signature-256"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from jitaccess_sandbox.emulator import Emulator
 from tests.adversarial.conftest import (
     Case,
     check,
@@ -14,7 +15,6 @@ from tests.adversarial.conftest import (
     status_of,
     submit,
 )
-from webhook.sandbox.emulator import Emulator
 
 BASE = request_yaml()  # a valid request of alice's for payments-dev
 TAGS = "are not allowed; write plain values"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from webhook.sandbox.emulator import Emulator
+from jitaccess_sandbox.emulator import Emulator
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 

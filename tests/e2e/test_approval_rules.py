@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+from jitaccess_sandbox.emulator import IDENTITIES_YAML, POLICY_YAML, REPO, Emulator
 from tests.e2e.conftest import NOW, request_yaml
-from webhook.sandbox.emulator import IDENTITIES_YAML, POLICY_YAML, REPO, Emulator
 
 PROD = "payments-prod"
 ROLE = "roles/cloudsql.admin"

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from jitaccess_sandbox.emulator import IDENTITIES_YAML, REPO, SELF, Emulator
 from tests.e2e.conftest import NOW, request_yaml
-from webhook.sandbox.emulator import IDENTITIES_YAML, REPO, SELF, Emulator
 
 
 def _fixture_dir() -> Path:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from jitaccess_sandbox.emulator import Emulator
 from tests.e2e.conftest import NOW, request_yaml
-from webhook.render import COMMENT_MARKER
-from webhook.sandbox.emulator import Emulator
+from webhook.core.render import COMMENT_MARKER
 
 WINDOW_1H = (
     '(request.time >= timestamp("2026-11-29T10:00:00Z") && '

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 import requests
 
+from jitaccess_sandbox.emulator import Emulator
+from jitaccess_sandbox.httpserver import LocalServer
 from tests.e2e.conftest import request_yaml
-from webhook.app import create_app
 from webhook.cli import main
-from webhook.config import VARIABLES
-from webhook.sandbox.emulator import Emulator
-from webhook.sandbox.httpserver import LocalServer
-from webhook.service import Service
+from webhook.service.app import create_app
+from webhook.service.config import VARIABLES
+from webhook.service.wiring import Service
 
 ROOT = Path(__file__).resolve().parents[2]
 CLEANUP_TOKEN = "cleanup-token-0123456789abcdef"

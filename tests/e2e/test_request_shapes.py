@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import pytest
 
+from jitaccess_sandbox.emulator import POLICY_YAML, REPO, Emulator
 from tests.e2e.conftest import NOW, request_yaml
-from webhook.sandbox.emulator import POLICY_YAML, REPO, Emulator
 
 PATH = "requests/alice/request.yaml"
 DEV = "payments-dev"

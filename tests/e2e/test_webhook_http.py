@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import requests
 
+from jitaccess_sandbox.emulator import BOT, REPO, SECRET, Emulator
 from tests.e2e.conftest import NOW, request_yaml
-from webhook.app import create_app, sign
-from webhook.sandbox.emulator import BOT, REPO, SECRET, Emulator
-from webhook.service import Service
+from webhook.service.app import create_app, sign
+from webhook.service.wiring import Service
 
 MIB = 1024 * 1024
 

@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
+from jitaccess_sandbox.emulator import BOT, POLICY_YAML, REPO, Emulator
+from jitaccess_sandbox.faults import Fault
 from tests.e2e.conftest import NOW, request_yaml
-from webhook.render import (
+from webhook.core.render import (
     ACTIVATION_FAILED_MARKER_PREFIX,
     ACTIVATION_MARKER_PREFIX,
     COMMENT_MARKER,
     REFUSAL_MARKER_PREFIX,
 )
-from webhook.sandbox.emulator import BOT, POLICY_YAML, REPO, Emulator
-from webhook.sandbox.faults import Fault
 
 __all__ = [
     "ACTIVATE", "NOW", "REPO", "Activation", "activations", "assert_consistent", "comment_kinds",

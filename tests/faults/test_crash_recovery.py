@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 
+from jitaccess_sandbox.emulator import Answer, Emulator
+from jitaccess_sandbox.fake_google_iam import iam_state
+from jitaccess_sandbox.faults import Fault
 from tests.faults.conftest import (
     ACTIVATE,
     assert_consistent,
@@ -29,9 +32,6 @@ from tests.faults.conftest import (
     stop,
     when,
 )
-from webhook.sandbox.emulator import Answer, Emulator
-from webhook.sandbox.fake_google_iam import iam_state
-from webhook.sandbox.faults import Fault
 
 LOG_WRITE = r"^/v2/entries:write$"
 GET_POLICY = r"^/v3/projects/payments-dev:getIamPolicy$"

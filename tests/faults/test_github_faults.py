@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 
+from jitaccess_sandbox.emulator import Emulator
 from tests.faults.conftest import (
     ACTIVATE,
     assert_consistent,
@@ -23,7 +24,6 @@ from tests.faults.conftest import (
     request_yaml,
     stop,
 )
-from webhook.sandbox.emulator import Emulator
 
 PULL = r"^/repos/acme/access/pulls/1$"
 FILES = r"^/repos/acme/access/pulls/1/files$"

@@ -11,6 +11,8 @@ from datetime import timedelta
 
 import pytest
 
+from jitaccess_sandbox.emulator import ORG, SELF, Answer, Emulator
+from jitaccess_sandbox.fake_google_assets import analyzer_queries, set_analyzer_quota
 from tests.faults.conftest import (
     ACTIVATE,
     assert_consistent,
@@ -23,8 +25,6 @@ from tests.faults.conftest import (
     request_yaml,
     stop,
 )
-from webhook.sandbox.emulator import ORG, SELF, Answer, Emulator
-from webhook.sandbox.fake_google_assets import analyzer_queries, set_analyzer_quota
 
 GET_POLICY = r"^/v3/projects/payments-dev:getIamPolicy$"
 SET_POLICY = r"^/v3/projects/payments-dev:setIamPolicy$"

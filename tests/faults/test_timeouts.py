@@ -7,6 +7,7 @@ the activation fails cleanly (nothing granted, nothing audited) and a redelivery
 
 from __future__ import annotations
 
+from jitaccess_sandbox.emulator import ORG, SELF, Emulator
 from tests.faults.conftest import (
     ACTIVATE,
     assert_consistent,
@@ -17,8 +18,7 @@ from tests.faults.conftest import (
     redeliver_merge,
     request_yaml,
 )
-from webhook.google_clients import CALL_TIMEOUT
-from webhook.sandbox.emulator import ORG, SELF, Emulator
+from webhook.adapters.google_clients import CALL_TIMEOUT
 
 GET_POLICY = r"^/v3/projects/payments-dev:getIamPolicy$"
 SET_POLICY = r"^/v3/projects/payments-dev:setIamPolicy$"

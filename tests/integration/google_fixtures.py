@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from webhook.google_clients import GoogleClients, GoogleEndpoints
-from webhook.sandbox.fake_google import FakeGoogle
-from webhook.sandbox.fake_google_iam import IamState, iam_state
-from webhook.sandbox.faults import Recorder
-from webhook.sandbox.httpserver import LocalServer
-from webhook.sandbox.world import GoogleWorld
+from jitaccess_sandbox.fake_google import FakeGoogle
+from jitaccess_sandbox.fake_google_iam import IamState, iam_state
+from jitaccess_sandbox.faults import Recorder
+from jitaccess_sandbox.httpserver import LocalServer
+from jitaccess_sandbox.world import GoogleWorld
+from webhook.adapters.google_clients import GoogleClients, GoogleEndpoints
 
 #: The project that receives audit entries in tests.
 AUDIT_PROJECT = "audit-proj"

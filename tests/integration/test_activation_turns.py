@@ -1,4 +1,4 @@
-"""Changes of one project's IAM policy take turns within a process (webhook.activation).
+"""Changes of one project's IAM policy take turns within a process (webhook.adapters.iam).
 
 One `Activator` (one service process) serialises its read-modify-writes per project, so a burst
 of merges does not spend its conflict retries on itself; a change that waited starts from the
@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from webhook.activation import ActivationResult, Activator
-from webhook.conditions import build_binding
-from webhook.errors import ActivationError
-from webhook.model import Binding
+from webhook.adapters.iam import ActivationResult, Activator
+from webhook.core.conditions import build_binding
+from webhook.core.errors import ActivationError
+from webhook.core.model import Binding
 
 from .google_fixtures import FakeGoogleHarness
 

@@ -11,8 +11,8 @@ import jwt
 import pytest
 import requests
 
-from webhook.sandbox.fake_github import FakeGitHub, generate_app_key
-from webhook.sandbox.httpserver import LocalServer
+from jitaccess_sandbox.fake_github import FakeGitHub, generate_app_key
+from jitaccess_sandbox.httpserver import LocalServer
 
 REPO = "acme/access"
 AUTH = {"Authorization": "token ghp_t"}

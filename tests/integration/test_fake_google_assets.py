@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from webhook.sandbox.fake_google import FakeGoogle
-from webhook.sandbox.fake_google_assets import analyzer_queries
-from webhook.sandbox.world import GoogleWorld
+from jitaccess_sandbox.fake_google import FakeGoogle
+from jitaccess_sandbox.fake_google_assets import analyzer_queries
+from jitaccess_sandbox.world import GoogleWorld
 
 from .google_fixtures import running_fake_google
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from webhook.errors import GitHubError
-from webhook.github import MAX_FILE_BYTES, FileTooLargeError, GitHubAuth, GitHubRepo
-from webhook.model import ChangedFile, PullInfo, Review, ReviewState
-from webhook.sandbox.fake_github import FakeGitHub, generate_app_key
-from webhook.sandbox.httpserver import LocalServer
+from jitaccess_sandbox.fake_github import FakeGitHub, generate_app_key
+from jitaccess_sandbox.httpserver import LocalServer
+from webhook.adapters.github_api import MAX_FILE_BYTES, FileTooLargeError, GitHubAuth, GitHubRepo
+from webhook.core.errors import GitHubError
+from webhook.core.model import ChangedFile, PullInfo, Review, ReviewState
 
 REPO = "acme/access"
 TOKEN = "ghp_testtoken"

@@ -15,7 +15,16 @@ from typing import Any
 
 import pytest
 
-from webhook.activation import (
+from jitaccess_sandbox.fake_google import FakeGoogle
+from jitaccess_sandbox.httpserver import LocalServer
+from jitaccess_sandbox.world import GoogleWorld
+from webhook.adapters.google_clients import (
+    CALL_TIMEOUT,
+    RETRY_DEADLINE,
+    GoogleClients,
+    GoogleEndpoints,
+)
+from webhook.adapters.iam import (
     ActivationResult,
     Activator,
     activation_bindings,
@@ -25,13 +34,9 @@ from webhook.activation import (
     with_activations,
     without_bindings,
 )
-from webhook.conditions import build_binding
-from webhook.errors import ActivationError
-from webhook.google_clients import CALL_TIMEOUT, RETRY_DEADLINE, GoogleClients, GoogleEndpoints
-from webhook.model import Binding
-from webhook.sandbox.fake_google import FakeGoogle
-from webhook.sandbox.httpserver import LocalServer
-from webhook.sandbox.world import GoogleWorld
+from webhook.core.conditions import build_binding
+from webhook.core.errors import ActivationError
+from webhook.core.model import Binding
 
 from .google_fixtures import FakeGoogleHarness
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from google.cloud.logging import Resource
 
-from webhook.audit import (
+from webhook.adapters.cloud_logging import (
     ACTIVATE_ROLE,
     APPROVE_ROLE,
     REFUSE_ACTIVATION,
@@ -19,7 +19,7 @@ from webhook.audit import (
     AuditLog,
     AuditRecord,
 )
-from webhook.errors import AuditError
+from webhook.core.errors import AuditError
 
 from .google_fixtures import AUDIT_PROJECT, FakeGoogleHarness
 

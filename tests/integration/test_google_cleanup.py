@@ -13,16 +13,16 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from webhook.activation import Activator
-from webhook.audit import AuditLog
-from webhook.cleanup import REASON, Cleaner, CleanupReport, Removal
-from webhook.conditions import build_binding
-from webhook.errors import GoogleError
-from webhook.google_clients import GoogleClients, GoogleEndpoints
-from webhook.model import Binding
-from webhook.sandbox.fake_google import FakeGoogle
-from webhook.sandbox.httpserver import LocalServer
-from webhook.sandbox.world import GoogleWorld
+from jitaccess_sandbox.fake_google import FakeGoogle
+from jitaccess_sandbox.httpserver import LocalServer
+from jitaccess_sandbox.world import GoogleWorld
+from webhook.adapters.cloud_logging import AuditLog
+from webhook.adapters.google_clients import GoogleClients, GoogleEndpoints
+from webhook.adapters.iam import Activator
+from webhook.core.conditions import build_binding
+from webhook.core.errors import GoogleError
+from webhook.core.model import Binding
+from webhook.service.cleanup import REASON, Cleaner, CleanupReport, Removal
 
 from .google_fixtures import FakeGoogleHarness
 

@@ -11,16 +11,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from webhook.eligibility import EligibilityChecker
-from webhook.errors import GoogleError
-from webhook.google_clients import CALL_TIMEOUT
-from webhook.model import (
+from jitaccess_sandbox.fake_google_assets import analyzer_queries, set_analyzer_quota
+from webhook.adapters.eligibility import EligibilityChecker
+from webhook.adapters.google_clients import CALL_TIMEOUT
+from webhook.core.errors import GoogleError
+from webhook.core.model import (
     EligibilityFacts,
     EligibilitySettings,
     EligibilitySourceName,
     RoleEligibility,
 )
-from webhook.sandbox.fake_google_assets import analyzer_queries, set_analyzer_quota
 
 from .google_fixtures import FakeGoogleHarness
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from webhook.config import Settings
-from webhook.errors import ConfigError
-from webhook.sandbox.httpserver import LocalServer
-from webhook.secrets import crc32c, parse_reference, resolve_secret, resolver
+from jitaccess_sandbox.httpserver import LocalServer
+from webhook.adapters.secret_manager import crc32c, parse_reference, resolve_secret, resolver
+from webhook.core.errors import ConfigError
+from webhook.service.config import Settings
 
 WEBHOOK_SECRET = "whsec-0123456789abcdef"
 VERSION_NAME = "projects/jit-ops/secrets/webhook-secret/versions/3"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from webhook.conditions import (
+from webhook.core.conditions import (
     ACTIVATION_TITLE,
     activation_description,
     activation_expression,
@@ -16,7 +16,7 @@ from webhook.conditions import (
     parse_activation_expression,
     resource_condition,
 )
-from webhook.model import Binding, Marker
+from webhook.core.model import Binding, Marker
 
 START = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
 END = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from webhook.config import SECRET_VARIABLES, VARIABLES, Settings
-from webhook.errors import ConfigError
-from webhook.google_clients import GoogleEndpoints
-from webhook.sandbox.fake_github import generate_app_key
+from jitaccess_sandbox.fake_github import generate_app_key
+from webhook.adapters.google_clients import GoogleEndpoints
+from webhook.core.errors import ConfigError
+from webhook.service.config import SECRET_VARIABLES, VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "webhook-secret-0123456789"
@@ -366,7 +366,7 @@ def test_importing_main_with_a_bad_environment_names_the_variable() -> None:
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last == (
-        "webhook.errors.ConfigError: invalid configuration: GITHUB_REPOSITORY must look like "
+        "webhook.core.errors.ConfigError: invalid configuration: GITHUB_REPOSITORY must look like "
         "owner/name, got 'not a repository'"
     )
     assert SECRET not in proc.stderr and TOKEN not in proc.stderr

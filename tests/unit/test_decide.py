@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from webhook.decide import decide, status_state
-from webhook.model import (
+from webhook.core.decide import decide, status_state
+from webhook.core.model import (
     AccessRequest,
     ApprovalKind,
     ApprovalSettings,

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook.config import SECRET_VARIABLES, VARIABLES, Settings
-from webhook.errors import ConfigError
-from webhook.secrets import resolver
+from webhook.adapters.secret_manager import resolver
+from webhook.core.errors import ConfigError
+from webhook.service.config import SECRET_VARIABLES, VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ["gunicorn", "-b", ":$PORT", "webhook.main:app"]
@@ -25,7 +25,7 @@ ROUTES = {
     "/tasks/cleanup": ("GET", "POST"),
     "/_ah/warmup": ("GET",),
 }
-# A reference with placeholders allowed; the strict grammar is tested with webhook.secrets.
+# A reference with placeholders allowed; the strict grammar is tested with adapters.secret_manager.
 SM_REFERENCE = re.compile(r"^sm://projects/[^/\s]+/secrets/[^/\s]+(?:/versions/[^/\s]+)?$")
 
 
@@ -156,18 +156,18 @@ def test_gcloudignore_uploads_the_service_and_nothing_else() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# the Flask app serves every URL app.yaml routes to it (runs once webhook.app exists)
+# the Flask app serves every URL app.yaml routes to it (runs once webhook.service.app exists)
 
 
 def flask_app() -> Any:
     try:
-        module = importlib.import_module("webhook.app")
+        module = importlib.import_module("webhook.service.app")
     except ModuleNotFoundError as exc:
         if exc.name is not None and exc.name.startswith("webhook"):
-            pytest.skip(f"webhook.app is not importable yet ({exc.name} missing)")
+            pytest.skip(f"webhook.service.app is not importable yet ({exc.name} missing)")
         raise
     if not hasattr(module, "create_app"):
-        pytest.skip("webhook.app has no create_app yet")
+        pytest.skip("webhook.service.app has no create_app yet")
     settings = Settings(
         webhook_secret="s" * 32,
         repository="example/access",

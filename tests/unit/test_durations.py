@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from webhook.durations import format_duration, parse_duration
+from webhook.core.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -13,11 +13,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from webhook.conditions import marker_of, parse_activation_expression
-from webhook.durations import parse_duration
-from webhook.model import AccessRequest, ChangedFile, Identities, Policy, Problem, PrShape
-from webhook.policy import parse_identities, parse_policy
-from webhook.request_file import check_pr_shape, parse_request
+from webhook.core.conditions import marker_of, parse_activation_expression
+from webhook.core.durations import parse_duration
+from webhook.core.model import AccessRequest, ChangedFile, Identities, Policy, Problem, PrShape
+from webhook.core.policy import parse_identities, parse_policy
+from webhook.core.request_file import check_pr_shape, parse_request
 
 GOOD = (
     "project: payments-prod\nroles: [roles/cloudsql.admin]\nduration: 1h\n"

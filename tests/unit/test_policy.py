@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.model import (
+from webhook.core.model import (
     ActivationSettings,
     ApprovalSettings,
     EligibilitySettings,
@@ -17,7 +17,7 @@ from webhook.model import (
     Policy,
     Problem,
 )
-from webhook.policy import parse_identities, parse_policy
+from webhook.core.policy import parse_identities, parse_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 

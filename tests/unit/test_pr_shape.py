@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.model import ChangedFile, PrShape
-from webhook.request_file import check_pr_shape
+from webhook.core.model import ChangedFile, PrShape
+from webhook.core.request_file import check_pr_shape
 
 
 def shape(*files: ChangedFile, author: str = "alice", base: str = "main") -> PrShape:

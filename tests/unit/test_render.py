@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from webhook.model import (
+from webhook.core.model import (
     AccessRequest,
     ApprovalKind,
     Decision,
@@ -16,7 +16,7 @@ from webhook.model import (
     RoleDecision,
     State,
 )
-from webhook.render import (
+from webhook.core.render import (
     ACTIVATION_MARKER_PREFIX,
     COMMENT_MARKER,
     activation_comment,

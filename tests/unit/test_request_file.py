@@ -6,8 +6,14 @@ from datetime import timedelta
 
 import pytest
 
-from webhook.model import AccessRequest, ActivationSettings, JustificationSettings, Policy, Problem
-from webhook.request_file import justification_char_allowed, parse_request
+from webhook.core.model import (
+    AccessRequest,
+    ActivationSettings,
+    JustificationSettings,
+    Policy,
+    Problem,
+)
+from webhook.core.request_file import justification_char_allowed, parse_request
 
 GOOD = """\
 project: payments-prod            # Google Cloud project ID

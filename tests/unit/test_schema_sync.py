@@ -16,8 +16,8 @@ import jsonschema
 import pytest
 import yaml
 
-from webhook.model import ActivationSettings
-from webhook.request_file import (
+from webhook.core.model import ActivationSettings
+from webhook.core.request_file import (
     BASIC_ROLES,
     KEYS,
     MAX_JUSTIFICATION,

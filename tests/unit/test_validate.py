@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.validate import run_validate
+from webhook.service.validate import run_validate
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = (

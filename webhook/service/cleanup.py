@@ -18,13 +18,13 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as gauth_exceptions
 
-from webhook.activation import Activator
-from webhook.audit import REMOVE_EXPIRED, AuditLog, AuditRecord
-from webhook.conditions import ACTIVATION_TITLE, parse_activation_expression
-from webhook.durations import utc_timestamp
-from webhook.errors import GoogleError, JitAccessError
-from webhook.google_clients import CALL_TIMEOUT, GoogleClients, bounded_retry
-from webhook.model import Binding
+from webhook.adapters.cloud_logging import REMOVE_EXPIRED, AuditLog, AuditRecord
+from webhook.adapters.google_clients import CALL_TIMEOUT, GoogleClients, bounded_retry
+from webhook.adapters.iam import Activator
+from webhook.core.conditions import ACTIVATION_TITLE, parse_activation_expression
+from webhook.core.durations import utc_timestamp
+from webhook.core.errors import GoogleError, JitAccessError
+from webhook.core.model import Binding
 
 PROJECT_ASSET_TYPE = "cloudresourcemanager.googleapis.com/Project"
 _PROJECT_PREFIX = "//cloudresourcemanager.googleapis.com/projects/"

@@ -16,11 +16,11 @@ from typing import IO, Any
 
 from flask import Flask, Response, jsonify, request
 
-from webhook.config import Settings
-from webhook.errors import JitAccessError
-from webhook.handlers import MalformedPayload, build_router
-from webhook.routing import Delivery, Outcome
-from webhook.service import Service
+from webhook.core.errors import JitAccessError
+from webhook.service.config import Settings
+from webhook.service.handlers import MalformedPayload, build_router
+from webhook.service.routing import Delivery, Outcome
+from webhook.service.wiring import Service
 
 log = logging.getLogger("jitaccess")
 
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     if settings is None:
         import os
 
-        from webhook.secrets import resolve_secret
+        from webhook.adapters.secret_manager import resolve_secret
 
         settings = Settings.from_env(os.environ, resolve_secret)
     service = service or Service.from_settings(settings)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from webhook.sandbox.emulator import REPO, SECRET, TOKEN, Answer, Emulator
+from jitaccess_sandbox.emulator import REPO, SECRET, TOKEN, Answer, Emulator
 
 
 @dataclass

@@ -40,7 +40,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from webhook.sandbox.faults import Call, Recorder, StartResponse
+from jitaccess_sandbox.faults import Call, Recorder, StartResponse
 
 JSON = dict[str, Any]
 

@@ -1,6 +1,6 @@
 """GitHub App installation auth for the GitHub adapter (imports PyGithub).
 
-Kept apart from `webhook.github` so that the adapter can be built without importing PyGithub,
+Kept apart from `adapters.github_api` so that the adapter can be built without importing PyGithub,
 which takes about 0.1 s: the library is loaded on the adapter's first use (or by the App
 Engine warmup request), not while the app starts.
 """
@@ -14,8 +14,7 @@ from github import Auth, GithubIntegration
 from github.GithubException import UnknownObjectException
 from urllib3.util.retry import Retry
 
-from webhook.errors import GitHubError
-from webhook.github import (
+from webhook.adapters.github_api import (
     TOKEN_RENEW_BEFORE,
     USER_AGENT,
     GitHubAuth,
@@ -23,6 +22,7 @@ from webhook.github import (
     _translating,
     _utc,
 )
+from webhook.core.errors import GitHubError
 
 
 class InstallationAuth(Auth.Auth):

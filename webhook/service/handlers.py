@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.lifecycle import Lifecycle, LifecycleResult
-from webhook.routing import Delivery, Outcome, Router
+from webhook.service.lifecycle import Lifecycle, LifecycleResult
+from webhook.service.routing import Delivery, Outcome, Router
 
 #: `pull_request` actions after which the request is evaluated again.
 PR_CHANGE_ACTIONS = ("opened", "reopened", "synchronize", "edited", "ready_for_review")

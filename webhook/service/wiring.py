@@ -9,20 +9,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from webhook.audit_record import AuditRecord
-from webhook.config import Settings
-from webhook.errors import ConfigError, GitHubError, JitAccessError
-from webhook.github import GitHubRepo
-from webhook.lifecycle import POLICY_PATH, Clock, Lifecycle, utcnow
-from webhook.model import Binding, EligibilityFacts, EligibilitySettings
-from webhook.policy import parse_policy
+from webhook.adapters.github_api import GitHubRepo
+from webhook.core.audit_record import AuditRecord
+from webhook.core.errors import ConfigError, GitHubError, JitAccessError
+from webhook.core.model import Binding, EligibilityFacts, EligibilitySettings
+from webhook.core.policy import parse_policy
+from webhook.service.config import Settings
+from webhook.service.lifecycle import POLICY_PATH, Clock, Lifecycle, utcnow
 
 if TYPE_CHECKING:
-    from webhook.activation import ActivationResult, Activator
-    from webhook.audit import AuditLog
-    from webhook.cleanup import Cleaner, CleanupReport
-    from webhook.eligibility import EligibilityChecker
-    from webhook.google_clients import GoogleClients
+    from webhook.adapters.cloud_logging import AuditLog
+    from webhook.adapters.eligibility import EligibilityChecker
+    from webhook.adapters.google_clients import GoogleClients
+    from webhook.adapters.iam import ActivationResult, Activator
+    from webhook.service.cleanup import Cleaner, CleanupReport
 
 log = logging.getLogger("jitaccess")
 
@@ -56,11 +56,11 @@ class GoogleSide:
         """The adapters, built (once, thread-safely) on first use."""
         with self._lock:
             if self._adapters is None:
-                from webhook.activation import Activator
-                from webhook.audit import AuditLog
-                from webhook.cleanup import Cleaner
-                from webhook.eligibility import EligibilityChecker
-                from webhook.google_clients import GoogleClients
+                from webhook.adapters.cloud_logging import AuditLog
+                from webhook.adapters.eligibility import EligibilityChecker
+                from webhook.adapters.google_clients import GoogleClients
+                from webhook.adapters.iam import Activator
+                from webhook.service.cleanup import Cleaner
 
                 clients = GoogleClients(self._settings.endpoints, self._settings.google_project)
                 activator, audit = Activator(clients), AuditLog(clients)

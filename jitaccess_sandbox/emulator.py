@@ -18,13 +18,13 @@ from typing import Any
 
 import requests
 
-from webhook.app import create_app, sign
-from webhook.config import GoogleEndpoints, Settings
-from webhook.sandbox.fake_github import FakeGitHub, _Ctx, _Principal
-from webhook.sandbox.fake_google import FakeGoogle
-from webhook.sandbox.httpserver import LocalServer
-from webhook.sandbox.world import GoogleWorld
-from webhook.service import Service
+from jitaccess_sandbox.fake_github import FakeGitHub, _Ctx, _Principal
+from jitaccess_sandbox.fake_google import FakeGoogle
+from jitaccess_sandbox.httpserver import LocalServer
+from jitaccess_sandbox.world import GoogleWorld
+from webhook.service.app import create_app, sign
+from webhook.service.config import GoogleEndpoints, Settings
+from webhook.service.wiring import Service
 
 REPO = "acme/access"
 ORG = "organizations/123456789012"

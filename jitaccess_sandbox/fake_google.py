@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from webhook.sandbox.faults import Call, Recorder, StartResponse, json_response
-from webhook.sandbox.world import GoogleWorld
+from jitaccess_sandbox.faults import Call, Recorder, StartResponse, json_response
+from jitaccess_sandbox.world import GoogleWorld
 
 JSON = dict[str, Any]
 
@@ -42,7 +42,7 @@ class FakeGoogle:
     """The fake Google server: `FakeGoogle(world).wsgi` is the WSGI app."""
 
     def __init__(self, world: GoogleWorld | None = None) -> None:
-        from webhook.sandbox import fake_google_assets, fake_google_iam
+        from jitaccess_sandbox import fake_google_assets, fake_google_iam
 
         self.world = world or GoogleWorld()
         self.recorder = Recorder()

@@ -1,6 +1,6 @@
 """Audit records (SPEC §7): the events, and one entry's labels and payload. Pure: no I/O.
 
-`webhook.audit` writes these records to Cloud Logging; the lifecycle builds them without
+`adapters.cloud_logging` writes these records to Cloud Logging; the lifecycle builds them without
 loading the Google client libraries.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from webhook.durations import utc_timestamp
+from webhook.core.durations import utc_timestamp
 
 REQUEST_ROLE = "gitops.requestRole"
 APPROVE_ROLE = "gitops.approveRole"

@@ -29,9 +29,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.conditions import parse_activation_expression
-from webhook.sandbox.fake_google import FakeRequest, Route, google_error
-from webhook.sandbox.world import GoogleWorld
+from jitaccess_sandbox.fake_google import FakeRequest, Route, google_error
+from jitaccess_sandbox.world import GoogleWorld
+from webhook.core.conditions import parse_activation_expression
 
 JSON = dict[str, Any]
 

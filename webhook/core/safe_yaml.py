@@ -19,7 +19,7 @@ from typing import Literal
 
 import yaml
 
-from webhook.model import Problem
+from webhook.core.model import Problem
 
 #: Deepest nesting of mappings and sequences accepted; request and policy files need 2-3.
 MAX_DEPTH = 16

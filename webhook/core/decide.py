@@ -1,7 +1,7 @@
 """The pure decision (SPEC §5): from gathered facts to a state and the reasons for it.
 
 `decide` reads no clock, network or environment: the caller passes `now`. The commit status and
-the PR comments (`webhook.render`) are renderings of its result, and the merge handler calls it
+the PR comments (`webhook.core.render`) are renderings of its result, and the merge handler calls it
 again on fresh facts before activating anything.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from webhook.durations import format_duration
-from webhook.model import (
+from webhook.core.durations import format_duration
+from webhook.core.model import (
     AccessRequest,
     ApprovalKind,
     Decision,

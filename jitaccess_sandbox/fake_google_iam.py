@@ -28,8 +28,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.sandbox.fake_google import FakeRequest, Route, google_error
-from webhook.sandbox.world import EtagMismatch, GoogleWorld
+from jitaccess_sandbox.fake_google import FakeRequest, Route, google_error
+from jitaccess_sandbox.world import EtagMismatch, GoogleWorld
 
 JSON = dict[str, Any]
 

@@ -4,7 +4,7 @@ PyGithub — on first use, not at start (the library takes about 0.1 s to import
 `GitHubRepo` reads and writes the one repository the service serves and answers in the
 project's own types (`PullInfo`, `ChangedFile`, `Review`). Every failure — HTTP errors, rate
 limits, bad credentials, timeouts, refused connections, malformed answers — comes out as
-`webhook.errors.GitHubError` with a message that names the operation and the HTTP status.
+`webhook.core.errors.GitHubError` with a message that names the operation and the HTTP status.
 
 Budget. GitHub waits 10 s for a webhook response, so each request has a short timeout (4 s by
 default) and a bounded retry: at most 2 retries of idempotent requests on 500/502/503/504 or a
@@ -42,8 +42,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from urllib3.util.retry import Retry
 
-from webhook.errors import ConfigError, FileTooLargeError, GitHubError
-from webhook.model import ChangedFile, PullComment, PullInfo, Review, ReviewState
+from webhook.core.errors import ConfigError, FileTooLargeError, GitHubError
+from webhook.core.model import ChangedFile, PullComment, PullInfo, Review, ReviewState
 
 if TYPE_CHECKING:
     # PyGithub takes about 0.1 s to import: it is loaded on the adapter's first use (or by the
@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from github import Auth, Github, GithubException
     from github.Repository import Repository
 
-    from webhook.config import Settings
-    from webhook.github_app import InstallationAuth
+    from webhook.adapters.github_app_auth import InstallationAuth
+    from webhook.service.config import Settings
 
 DEFAULT_API_URL = "https://api.github.com"
 MAX_FILE_BYTES = 64 * 1024
@@ -270,7 +270,7 @@ class GitHubRepo:
 
                     self._auth = Auth.Token(self.settings.token)
                 else:
-                    from webhook.github_app import InstallationAuth
+                    from webhook.adapters.github_app_auth import InstallationAuth
 
                     self._installation = InstallationAuth(self.settings)
                     self._auth = self._installation

@@ -21,7 +21,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.auth.transport.requests import AuthorizedSession
 
-from webhook.config import GoogleEndpoints as GoogleEndpoints  # defined with the settings
+from webhook.service.config import GoogleEndpoints as GoogleEndpoints  # defined with the settings
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as gauth_exceptions
 
-from webhook.audit_record import (
+from webhook.adapters.google_clients import (
+    RETRY_DEADLINE,
+    GoogleClients,
+    bounded_retry,
+    quote_error,
+)
+from webhook.core.audit_record import (
     ACTIVATE_ROLE,
     APPROVE_ROLE,
     EVENTS,
@@ -33,8 +39,7 @@ from webhook.audit_record import (
     AuditRecord,
     audit_time,
 )
-from webhook.errors import AuditError
-from webhook.google_clients import RETRY_DEADLINE, GoogleClients, bounded_retry, quote_error
+from webhook.core.errors import AuditError
 
 if TYPE_CHECKING:
     # google-cloud-logging takes about 0.1 s to import: loaded at the first write (or by the

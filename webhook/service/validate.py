@@ -12,9 +12,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from webhook.model import Policy, Problem
-from webhook.policy import MAX_POLICY_BYTES, parse_identities, parse_policy
-from webhook.request_file import MAX_REQUEST_BYTES, parse_request, request_path_problem
+from webhook.core.model import Policy, Problem
+from webhook.core.policy import MAX_POLICY_BYTES, parse_identities, parse_policy
+from webhook.core.request_file import MAX_REQUEST_BYTES, parse_request, request_path_problem
 
 DEFAULT_POLICY_PATH = "policy/jitaccess.yaml"
 _SUFFIXES = (".yaml", ".yml")

@@ -13,8 +13,8 @@ from dataclasses import fields
 from datetime import timedelta
 from typing import TypeVar
 
-from webhook.durations import parse_duration
-from webhook.model import (
+from webhook.core.durations import parse_duration
+from webhook.core.model import (
     ActivationSettings,
     ApprovalSettings,
     EligibilitySettings,
@@ -24,8 +24,8 @@ from webhook.model import (
     Policy,
     Problem,
 )
-from webhook.request_file import LOGIN, PROJECT_ID, by_line, check_keys
-from webhook.safe_yaml import YamlValue, load, show
+from webhook.core.request_file import LOGIN, PROJECT_ID, by_line, check_keys
+from webhook.core.safe_yaml import YamlValue, load, show
 
 #: Policy files are edited by administrators, but still read defensively.
 MAX_POLICY_BYTES = 64 * 1024

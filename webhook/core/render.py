@@ -14,8 +14,8 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from webhook.durations import format_duration, utc_timestamp
-from webhook.model import (
+from webhook.core.durations import format_duration, utc_timestamp
+from webhook.core.model import (
     AccessRequest,
     ApprovalKind,
     Decision,

@@ -16,18 +16,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from webhook import audit_record as audit_events
-from webhook.audit_record import AuditRecord
-from webhook.conditions import build_binding, parse_activation_expression
-from webhook.decide import decide, review_order
-from webhook.durations import format_duration
-from webhook.errors import (
+from webhook.core import audit_record as audit_events
+from webhook.core.audit_record import AuditRecord
+from webhook.core.conditions import build_binding, parse_activation_expression
+from webhook.core.decide import decide, review_order
+from webhook.core.durations import format_duration
+from webhook.core.errors import (
     AuditError,
     FileTooLargeError,
     JitAccessError,
     UpstreamError,
 )
-from webhook.model import (
+from webhook.core.model import (
     AccessRequest,
     ApprovalKind,
     Binding,
@@ -46,8 +46,8 @@ from webhook.model import (
     ReviewState,
     State,
 )
-from webhook.policy import parse_identities, parse_policy
-from webhook.render import (
+from webhook.core.policy import parse_identities, parse_policy
+from webhook.core.render import (
     COMMENT_MARKER,
     activation_comment,
     activation_failed_comment,
@@ -59,7 +59,7 @@ from webhook.render import (
     status_comment,
     status_description,
 )
-from webhook.request_file import MAX_REQUEST_BYTES, check_pr_shape, parse_request
+from webhook.core.request_file import MAX_REQUEST_BYTES, check_pr_shape, parse_request
 
 log = logging.getLogger("jitaccess")
 

@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from webhook.durations import utc_timestamp
-from webhook.model import Binding, Marker
+from webhook.core.durations import utc_timestamp
+from webhook.core.model import Binding, Marker
 
 #: Title of every activation binding's condition, as jit-access writes it.
 ACTIVATION_TITLE = "JIT access activation"

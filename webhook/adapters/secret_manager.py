@@ -1,6 +1,6 @@
 """Secret Manager references in the environment: `sm://projects/P/secrets/S/versions/V`.
 
-`app.yaml` must never hold a secret, so the secret variables of `webhook.config` (the webhook
+`app.yaml` must never hold a secret, so the secret variables of `service.config` (the webhook
 secret, the App's private key, a token, the cleanup token) may instead name a Secret Manager
 secret version. `Settings.from_env(os.environ, resolve_secret=resolve_secret)` calls
 `resolve_secret` for each such reference once, at start.
@@ -32,8 +32,8 @@ from typing import Any
 
 import requests
 
-from webhook.config import SecretResolver
-from webhook.errors import ConfigError
+from webhook.core.errors import ConfigError
+from webhook.service.config import SecretResolver
 
 SECRET_MANAGER_ENDPOINT = "https://secretmanager.googleapis.com"
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)

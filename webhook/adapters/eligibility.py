@@ -27,16 +27,16 @@ from typing import Any, TypeVar
 import requests
 from google.api_core import exceptions as gexc
 
-from webhook.conditions import marker_of, resource_condition
-from webhook.errors import GoogleError
-from webhook.google_clients import (
+from webhook.adapters.google_clients import (
     CALL_TIMEOUT,
     RETRY_DEADLINE,
     GoogleClients,
     bounded_retry,
     quote_error,
 )
-from webhook.model import (
+from webhook.core.conditions import marker_of, resource_condition
+from webhook.core.errors import GoogleError
+from webhook.core.model import (
     EligibilityFacts,
     EligibilitySettings,
     EligibilitySourceName,

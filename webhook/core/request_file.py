@@ -12,8 +12,8 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import timedelta
 
-from webhook.durations import format_duration, parse_duration
-from webhook.model import (
+from webhook.core.durations import format_duration, parse_duration
+from webhook.core.model import (
     AccessRequest,
     ActivationSettings,
     ChangedFile,
@@ -22,7 +22,7 @@ from webhook.model import (
     Problem,
     PrShape,
 )
-from webhook.safe_yaml import YamlValue, load, show
+from webhook.core.safe_yaml import YamlValue, load, show
 
 #: Request files are small; anything bigger is a mistake or an attack.
 MAX_REQUEST_BYTES = 4096

@@ -30,16 +30,16 @@ from google.auth import exceptions as gauth_exceptions
 from google.iam.v1 import policy_pb2
 from google.protobuf import json_format
 
-from webhook.conditions import ACTIVATION_TITLE, parse_activation_expression
-from webhook.errors import ActivationError
-from webhook.google_clients import (
+from webhook.adapters.google_clients import (
     CALL_TIMEOUT,
     RETRY_DEADLINE,
     GoogleClients,
     bounded_retry,
     quote_error,
 )
-from webhook.model import Binding
+from webhook.core.conditions import ACTIVATION_TITLE, parse_activation_expression
+from webhook.core.errors import ActivationError
+from webhook.core.model import Binding
 
 JSON = dict[str, Any]
 
