@@ -1,8 +1,8 @@
 """The request lifecycle: gather facts, decide, publish; on merge, decide again and activate.
 
-This module orchestrates; it holds no rules (those are in `decide`) and speaks to GitHub and
-Google only through the adapters handed to it, so tests and the sandbox can run it against
-local fakes.
+This module orchestrates; it holds no rules (those are in `decide` and `merge`: it gathers the
+facts, asks them what to do and applies the effects) and speaks to GitHub and Google only
+through the ports handed to it, so tests and the sandbox can run it against local fakes.
 """
 
 from __future__ import annotations
@@ -481,6 +481,8 @@ class Lifecycle:
                 ev, decision, f"the audit entry could not be written: {exc}{rollback}",
                 access_remains=remains,
             )
+        # A new comment, so that GitHub notifies the participants; there is none for this head
+        # yet (the earlier records said so, or the merge would not have been activated).
         self.github.create_comment(
             ev.pull.number, activation_comment(decision, start=start, end=end)
         )
