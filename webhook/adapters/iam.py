@@ -21,7 +21,6 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +39,7 @@ from webhook.adapters.google_clients import (
 from webhook.core.conditions import ACTIVATION_TITLE, parse_activation_expression
 from webhook.core.errors import ActivationError
 from webhook.core.model import Binding
+from webhook.core.ports import ActivationResult as ActivationResult
 
 JSON = dict[str, Any]
 
@@ -58,22 +58,6 @@ TURN_WAIT = 6.0
 #: First backoff after a conflict, and the longest one, in seconds.
 BACKOFF_INITIAL = 0.1
 BACKOFF_MAX = 1.0
-
-
-@dataclass(frozen=True)
-class ActivationResult:
-    """What `Activator.activate` did.
-
-    `written` is False when the request's bindings were already present (a redelivered merge
-    event): nothing was written and `bindings` are the ones found, which keep their original
-    window. `already` holds the bindings found present in that case.
-    """
-
-    written: bool
-    bindings: tuple[Binding, ...]
-    attempts: int
-    etag: str
-    already: tuple[Binding, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,6 +271,26 @@ def request_reason(text: str) -> str:
 # The adapter
 
 
+def _activation_result(
+    written: bool,
+    bindings: tuple[Binding, ...],
+    attempts: int,
+    etag: str,
+    already: tuple[Binding, ...] = (),
+) -> ActivationResult:
+    """The result of an activation, with the window its stored bindings hold.
+
+    All bindings of one request share one window; bindings found present (an earlier
+    delivery's) keep the window they were granted with, which is the one to report.
+    """
+    window = parse_activation_expression(bindings[0].expression) if bindings else None
+    start, end = window if window is not None else (None, None)
+    return ActivationResult(
+        written=written, bindings=bindings, attempts=attempts, etag=etag, already=already,
+        start=start, end=end,
+    )
+
+
 class _Conflict(Exception):
     """The policy changed between our read and our write."""
 
@@ -342,13 +346,13 @@ class Activator:
         )
         etag = str(policy.get("etag", ""))
         if written:
-            return ActivationResult(True, wanted, attempts, etag)
+            return _activation_result(True, wanted, attempts, etag)
         present = present_for_reference(policy, wanted, pr_reference) or ()
         if wrote and set(present) == set(wanted):
             # Our own earlier attempt in this call landed (its answer was lost and the retry
             # met a conflict): it was this call that granted the access.
-            return ActivationResult(True, wanted, attempts, etag)
-        return ActivationResult(False, present, attempts, etag, already=present)
+            return _activation_result(True, wanted, attempts, etag)
+        return _activation_result(False, present, attempts, etag, already=present)
 
     def remove(self, project: str, bindings: Sequence[Binding], *, reason: str) -> None:
         """Remove exactly these bindings (to roll back an activation that has no audit entry)."""

@@ -25,6 +25,7 @@ from webhook.core.model import (
     RoleDecision,
     State,
 )
+from webhook.core.problems import ProblemCode
 
 #: Reviews dated later than `now` by more than this do not count. GitHub's clock and ours may
 #: drift by a few seconds, so a fresh review can look slightly "future"; anything beyond that is
@@ -45,7 +46,10 @@ def decide(facts: Facts, now: datetime) -> Decision:
 
     if facts.policy is None or facts.policy_problems:
         problems = facts.policy_problems or (
-            Problem("policy_missing", "The policy could not be read; contact an administrator."),
+            Problem(
+                ProblemCode.POLICY_MISSING,
+                "The policy could not be read; contact an administrator.",
+            ),
         )
         return Decision(
             State.ERROR, pr, request=facts.request, requester=requester, problems=problems
@@ -54,7 +58,7 @@ def decide(facts: Facts, now: datetime) -> Decision:
 
     if facts.request is None or facts.request_problems:
         problems = facts.request_problems or (
-            Problem("request_missing", "The pull request has no readable request file."),
+            Problem(ProblemCode.REQUEST_MISSING, "The pull request has no readable request file."),
         )
         return Decision(
             State.INVALID, pr, request=facts.request, requester=requester, problems=problems
@@ -69,7 +73,7 @@ def decide(facts: Facts, now: datetime) -> Decision:
             request=request,
             problems=(
                 Problem(
-                    "no_identity_mapping",
+                    ProblemCode.NO_IDENTITY_MAPPING,
                     f"@{login} has no Google identity mapping. Ask an administrator to add "
                     f"`{login.lower()}: <email>` to policy/identities.yaml.",
                 ),
@@ -84,7 +88,7 @@ def decide(facts: Facts, now: datetime) -> Decision:
             requester=requester,
             problems=(
                 Problem(
-                    "eligibility_unknown",
+                    ProblemCode.ELIGIBILITY_UNKNOWN,
                     "Eligibility could not be determined; contact an administrator.",
                 ),
             ),
@@ -103,7 +107,7 @@ def decide(facts: Facts, now: datetime) -> Decision:
             pr,
             request=request,
             requester=requester,
-            problems=tuple(Problem("not_eligible", r.reasons[0]) for r in ineligible),
+            problems=tuple(Problem(ProblemCode.NOT_ELIGIBLE, r.reasons[0]) for r in ineligible),
             roles=roles,
         )
 

@@ -24,6 +24,7 @@ from webhook.core.model import (
     Policy,
     Problem,
 )
+from webhook.core.problems import ProblemCode
 from webhook.core.request_file import LOGIN, PROJECT_ID, by_line, check_keys
 from webhook.core.safe_yaml import YamlValue, load, show
 
@@ -50,7 +51,7 @@ def _names(settings: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(settings))
 
 
-def _p(code: str, message: str, line: int | None = None) -> Problem:
+def _p(code: ProblemCode, message: str, line: int | None = None) -> Problem:
     return Problem(code=code, message=message, line=line)
 
 
@@ -65,7 +66,11 @@ class _Section:
             return  # `activation:` with nothing under it: all defaults
         if value.kind != "mapping":
             self.problems.append(
-                _p("wrong_type", f"'{name}' must be a mapping, not {value.describe()}", value.line)
+                _p(
+                    ProblemCode.WRONG_TYPE,
+                    f"'{name}' must be a mapping, not {value.describe()}",
+                    value.line,
+                )
             )
             return
         self.entries, problems = check_keys(value, keys, (), where=f"{name}.")
@@ -93,7 +98,7 @@ def _duration(name: str, value: YamlValue) -> timedelta:
     if not value.is_string:
         raise _Invalid(
             _p(
-                "wrong_type",
+                ProblemCode.WRONG_TYPE,
                 f"'{name}' must be a duration like 30m, 2h or PT2H, not {value.describe()}",
                 value.line,
             )
@@ -101,21 +106,24 @@ def _duration(name: str, value: YamlValue) -> timedelta:
     try:
         return parse_duration(value.scalar)
     except ValueError as e:
-        raise _Invalid(_p("invalid_duration", f"'{name}': {e}", value.line)) from None
+        raise _Invalid(_p(ProblemCode.INVALID_DURATION, f"'{name}': {e}", value.line)) from None
 
 
 def _int(minimum: int) -> Callable[[str, YamlValue], int]:
     def read(name: str, value: YamlValue) -> int:
         if value.kind != "scalar" or value.tag != "int" or not isinstance(value.scalar, int):
             raise _Invalid(
-                _p("wrong_type", f"'{name}' must be a whole number, not {value.describe()}",
-                   value.line)
+                _p(
+                    ProblemCode.WRONG_TYPE,
+                    f"'{name}' must be a whole number, not {value.describe()}",
+                    value.line,
+                )
             )
         number = value.scalar
         if not minimum <= number <= MAX_COUNT:
             raise _Invalid(
                 _p(
-                    "out_of_range",
+                    ProblemCode.OUT_OF_RANGE,
                     f"'{name}' must be between {minimum} and {MAX_COUNT}, not {number}",
                     value.line,
                 )
@@ -128,7 +136,11 @@ def _int(minimum: int) -> Callable[[str, YamlValue], int]:
 def _bool(name: str, value: YamlValue) -> bool:
     if value.kind != "scalar" or value.tag != "bool" or not isinstance(value.scalar, bool):
         raise _Invalid(
-            _p("wrong_type", f"'{name}' must be true or false, not {value.describe()}", value.line)
+            _p(
+                ProblemCode.WRONG_TYPE,
+                f"'{name}' must be true or false, not {value.describe()}",
+                value.line,
+            )
         )
     return value.scalar
 
@@ -137,12 +149,20 @@ def _text(limit: int) -> Callable[[str, YamlValue], str]:
     def read(name: str, value: YamlValue) -> str:
         if not value.is_string:
             raise _Invalid(
-                _p("wrong_type", f"'{name}' must be text, not {value.describe()}", value.line)
+                _p(
+                    ProblemCode.WRONG_TYPE,
+                    f"'{name}' must be text, not {value.describe()}",
+                    value.line,
+                )
             )
         text = str(value.scalar)
         if len(text) > limit:
             raise _Invalid(
-                _p("too_long", f"'{name}' has {len(text)} characters; at most {limit}", value.line)
+                _p(
+                    ProblemCode.TOO_LONG,
+                    f"'{name}' has {len(text)} characters; at most {limit}",
+                    value.line,
+                )
             )
         return text
 
@@ -155,7 +175,11 @@ def _pattern(name: str, value: YamlValue) -> str:
         re.compile(pattern)
     except (re.error, RecursionError, OverflowError, ValueError) as e:
         raise _Invalid(
-            _p("invalid_pattern", f"'{name}' is not a valid regular expression: {e}", value.line)
+            _p(
+                ProblemCode.INVALID_PATTERN,
+                f"'{name}' is not a valid regular expression: {e}",
+                value.line,
+            )
         ) from None
     return pattern
 
@@ -168,7 +192,7 @@ def _source(name: str, value: YamlValue) -> EligibilitySourceName:
         except ValueError:
             pass
     shown = show(str(value.scalar)) if value.kind == "scalar" else value.describe()
-    raise _Invalid(_p("invalid_source", f"'{name}' must be one of {choices}, not {shown}",
+    raise _Invalid(_p(ProblemCode.INVALID_SOURCE, f"'{name}' must be one of {choices}, not {shown}",
                       value.line))
 
 
@@ -177,7 +201,7 @@ def _scope(name: str, value: YamlValue) -> str:
     if not SCOPE.fullmatch(scope):
         raise _Invalid(
             _p(
-                "invalid_scope",
+                ProblemCode.INVALID_SCOPE,
                 f"'{name}' must be organizations/NUMBER, folders/NUMBER or projects/PROJECT-ID, "
                 f"not {show(scope)}",
                 value.line,
@@ -192,11 +216,15 @@ def parse_policy(text: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]
     problems = list(loaded)
     if doc is None:
         if not problems:
-            problems.append(_p("empty", "the policy is empty; 'scope' is required"))
+            problems.append(_p(ProblemCode.EMPTY, "the policy is empty; 'scope' is required"))
         return None, tuple(problems)
     if doc.kind != "mapping":
         problems.append(
-            _p("not_a_mapping", f"the policy must be a mapping, not {doc.describe()}", doc.line)
+            _p(
+                ProblemCode.NOT_A_MAPPING,
+                f"the policy must be a mapping, not {doc.describe()}",
+                doc.line,
+            )
         )
         return None, tuple(problems)
     top, more = check_keys(doc, SECTIONS, ("scope",))
@@ -220,7 +248,7 @@ def parse_policy(text: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]
         value = a.entries.get("min_duration") or a.entries.get("max_duration")
         a.problems.append(
             _p(
-                "invalid_duration_range",
+                ProblemCode.INVALID_DURATION_RANGE,
                 "'activation.min_duration' must not be longer than 'activation.max_duration'",
                 value.line if value else None,
             )
@@ -269,7 +297,7 @@ def parse_identities(text: str | bytes) -> tuple[Identities, tuple[Problem, ...]
     if doc.kind != "mapping":
         problems.append(
             _p(
-                "not_a_mapping",
+                ProblemCode.NOT_A_MAPPING,
                 f"identities must be a mapping of GitHub login to email, not {doc.describe()}",
                 doc.line,
             )
@@ -281,12 +309,14 @@ def parse_identities(text: str | bytes) -> tuple[Identities, tuple[Problem, ...]
     for login, line, value in doc.entries:
         valid = True
         if not LOGIN.fullmatch(login):
-            problems.append(_p("invalid_login", f"{show(login)} is not a GitHub login", line))
+            problems.append(
+                _p(ProblemCode.INVALID_LOGIN, f"{show(login)} is not a GitHub login", line)
+            )
             valid = False
         if not value.is_string:
             problems.append(
                 _p(
-                    "wrong_type",
+                    ProblemCode.WRONG_TYPE,
                     f"the identity of {show(login)} must be an email address, "
                     f"not {value.describe()}",
                     value.line,
@@ -297,7 +327,7 @@ def parse_identities(text: str | bytes) -> tuple[Identities, tuple[Problem, ...]
         if len(email) > 254 or not EMAIL.fullmatch(email) or not email.isascii():
             problems.append(
                 _p(
-                    "invalid_email",
+                    ProblemCode.INVALID_EMAIL,
                     f"the identity of {show(login)} must be a bare email address like "
                     f"alice@example.com, not {show(email)}",
                     value.line,
@@ -310,7 +340,7 @@ def parse_identities(text: str | bytes) -> tuple[Identities, tuple[Problem, ...]
         if key in first_line:
             problems.append(
                 _p(
-                    "duplicate_login",
+                    ProblemCode.DUPLICATE_LOGIN,
                     f"{show(login)} is mapped twice (logins are case-insensitive; first on line "
                     f"{first_line[key]})",
                     line,

@@ -25,19 +25,15 @@ from webhook.core.model import (
     State,
 )
 
-#: Hidden marker of the one status comment the service edits in place.
-COMMENT_MARKER = "<!-- jit-access:status -->"
-
-#: Prefix of the marker of the comment posted after activation: the full marker is
-#: `<!-- jit-access:activation <head_sha> -->`, so that a redelivered merge event can tell that
-#: it already commented.
-ACTIVATION_MARKER_PREFIX = "<!-- jit-access:activation "
-
-#: Prefix of the marker of the comment that refuses a merged request (same idea).
-REFUSAL_MARKER_PREFIX = "<!-- jit-access:refusal "
-
-#: Prefix of the marker of the comment that reports a failed activation.
-ACTIVATION_FAILED_MARKER_PREFIX = "<!-- jit-access:activation-failed "
+# The markers live with the service's other records; imported under their own names so that
+# `render` keeps offering them.
+from webhook.core.records import ACTIVATION_FAILED_MARKER_PREFIX as ACTIVATION_FAILED_MARKER_PREFIX
+from webhook.core.records import ACTIVATION_MARKER_PREFIX as ACTIVATION_MARKER_PREFIX
+from webhook.core.records import COMMENT_MARKER as COMMENT_MARKER
+from webhook.core.records import REFUSAL_MARKER_PREFIX as REFUSAL_MARKER_PREFIX
+from webhook.core.records import activation_failed_marker as activation_failed_marker
+from webhook.core.records import activation_marker as activation_marker
+from webhook.core.records import refusal_marker as refusal_marker
 
 #: GitHub limits commit-status descriptions; the SPEC asks for under 140 characters.
 MAX_DESCRIPTION = 139
@@ -240,21 +236,6 @@ def _next_steps(decision: Decision) -> list[str]:
 # Comments after a merge (new comments, so that GitHub notifies the participants)
 
 
-def activation_marker(head_sha: str) -> str:
-    """The hidden marker of the activation comment for a head commit."""
-    return f"{ACTIVATION_MARKER_PREFIX}{_marker_safe(head_sha)} -->"
-
-
-def refusal_marker(head_sha: str) -> str:
-    """The hidden marker of the refusal comment for a head commit."""
-    return f"{REFUSAL_MARKER_PREFIX}{_marker_safe(head_sha)} -->"
-
-
-def activation_failed_marker(head_sha: str) -> str:
-    """The hidden marker of the activation-failure comment for a head commit."""
-    return f"{ACTIVATION_FAILED_MARKER_PREFIX}{_marker_safe(head_sha)} -->"
-
-
 def activation_comment(decision: Decision, *, start: datetime, end: datetime) -> str:
     """The comment posted after activation: who, which roles, where, until when, approved how."""
     request = decision.request
@@ -364,11 +345,6 @@ def _mention(login: str) -> str:
     if _LOGIN.fullmatch(login):
         return f"@{login}"
     return _escape(login)
-
-
-def _marker_safe(sha: str) -> str:
-    """A commit id fit for an HTML comment: hex digits only, so it cannot close the comment."""
-    return re.sub(r"[^0-9A-Fa-f]", "", sha)[:64]
 
 
 def _short(sha: str) -> str:

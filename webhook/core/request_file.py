@@ -22,6 +22,7 @@ from webhook.core.model import (
     Problem,
     PrShape,
 )
+from webhook.core.problems import ProblemCode
 from webhook.core.safe_yaml import YamlValue, load, show
 
 #: Request files are small; anything bigger is a mistake or an attack.
@@ -67,7 +68,7 @@ def by_line(problems: Sequence[Problem]) -> tuple[Problem, ...]:
     return tuple(sorted(problems, key=lambda p: (p.line is None, p.line or 0)))
 
 
-def _p(code: str, message: str, line: int | None = None) -> Problem:
+def _p(code: ProblemCode, message: str, line: int | None = None) -> Problem:
     return Problem(code=code, message=message, line=line)
 
 
@@ -90,7 +91,7 @@ def check_keys(
             allowed = ", ".join(valid)
             problems.append(
                 _p(
-                    "unknown_key",
+                    ProblemCode.UNKNOWN_KEY,
                     f"unknown key {show(where + key)}{_suggest(key, valid)}; "
                     f"the keys are {allowed}",
                     line,
@@ -98,12 +99,16 @@ def check_keys(
             )
     for key in required:
         if key not in found:
-            problems.append(_p("missing_key", f"the key '{where}{key}' is missing", None))
+            problems.append(_p(ProblemCode.MISSING_KEY, f"the key '{where}{key}' is missing", None))
     return found, problems
 
 
 def _wrong_type(key: str, value: YamlValue, expected: str, hint: str = "") -> Problem:
-    return _p("wrong_type", f"'{key}' must be {expected}, not {value.describe()}{hint}", value.line)
+    return _p(
+        ProblemCode.WRONG_TYPE,
+        f"'{key}' must be {expected}, not {value.describe()}{hint}",
+        value.line,
+    )
 
 
 def _check_project(value: YamlValue) -> tuple[str | None, list[Problem]]:
@@ -114,7 +119,7 @@ def _check_project(value: YamlValue) -> tuple[str | None, list[Problem]]:
     if not PROJECT_ID.fullmatch(project):
         return None, [
             _p(
-                "invalid_project",
+                ProblemCode.INVALID_PROJECT,
                 f"{show(project)} is not a valid project ID: 6 to 30 lower-case letters, digits "
                 "and hyphens, starting with a letter and not ending with a hyphen",
                 value.line,
@@ -132,7 +137,7 @@ def _check_roles(
     problems: list[Problem] = []
     roles: list[str] = []
     if not value.items:
-        problems.append(_p("no_roles", "'roles' must list at least one role", value.line))
+        problems.append(_p(ProblemCode.NO_ROLES, "'roles' must list at least one role", value.line))
     for item in value.items:
         if not item.is_string:
             problems.append(_wrong_type("roles", item, "a list of role names in text"))
@@ -141,7 +146,7 @@ def _check_roles(
         if role in BASIC_ROLES:
             problems.append(
                 _p(
-                    "basic_role",
+                    ProblemCode.BASIC_ROLE,
                     f"{role} is a basic role; IAM conditions cannot be applied to basic roles, so "
                     "it cannot be granted temporarily; request a predefined or custom role",
                     item.line,
@@ -152,7 +157,7 @@ def _check_roles(
         if match is None:
             problems.append(
                 _p(
-                    "invalid_role",
+                    ProblemCode.INVALID_ROLE,
                     f"{show(role)} is not a role name; use roles/ID, projects/PROJECT/roles/ID "
                     "or organizations/NUMBER/roles/ID",
                     item.line,
@@ -163,20 +168,20 @@ def _check_roles(
         if owner is not None and project is not None and owner != project:
             problems.append(
                 _p(
-                    "foreign_custom_role",
+                    ProblemCode.FOREIGN_CUSTOM_ROLE,
                     f"{role} is a custom role of project {owner}, not of {project}",
                     item.line,
                 )
             )
             continue
         if role in roles:
-            problems.append(_p("duplicate_role", f"{role} is listed twice", item.line))
+            problems.append(_p(ProblemCode.DUPLICATE_ROLE, f"{role} is listed twice", item.line))
             continue
         roles.append(role)
     if len(value.items) > activation.max_roles:
         problems.append(
             _p(
-                "too_many_roles",
+                ProblemCode.TOO_MANY_ROLES,
                 f"{len(value.items)} roles requested; at most {activation.max_roles} allowed",
                 value.line,
             )
@@ -194,11 +199,11 @@ def _check_duration(
     try:
         duration = parse_duration(value.scalar)
     except ValueError as e:
-        return None, [_p("invalid_duration", f"'duration': {e}", value.line)]
+        return None, [_p(ProblemCode.INVALID_DURATION, f"'duration': {e}", value.line)]
     if duration < activation.min_duration:
         return None, [
             _p(
-                "duration_too_short",
+                ProblemCode.DURATION_TOO_SHORT,
                 f"the duration {format_duration(duration)} is shorter than the minimum "
                 f"{format_duration(activation.min_duration)}",
                 value.line,
@@ -207,7 +212,7 @@ def _check_duration(
     if duration > activation.max_duration:
         return None, [
             _p(
-                "duration_too_long",
+                ProblemCode.DURATION_TOO_LONG,
                 f"the duration {format_duration(duration)} is longer than the maximum "
                 f"{format_duration(activation.max_duration)}",
                 value.line,
@@ -225,14 +230,18 @@ def _check_justification(
     text = str(value.scalar).strip()
     if not text:
         return None, [
-            _p("blank_justification", "'justification' must say why you need access", value.line)
+            _p(
+                ProblemCode.BLANK_JUSTIFICATION,
+                "'justification' must say why you need access",
+                value.line,
+            )
         ]
     problems: list[Problem] = []
     bad = sorted({f"U+{ord(c):04X}" for c in text if not justification_char_allowed(c)})
     if bad:
         problems.append(
             _p(
-                "justification_invalid_character",
+                ProblemCode.JUSTIFICATION_INVALID_CHARACTER,
                 "'justification' must be a single line of visible text; it contains "
                 f"{', '.join(bad[:5])}",
                 value.line,
@@ -241,7 +250,7 @@ def _check_justification(
     if len(text) > MAX_JUSTIFICATION:
         problems.append(
             _p(
-                "justification_too_long",
+                ProblemCode.JUSTIFICATION_TOO_LONG,
                 f"'justification' has {len(text)} characters; at most {MAX_JUSTIFICATION} allowed",
                 value.line,
             )
@@ -253,7 +262,7 @@ def _check_justification(
     if not matches and not bad:  # `.` never matches a newline: don't blame the pattern for it
         problems.append(
             _p(
-                "justification_mismatch",
+                ProblemCode.JUSTIFICATION_MISMATCH,
                 f"'justification' does not have the expected form: {settings.hint}",
                 value.line,
             )
@@ -272,13 +281,16 @@ def parse_request(
     if doc is None:
         if not found_problems:
             found_problems.append(
-                _p("empty", "the request file is empty; see requests/README.md for the format")
+                _p(
+                    ProblemCode.EMPTY,
+                    "the request file is empty; see requests/README.md for the format",
+                )
             )
         return None, tuple(found_problems)
     if doc.kind != "mapping":
         found_problems.append(
             _p(
-                "not_a_mapping",
+                ProblemCode.NOT_A_MAPPING,
                 f"a request must be a mapping of {', '.join(KEYS)}, not {doc.describe()}",
                 doc.line,
             )
@@ -327,24 +339,24 @@ def request_path_problem(path: str, author: str | None = None) -> Problem | None
     parts = path.split("/")
     if len(parts) != 3 or parts[0] != "requests":
         return _p(
-            "invalid_request_path",
+            ProblemCode.INVALID_REQUEST_PATH,
             f"{show(path, 120)}: a request file must be requests/<your-login>/<name>.yaml",
         )
     login, name = parts[1], parts[2]
     if not LOGIN.fullmatch(login):
         return _p(
-            "invalid_request_path",
+            ProblemCode.INVALID_REQUEST_PATH,
             f"{show(path, 120)}: {show(login)} is not a GitHub login directory",
         )
     if not REQUEST_NAME.fullmatch(name) or ".." in name:
         return _p(
-            "invalid_request_path",
+            ProblemCode.INVALID_REQUEST_PATH,
             f"{show(path, 120)}: name the file with letters, digits, '.', '_' and '-', "
             "ending in .yaml or .yml",
         )
     if author is not None and login.lower() != author.lower():
         return _p(
-            "wrong_directory",
+            ProblemCode.WRONG_DIRECTORY,
             f"{path} is in the directory of {login}; file your request under "
             f"requests/{author}/",
         )
@@ -372,12 +384,15 @@ def check_pr_shape(
                 added.append(f.filename)
             elif f.status == "removed":
                 problems.append(
-                    _p("request_deleted", f"{f.filename}: a request PR must not delete requests")
+                    _p(
+                        ProblemCode.REQUEST_DELETED,
+                        f"{f.filename}: a request PR must not delete requests",
+                    )
                 )
             elif f.status == "renamed":
                 problems.append(
                     _p(
-                        "request_renamed",
+                        ProblemCode.REQUEST_RENAMED,
                         f"{f.previous_filename} -> {f.filename}: a request PR must not rename "
                         "files; add a new request file instead",
                     )
@@ -385,7 +400,7 @@ def check_pr_shape(
             else:
                 problems.append(
                     _p(
-                        "request_modified",
+                        ProblemCode.REQUEST_MODIFIED,
                         f"{f.filename}: existing requests cannot be edited; "
                         "add a new request file instead",
                     )
@@ -393,7 +408,7 @@ def check_pr_shape(
         else:
             problems.append(
                 _p(
-                    "unrelated_change",
+                    ProblemCode.UNRELATED_CHANGE,
                     f"{show(f.filename, 120)}: a request PR must change nothing but its request "
                     "file; open a separate PR for other changes",
                 )
@@ -401,27 +416,30 @@ def check_pr_shape(
     if len(added) > 1:
         problems.append(
             _p(
-                "several_requests",
+                ProblemCode.SEVERAL_REQUESTS,
                 f"the PR adds {len(added)} files under requests/; add exactly one request file",
             )
         )
     path: str | None = None
     if len(added) == 1:
         problem = request_path_problem(added[0], author if author_ok else None)
-        if problem is None or problem.code == "wrong_directory":
+        if problem is None or problem.code == ProblemCode.WRONG_DIRECTORY:
             path = added[0]
         if problem is not None:
             problems.append(problem)
         if not author_ok:
             problems.append(
-                _p("invalid_author", f"{show(author)} is not a GitHub login this service accepts")
+                _p(
+                    ProblemCode.INVALID_AUTHOR,
+                    f"{show(author)} is not a GitHub login this service accepts",
+                )
             )
     elif not added and not problems:
-        problems.append(_p("no_request_file", "the PR adds no request file"))
+        problems.append(_p(ProblemCode.NO_REQUEST_FILE, "the PR adds no request file"))
     if base_ref != default_branch:
         problems.append(
             _p(
-                "wrong_base_branch",
+                ProblemCode.WRONG_BASE_BRANCH,
                 f"a request PR must target {default_branch}, not {show(base_ref, 80)}",
             )
         )

@@ -1,8 +1,8 @@
 """The request lifecycle: gather facts, decide, publish; on merge, decide again and activate.
 
-This module orchestrates; it holds no rules (those are in `decide`) and speaks to GitHub and
-Google only through the adapters handed to it, so tests and the sandbox can run it against
-local fakes.
+This module orchestrates; it holds no rules (those are in `decide` and `merge`: it gathers the
+facts, asks them what to do and applies the effects) and speaks to GitHub and Google only
+through the ports handed to it, so tests and the sandbox can run it against local fakes.
 """
 
 from __future__ import annotations
@@ -10,31 +10,43 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar, assert_never
 
-from webhook.core import audit_record as audit_events
 from webhook.core.audit_record import AuditRecord
-from webhook.core.conditions import build_binding, parse_activation_expression
-from webhook.core.decide import decide, review_order
-from webhook.core.durations import format_duration
+from webhook.core.decide import decide
 from webhook.core.errors import (
     AuditError,
     FileTooLargeError,
     JitAccessError,
     UpstreamError,
 )
+from webhook.core.merge import (
+    NO_RECORDS,
+    Activate,
+    AlreadyActivated,
+    AlreadyRefused,
+    EarlierRecords,
+    NotARequest,
+    NotMerged,
+    Refuse,
+    RetryLater,
+    activation_record,
+    change_record,
+    merge_action,
+    publish_plan,
+    records_needed,
+    refusal_record,
+    review_record,
+)
 from webhook.core.model import (
     AccessRequest,
-    ApprovalKind,
     Binding,
-    ChangedFile,
     Decision,
     EligibilityFacts,
-    EligibilitySettings,
     Facts,
     Identities,
     Policy,
@@ -42,22 +54,29 @@ from webhook.core.model import (
     PullComment,
     PullInfo,
     PullRequestRef,
-    Review,
-    ReviewState,
     State,
 )
 from webhook.core.policy import parse_identities, parse_policy
-from webhook.core.render import (
+
+# The ports are defined in core; imported under their own names so that the wiring and older
+# callers can still name them through this module.
+from webhook.core.ports import ActivatorPort as ActivatorPort
+from webhook.core.ports import AuditPort as AuditPort
+from webhook.core.ports import Clock as Clock
+from webhook.core.ports import EligibilityPort as EligibilityPort
+from webhook.core.ports import GitHubPort as GitHubPort
+from webhook.core.problems import ProblemCode
+from webhook.core.records import (
     COMMENT_MARKER,
-    activation_comment,
-    activation_failed_comment,
     activation_failed_marker,
     activation_marker,
-    refusal_comment,
     refusal_marker,
+)
+from webhook.core.render import (
+    activation_comment,
+    activation_failed_comment,
+    refusal_comment,
     rfc3339,
-    status_comment,
-    status_description,
 )
 from webhook.core.request_file import MAX_REQUEST_BYTES, check_pr_shape, parse_request
 
@@ -75,51 +94,6 @@ _parse_policy = functools.lru_cache(maxsize=8)(parse_policy)
 _parse_identities = functools.lru_cache(maxsize=8)(parse_identities)
 
 T = TypeVar("T")
-
-
-# ----------------------------------------------------------------------------------------------
-# Ports: what the lifecycle needs from GitHub and Google (implemented by the adapters)
-
-
-class GitHubPort(Protocol):
-    def pull(self, number: int) -> PullInfo: ...
-    def files(self, number: int) -> tuple[ChangedFile, ...]: ...
-    def reviews(self, number: int) -> tuple[Review, ...]: ...
-    def file_bytes(self, path: str, ref: str | None) -> bytes | None: ...
-    def set_status(
-        self, sha: str, state: str, description: str, context: str = ...,
-        target_url: str | None = ...,
-    ) -> None: ...
-    def comments(self, number: int) -> tuple[PullComment, ...]: ...
-    def upsert_comment(
-        self, number: int, marker: str, body: str, comments: Sequence[PullComment] | None = ...
-    ) -> int: ...
-    def comments_with(
-        self, number: int, marker: str, comments: Sequence[PullComment] | None = ...
-    ) -> list[str]: ...
-    def create_comment(self, number: int, body: str) -> int: ...
-    def request_reviewers(self, number: int, logins: Sequence[str]) -> None: ...
-
-
-class EligibilityPort(Protocol):
-    def check(
-        self, *, scope: str, project: str, roles: Sequence[str], identities: Sequence[str],
-        settings: EligibilitySettings,
-    ) -> EligibilityFacts: ...
-
-
-class ActivatorPort(Protocol):
-    def activate(
-        self, project: str, bindings: Sequence[Binding], *, reason: str, pr_reference: str
-    ) -> Any: ...
-    def remove(self, project: str, bindings: Sequence[Binding], *, reason: str) -> None: ...
-
-
-class AuditPort(Protocol):
-    def write(self, record: AuditRecord) -> None: ...
-
-
-Clock = Callable[[], datetime]
 
 
 def utcnow() -> datetime:
@@ -247,7 +221,7 @@ class Lifecycle:
                 )
             except UpstreamError as exc:
                 log.warning("eligibility lookup failed for %s: %s", pr.reference, exc)
-                eligibility_problem = Problem("service_error", str(exc))
+                eligibility_problem = Problem(ProblemCode.SERVICE_ERROR, str(exc))
         facts = Facts(
             pr=pr,
             policy=settings if not policy_problems else None,
@@ -273,11 +247,14 @@ class Lifecycle:
         except FileTooLargeError as exc:
             # Too large to even read: the same problem the parser reports for 4 KiB + 1.
             return None, (
-                Problem("too_large", f"the file is {exc.size} bytes; request files are at most "
+                Problem(ProblemCode.TOO_LARGE,
+                        f"the file is {exc.size} bytes; request files are at most "
                         f"{MAX_REQUEST_BYTES} bytes"),
             )
         if text is None:
-            return None, (Problem("request_missing", "the file is not in the PR's head commit"),)
+            return None, (
+                Problem(ProblemCode.REQUEST_MISSING, "the file is not in the PR's head commit"),
+            )
         return parse_request(text, settings)
 
     @staticmethod
@@ -287,8 +264,8 @@ class Lifecycle:
         problems: list[Problem] = []
         if policy_text is None:
             problems.append(
-                Problem("policy_missing", f"{POLICY_PATH} is missing on the default branch",
-                        path=POLICY_PATH)
+                Problem(ProblemCode.POLICY_MISSING,
+                        f"{POLICY_PATH} is missing on the default branch", path=POLICY_PATH)
             )
             return None, problems
         policy, policy_problems = _parse_policy(policy_text)
@@ -296,7 +273,7 @@ class Lifecycle:
         identities = Identities()
         if ids_text is None:
             problems.append(
-                Problem("identities_missing",
+                Problem(ProblemCode.IDENTITIES_MISSING,
                         f"{IDENTITIES_PATH} is missing on the default branch",
                         path=IDENTITIES_PATH)
             )
@@ -316,64 +293,49 @@ class Lifecycle:
         write `audit` (if any), all at once."""
         decision = ev.decision
         assert decision is not None
+        plan = publish_plan(
+            decision, ev.pull, policy=ev.policy,
+            reviews=ev.facts.reviews if ev.facts else (),
+            request_reviews=request_reviews, audit=audit,
+        )
         futures: list[Future[Any]] = [
             self._submit(
-                self.github.upsert_comment, ev.pull.number, COMMENT_MARKER,
-                status_comment(decision), ev.comments,
+                self.github.upsert_comment, ev.pull.number, COMMENT_MARKER, plan.comment,
+                ev.comments,
             ),
         ]
-        # A status belongs to a commit, and another PR can share the head commit: a PR whose
-        # request file is in someone else's directory (the only way to share a request's
-        # commit) must not overwrite the owner's status. Without a status it cannot be merged
-        # anyway (branch protection requires jit-access); its comment explains.
-        if not any(p.code == "wrong_directory" for p in decision.problems):
+        if plan.status is not None:
             futures.append(
                 self._submit(
                     self.github.set_status,
                     ev.pull.head_sha,
-                    decision.state.commit_status,
-                    status_description(decision),
+                    plan.status.state,
+                    plan.status.description,
                     STATUS_CONTEXT,
-                    ev.pull.html_url or None,
+                    plan.status.target_url,
                 )
             )
-        if audit is not None:
+        if plan.audit is not None:
             # Beside the GitHub writes, not after them: the entry records what happened on the
             # PR whatever GitHub answers, and waiting would cost a round trip.
-            futures.append(self._submit(self._audit_quietly, audit))
-        if request_reviews and ev.policy is not None and decision.state is State.PENDING:
-            wanted = self._reviewers_to_request(ev, decision)
-            if wanted:
-                futures.append(
-                    self._submit(self.github.request_reviewers, ev.pull.number, wanted)
-                )
+            futures.append(self._submit(self._audit_quietly, plan.audit))
+        if plan.reviewers:
+            futures.append(
+                self._submit(self.github.request_reviewers, ev.pull.number, list(plan.reviewers))
+            )
         # Wait for every write before answering, even when one failed: nothing of this event
         # may still be changing the PR after the delivery was answered.
         errors = [e for f in futures if (e := f.exception()) is not None]
         if errors:
             raise errors[0]
 
-    @staticmethod
-    def _reviewers_to_request(ev: Evaluation, decision: Decision) -> list[str]:
-        assert ev.policy is not None and ev.facts is not None
-        limit = ev.policy.approval.request_reviewers
-        already = {r.lower() for r in ev.pull.requested_reviewers}
-        reviewed = {r.login.lower() for r in ev.facts.reviews}
-        room = limit - len(already)
-        fresh = [
-            c for c in decision.candidate_reviewers
-            if c.lower() not in already and c.lower() not in reviewed
-        ]
-        return fresh[: max(0, room)]
-
     def on_change(self, number: int, delivery_id: str, *, opened: bool) -> LifecycleResult:
         """A PR was opened, reopened, pushed or edited: re-evaluate and publish."""
 
         def audit(ev: Evaluation) -> AuditRecord | None:
-            decision = ev.decision
-            if opened and decision is not None and decision.state in (State.PENDING, State.READY):
-                return self._record(audit_events.REQUEST_ROLE, ev, delivery_id)
-            return None
+            return change_record(
+                ev.decision, ev.pull, _identities(ev), delivery_id, opened=opened
+            )
 
         return self._refresh(number, audit)[1]
 
@@ -381,17 +343,10 @@ class Lifecycle:
         """A review was submitted, edited or dismissed: re-evaluate; audit a counted approval."""
 
         def audit(ev: Evaluation) -> AuditRecord | None:
-            decision = ev.decision
-            if (
-                decision is not None and reviewer
-                and reviewer.lower() in {a.lower() for a in decision.approvers}
-                and _latest_is_approval(ev, reviewer)
-            ):
-                return self._record(
-                    audit_events.APPROVE_ROLE, ev, delivery_id,
-                    message=f"@{reviewer} approved {decision.pr.reference}",
-                )
-            return None
+            return review_record(
+                ev.decision, ev.pull, _identities(ev), ev.facts.reviews if ev.facts else (),
+                delivery_id, reviewer,
+            )
 
         return self._refresh(number, audit)[1]
 
@@ -432,108 +387,82 @@ class Lifecycle:
     def _on_merge(self, number: int, delivery_id: str) -> LifecycleResult:
         now = self.clock()
         ev = self.evaluate(number, now)
-        if not ev.is_request:
-            return LifecycleResult(f"PR #{number} touches no request; nothing to activate")
-        decision = ev.decision
-        assert decision is not None and ev.facts is not None
-        pull = ev.pull
-        if not pull.merged or pull.merged_at is None:
-            return LifecycleResult(f"PR #{number} is not merged; nothing to activate")
-        if self.github.comments_with(number, activation_marker(pull.head_sha), ev.comments):
-            # Our activation comment is the record that this merge was granted once. Without
-            # this check a replayed merge event within max_delay would grant a fresh window
-            # once the first binding has expired and been cleaned up, or been revoked by hand.
-            return LifecycleResult(
-                f"PR #{number}: already activated (see the activation comment); a repeated "
-                "merge event grants nothing", state="activated", details={"written": False},
-            )
-        if self.github.comments_with(number, refusal_marker(pull.head_sha), ev.comments):
-            # A refusal is final ("open a new request"): a redelivery must not turn it into a
-            # grant, whatever changed since (approvals given later, a fixed policy).
-            return LifecycleResult(
-                f"PR #{number}: activation was refused (see the refusal comment); a repeated "
-                "merge event grants nothing", state="refused",
-            )
-        max_delay = ev.policy.activation.max_delay if ev.policy else None
-        reason: str | None = None
-        if decision.state is State.ERROR and any(
-            p.code == "service_error" for p in decision.problems
-        ):
-            # A Google lookup failed: nothing is decided yet. Refusing would be final; failing
-            # (5xx, failure comment) lets a redelivery of the merge event complete it.
-            return self._failed(
-                ev, decision,
-                "eligibility could not be checked: "
-                + "; ".join(p.message for p in decision.problems if p.code == "service_error"),
-            )
-        if decision.state is not State.READY:
-            reason = f"the request was not ready when merged ({status_description(decision)})"
-        elif max_delay is not None and now - pull.merged_at > max_delay:
-            reason = (
-                f"the merge at {rfc3339(pull.merged_at)} is older than activation.max_delay "
-                f"({format_duration(max_delay)}); open a new request"
-            )
-        if reason is not None:
-            return self._refuse(ev, decision, reason, delivery_id)
-        return self._activate(ev, decision, delivery_id, now)
+        earlier = self._earlier_records(ev) if records_needed(ev.decision, ev.pull) else NO_RECORDS
+        action = merge_action(
+            ev.decision, ev.pull, earlier,
+            max_delay=ev.policy.activation.max_delay if ev.policy else None,
+            now=now, identities=_identities(ev),
+        )
+        match action:
+            case NotARequest():
+                return LifecycleResult(f"PR #{number} touches no request; nothing to activate")
+            case NotMerged():
+                return LifecycleResult(f"PR #{number} is not merged; nothing to activate")
+            case AlreadyActivated():
+                return LifecycleResult(
+                    f"PR #{number}: already activated (see the activation comment); a repeated "
+                    "merge event grants nothing", state="activated", details={"written": False},
+                )
+            case AlreadyRefused():
+                return LifecycleResult(
+                    f"PR #{number}: activation was refused (see the refusal comment); a "
+                    "repeated merge event grants nothing", state="refused",
+                )
+            case RetryLater(reason):
+                # Nothing is decided yet: failing (5xx, failure comment) lets a redelivery of
+                # the merge event complete it, where a refusal would be final.
+                return self._failed(ev, _decided(ev), reason)
+            case Refuse(reason):
+                return self._refuse(ev, _decided(ev), reason, delivery_id)
+            case Activate():
+                return self._activate(ev, _decided(ev), action, delivery_id)
+            case _:
+                assert_never(action)
+
+    def _earlier_records(self, ev: Evaluation) -> EarlierRecords:
+        """The service's own comments that record an earlier decision on this PR's head (no
+        call: the comments were listed with the facts)."""
+        number, head = ev.pull.number, ev.pull.head_sha
+        return EarlierRecords(
+            activation_comment=bool(
+                self.github.comments_with(number, activation_marker(head), ev.comments)
+            ),
+            refusal_comment=bool(
+                self.github.comments_with(number, refusal_marker(head), ev.comments)
+            ),
+        )
 
     def _refuse(
         self, ev: Evaluation, decision: Decision, reason: str, delivery_id: str
     ) -> LifecycleResult:
-        marker = refusal_marker(ev.pull.head_sha)
-        record = self._record(
-            audit_events.REFUSE_ACTIVATION, ev, delivery_id, message=f"Refused: {reason}",
-            timestamp=ev.pull.merged_at,
-            insert_id=f"refuse:{decision.pr.reference}@{ev.pull.head_sha}",
+        self._audit_quietly(refusal_record(decision, ev.pull, _identities(ev), delivery_id, reason))
+        self.github.create_comment(
+            ev.pull.number, refusal_comment(reason, pr=decision.pr, decision=decision)
         )
-        self._audit_quietly(record)
-        if not self.github.comments_with(ev.pull.number, marker, ev.comments):
-            self.github.create_comment(
-                ev.pull.number, refusal_comment(reason, pr=decision.pr, decision=decision)
-            )
         log.warning("refused activation for %s: %s", decision.pr.reference, reason)
         return LifecycleResult(f"PR #{ev.pull.number}: activation refused: {reason}",
                                state="refused")
 
     def _activate(
-        self, ev: Evaluation, decision: Decision, delivery_id: str, now: datetime
+        self, ev: Evaluation, decision: Decision, action: Activate, delivery_id: str
     ) -> LifecycleResult:
         request = decision.request
         assert request is not None and decision.requester is not None
-        start = now.replace(microsecond=0)
-        end = start + request.duration
-        bindings = [
-            build_binding(
-                rd.role, decision.requester,
-                # Each binding names who approved that role, not every approver of the PR.
-                self._identities_of(ev, rd.approvers) if rd.kind is ApprovalKind.MULTI_PARTY
-                else (),
-                request.justification, decision.pr.reference, start, end,
-                rd.resource_conditions,
-            )
-            for rd in decision.roles
-        ]
-        marker = activation_marker(ev.pull.head_sha)
         try:
             result = self.activator.activate(
-                request.project, bindings, reason=request.justification,
+                request.project, action.bindings, reason=request.justification,
                 pr_reference=decision.pr.reference,
             )
         except JitAccessError as exc:
             return self._failed(ev, decision, f"the IAM binding could not be written: {exc}")
-        written = bool(getattr(result, "written", True))
-        stored: Sequence[Binding] = tuple(getattr(result, "bindings", ()) or bindings)
-        window = parse_activation_expression(stored[0].expression) if stored else None
-        if window is not None:
-            start, end = window
-        record = self._record(
-            audit_events.ACTIVATE_ROLE, ev, delivery_id,
-            message=(
-                f"{decision.requester} activated {', '.join(request.roles)} on {request.project} "
-                f"until {rfc3339(end)} ({decision.pr.reference})"
-            ),
-            start=start, end=end, timestamp=start,
-            insert_id=f"activate:{decision.pr.reference}@{ev.pull.head_sha}",
+        written = result.written
+        stored: tuple[Binding, ...] = result.bindings or action.bindings
+        # The window IAM holds: a binding found present (an earlier delivery's) keeps its own.
+        start, end = action.start, action.end
+        if result.bindings and result.start is not None and result.end is not None:
+            start, end = result.start, result.end
+        record = activation_record(
+            decision, ev.pull, _identities(ev), delivery_id, start=start, end=end
         )
         try:
             self.audit.write(record)
@@ -552,11 +481,11 @@ class Lifecycle:
                 ev, decision, f"the audit entry could not be written: {exc}{rollback}",
                 access_remains=remains,
             )
-        if not self.github.comments_with(ev.pull.number, marker, ev.comments):
-            self.github.create_comment(
-                ev.pull.number,
-                activation_comment(decision, start=start, end=end),
-            )
+        # A new comment, so that GitHub notifies the participants; there is none for this head
+        # yet (the earlier records said so, or the merge would not have been activated).
+        self.github.create_comment(
+            ev.pull.number, activation_comment(decision, start=start, end=end)
+        )
         what = "activated" if written else "already active"
         log.info("%s: %s %s on %s until %s", decision.pr.reference, decision.requester,
                  what, ",".join(request.roles), request.project)
@@ -584,50 +513,7 @@ class Lifecycle:
         return LifecycleResult(f"PR #{ev.pull.number}: activation failed: {reason}", failed=True,
                                state="failed")
 
-    @staticmethod
-    def _approver_identities(ev: Evaluation, decision: Decision) -> list[str]:
-        return Lifecycle._identities_of(ev, decision.approvers)
-
-    @staticmethod
-    def _identities_of(ev: Evaluation, logins: Sequence[str]) -> list[str]:
-        assert ev.facts is not None
-        ids = ev.facts.identities
-        return sorted({e for login in logins if (e := ids.email_for(login))})
-
     # -- audit -----------------------------------------------------------------------------------
-
-    def _record(
-        self,
-        event: str,
-        ev: Evaluation,
-        delivery_id: str,
-        *,
-        message: str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        timestamp: datetime | None = None,
-        insert_id: str | None = None,
-    ) -> AuditRecord:
-        decision = ev.decision
-        assert decision is not None
-        request = decision.request
-        roles = request.roles if request else ()
-        return AuditRecord(
-            event=event,
-            user=decision.requester or "",
-            project=request.project if request else "",
-            roles=tuple(roles),
-            justification=request.justification if request else "",
-            activation_start=start,
-            activation_end=end,
-            reviewers=tuple(self._approver_identities(ev, decision)),
-            pull_request=ev.pull.html_url,
-            commit=ev.pull.head_sha,
-            delivery_id=delivery_id,
-            message=message or f"{event} for {decision.pr.reference}",
-            timestamp=timestamp,
-            insert_id=insert_id,
-        )
 
     def _audit_quietly(self, record: AuditRecord) -> None:
         """Write an audit entry that does not gate anything; log a failure instead of raising."""
@@ -637,12 +523,12 @@ class Lifecycle:
             log.error("audit entry %s not written: %s", record.event, exc)
 
 
-def _latest_is_approval(ev: Evaluation, reviewer: str) -> bool:
-    """Is the reviewer's newest review an approval? A later COMMENTED review (which leaves the
-    approval standing) is no new approval and must not be audited as one."""
-    mine = [
-        r for r in (ev.facts.reviews if ev.facts else ())
-        if r.login.lower() == reviewer.lower() and r.state is not ReviewState.PENDING
-    ]
-    return bool(mine) and max(mine, key=review_order).state is ReviewState.APPROVED
+def _decided(ev: Evaluation) -> Decision:
+    """The decision of an evaluation of a request PR (merge actions past "not a request")."""
+    assert ev.decision is not None
+    return ev.decision
 
+
+def _identities(ev: Evaluation) -> Identities:
+    """The identity mapping the evaluation judged with (empty for a PR that is no request)."""
+    return ev.facts.identities if ev.facts is not None else Identities()

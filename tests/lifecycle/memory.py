@@ -1,0 +1,286 @@
+"""In-memory implementations of the lifecycle's four ports (`webhook.core.ports`).
+
+Plain Python, no HTTP: each keeps the state the real system would keep and follows the contract
+its adapter documents (own comments only for markers, upsert edits in place, an activation is
+idempotent per PR reference, a failing audit write raises `AuditError`). Every call is counted,
+so tests can say what the lifecycle did and did not do. The wire behaviour of the real adapters
+is tested elsewhere (tests/integration, tests/e2e); these exist to make the lifecycle's own
+rules fast to test.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from webhook.core.audit_record import AuditRecord
+from webhook.core.conditions import ACTIVATION_TITLE, parse_activation_expression
+from webhook.core.errors import ActivationError, AuditError, GitHubError, GoogleError
+from webhook.core.model import (
+    Binding,
+    ChangedFile,
+    EligibilityFacts,
+    EligibilitySettings,
+    PullComment,
+    PullInfo,
+    Review,
+    RoleEligibility,
+)
+from webhook.core.ports import ActivationResult
+
+BOT = "jit-access[bot]"
+
+
+@dataclass(frozen=True)
+class Status:
+    """One commit status as set."""
+
+    sha: str
+    state: str
+    description: str
+    context: str
+    target_url: str | None
+
+
+class MemoryGitHub:
+    """One repository: pull requests, their files, reviews and comments, commit statuses."""
+
+    def __init__(self, *, bot: str = BOT) -> None:
+        self.bot = bot
+        self.pulls: dict[int, PullInfo] = {}
+        self.changed: dict[int, tuple[ChangedFile, ...]] = {}
+        self.review_list: dict[int, list[Review]] = {}
+        self.default_files: dict[str, bytes] = {}  # path -> content on the default branch
+        self.commit_files: dict[tuple[str, str], bytes] = {}  # (sha, path) -> content
+        self.comment_list: dict[int, list[PullComment]] = {}
+        self.edits: list[tuple[int, str]] = []  # (comment id, new body)
+        self.statuses: list[Status] = []
+        self.review_requests: list[tuple[int, tuple[str, ...]]] = []
+        self.calls: Counter[str] = Counter()
+        self.fail: dict[str, GitHubError] = {}  # method name -> error it raises
+        self._lock = threading.Lock()
+        self._next_id = 1000
+
+    # -- setting up ---------------------------------------------------------------------------
+
+    def add_comment(self, number: int, author: str, body: str) -> int:
+        """A comment posted by anyone (the service posts through `create_comment`)."""
+        with self._lock:
+            self._next_id += 1
+            self.comment_list.setdefault(number, []).append(
+                PullComment(self._next_id, author, body)
+            )
+            return self._next_id
+
+    def bodies(self, number: int, *, marker: str = "") -> list[str]:
+        """The bodies of the service's own comments on a PR (containing `marker`), oldest first."""
+        return [
+            c.body for c in self.comment_list.get(number, [])
+            if c.author == self.bot and marker in c.body
+        ]
+
+    # -- the port -----------------------------------------------------------------------------
+
+    def _call(self, name: str) -> None:
+        with self._lock:
+            self.calls[name] += 1
+        if name in self.fail:
+            raise self.fail[name]
+
+    def pull(self, number: int) -> PullInfo:
+        self._call("pull")
+        try:
+            return self.pulls[number]
+        except KeyError:
+            raise GitHubError(f"pull request #{number} not found", status=404) from None
+
+    def files(self, number: int) -> tuple[ChangedFile, ...]:
+        self._call("files")
+        return self.changed.get(number, ())
+
+    def reviews(self, number: int) -> tuple[Review, ...]:
+        self._call("reviews")
+        return tuple(self.review_list.get(number, ()))
+
+    def file_bytes(self, path: str, ref: str | None) -> bytes | None:
+        self._call("file_bytes")
+        if ref is None:
+            return self.default_files.get(path)
+        return self.commit_files.get((ref, path))
+
+    def set_status(
+        self, sha: str, state: str, description: str, context: str = "jit-access",
+        target_url: str | None = None,
+    ) -> None:
+        self._call("set_status")
+        with self._lock:
+            self.statuses.append(Status(sha, state, description, context, target_url))
+
+    def comments(self, number: int) -> tuple[PullComment, ...]:
+        self._call("comments")
+        return tuple(self.comment_list.get(number, ()))
+
+    def _own_with(
+        self, number: int, marker: str, comments: Sequence[PullComment] | None
+    ) -> list[PullComment]:
+        listed = self.comments(number) if comments is None else comments
+        return [c for c in listed if c.author.lower() == self.bot.lower() and marker in c.body]
+
+    def comments_with(
+        self, number: int, marker: str, comments: Sequence[PullComment] | None = None
+    ) -> list[str]:
+        self._call("comments_with")
+        return [c.body for c in self._own_with(number, marker, comments)]
+
+    def upsert_comment(
+        self, number: int, marker: str, body: str, comments: Sequence[PullComment] | None = None
+    ) -> int:
+        self._call("upsert_comment")
+        if marker not in body:
+            body = f"{marker}\n{body}"
+        for comment in self._own_with(number, marker, comments):
+            if comment.body != body:
+                self._edit(number, comment.id, body)
+            return comment.id
+        return self.create_comment(number, body)
+
+    def _edit(self, number: int, comment_id: int, body: str) -> None:
+        with self._lock:
+            listed = self.comment_list[number]
+            for i, c in enumerate(listed):
+                if c.id == comment_id:
+                    listed[i] = replace(c, body=body)
+            self.edits.append((comment_id, body))
+
+    def create_comment(self, number: int, body: str) -> int:
+        self._call("create_comment")
+        return self.add_comment(number, self.bot, body)
+
+    def request_reviewers(self, number: int, logins: Sequence[str]) -> None:
+        self._call("request_reviewers")
+        with self._lock:
+            wanted = tuple(dict.fromkeys(logins))
+            self.review_requests.append((number, wanted))
+            pull = self.pulls[number]
+            self.pulls[number] = replace(
+                pull, requested_reviewers=tuple(dict.fromkeys(pull.requested_reviewers + wanted))
+            )
+
+
+class MemoryEligibility:
+    """Eligible bindings as a table: identity -> role -> how (the project is not checked)."""
+
+    def __init__(self, grants: Mapping[str, Mapping[str, RoleEligibility]] | None = None) -> None:
+        self.grants: dict[str, dict[str, RoleEligibility]] = {
+            who.lower(): dict(roles) for who, roles in (grants or {}).items()
+        }
+        self.checks: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        self.outage: GoogleError | None = None  # raised by every check while set
+
+    def check(
+        self, *, scope: str, project: str, roles: Sequence[str], identities: Sequence[str],
+        settings: EligibilitySettings,
+    ) -> EligibilityFacts:
+        self.checks.append((project, tuple(roles), tuple(identities)))
+        if self.outage is not None:
+            raise self.outage
+        people = [i.lower() for i in identities]
+        grants = {
+            who: {r: self.grants[who][r] for r in roles if r in self.grants.get(who, {})}
+            for who in people
+            if who in self.grants
+        }
+        peers = {
+            r: frozenset(who for who, held in self.grants.items()
+                         if r in held and held[r].multi_party)
+            for r in roles
+        }
+        return EligibilityFacts(grants={w: g for w, g in grants.items() if g}, peers=peers)
+
+
+@dataclass
+class MemoryActivator:
+    """Activation bindings by project; idempotent per PR reference, as `Activator` is."""
+
+    bindings: dict[str, list[Binding]] = field(default_factory=dict)
+    activations: list[tuple[str, tuple[Binding, ...]]] = field(default_factory=list)
+    removals: list[tuple[str, tuple[Binding, ...], str]] = field(default_factory=list)
+    fail_activate: ActivationError | None = None
+    fail_remove: ActivationError | None = None
+
+    def activate(
+        self, project: str, bindings: Sequence[Binding], *, reason: str, pr_reference: str
+    ) -> ActivationResult:
+        self.activations.append((project, tuple(bindings)))
+        if self.fail_activate is not None:
+            raise self.fail_activate
+        held = self.bindings.setdefault(project, [])
+        suffix = f"({pr_reference})"
+        present = [
+            next((b for b in held if b.title == ACTIVATION_TITLE and b.role == want.role
+                  and b.member.lower() == want.member.lower()
+                  and b.description.endswith(suffix)), None)
+            for want in bindings
+        ]
+        if all(p is not None for p in present):
+            found = tuple(p for p in present if p is not None)
+            return self._result(False, found, already=found)
+        # Earlier activations of the same role and member are replaced in the same write.
+        wanted = tuple(bindings)
+        held[:] = [
+            b for b in held
+            if not (b.title == ACTIVATION_TITLE
+                    and any(b.role == w.role and b.member == w.member for w in wanted))
+        ] + list(wanted)
+        return self._result(True, wanted)
+
+    @staticmethod
+    def _result(
+        written: bool, bindings: tuple[Binding, ...], already: tuple[Binding, ...] = ()
+    ) -> ActivationResult:
+        window = parse_activation_expression(bindings[0].expression) if bindings else None
+        start, end = window if window is not None else (None, None)
+        return ActivationResult(written, bindings, already=already, start=start, end=end)
+
+    def remove(self, project: str, bindings: Sequence[Binding], *, reason: str) -> None:
+        self.removals.append((project, tuple(bindings), reason))
+        if self.fail_remove is not None:
+            raise self.fail_remove
+        doomed = set(bindings)
+        self.bindings[project] = [b for b in self.bindings.get(project, []) if b not in doomed]
+
+    def held(self, project: str) -> list[Binding]:
+        """The activation bindings the project holds now."""
+        return list(self.bindings.get(project, []))
+
+
+@dataclass
+class MemoryAudit:
+    """The audit log: every entry written, in order; `fail` names events whose write fails."""
+
+    records: list[AuditRecord] = field(default_factory=list)
+    fail: set[str] = field(default_factory=set)
+    attempts: list[str] = field(default_factory=list)
+
+    def write(self, record: AuditRecord) -> None:
+        self.attempts.append(record.event)
+        if record.event in self.fail:
+            raise AuditError(f"Cloud Logging: writing {record.event} failed (503: unavailable)")
+        self.records.append(record)
+
+    def events(self) -> list[str]:
+        """The events written, in order."""
+        return [r.event for r in self.records]
+
+
+class FrozenClock:
+    """The lifecycle's clock, moved by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now

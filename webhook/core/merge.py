@@ -1,0 +1,382 @@
+"""The rule book beside `decide`: what a merge does, and what an evaluation publishes.
+
+Pure, like `decide`: the lifecycle gathers the facts (the decision, the PR, the records an
+earlier delivery left, the clock), calls these functions, and applies the effects they name. No
+GitHub or Google call is made here and no clock is read, so every rule of "what happens when I
+merge" can be tested with plain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from webhook.core import audit_record as audit_events
+from webhook.core.audit_record import AuditRecord
+from webhook.core.conditions import build_binding
+from webhook.core.decide import review_order
+from webhook.core.durations import format_duration
+from webhook.core.model import (
+    ApprovalKind,
+    Binding,
+    Decision,
+    Identities,
+    Policy,
+    PullInfo,
+    Review,
+    ReviewState,
+    State,
+)
+from webhook.core.problems import ProblemCode
+from webhook.core.records import activation_insert_id, refusal_insert_id
+from webhook.core.render import rfc3339, status_comment, status_description
+
+# ----------------------------------------------------------------------------------------------
+# What an earlier delivery left behind
+
+
+@dataclass(frozen=True)
+class EarlierRecords:
+    """The records of an earlier decision on this PR's head that the lifecycle found.
+
+    One field per source, so that a source can be added (the audit log, the binding) without
+    changing the rules: a merge counts as decided when any source says so.
+    """
+
+    activation_comment: bool = False  # the service's own activation comment for this head
+    refusal_comment: bool = False  # the service's own refusal comment for this head
+
+    @property
+    def activated(self) -> bool:
+        """Was this merge granted before?"""
+        return self.activation_comment
+
+    @property
+    def refused(self) -> bool:
+        """Was this merge refused before?"""
+        return self.refusal_comment
+
+
+#: No earlier record found (or none looked up).
+NO_RECORDS = EarlierRecords()
+
+
+# ----------------------------------------------------------------------------------------------
+# What a merge does
+
+
+@dataclass(frozen=True)
+class NotARequest:
+    """The PR touches no request file: there is nothing to activate."""
+
+
+@dataclass(frozen=True)
+class NotMerged:
+    """GitHub says the PR is not merged (whatever the event said): nothing to activate."""
+
+
+@dataclass(frozen=True)
+class AlreadyActivated:
+    """An earlier delivery of this merge granted the access: a repeat grants nothing."""
+
+
+@dataclass(frozen=True)
+class AlreadyRefused:
+    """An earlier delivery refused this merge; a refusal is final."""
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    """Nothing could be decided (a Google lookup failed): fail so that a redelivery completes
+    it; refusing would be final."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """The merge grants nothing, for `reason` (said on the PR and in the audit log)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Activate:
+    """Write these bindings, valid from `start` to `end`, then audit and comment."""
+
+    bindings: tuple[Binding, ...]
+    start: datetime
+    end: datetime
+
+
+MergeAction = (
+    NotARequest | NotMerged | AlreadyActivated | AlreadyRefused | RetryLater | Refuse | Activate
+)
+
+
+def records_needed(decision: Decision | None, pull: PullInfo) -> bool:
+    """Do earlier records matter? Only for a merged request PR: looking for them on any other
+    PR would cost calls that decide nothing."""
+    return decision is not None and pull.merged and pull.merged_at is not None
+
+
+def merge_action(
+    decision: Decision | None,
+    pull: PullInfo,
+    earlier: EarlierRecords,
+    *,
+    max_delay: timedelta | None,
+    now: datetime,
+    identities: Identities,
+) -> MergeAction:
+    """What the merge of `pull` does, decided again as of the merge (`decision`) at `now`.
+
+    `decision` is None when the PR is no request; `max_delay` is the policy's
+    `activation.max_delay` (None without a policy); `identities` map approvers to the Google
+    identities named in the bindings.
+    """
+    if decision is None:
+        return NotARequest()
+    if not pull.merged or pull.merged_at is None:
+        return NotMerged()
+    if earlier.activated:
+        # Without this a replayed merge event within max_delay would grant a fresh window once
+        # the first binding has expired and been cleaned up, or been removed by hand.
+        return AlreadyActivated()
+    if earlier.refused:
+        # Whatever changed since (approvals given later, a fixed policy) must not turn a
+        # refusal into a grant.
+        return AlreadyRefused()
+    if decision.state is State.ERROR and any(
+        p.code == ProblemCode.SERVICE_ERROR for p in decision.problems
+    ):
+        return RetryLater(
+            "eligibility could not be checked: "
+            + "; ".join(p.message for p in decision.problems if p.code == ProblemCode.SERVICE_ERROR)
+        )
+    if decision.state is not State.READY:
+        return Refuse(
+            f"the request was not ready when merged ({status_description(decision)})"
+        )
+    if max_delay is not None and now - pull.merged_at > max_delay:
+        return Refuse(
+            f"the merge at {rfc3339(pull.merged_at)} is older than activation.max_delay "
+            f"({format_duration(max_delay)}); open a new request"
+        )
+    assert decision.request is not None  # decide() is never READY without a request
+    start = now.replace(microsecond=0)
+    end = start + decision.request.duration
+    return Activate(activation_bindings(decision, identities, start, end), start, end)
+
+
+def activation_bindings(
+    decision: Decision, identities: Identities, start: datetime, end: datetime
+) -> tuple[Binding, ...]:
+    """The expiring bindings of a ready decision, one per role, valid from `start` to `end`."""
+    request = decision.request
+    if request is None or decision.requester is None:
+        raise ValueError("only a decision with a request and a requester can be activated")
+    return tuple(
+        build_binding(
+            rd.role, decision.requester,
+            # Each binding names who approved that role, not every approver of the PR.
+            identities_of(identities, rd.approvers) if rd.kind is ApprovalKind.MULTI_PARTY
+            else (),
+            request.justification, decision.pr.reference, start, end,
+            rd.resource_conditions,
+        )
+        for rd in decision.roles
+    )
+
+
+def identities_of(identities: Identities, logins: Sequence[str]) -> list[str]:
+    """The Google identities of these logins, sorted, without repeats; unmapped ones left out."""
+    return sorted({e for login in logins if (e := identities.email_for(login))})
+
+
+# ----------------------------------------------------------------------------------------------
+# What an evaluation publishes
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """The `jit-access` verdict to set on the head commit."""
+
+    state: str  # success | pending | failure | error
+    description: str
+    target_url: str | None
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    """Everything one evaluation of an open request PR publishes, all at once."""
+
+    comment: str  # the body of the status comment (edited in place behind COMMENT_MARKER)
+    status: StatusUpdate | None  # None: set no status (see `publish_plan`)
+    reviewers: tuple[str, ...]  # logins to ask for a review; () asks nobody
+    audit: AuditRecord | None  # the audit entry to write beside, if any
+
+
+def publish_plan(
+    decision: Decision,
+    pull: PullInfo,
+    *,
+    policy: Policy | None,
+    reviews: Sequence[Review],
+    request_reviews: bool,
+    audit: AuditRecord | None = None,
+) -> PublishPlan:
+    """What to publish for a decision on `pull`; `reviews` are those the decision judged."""
+    status: StatusUpdate | None = None
+    # A status belongs to a commit, and another PR can share the head commit: a PR whose
+    # request file is in someone else's directory (the only way to share a request's commit)
+    # must not overwrite the owner's status. Without a status it cannot be merged anyway
+    # (branch protection requires jit-access); its comment explains.
+    if not any(p.code == ProblemCode.WRONG_DIRECTORY for p in decision.problems):
+        status = StatusUpdate(
+            decision.state.commit_status, status_description(decision), pull.html_url or None
+        )
+    reviewers: tuple[str, ...] = ()
+    if request_reviews and policy is not None and decision.state is State.PENDING:
+        reviewers = reviewers_to_request(decision, pull, policy, reviews)
+    return PublishPlan(status_comment(decision), status, reviewers, audit)
+
+
+def reviewers_to_request(
+    decision: Decision, pull: PullInfo, policy: Policy, reviews: Sequence[Review]
+) -> tuple[str, ...]:
+    """Qualified peers to ask for a review: not yet asked, not yet reviewing, and no more than
+    the policy's `approval.request_reviewers` requests standing at once."""
+    limit = policy.approval.request_reviewers
+    already = {r.lower() for r in pull.requested_reviewers}
+    reviewed = {r.login.lower() for r in reviews}
+    room = limit - len(already)
+    fresh = [
+        c for c in decision.candidate_reviewers
+        if c.lower() not in already and c.lower() not in reviewed
+    ]
+    return tuple(fresh[: max(0, room)])
+
+
+# ----------------------------------------------------------------------------------------------
+# Audit records
+
+
+def audit_entry(
+    event: str,
+    decision: Decision,
+    pull: PullInfo,
+    identities: Identities,
+    delivery_id: str,
+    *,
+    message: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    timestamp: datetime | None = None,
+    insert_id: str | None = None,
+) -> AuditRecord:
+    """The audit entry of `event` for a decision on `pull`; the reviewers are the identities of
+    the approvers whose approvals counted."""
+    request = decision.request
+    roles = request.roles if request else ()
+    return AuditRecord(
+        event=event,
+        user=decision.requester or "",
+        project=request.project if request else "",
+        roles=tuple(roles),
+        justification=request.justification if request else "",
+        activation_start=start,
+        activation_end=end,
+        reviewers=tuple(identities_of(identities, decision.approvers)),
+        pull_request=pull.html_url,
+        commit=pull.head_sha,
+        delivery_id=delivery_id,
+        message=message or f"{event} for {decision.pr.reference}",
+        timestamp=timestamp,
+        insert_id=insert_id,
+    )
+
+
+def change_record(
+    decision: Decision | None,
+    pull: PullInfo,
+    identities: Identities,
+    delivery_id: str,
+    *,
+    opened: bool,
+) -> AuditRecord | None:
+    """`gitops.requestRole` when a request PR is opened that can be granted (pending or
+    ready); None otherwise: later pushes and edits are no new request."""
+    if opened and decision is not None and decision.state in (State.PENDING, State.READY):
+        return audit_entry(audit_events.REQUEST_ROLE, decision, pull, identities, delivery_id)
+    return None
+
+
+def review_record(
+    decision: Decision | None,
+    pull: PullInfo,
+    identities: Identities,
+    reviews: Sequence[Review],
+    delivery_id: str,
+    reviewer: str | None,
+) -> AuditRecord | None:
+    """`gitops.approveRole` when `reviewer`'s approval counts and is their latest review;
+    None otherwise."""
+    if (
+        decision is not None and reviewer
+        and reviewer.lower() in {a.lower() for a in decision.approvers}
+        and latest_is_approval(reviews, reviewer)
+    ):
+        return audit_entry(
+            audit_events.APPROVE_ROLE, decision, pull, identities, delivery_id,
+            message=f"@{reviewer} approved {decision.pr.reference}",
+        )
+    return None
+
+
+def latest_is_approval(reviews: Sequence[Review], reviewer: str) -> bool:
+    """Is the reviewer's newest review an approval? A later COMMENTED review (which leaves the
+    approval standing) is no new approval and must not be audited as one."""
+    mine = [
+        r for r in reviews
+        if r.login.lower() == reviewer.lower() and r.state is not ReviewState.PENDING
+    ]
+    return bool(mine) and max(mine, key=review_order).state is ReviewState.APPROVED
+
+
+def refusal_record(
+    decision: Decision, pull: PullInfo, identities: Identities, delivery_id: str, reason: str
+) -> AuditRecord:
+    """`gitops.refuseActivation`, dated at the merge, with one insert id per PR head."""
+    return audit_entry(
+        audit_events.REFUSE_ACTIVATION, decision, pull, identities, delivery_id,
+        message=f"Refused: {reason}",
+        timestamp=pull.merged_at,
+        insert_id=refusal_insert_id(decision.pr.reference, pull.head_sha),
+    )
+
+
+def activation_record(
+    decision: Decision,
+    pull: PullInfo,
+    identities: Identities,
+    delivery_id: str,
+    *,
+    start: datetime,
+    end: datetime,
+) -> AuditRecord:
+    """`gitops.activateRole` for the window IAM holds, dated at its start, with one insert id
+    per PR head."""
+    request = decision.request
+    if request is None:
+        raise ValueError("only a decision with a request can be activated")
+    return audit_entry(
+        audit_events.ACTIVATE_ROLE, decision, pull, identities, delivery_id,
+        message=(
+            f"{decision.requester} activated {', '.join(request.roles)} on {request.project} "
+            f"until {rfc3339(end)} ({decision.pr.reference})"
+        ),
+        start=start, end=end, timestamp=start,
+        insert_id=activation_insert_id(decision.pr.reference, pull.head_sha),
+    )

@@ -1,0 +1,96 @@
+"""Ports: what the lifecycle needs from GitHub and Google, in the project's own types.
+
+The adapters (`webhook.adapters.*`) implement these against the real APIs; tests implement them
+in memory. Only the shapes live here, no behaviour, so that the service layer depends on
+interfaces rather than on PyGithub or google-cloud.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from webhook.core.audit_record import AuditRecord
+from webhook.core.model import (
+    Binding,
+    ChangedFile,
+    EligibilityFacts,
+    EligibilitySettings,
+    PullComment,
+    PullInfo,
+    Review,
+)
+
+#: The clock of the service: the current time, UTC.
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class ActivationResult:
+    """What `ActivatorPort.activate` did.
+
+    `written` is False when the request's bindings were already present (a redelivered merge
+    event): nothing was written and `bindings` are the ones found, which keep their original
+    window. `already` holds the bindings found present in that case.
+
+    `start` and `end` are the activation window of the stored bindings as IAM holds them (None
+    when the stored expression is not an activation window the service can read). They are read
+    from `bindings`, so two results with the same bindings have the same window, and they take
+    no part in comparisons.
+    """
+
+    written: bool
+    bindings: tuple[Binding, ...]
+    attempts: int = 1
+    etag: str = ""
+    already: tuple[Binding, ...] = ()
+    start: datetime | None = field(default=None, compare=False)
+    end: datetime | None = field(default=None, compare=False)
+
+
+class GitHubPort(Protocol):
+    """The repository the service works for (`adapters.github_api.GitHubRepo`)."""
+
+    def pull(self, number: int) -> PullInfo: ...
+    def files(self, number: int) -> tuple[ChangedFile, ...]: ...
+    def reviews(self, number: int) -> tuple[Review, ...]: ...
+    def file_bytes(self, path: str, ref: str | None) -> bytes | None: ...
+    def set_status(
+        self, sha: str, state: str, description: str, context: str = ...,
+        target_url: str | None = ...,
+    ) -> None: ...
+    def comments(self, number: int) -> tuple[PullComment, ...]: ...
+    def upsert_comment(
+        self, number: int, marker: str, body: str, comments: Sequence[PullComment] | None = ...
+    ) -> int: ...
+    def comments_with(
+        self, number: int, marker: str, comments: Sequence[PullComment] | None = ...
+    ) -> list[str]: ...
+    def create_comment(self, number: int, body: str) -> int: ...
+    def request_reviewers(self, number: int, logins: Sequence[str]) -> None: ...
+
+
+class EligibilityPort(Protocol):
+    """Who is eligible for which role (`adapters.eligibility.EligibilityChecker`)."""
+
+    def check(
+        self, *, scope: str, project: str, roles: Sequence[str], identities: Sequence[str],
+        settings: EligibilitySettings,
+    ) -> EligibilityFacts: ...
+
+
+class ActivatorPort(Protocol):
+    """Writes and removes activation bindings (`adapters.iam.Activator`)."""
+
+    def activate(
+        self, project: str, bindings: Sequence[Binding], *, reason: str, pr_reference: str
+    ) -> ActivationResult: ...
+    def remove(self, project: str, bindings: Sequence[Binding], *, reason: str) -> None: ...
+
+
+class AuditPort(Protocol):
+    """The audit log (`adapters.cloud_logging.AuditLog`)."""
+
+    def write(self, record: AuditRecord) -> None: ...
