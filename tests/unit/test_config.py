@@ -265,9 +265,9 @@ def test_references_are_resolved_through_the_hook() -> None:
 
 def test_token_reference_is_resolved() -> None:
     settings = Settings.from_env(
-        env(GITHUB_TOKEN="sm://projects/ops/secrets/token"), lambda name, ref: "ghs_resolved"
+        env(GITHUB_TOKEN="sm://projects/ops/secrets/token"), lambda name, ref: "ghp_resolved"
     )
-    assert settings.token == "ghs_resolved"
+    assert settings.token == "ghp_resolved"
 
 
 def test_only_secret_variables_are_resolved() -> None:
