@@ -17,7 +17,7 @@ from benchmarks.world import ROOT
 DUMMY_ENV = {
     "GITHUB_WEBHOOK_SECRET": "benchmark-secret-0123456789",
     "GITHUB_REPOSITORY": "acme/access",
-    "GITHUB_TOKEN": "ghs_benchmark0123456789",
+    "GITHUB_TOKEN": "ghp_benchmark0123456789",
     "GITHUB_API_URL": "http://127.0.0.1:9",
     "GOOGLE_CLOUD_PROJECT": "jitaccess-audit",
     "RESOURCE_MANAGER_ENDPOINT": "http://127.0.0.1:9",

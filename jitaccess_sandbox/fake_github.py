@@ -314,6 +314,41 @@ class FakeGitHub:
             self.installations[inst] = fake.owner
             return inst
 
+    def uninstall(self, repo: str) -> int | None:
+        """Uninstall the app from a repository's account, as its owner does in the settings:
+        the installation and its tokens are gone (401 Bad credentials). Returns its id."""
+        with self._lock:
+            inst = self._repo(repo).installation_id
+            if inst is None:
+                return None
+            self.installations.pop(inst, None)
+            for fake in self.repos.values():
+                if fake.installation_id == inst:
+                    fake.installation_id = None
+            for token, (owner, _) in list(self.installation_tokens.items()):
+                if owner == inst:
+                    del self.installation_tokens[token]
+            return inst
+
+    def reinstall(self, repo: str) -> int:
+        """Uninstall the app and install it again on a repository: a new installation id, and
+        the old installation's tokens stop working. Returns the new id."""
+        with self._lock:
+            self.uninstall(repo)
+            return self.install(repo)
+
+    def installation_token(self, repo: str, token: str | None = None) -> str:
+        """Issue an installation token for the app's installation on a repository, as
+        `POST /app/installations/{id}/access_tokens` does; `token` chooses its text (tokens
+        of older Enterprise Servers have no `ghs_` prefix)."""
+        with self._lock:
+            inst = self._repo(repo).installation_id
+            if inst is None:
+                raise KeyError(f"the app is not installed on {repo}")
+            token = token or "ghs_" + secrets.token_hex(18)
+            self.installation_tokens[token] = (inst, self.clock() + self.token_ttl)
+            return token
+
     def expire_installation_tokens(self) -> None:
         """Make every installation token issued so far invalid (server side)."""
         with self._lock:
@@ -1005,7 +1040,13 @@ class FakeGitHub:
 
     def _get_user(self, ctx: _Ctx) -> _Resp:
         if ctx.principal.kind != "user":
-            raise _HttpError(403, "Resource not accessible by integration")
+            # As GitHub answers an installation token (which acts as the App, not a user).
+            error = _HttpError(
+                403, "Resource not accessible by integration",
+                documentation_url=f"{DOCS}/users/users#get-the-authenticated-user",
+            )
+            error.payload["status"] = "403"
+            raise error
         return _Resp(200, self._user_json(ctx, ctx.principal.login))
 
     def _get_app(self, ctx: _Ctx) -> _Resp:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from jitaccess_sandbox.emulator import BOT, REPO, SECRET, Emulator
+from jitaccess_sandbox.emulator import REPO, SECRET, Emulator
 from tests.e2e.conftest import NOW, request_yaml
 from webhook.service.app import create_app, sign
 from webhook.service.wiring import Service
@@ -263,19 +263,6 @@ def test_unhandled_action_is_ignored_with_a_reason(
     )
     assert emu.google.recorder.calls == []
     assert emu.github.recorder.count("POST") == emu.github.recorder.count("PATCH") == 0
-
-
-@pytest.mark.parametrize("login", [BOT, BOT.upper()])
-def test_event_caused_by_the_service_itself_is_ignored(
-    emu: Emulator, pr_payload: dict[str, Any], login: str
-) -> None:
-    payload = copy.deepcopy(pr_payload)
-    payload["sender"]["login"] = login
-    answer = emu.deliver("pull_request", payload)
-    assert (answer.status, answer.body) == (200, {"message": "ignored: caused by this service"})
-    assert emu.google.recorder.calls == []
-    # at most the one-time lookup of the service's own login (GET /user)
-    assert {c.method + " " + c.path for c in emu.github.recorder.calls} <= {"GET /user"}
 
 
 MALFORMED = {

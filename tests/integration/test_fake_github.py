@@ -194,3 +194,41 @@ def test_app_authentication(fake: FakeGitHub, api: str) -> None:
     assert get(f"{api}/user", headers=token).status_code == 403
     fake.expire_installation_tokens()
     assert get(f"{api}/repos/{REPO}", headers=token).status_code == 401
+
+
+def test_get_user_with_an_installation_token_is_refused_as_github_does(
+    fake: FakeGitHub, api: str
+) -> None:
+    fake.install(REPO)
+    token = {"Authorization": f"token {fake.installation_token(REPO)}"}
+    refused = get(f"{api}/user", headers=token)
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "message": "Resource not accessible by integration",
+        "documentation_url": "https://docs.github.com/rest/users/users#get-the-authenticated-user",
+        "status": "403",
+    }
+
+
+def test_reinstalling_gives_a_new_installation_and_ends_the_old_tokens(
+    fake: FakeGitHub, api: str
+) -> None:
+    old = fake.install(REPO)
+    old_token = {"Authorization": f"token {fake.installation_token(REPO)}"}
+    assert get(f"{api}/repos/{REPO}", headers=old_token).status_code == 200
+
+    new = fake.reinstall(REPO)
+    assert new != old
+    found = get(f"{api}/repos/{REPO}/installation", headers=app_jwt(fake)).json()
+    assert found["id"] == new
+    refused = get(f"{api}/repos/{REPO}", headers=old_token)
+    assert (refused.status_code, refused.json()["message"]) == (401, "Bad credentials")
+    gone = post(f"{api}/app/installations/{old}/access_tokens", {}, headers=app_jwt(fake))
+    assert gone.status_code == 404
+    grant = post(f"{api}/app/installations/{new}/access_tokens", {}, headers=app_jwt(fake))
+    new_token = {"Authorization": f"token {grant.json()['token']}"}
+    assert get(f"{api}/repos/{REPO}", headers=new_token).status_code == 200
+
+    assert fake.uninstall(REPO) == new
+    assert get(f"{api}/repos/{REPO}/installation", headers=app_jwt(fake)).status_code == 404
+    assert get(f"{api}/repos/{REPO}", headers=new_token).status_code == 401

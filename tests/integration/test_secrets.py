@@ -174,7 +174,7 @@ def test_one_transient_error_is_retried(fake: tuple[FakeSecretManager, str]) -> 
 def test_resolver_feeds_settings_from_env(fake: tuple[FakeSecretManager, str]) -> None:
     app, url = fake
     app.put(VERSION_NAME, WEBHOOK_SECRET.encode())
-    app.put("projects/jit-ops/secrets/github-token/versions/latest", b"ghs_token_value")
+    app.put("projects/jit-ops/secrets/github-token/versions/latest", b"ghp_token_value")
     env = {
         "GITHUB_WEBHOOK_SECRET": ref(),
         "GITHUB_TOKEN": "sm://projects/jit-ops/secrets/github-token",
@@ -185,7 +185,7 @@ def test_resolver_feeds_settings_from_env(fake: tuple[FakeSecretManager, str]) -
     settings = Settings.from_env(env, resolve_secret=resolver(endpoint=url))
 
     assert settings.webhook_secret == WEBHOOK_SECRET
-    assert settings.token == "ghs_token_value"
+    assert settings.token == "ghp_token_value"
     assert len(app.requests) == 2
 
 

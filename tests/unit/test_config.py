@@ -152,6 +152,22 @@ def test_app_id_and_key_go_together(present: str) -> None:
     assert "GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY must be set together" in message
 
 
+def test_an_installation_token_as_github_token_is_refused() -> None:
+    token = "ghs_" + "Zq9" * 12
+    message = error_of(env(GITHUB_TOKEN=token))
+    assert "GITHUB_TOKEN is a GitHub App installation token (ghs_…)" in message
+    assert "set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY instead" in message
+    assert "Zq9" not in message
+    resolved = error_of(env(GITHUB_TOKEN="sm://projects/ops/secrets/token"), lambda n, r: token)
+    assert "GITHUB_TOKEN is a GitHub App installation token" in resolved
+
+
+def test_a_leftover_installation_token_beside_app_credentials_is_unused() -> None:
+    values = env(GITHUB_TOKEN="ghs_" + "Zq9" * 12, GITHUB_APP_ID="42",
+                 GITHUB_APP_PRIVATE_KEY=PEM)
+    assert Settings.from_env(values).app_id == 42  # the App is used; the token never is
+
+
 # ----------------------------------------------------------------------------------------------
 # malformed variables
 
@@ -265,9 +281,9 @@ def test_references_are_resolved_through_the_hook() -> None:
 
 def test_token_reference_is_resolved() -> None:
     settings = Settings.from_env(
-        env(GITHUB_TOKEN="sm://projects/ops/secrets/token"), lambda name, ref: "ghs_resolved"
+        env(GITHUB_TOKEN="sm://projects/ops/secrets/token"), lambda name, ref: "ghp_resolved"
     )
-    assert settings.token == "ghs_resolved"
+    assert settings.token == "ghp_resolved"
 
 
 def test_only_secret_variables_are_resolved() -> None:

@@ -61,6 +61,17 @@ MAX_FILE_BYTES = 64 * 1024
 MAX_LIST_ITEMS = 3000
 STATUS_DESCRIPTION_MAX = 140  # GitHub refuses longer commit-status descriptions (422)
 TOKEN_RENEW_BEFORE = timedelta(minutes=5)
+#: Least seconds between two lookups of the App installation after a delivery named another one
+#: (the App may have been reinstalled): a stream of foreign deliveries costs a call a minute.
+INSTALLATION_RECHECK_SECONDS = 60.0
+#: What GitHub answers an App installation token on `GET /user` (HTTP 403).
+NOT_FOR_INTEGRATIONS = "Resource not accessible by integration"
+INSTALLATION_TOKEN_PROBLEM = (
+    "GITHUB_TOKEN is a GitHub App installation token: GitHub refuses it GET /user (HTTP 403 "
+    f'"{NOT_FOR_INTEGRATIONS}"), so the service cannot tell its own comments, and it expires '
+    "within an hour. Set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY instead (the service then "
+    "creates installation tokens itself), or use a personal access token"
+)
 USER_AGENT = "jitaccess-github"
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _RETRY_STATUSES = (500, 502, 503, 504)
@@ -258,6 +269,20 @@ class GitHubRepo:
         with self._calling("looking up the GitHub App installation"):
             return app.installation_id()
 
+    def recheck_installation(self) -> int | None:
+        """The installation serving the repository, looked up again unless that was done less
+        than INSTALLATION_RECHECK_SECONDS ago (then the one known); None with a token.
+
+        For a delivery naming another installation: a reinstalled App has a new one, and the
+        old one's tokens no longer work, so a changed installation also drops the token.
+        Calls: 1 when it looks again (+1 later for a new token if it changed), else 0.
+        """
+        app = self._app
+        if app is None:
+            return None
+        with self._calling("looking up the GitHub App installation again"):
+            return app.recheck(INSTALLATION_RECHECK_SECONDS)
+
     # -- plumbing --------------------------------------------------------------------------------
 
     def _credentials(self) -> Auth.Auth:
@@ -448,8 +473,20 @@ class GitHubRepo:
                 if app is not None:
                     self._login = f"{app.slug()}[bot]"
                 else:
-                    self._login = str(self._gh().get_user().login)
+                    self._login = self._token_login()
         return self._login
+
+    def _token_login(self) -> str:
+        """The login of the token's account (1 call: GET /user); ConfigError for an App
+        installation token, which GitHub refuses that call."""
+        from github import GithubException
+
+        try:
+            return str(self._gh().get_user().login)
+        except GithubException as e:
+            if e.status == 403 and NOT_FOR_INTEGRATIONS.lower() in _describe(e).lower():
+                raise ConfigError(INSTALLATION_TOKEN_PROBLEM) from None
+            raise
 
     def comments(self, number: int) -> tuple[PullComment, ...]:
         """Every comment on a PR, oldest first (1 call per 100 comments).
@@ -472,21 +509,24 @@ class GitHubRepo:
     def comments_with(
         self, number: int, marker: str, comments: Sequence[PullComment] | None = None
     ) -> list[str]:
-        """Bodies of this service's own comments containing `marker`, oldest first
+        """Bodies of this service's own comments that start with `marker`, oldest first
         (0 calls with `comments` already listed, else 1 per 100 comments; +1 for `self_login`
         the first time with a token).
 
-        Comments by anyone else are ignored, so nobody can forge the service's records.
+        Comments by anyone else are ignored, so nobody can forge the service's records; and so
+        are comments of the service's account that do not start with the marker — with a
+        person's token, the comments that person writes are not the service's records, even
+        when they quote one.
         """
         return [c.body for c in self._own_with(number, marker, comments)]
 
     def _own_with(
         self, number: int, marker: str, comments: Sequence[PullComment] | None
     ) -> list[PullComment]:
-        """This service's own comments containing `marker` (listing them unless given)."""
+        """This service's own comments starting with `marker` (listing them unless given)."""
         me = self.self_login().lower()
         listed = self.comments(number) if comments is None else comments
-        return [c for c in listed if c.author.lower() == me and marker in c.body]
+        return [c for c in listed if c.author.lower() == me and c.body.startswith(marker)]
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -523,9 +563,9 @@ class GitHubRepo:
         earlier in the same event, are given), then 0 (unchanged), 1 (PATCH) or 1 (POST);
         +1 for `self_login` the first time with a token. Only the service's own comments are
         considered, whoever listed them. `body` gets `marker` on its first line if it does not
-        contain it.
+        start with it.
         """
-        if marker not in body:
+        if not body.startswith(marker):
             body = f"{marker}\n{body}"
         for comment in self._own_with(number, marker, comments):
             if comment.body != body:

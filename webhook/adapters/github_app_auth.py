@@ -8,6 +8,7 @@ Engine warmup request), not while the app starts.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 from github import Auth, GithubIntegration
@@ -50,6 +51,7 @@ class InstallationAuth(Auth.Auth):
         self.app_slug: str | None = None
         self._token: str | None = None
         self._expires_at: datetime | None = None
+        self._rechecked_at: float | None = None  # time.monotonic() of the last recheck
 
     @property
     def token_type(self) -> str:
@@ -77,6 +79,25 @@ class InstallationAuth(Auth.Auth):
         """The installation on the repository (1 call the first time: GET …/installation)."""
         with self._lock:
             return self._lookup()
+
+    def recheck(self, min_interval: float) -> int:
+        """The installation on the repository, looked up again unless a recheck ran less than
+        `min_interval` seconds ago; a changed installation drops the token (whose installation
+        is gone). On a failed lookup the known installation stays."""
+        with self._lock:
+            now = time.monotonic()
+            if self._rechecked_at is not None and now - self._rechecked_at < min_interval:
+                return self._lookup()
+            self._rechecked_at = now
+            known, self._installation_id = self._installation_id, None
+            try:
+                found = self._lookup()
+            except BaseException:
+                self._installation_id = known
+                raise
+            if found != known:
+                self._token = self._expires_at = None
+            return found
 
     def _lookup(self) -> int:
         # Caller holds the lock.

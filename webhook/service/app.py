@@ -6,6 +6,7 @@ This is the one place where errors become HTTP answers. Handlers and the lifecyc
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -16,7 +17,8 @@ from typing import IO, Any
 
 from flask import Flask, Response, jsonify, request
 
-from webhook.core.errors import JitAccessError
+from webhook.core.delivery import Reason, classify
+from webhook.core.errors import ConfigError, JitAccessError
 from webhook.service.config import Settings
 from webhook.service.handlers import MalformedPayload, build_router
 from webhook.service.routing import Delivery, Outcome
@@ -54,6 +56,26 @@ def _read_at_most(stream: IO[bytes], limit: int) -> bytes:
     return b"".join(parts)
 
 
+class _ServiceFacts:
+    """The rule book's facts about one service instance, each looked up when the rules first
+    read it (the GitHub adapter caches both lookups)."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    @property
+    def repository(self) -> str:
+        return self._service.settings.repository
+
+    @property
+    def installation_id(self) -> int | None:
+        return self._service.github.installation_id()
+
+    @property
+    def own_login(self) -> str | None:
+        return self._service.own_login()
+
+
 def _answer(status: int, message: str, **extra: Any) -> tuple[Response, int]:
     return jsonify({"message": message, **extra}), status
 
@@ -68,6 +90,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         settings = Settings.from_env(os.environ, resolve_secret)
     service = service or Service.from_settings(settings)
     router = build_router(service.lifecycle)
+    facts = _ServiceFacts(service)
     app = Flask("webhook")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["jitaccess"] = service
@@ -118,23 +141,21 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             return Outcome(500, "internal error; see the service log")
 
     def _route(delivery: Delivery) -> Outcome:
-        if delivery.event == "ping":
-            return Outcome(200, "pong")
-        repo = delivery.payload.get("repository")
-        full_name = repo.get("full_name") if isinstance(repo, Mapping) else None
-        if not isinstance(full_name, str) or full_name.lower() != settings.repository.lower():
-            return Outcome(200, f"ignored: not for {settings.repository}")
-        ignored = service.foreign_installation(delivery.payload)
-        if ignored:
-            return Outcome(200, ignored)
-        sender = delivery.payload.get("sender")
-        sender_login = sender.get("login") if isinstance(sender, Mapping) else None
-        if isinstance(sender_login, str) and service.is_own_login(sender_login):
-            return Outcome(200, "ignored: caused by this service")
+        verdict = classify(delivery.event, delivery.payload, facts)
+        if (
+            verdict.reason is Reason.FOREIGN_INSTALLATION
+            and verdict.installation is not None
+            and service.installation_replaced(verdict.installation)
+        ):
+            # The App was reinstalled: the delivery is ours after all.
+            verdict = classify(delivery.event, delivery.payload, facts)
         handler = router.handler_for(delivery)
-        if handler is None:
-            return Outcome(200, f"ignored: {delivery.event}/{delivery.action} is not handled")
-        return handler(delivery)
+        if verdict.ignored and (verdict.reason is not Reason.UNHANDLED or handler is None):
+            return Outcome(200, verdict.message)
+        if handler is None:  # a verdict to act on that nobody handles: a bug in the table
+            raise LookupError(f"no handler for {delivery.event}/{delivery.action}")
+        # An event the rule book has no rule for yet may still have a registered handler.
+        return handler(dataclasses.replace(delivery, verdict=verdict))
 
     @app.get("/health")
     def health() -> tuple[Response, int]:
@@ -161,7 +182,11 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     @app.get("/_ah/warmup")
     def warmup() -> tuple[Response, int]:
         started = time.monotonic()
-        service.warmup()
+        try:
+            service.warmup()
+        except ConfigError as exc:  # e.g. GITHUB_TOKEN is an App installation token
+            log.error("warmup: the configuration is unusable: %s", exc)
+            return _answer(500, str(exc))
         return _answer(200, "warm", ms=round((time.monotonic() - started) * 1000))
 
     @app.errorhandler(413)

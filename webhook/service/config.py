@@ -35,6 +35,9 @@ VARIABLES = (
 SECRET_VARIABLES = ("GITHUB_WEBHOOK_SECRET", "GITHUB_APP_PRIVATE_KEY", "GITHUB_TOKEN",
                     "CLEANUP_TOKEN")
 
+#: The prefix GitHub gives App installation ("server-to-server") tokens.
+INSTALLATION_TOKEN_PREFIX = "ghs_"
+
 SecretResolver = Callable[[str, str], str]  # (variable name, sm:// reference) -> secret value
 
 
@@ -142,6 +145,16 @@ class Settings:
         }:
             problems.append(
                 "set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (a GitHub App) or GITHUB_TOKEN"
+            )
+        if app_key is None and token is not None and token.startswith(INSTALLATION_TOKEN_PREFIX):
+            # GitHub gives App installation tokens this prefix. One expires within an hour and
+            # cannot call GET /user, so the service could not tell its own comments; the
+            # adapter also recognises one by that refusal (tokens of older Enterprise Servers
+            # have no prefix).
+            problems.append(
+                "GITHUB_TOKEN is a GitHub App installation token (ghs_…), which expires within "
+                "an hour and cannot call GET /user: set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY "
+                "instead, or use a personal access token"
             )
 
         api_url = get("GITHUB_API_URL") or "https://api.github.com"

@@ -1,30 +1,27 @@
-"""Webhook handlers, registered by event and action; each re-reads facts through the lifecycle."""
+"""Webhook handlers, registered by event and action; each re-reads facts through the lifecycle.
+
+What a delivery is — ignored, a change, a review or a merge — is decided by the rule book in
+`webhook.core.delivery`; the app classifies every delivery before routing it, and the handlers
+here only turn a verdict into the lifecycle call it asks for.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from webhook.core.delivery import (
+    PR_CHANGE_ACTIONS,
+    REVIEW_ACTIONS,
+    Kind,
+    MalformedPayload,
+    Verdict,
+    pr_number,
+)
 from webhook.service.lifecycle import Lifecycle, LifecycleResult
 from webhook.service.routing import Delivery, Outcome, Router
 
-#: `pull_request` actions after which the request is evaluated again.
-PR_CHANGE_ACTIONS = ("opened", "reopened", "synchronize", "edited", "ready_for_review")
-#: `pull_request_review` actions after which the request is evaluated again.
-REVIEW_ACTIONS = ("submitted", "edited", "dismissed")
-
-
-class MalformedPayload(ValueError):
-    """The payload lacks a field the handler needs (GitHub never sends these; a forger might)."""
-
-
-def pr_number(payload: Mapping[str, Any]) -> int:
-    """The pull request number of a `pull_request` or `pull_request_review` payload."""
-    pr = payload.get("pull_request")
-    number = pr.get("number") if isinstance(pr, Mapping) else None
-    if not isinstance(number, int) or isinstance(number, bool) or not 0 < number < 2**31:
-        raise MalformedPayload("payload has no valid pull_request.number")
-    return number
+__all__ = ["MalformedPayload", "PR_CHANGE_ACTIONS", "REVIEW_ACTIONS", "build_router",
+           "pr_number"]
 
 
 def _outcome(result: LifecycleResult) -> Outcome:
@@ -34,65 +31,47 @@ def _outcome(result: LifecycleResult) -> Outcome:
     return Outcome(502 if result.failed else 200, result.message, details or None)
 
 
+def _verdict(delivery: Delivery, *kinds: Kind) -> Verdict:
+    verdict = delivery.verdict
+    if verdict is None:
+        raise ValueError("the delivery was routed before the rule book classified it")
+    if not verdict.ignored and verdict.kind not in kinds:
+        raise ValueError(f"a {verdict.kind.value} verdict was routed to the wrong handler")
+    return verdict
+
+
 def build_router(lifecycle: Lifecycle) -> Router:
     """The routing table of the service, bound to a lifecycle."""
     router = Router()
-
-    @router.register("ping")
-    def on_ping(delivery: Delivery) -> Outcome:
-        return Outcome(200, "pong")
 
     for action in PR_CHANGE_ACTIONS:
 
         @router.register("pull_request", action=action)
         def on_pull_request_changed(delivery: Delivery) -> Outcome:
-            number = pr_number(delivery.payload)
-            changes = delivery.payload.get("changes")
-            if delivery.action == "edited" and not (
-                isinstance(changes, Mapping) and "base" in changes
-            ):
-                # A title or description edit changes nothing the decision reads; evaluating
-                # would let anyone who can edit spend Policy Analyzer's 20 queries a day.
-                return Outcome(200, f"PR #{number}: title or description edited; nothing to do")
-            opened = delivery.action in ("opened", "reopened")
+            verdict = _verdict(delivery, Kind.CHANGE)
+            if verdict.ignored or verdict.number is None:
+                return Outcome(200, verdict.message)
             return _outcome(
-                lifecycle.on_change(pr_number(delivery.payload), delivery.delivery_id,
-                                    opened=opened)
+                lifecycle.on_change(verdict.number, delivery.delivery_id, opened=verdict.opened)
             )
 
     @router.register("pull_request", action="closed")
     def on_pull_request_closed(delivery: Delivery) -> Outcome:
-        number = pr_number(delivery.payload)
-        pr = delivery.payload["pull_request"]
-        if not (isinstance(pr, Mapping) and pr.get("merged") is True):
-            return Outcome(200, f"PR #{number} closed without merge; nothing to do")
+        verdict = _verdict(delivery, Kind.MERGE)
+        if verdict.ignored or verdict.number is None:
+            return Outcome(200, verdict.message)
         # The payload is only a trigger: on_merge re-reads whether and when it was merged.
-        return _outcome(lifecycle.on_merge(number, delivery.delivery_id))
+        return _outcome(lifecycle.on_merge(verdict.number, delivery.delivery_id))
 
     for action in REVIEW_ACTIONS:
 
         @router.register("pull_request_review", action=action)
         def on_review_changed(delivery: Delivery) -> Outcome:
-            review = delivery.payload.get("review")
-            user = review.get("user") if isinstance(review, Mapping) else None
-            login = user.get("login") if isinstance(user, Mapping) else None
-            state = review.get("state") if isinstance(review, Mapping) else None
-            if delivery.action == "edited" or (
-                delivery.action == "submitted" and isinstance(state, str)
-                and state.lower() == "commented"
-            ):
-                # Neither can change the decision (an edit changes only a review's text, and a
-                # comment never decides); evaluating would let any commenter spend Policy
-                # Analyzer's daily queries. Skipping grants nothing: merges decide afresh.
-                return Outcome(
-                    200,
-                    f"PR #{pr_number(delivery.payload)}: review comment or edit; nothing to do",
-                )
+            verdict = _verdict(delivery, Kind.REVIEW)
+            if verdict.ignored or verdict.number is None:
+                return Outcome(200, verdict.message)
             return _outcome(
-                lifecycle.on_review(
-                    pr_number(delivery.payload), delivery.delivery_id,
-                    login if isinstance(login, str) else None,
-                )
+                lifecycle.on_review(verdict.number, delivery.delivery_id, verdict.reviewer)
             )
 
     return router

@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.core.delivery import Verdict
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -14,6 +16,8 @@ class Delivery:
     event: str  # X-GitHub-Event
     delivery_id: str  # X-GitHub-Delivery
     payload: Mapping[str, Any]
+    # What the rule book (`core.delivery.classify`) made of it, once the app has asked.
+    verdict: Verdict | None = None
 
     @property
     def action(self) -> str | None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from webhook.adapters.github_api import GitHubRepo
 from webhook.core.audit_record import AuditRecord
@@ -135,23 +135,42 @@ class Service:
         )
         return cls(settings, github, google, lifecycle, clock)
 
-    def is_own_login(self, login: str) -> bool:
-        """Was the event caused by this service's own GitHub account?"""
+    def own_login(self) -> str | None:
+        """The service's own GitHub login, None when GitHub cannot tell it now.
+
+        A GITHUB_TOKEN that is an App installation token raises ConfigError: the service cannot
+        tell its own records from anyone else's with it.
+        """
         try:
-            return login.lower() == self.github.self_login().lower()
+            return self.github.self_login()
         except GitHubError as exc:
             log.warning("could not tell the service's own login: %s", exc)
-            return False
-
-    def foreign_installation(self, payload: Mapping[str, Any]) -> str | None:
-        """A reason to ignore a delivery naming another GitHub App installation, else None."""
-        installation = payload.get("installation")
-        if not isinstance(installation, Mapping) or "id" not in installation:
             return None
-        ours = self.github.installation_id()
-        if ours is not None and installation.get("id") != ours:
-            return f"ignored: installation {installation.get('id')} is not this service's"
-        return None
+
+    def installation_replaced(self, named: int) -> bool:
+        """A delivery named installation `named`, not the one serving the repository as far as
+        we know: is it ours after all, because the App was reinstalled?
+
+        A reinstalled App gets a new installation id (and the old one's tokens stop working),
+        so without looking again every delivery would be ignored until the process restarts.
+        The installation is looked up again at most once a minute; a mismatch that remains is
+        logged as an error naming both installations.
+        """
+        known = self.github.installation_id()
+        current = self.github.recheck_installation()
+        if current == named:
+            log.warning(
+                "the GitHub App installation on %s is now %s (it was %s): the App was "
+                "reinstalled", self.settings.repository, current, known,
+            )
+            return True
+        log.error(
+            "IGNORED a delivery naming GitHub App installation %s: App %s is installed on %s as "
+            "installation %s (looked up again at most once a minute). Is the webhook of another "
+            "App or installation pointed at this service?",
+            named, self.settings.app_id, self.settings.repository, current,
+        )
+        return False
 
     def cleanup(self) -> CleanupReport:
         """Remove expired activations within the policy's scope."""
@@ -170,5 +189,7 @@ class Service:
         self.google.preload()
         try:
             self.github.self_login()
+        except ConfigError:
+            raise  # a misconfiguration found at start (an installation token as GITHUB_TOKEN)
         except JitAccessError as exc:
             log.warning("warmup could not reach GitHub: %s", exc)

@@ -1,0 +1,315 @@
+"""The delivery rule book: real GitHub payloads and their variations in, verdicts out, no fakes.
+
+The payloads are the real ones in `../shared/fixtures/github-webhooks` (relative to the project
+root). Without them these cases are skipped, except in CI (`CI=true`), where they must be there.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from webhook.core.delivery import (
+    MARKER_PREFIX,
+    Kind,
+    KnownFacts,
+    MalformedPayload,
+    Reason,
+    Verdict,
+    classify,
+    is_marked,
+)
+from webhook.core.render import (
+    COMMENT_MARKER,
+    activation_failed_marker,
+    activation_marker,
+    refusal_marker,
+)
+
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "github-webhooks"
+HELLO = "Codertocat/Hello-World"  # the repository of most payloads
+BOT = "jit-access[bot]"
+
+
+def payload(name: str) -> dict[str, Any]:
+    """A real payload, by file name; a missing one fails in CI and skips elsewhere."""
+    path = FIXTURES / name
+    if not path.is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"webhook fixture {path} is missing")
+        pytest.skip(f"no webhook fixture at {path}")
+    data = json.loads(path.read_bytes())
+    assert isinstance(data, dict)
+    return data
+
+
+def event_of(name: str) -> str:
+    """`X-GitHub-Event` from the file name (`<event>.<action>[.variant].json`)."""
+    return name.split(".", 1)[0]
+
+
+def facts_for(data: dict[str, Any], **kw: Any) -> KnownFacts:
+    """Facts of a service serving the payload's repository (as its installation, if any)."""
+    repo = (data.get("repository") or {}).get("full_name") or "acme/access"
+    installation = (data.get("installation") or {}).get("id")
+    return KnownFacts(**{"repository": repo, "installation_id": installation, **kw})
+
+
+def verdict_of(name: str, data: dict[str, Any] | None = None, **kw: Any) -> Verdict:
+    data = payload(name) if data is None else data
+    return classify(event_of(name), data, facts_for(data, **kw))
+
+
+# --------------------------------------------------------------------------------------------
+# Every real payload
+
+
+REAL = {
+    "pull_request.opened.json": Verdict(Kind.CHANGE, number=2, opened=True),
+    "pull_request.opened.with-organization.json": Verdict(Kind.CHANGE, number=2, opened=True),
+    "pull_request.reopened.json": Verdict(Kind.CHANGE, number=2, opened=True),
+    "pull_request.synchronize.json": Verdict(Kind.CHANGE, number=2),
+    "pull_request.closed.merged.json": Verdict(Kind.MERGE, number=3),
+    "pull_request.closed.unmerged.json": Verdict(
+        Kind.IGNORED, "PR #2 closed without merge; nothing to do", Reason.CLOSED_UNMERGED
+    ),
+    "pull_request_review.submitted.approved.json": Verdict(
+        Kind.REVIEW, number=8, reviewer="baxterthehacker"
+    ),
+    "pull_request_review.dismissed.json": Verdict(Kind.REVIEW, number=2, reviewer="Codertocat"),
+    "pull_request_review.submitted.commented.json": Verdict(
+        Kind.IGNORED, "PR #2: review comment or edit; nothing to do", Reason.COMMENT_REVIEW
+    ),
+    "issue_comment.created.on-issue.json": Verdict(
+        Kind.IGNORED, "ignored: issue_comment/created is not handled", Reason.UNHANDLED
+    ),
+    "issue_comment.created.on-pull-request.json": Verdict(
+        Kind.IGNORED, "ignored: issue_comment/created is not handled", Reason.UNHANDLED
+    ),
+    "check_run.rerequested.json": Verdict(
+        Kind.IGNORED, "ignored: check_run/rerequested is not handled", Reason.UNHANDLED
+    ),
+    # an App installation event names no repository
+    "installation.created.json": Verdict(
+        Kind.IGNORED, "ignored: not for acme/access", Reason.OTHER_REPOSITORY
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_payload(name: str) -> None:
+    assert verdict_of(name) == REAL[name]
+
+
+def test_every_real_payload_has_a_verdict_here() -> None:
+    names = {p.name for p in FIXTURES.glob("*.json")}
+    if not names:
+        payload("pull_request.opened.json")  # fails in CI, skips elsewhere
+    assert names == set(REAL)
+
+
+# --------------------------------------------------------------------------------------------
+# Filters: ping, repository, installation
+
+
+def test_ping_is_answered_whatever_it_names() -> None:
+    ping = {"zen": "Keep it logically awesome.", "hook_id": 1, "hook": {"type": "App"}}
+    assert classify("ping", ping, KnownFacts("acme/access", 77)) == Verdict(
+        Kind.IGNORED, "pong", Reason.PING
+    )
+
+
+def test_another_repository_is_ignored() -> None:
+    data = payload("pull_request.closed.merged.json")
+    assert classify("pull_request", data, KnownFacts("acme/access")) == Verdict(
+        Kind.IGNORED, "ignored: not for acme/access", Reason.OTHER_REPOSITORY
+    )
+
+
+def test_repository_names_are_case_insensitive() -> None:
+    data = payload("pull_request.closed.merged.json")
+    facts = KnownFacts(data["repository"]["full_name"].upper())
+    assert classify("pull_request", data, facts).kind is Kind.MERGE
+
+
+def test_another_installation_is_ignored_and_named() -> None:
+    verdict = verdict_of("pull_request.opened.json", installation_id=2)
+    assert verdict == Verdict(
+        Kind.IGNORED, "ignored: installation 1 is not this service's",
+        Reason.FOREIGN_INSTALLATION, installation=1,
+    )
+
+
+@pytest.mark.parametrize("named", ["1", 1.0, True, -1, 0, None, [1]], ids=repr)
+def test_an_installation_that_is_no_id_is_foreign_and_no_reinstall(named: object) -> None:
+    data = payload("pull_request.opened.json")
+    data["installation"] = {"id": named}
+    verdict = classify("pull_request", data, KnownFacts(HELLO, 1))
+    assert verdict == Verdict(
+        Kind.IGNORED, f"ignored: installation {named} is not this service's",
+        Reason.FOREIGN_INSTALLATION, installation=None,
+    )
+
+
+def test_with_a_token_the_installation_is_not_checked() -> None:
+    verdict = verdict_of("pull_request.opened.json", installation_id=None)
+    assert verdict.kind is Kind.CHANGE
+
+
+def test_a_payload_without_installation_is_served_by_an_app() -> None:
+    data = payload("pull_request.closed.merged.json")  # a repository webhook's delivery
+    assert "installation" not in data
+    facts = KnownFacts(data["repository"]["full_name"], installation_id=77)
+    assert classify("pull_request", data, facts).kind is Kind.MERGE
+
+
+# --------------------------------------------------------------------------------------------
+# The service's own events
+
+
+def test_the_token_owners_merge_counts() -> None:
+    data = payload("pull_request.closed.merged.json")
+    sender = data["sender"]["login"]
+    assert data["pull_request"]["merged_by"]["login"] == sender
+    assert verdict_of("pull_request.closed.merged.json", data, own_login=sender) == Verdict(
+        Kind.MERGE, number=3
+    )
+
+
+@pytest.mark.parametrize("name", [
+    "pull_request.opened.json", "pull_request.synchronize.json",
+    "pull_request_review.submitted.approved.json", "pull_request_review.dismissed.json",
+])
+def test_the_token_owners_changes_and_reviews_count(name: str) -> None:
+    data = payload(name)
+    assert verdict_of(name, data, own_login=data["sender"]["login"].upper()) == REAL[name]
+
+
+def marked_comment(login: str, body: str) -> dict[str, Any]:
+    data = payload("issue_comment.created.on-pull-request.json")
+    data["sender"]["login"] = data["comment"]["user"]["login"] = login
+    data["comment"]["body"] = body
+    return data
+
+
+@pytest.mark.parametrize("action", ["created", "edited", "deleted"])
+@pytest.mark.parametrize("sender", [BOT, BOT.upper()])
+def test_the_services_own_marked_comment_is_ignored(action: str, sender: str) -> None:
+    data = marked_comment(sender, f"{COMMENT_MARKER}\n### jit-access: ✅ Ready")
+    data["action"] = action
+    assert verdict_of("issue_comment", data, own_login=BOT) == Verdict(
+        Kind.IGNORED, "ignored: the service's own comment", Reason.OWN_COMMENT
+    )
+
+
+@pytest.mark.parametrize(("sender", "body", "own"), [
+    (BOT, "/jit revoke", BOT),  # the token owner's own words
+    (BOT, f"> quoting\n{COMMENT_MARKER}", BOT),  # a marker not where the service puts it
+    ("mallory", f"{COMMENT_MARKER}\nforged", BOT),  # a marker by someone else
+    (BOT, f"{COMMENT_MARKER}\n", None),  # the own login is not known
+])
+def test_other_comments_are_not_the_services_own(sender: str, body: str, own: str | None) -> None:
+    data = marked_comment(sender, body)
+    assert verdict_of("issue_comment", data, own_login=own) == Verdict(
+        Kind.IGNORED, "ignored: issue_comment/created is not handled", Reason.UNHANDLED
+    )
+
+
+def status_event(sender: str) -> dict[str, Any]:
+    data = payload("pull_request.opened.json")
+    return {
+        "id": 1, "sha": data["pull_request"]["head"]["sha"], "name": HELLO,
+        "context": "jit-access", "state": "success", "description": "Ready",
+        "repository": data["repository"], "sender": {"login": sender},
+        "installation": data["installation"],
+    }
+
+
+def test_the_services_own_status_is_ignored() -> None:
+    data = status_event(BOT)
+    assert verdict_of("status", data, own_login=BOT) == Verdict(
+        Kind.IGNORED, "ignored: the service's own commit status", Reason.OWN_STATUS
+    )
+    assert verdict_of("status", status_event("ci-bot"), own_login=BOT) == Verdict(
+        Kind.IGNORED, "ignored: status/None is not handled", Reason.UNHANDLED
+    )
+
+
+def test_every_marker_the_service_writes_is_recognised() -> None:
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    markers = [COMMENT_MARKER, activation_marker(sha), refusal_marker(sha),
+               activation_failed_marker(sha)]
+    assert all(m.startswith(MARKER_PREFIX) and is_marked(m + "\ntext") for m in markers)
+    assert not is_marked(f"text\n{COMMENT_MARKER}")
+    assert not is_marked(" " + COMMENT_MARKER)
+
+
+# --------------------------------------------------------------------------------------------
+# What is evaluated
+
+
+def test_a_title_edit_is_not_evaluated_but_a_base_change_is() -> None:
+    data = payload("pull_request.opened.json")
+    data["action"] = "edited"
+    data["changes"] = {"title": {"from": "Old"}}
+    assert verdict_of("pull_request", data) == Verdict(
+        Kind.IGNORED, "PR #2: title or description edited; nothing to do", Reason.TEXT_EDIT
+    )
+    data["changes"] = {"base": {"ref": {"from": "dev"}, "sha": {"from": "abc"}}}
+    assert verdict_of("pull_request", data) == Verdict(Kind.CHANGE, number=2)
+
+
+def test_a_review_edit_is_not_evaluated() -> None:
+    data = payload("pull_request_review.submitted.approved.json")
+    data["action"] = "edited"
+    assert verdict_of("pull_request_review", data) == Verdict(
+        Kind.IGNORED, "PR #8: review comment or edit; nothing to do", Reason.COMMENT_REVIEW
+    )
+
+
+def test_an_upper_case_comment_state_is_a_comment() -> None:
+    data = payload("pull_request_review.submitted.commented.json")
+    data["review"]["state"] = "COMMENTED"
+    assert verdict_of("pull_request_review", data).reason is Reason.COMMENT_REVIEW
+
+
+def test_a_review_without_author_is_evaluated_without_reviewer() -> None:
+    data = payload("pull_request_review.dismissed.json")
+    data["review"]["user"] = None
+    assert verdict_of("pull_request_review", data) == Verdict(Kind.REVIEW, number=2)
+
+
+def test_only_merged_true_is_a_merge() -> None:
+    data = payload("pull_request.closed.merged.json")
+    for merged in ("true", 1, None):
+        data["pull_request"]["merged"] = merged
+        assert verdict_of("pull_request", data).reason is Reason.CLOSED_UNMERGED
+
+
+@pytest.mark.parametrize("action", ["labeled", "assigned", None, 7])
+def test_unhandled_actions_need_no_valid_number(action: object) -> None:
+    data = copy.deepcopy(payload("pull_request.opened.json"))
+    data["action"] = action
+    data["pull_request"]["number"] = "two"
+    shown = action if isinstance(action, str) else None
+    assert verdict_of("pull_request", data) == Verdict(
+        Kind.IGNORED, f"ignored: pull_request/{shown} is not handled", Reason.UNHANDLED
+    )
+
+
+@pytest.mark.parametrize("name", [
+    "pull_request.opened.json", "pull_request.closed.merged.json",
+    "pull_request.closed.unmerged.json", "pull_request_review.submitted.commented.json",
+    "pull_request_review.dismissed.json",
+])
+@pytest.mark.parametrize("number", ["2", 2.0, True, 0, -2, 2**31, None], ids=repr)
+def test_acted_on_events_need_a_valid_number(name: str, number: object) -> None:
+    data = payload(name)
+    data["pull_request"]["number"] = number
+    with pytest.raises(MalformedPayload, match="no valid pull_request.number"):
+        verdict_of(name, data)
