@@ -10,9 +10,12 @@ The shapes follow the public REST references and the google-cloud-asset REST tra
   `mainAnalysis.analysisResults[]`; enums as integers because the REST transport asks for
   `$alt=json;enum-encoding=int`. Queries are counted per day and limited like the free tier of
   Policy Analyzer (20 per organization per day), so tests can assert how many were spent.
+  A resource that does not exist is `400 INVALID_ARGUMENT`, as Policy Analyzer answers it;
+  `executionTimeout` is honoured when an analysis is made slow (`set_analysis_duration`).
 - Cloud Identity Groups v1: `groups:lookup`, `memberships:lookup`,
   `memberships:checkTransitiveMembership`, `memberships` (list) and
-  `memberships:searchTransitiveMemberships`.
+  `memberships:searchTransitiveMemberships`. A group that does not exist, and every group
+  when the world's `groups_reader` is off, is Cloud Identity's ambiguous `403` `Error(2028)`.
 
 Anything the fake does not understand is answered `400` rather than guessed, so a client that
 sends something unexpected fails loudly in tests.
@@ -107,6 +110,22 @@ def analyzer_queries(world: GoogleWorld, day: str | None = None) -> int:
 def set_analyzer_quota(world: GoogleWorld, per_day: int | None) -> None:
     """Change the daily Policy Analyzer limit (None = unlimited, e.g. Security Command Center)."""
     analyzer_quota(world).per_day = per_day
+
+
+def set_analysis_duration(world: GoogleWorld, seconds: float) -> None:
+    """Make every Policy Analyzer query take `seconds` of real time (0: answer at once).
+
+    A query with an `executionTimeout` shorter than that answers when the timeout is reached,
+    with what it found by then: the policy of the selected resource itself, not its ancestors'
+    (`fullyExplored: false`). A query without one runs for the whole `seconds`, however long
+    its client is prepared to wait, as the real analysis runs on until the server's deadline.
+    """
+    world.__dict__["_analysis_seconds"] = float(seconds)
+
+
+def _analysis_seconds(world: GoogleWorld) -> float:
+    seconds = world.__dict__.get("_analysis_seconds", 0.0)
+    return seconds if isinstance(seconds, float) else 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,6 +299,36 @@ def _condition_value(condition: JSON | None, access_time: str | None) -> int | N
     return _EVAL_CONDITIONAL
 
 
+def _invalid(field_name: str, description: str) -> tuple[int, JSON]:
+    """Cloud Asset's 400 for a query it refuses: a generic message, the reason in a detail."""
+    return 400, {
+        "error": {
+            "code": 400,
+            "message": "Some specified value(s) are invalid.",
+            "status": "INVALID_ARGUMENT",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.BadRequest",
+                    "fieldViolations": [{"field": field_name, "description": description}],
+                }
+            ],
+        }
+    }
+
+
+_DURATION = re.compile(r"(?P<seconds>\d+)(?P<fraction>\.\d{1,9})?s")
+
+
+def _execution_timeout(raw: str | None) -> float | None:
+    """Seconds of a JSON Duration (`"5s"`, `"1.5s"`); None when absent; -1 when malformed."""
+    if raw is None:
+        return None
+    match = _DURATION.fullmatch(raw)
+    if match is None:
+        return -1.0
+    return float(match["seconds"] + (match["fraction"] or ""))
+
+
 def _analyze(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
     query = req.query
     refused = _unsupported(query, _ANALYZE_PARAMS)
@@ -293,12 +342,32 @@ def _analyze(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
         )
     roles = query.get("analysisQuery.accessSelector.roles", [])
     if len(roles) > 10:
-        return google_error(
-            400,
+        return _invalid(
+            "access_selector",
             "In one request, the total number of roles and permissions should be equal or less "
             "than 10. If you have more than that, please split your request into multiple ones.",
+        )
+    execution_timeout = _execution_timeout(query.get("executionTimeout", [None])[-1])
+    if execution_timeout is not None and execution_timeout < 0:
+        return google_error(
+            400,
+            "Invalid value at 'execution_timeout' (type.googleapis.com/google.protobuf.Duration), "
+            f"\"{query['executionTimeout'][-1]}\"",
             "INVALID_ARGUMENT",
         )
+    selected = query.get("analysisQuery.resourceSelector.fullResourceName", [""])[-1]
+    if selected:
+        resource = selected.removeprefix(CRM) if selected.startswith(CRM) else ""
+        if resource.startswith("projects/"):
+            resource = _resolve_scope(world, resource) or resource
+        if not world.exists(resource):
+            # Policy Analyzer refuses a resource that does not exist with 400 rather than 404
+            # (jit-access reads this answer as "no access"). The description's wording is the
+            # fake's own; the status and the generic message are those of Cloud Asset's 400s.
+            return _invalid(
+                "analysis_query.resource_selector.full_resource_name",
+                f"The resource {selected} does not exist.",
+            )
     identity = query.get("analysisQuery.identitySelector.identity", [""])[-1].lower()
     expand_groups = _flag(query, "analysisQuery.options.expandGroups")
     group_edges = _flag(query, "analysisQuery.options.outputGroupEdges")
@@ -315,14 +384,18 @@ def _analyze(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
             "RESOURCE_EXHAUSTED",
         )
     access_time = query.get("analysisQuery.conditionContext.accessTime", [None])[-1]
-    selected = query.get("analysisQuery.resourceSelector.fullResourceName", [""])[-1]
     if selected:
-        resource = selected.removeprefix(CRM) if selected.startswith(CRM) else ""
-        if resource.startswith("projects/"):
-            resource = _resolve_scope(world, resource) or resource
-        attached = _within(world, resource, scope) if world.exists(resource) else []
+        attached = _within(world, resource, scope)
     else:
         attached = [r for r in [world.organization, *world.parents] if _within(world, r, scope)]
+    explored = True
+    seconds = _analysis_seconds(world)
+    if seconds > 0:
+        if execution_timeout is not None and execution_timeout < seconds:
+            time.sleep(execution_timeout)
+            attached, explored = attached[:1], False  # cut short: what was found by then
+        else:
+            time.sleep(seconds)
 
     results: list[JSON] = []
     for where in attached:
@@ -379,8 +452,10 @@ def _analyze(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
     if roles:
         echo["accessSelector"] = {"roles": roles}
     return 200, {
-        "mainAnalysis": {"analysisQuery": echo, "analysisResults": results, "fullyExplored": True},
-        "fullyExplored": True,
+        "mainAnalysis": {
+            "analysisQuery": echo, "analysisResults": results, "fullyExplored": explored
+        },
+        "fullyExplored": explored,
     }
 
 
@@ -392,18 +467,40 @@ def _group_email(world: GoogleWorld, req: FakeRequest) -> str | None:
     return world.group_by_id(req.match["group"])
 
 
-def _unknown_group(name: str) -> tuple[int, JSON]:
-    # Cloud Identity does not say "not found" for a group it cannot see: it answers 403 for
-    # groups that do not exist and for groups outside the caller's account alike.
-    return google_error(
-        403,
-        f"Error(2028): Permission denied for resource {name} (or it may not exist).",
-        "PERMISSION_DENIED",
-    )
+def _unknown_group(resource: str) -> tuple[int, JSON]:
+    """Cloud Identity's answer for a group the caller may not read, or that does not exist.
+
+    It does not say "not found": a group that does not exist, a group of another account and
+    a caller without the Groups Reader admin role all get this 403, with a ResourceInfo detail
+    naming the resource as the request named it (`groups/ID`, or the email for
+    `groups:lookup`).
+    """
+    message = f"Error(2028): Permission denied for resource {resource} (or it may not exist)."
+    return 403, {
+        "error": {
+            "code": 403,
+            "message": message,
+            "status": "PERMISSION_DENIED",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ResourceInfo",
+                    "resourceType": "cloudidentity.googleapis.com/Group",
+                    "resourceName": resource,
+                    "owner": "domain:cloudidentity.googleapis.com",
+                    "description": message,
+                }
+            ],
+        }
+    }
 
 
 def _not_found_group(req: FakeRequest) -> tuple[int, JSON]:
-    return _unknown_group(f"groups/{req.match['group']}")
+    return _unknown_group(req.match["group"])
+
+
+def _group_email_if_readable(world: GoogleWorld, req: FakeRequest) -> str | None:
+    """The email of the request's `groups/ID`, or None when the caller may not read it."""
+    return _group_email(world, req) if world.groups_reader else None
 
 
 def _groups_lookup(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
@@ -415,9 +512,9 @@ def _groups_lookup(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
         return google_error(
             400, "Request contains an invalid argument: groupKey.id.", "INVALID_ARGUMENT"
         )
-    gid = world.group_ids.get(email)
+    gid = world.group_ids.get(email) if world.groups_reader else None
     if gid is None:
-        return _unknown_group(f"groups/{email}")
+        return _unknown_group(req.query["groupKey.id"][-1])
     return 200, {"name": gid}
 
 
@@ -425,7 +522,7 @@ def _membership_lookup(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
     refused = _unsupported(req.query, {"memberKey.id", "memberKey.namespace"})
     if refused:
         return refused
-    group = _group_email(world, req)
+    group = _group_email_if_readable(world, req)
     if group is None:
         return _not_found_group(req)
     member = req.query.get("memberKey.id", [""])[-1].lower()
@@ -448,7 +545,7 @@ def _check_transitive(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
     refused = _unsupported(req.query, {"query"})
     if refused:
         return refused
-    group = _group_email(world, req)
+    group = _group_email_if_readable(world, req)
     if group is None:
         return _not_found_group(req)
     match = _MEMBER_QUERY.fullmatch(req.query.get("query", [""])[-1])
@@ -466,7 +563,7 @@ def _list_memberships(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
     refused = _unsupported(req.query, {"pageSize", "pageToken", "view"})
     if refused:
         return refused
-    group = _group_email(world, req)
+    group = _group_email_if_readable(world, req)
     if group is None:
         return _not_found_group(req)
     view = req.query.get("view", ["BASIC"])[-1]
@@ -499,7 +596,7 @@ def _search_transitive(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
     refused = _unsupported(req.query, {"pageSize", "pageToken"})
     if refused:
         return refused
-    group = _group_email(world, req)
+    group = _group_email_if_readable(world, req)
     if group is None:
         return _not_found_group(req)
     direct = set(world.groups.get(group, set()))

@@ -31,6 +31,9 @@ class GoogleWorld:
     policies: dict[str, JSON] = field(default_factory=dict)  # resource -> policy (wire form)
     groups: dict[str, set[str]] = field(default_factory=dict)  # group email -> direct members
     group_ids: dict[str, str] = field(default_factory=dict)  # group email -> "groups/ID"
+    #: False: the service account lacks the Groups Reader admin role, and Cloud Identity answers
+    #: every group call with the 403 it also gives for a group that does not exist.
+    groups_reader: bool = True
     log_entries: list[JSON] = field(default_factory=list)  # entries as written (wire form)
     _etags: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
     _lock: threading.RLock = field(default_factory=threading.RLock)

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from jitaccess_sandbox.fake_google import FakeGoogle
-from jitaccess_sandbox.fake_google_assets import analyzer_queries
+from jitaccess_sandbox.fake_google_assets import analyzer_queries, set_analysis_duration
 from jitaccess_sandbox.world import GoogleWorld
 
 from .google_fixtures import running_fake_google
@@ -118,6 +118,106 @@ def test_analyzer_refuses_more_than_ten_roles(fake: Fake) -> None:
     )
     assert answer.status_code == 400
     assert answer.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_analyzer_refuses_a_resource_that_does_not_exist(fake: Fake) -> None:
+    before = analyzer_queries(fake[1])
+    answer = get(
+        fake,
+        "/v1/folders/1:analyzeIamPolicy",
+        **{"analysisQuery.resourceSelector.fullResourceName": f"{CRM}projects/no-such-project"},
+    )
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert (error["code"], error["status"]) == (400, "INVALID_ARGUMENT")
+    assert error["message"] == "Some specified value(s) are invalid."
+    [detail] = error["details"]
+    assert detail["@type"] == "type.googleapis.com/google.rpc.BadRequest"
+    assert analyzer_queries(fake[1]) == before
+
+
+ANALYZE_PROJ_A = {
+    "analysisQuery.resourceSelector.fullResourceName": f"{CRM}projects/proj-a",
+    "analysisQuery.options.expandGroups": "true",
+}
+
+
+def test_slow_analysis_answers_partially_at_the_execution_timeout(fake: Fake) -> None:
+    set_analysis_duration(fake[1], 30.0)
+    try:
+        answer = get(fake, "/v1/folders/1:analyzeIamPolicy", executionTimeout="0.2s",
+                     **ANALYZE_PROJ_A)
+    finally:
+        set_analysis_duration(fake[1], 0)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["fullyExplored"] is False
+    assert body["mainAnalysis"]["fullyExplored"] is False
+    # Only the project's own policy was reached; the folder's binding was not.
+    assert [r["attachedResourceFullName"] for r in body["mainAnalysis"]["analysisResults"]] == [
+        f"{CRM}projects/proj-a"
+    ]
+    complete = get(fake, "/v1/folders/1:analyzeIamPolicy", executionTimeout="5s",
+                   **ANALYZE_PROJ_A).json()
+    assert complete["fullyExplored"] is True
+    assert len(complete["mainAnalysis"]["analysisResults"]) == 2
+
+
+def test_slow_analysis_without_execution_timeout_outlasts_its_client(fake: Fake) -> None:
+    set_analysis_duration(fake[1], 2.0)
+    try:
+        with pytest.raises(requests.Timeout):
+            requests.get(fake[0] + "/v1/folders/1:analyzeIamPolicy", params=ANALYZE_PROJ_A,
+                         timeout=0.5)
+    finally:
+        set_analysis_duration(fake[1], 0)
+
+
+def test_analyzer_refuses_a_malformed_execution_timeout(fake: Fake) -> None:
+    answer = get(fake, "/v1/folders/1:analyzeIamPolicy", executionTimeout="5", **ANALYZE_PROJ_A)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"].startswith("Invalid value at 'execution_timeout'")
+
+
+def _assert_error_2028(answer: requests.Response, resource: str) -> None:
+    message = f"Error(2028): Permission denied for resource {resource} (or it may not exist)."
+    assert answer.status_code == 403
+    assert answer.json() == {
+        "error": {
+            "code": 403,
+            "message": message,
+            "status": "PERMISSION_DENIED",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ResourceInfo",
+                    "resourceType": "cloudidentity.googleapis.com/Group",
+                    "resourceName": resource,
+                    "owner": "domain:cloudidentity.googleapis.com",
+                    "description": message,
+                }
+            ],
+        }
+    }
+
+
+def test_unknown_group_and_missing_groups_reader_get_the_same_403(fake: Fake) -> None:
+    world = fake[1]
+    _assert_error_2028(get(fake, "/v1/groups:lookup", **{"groupKey.id": "no@example.com"}),
+                       "no@example.com")
+    outer = world.group_ids["outer@example.com"]
+    world.groups_reader = False
+    try:
+        _assert_error_2028(
+            get(fake, "/v1/groups:lookup", **{"groupKey.id": "outer@example.com"}),
+            "outer@example.com",
+        )
+        _assert_error_2028(
+            get(fake, f"/v1/{outer}/memberships:lookup", **{"memberKey.id": "a@example.com"}),
+            outer,
+        )
+        _assert_error_2028(get(fake, f"/v1/{outer}/memberships", view="FULL"), outer)
+    finally:
+        world.groups_reader = True
 
 
 def test_group_lookups(fake: Fake) -> None:

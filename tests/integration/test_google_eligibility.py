@@ -8,10 +8,16 @@ about one of them. The world: organization → folder A (100) → folder A1 (110
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import parse_qs
 
 import pytest
 
-from jitaccess_sandbox.fake_google_assets import analyzer_queries, set_analyzer_quota
+from jitaccess_sandbox.fake_google_assets import (
+    analyzer_queries,
+    set_analysis_duration,
+    set_analyzer_quota,
+)
+from webhook.adapters import eligibility
 from webhook.adapters.eligibility import EligibilityChecker
 from webhook.adapters.google_clients import CALL_TIMEOUT
 from webhook.core.errors import GoogleError
@@ -276,13 +282,32 @@ def test_peers_through_groups(google: Google, source: EligibilitySourceName, nes
     assert facts.peers == {ROLE: frozenset(expected)}
 
 
-def test_group_unknown_to_cloud_identity_is_not_membership(google: Google):
+def test_unreadable_group_of_the_requesters_domain_is_an_error(google: Google):
+    # Cloud Identity answers a group that does not exist exactly as it answers a caller without
+    # Groups Reader: in the requester's own domain that is for an administrator to fix, not
+    # "nobody is eligible".
     google.world.add_binding(PROJECT_RES, ROLE, "group:ghosts@example.com", SELF)
     google.world.add_binding(PROJECT_RES, ROLE, "group:ghosts@example.com", MPA)
 
+    with pytest.raises(GoogleError, match="Groups Reader") as caught:
+        check(google, ASSET)
+
+    assert caught.value.status == 403
+    assert "ghosts@example.com of the requester's domain example.com" in str(caught.value)
+    assert "Error(2028): Permission denied for resource ghosts@example.com" in str(caught.value)
+    assert google.recorder.count("GET", r"^/v1/groups:lookup$") == 1
+    assert identity_calls(google) == 1
+
+
+def test_unknown_group_of_another_domain_is_not_membership_and_noted(google: Google):
+    google.world.add_binding(PROJECT_RES, ROLE, "group:ghosts@partner.example", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, "group:ghosts@partner.example", MPA)
+
     facts = check(google, ASSET)
 
-    assert facts == EligibilityFacts()
+    assert facts.grants == {} and facts.peers == {}
+    [note] = facts.notes
+    assert note.startswith("Not counted: the members of ghosts@partner.example, a group of")
     assert google.recorder.count("GET", r"^/v1/groups:lookup$") == 1
     assert identity_calls(google) == 1
 
@@ -606,6 +631,64 @@ def test_policy_analyzer_is_not_retried_after_a_transient_failure(google: Google
     assert check(google, ANALYZER).grants == {ALICE: {ROLE: SELF_ONLY}}  # the next event works
 
 
+def test_policy_analyzer_is_given_an_execution_timeout_below_its_deadline(google: Google):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+
+    check(google, ANALYZER)
+
+    [call] = [c for c in google.recorder.calls if c.path.endswith(":analyzeIamPolicy")]
+    sent = parse_qs(call.query)["executionTimeout"]
+    assert sent == ["5s"]  # a request field (JSON Duration), not an analysis option
+    assert 5.0 < eligibility.ANALYZER_TIMEOUT
+
+
+def test_policy_analyzer_400_for_a_project_that_does_not_exist_is_not_eligible(google: Google):
+    google.world.add_binding(ORG, ROLE, f"user:{ALICE}", SELF)
+
+    facts = check(google, ANALYZER, project="no-such-project")
+
+    assert facts.grants == {} and facts.peers == {}
+    [note] = facts.notes
+    assert note.startswith("Policy Analyzer refused the query for project no-such-project as "
+                           "invalid (Some specified value(s) are invalid.)")
+    assert google.recorder.count("GET", ANALYZE) == 1  # not retried
+
+
+@pytest.fixture
+def quick_analyzer(monkeypatch: pytest.MonkeyPatch, google: Google) -> Google:
+    """A slow analysis, and a client that waits 1 s (so the analysis stops after 0.5 s)."""
+    monkeypatch.setattr(eligibility, "ANALYZER_TIMEOUT", 1.0)
+    set_analysis_duration(google.world, 30.0)
+    return google
+
+
+def test_partial_analysis_that_shows_the_requesters_eligibility_is_used(quick_analyzer: Google):
+    google = quick_analyzer
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+    google.world.add_binding(FOLDER_A, ROLE, f"user:{BOB}", MPA)  # not reached in time
+
+    facts = check(google, ANALYZER, identities=(ALICE, BOB))
+
+    assert facts.grants == {ALICE: {ROLE: MPA_ONLY}}
+    assert facts.peers == {ROLE: frozenset({ALICE})}
+    [note] = facts.notes
+    assert note.startswith("Policy Analyzer's analysis was cut short (a partial answer)")
+    assert google.recorder.count("GET", ANALYZE) == 1
+
+
+def test_partial_analysis_without_the_requesters_eligibility_is_an_error(quick_analyzer: Google):
+    google = quick_analyzer
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+    google.world.add_binding(FOLDER_A, ROLE2, f"user:{ALICE}", SELF)  # not reached in time
+
+    with pytest.raises(GoogleError, match="cut short after 0.5 s") as caught:
+        check(google, ANALYZER, roles=(ROLE, ROLE2))
+
+    assert caught.value.status == 504
+    assert f"before it showed eligibility for {ROLE2};" in str(caught.value)
+    assert google.recorder.count("GET", ANALYZE) == 1  # never retried
+
+
 def test_group_cloud_identity_cannot_see_counts_as_no_membership(google: Google):
     # A binding naming a group outside this Cloud Identity account (or a deleted one): the
     # API answers 403 "... (or it may not exist)"; that group grants nobody, the rest still does.
@@ -615,6 +698,60 @@ def test_group_cloud_identity_cannot_see_counts_as_no_membership(google: Google)
     facts = check(google, ASSET)
 
     assert facts.of(ALICE, ROLE).multi_party and not facts.of(ALICE, ROLE).self_approval
+    assert facts.notes == (
+        "Not counted: the members of partners@other.example, a group of another domain than "
+        "the requester's that Cloud Identity does not show to this service.",
+    )
+
+
+def test_groups_of_other_domains_are_named_in_one_note(google: Google):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    for partner in ("b@one.example", "a@two.example"):
+        google.world.add_binding(PROJECT_RES, ROLE, f"group:{partner}", MPA)
+
+    facts = check(google, ASSET, identities=(ALICE, BOB))
+
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
+    assert facts.notes == (
+        "Not counted: the members of a@two.example, b@one.example, groups of other domains "
+        "than the requester's that Cloud Identity does not show to this service.",
+    )
+
+
+def test_membership_of_a_foreign_group_that_turns_unreadable_is_not_counted(google: Google):
+    # The lookup succeeds, the membership check then gets Error(2028) (the group was deleted
+    # in between, or its account stopped sharing it): for another domain's group, not counted.
+    gid = google.world.add_group("partners@other.example", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:partners@other.example", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+    message = f"Error(2028): Permission denied for resource {gid} (or it may not exist)."
+    google.recorder.fail(
+        "GET", r"/memberships:lookup$", 403,
+        body={"error": {"code": 403, "message": message, "status": "PERMISSION_DENIED"}},
+    )
+
+    facts = check(google, ASSET)
+
+    assert facts.grants == {ALICE: {ROLE: MPA_ONLY}}
+    assert [n.split(",")[0] for n in facts.notes] == [
+        "Not counted: the members of partners@other.example"
+    ]
+
+
+def test_without_groups_reader_a_group_of_the_requesters_domain_is_an_error(google: Google):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    # Eligible with approval directly, but the group may give self-approval: not decidable.
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+    google.world.groups_reader = False
+
+    with pytest.raises(GoogleError, match="Groups Reader admin role") as caught:
+        check(google, ASSET)
+
+    assert caught.value.status == 403
+    assert "devs@example.com of the requester's domain example.com" in str(caught.value)
+    assert "Error(2028): Permission denied for resource devs@example.com" in str(caught.value)
 
 
 def test_malformed_answer_is_an_error(google: Google, source: EligibilitySourceName):
@@ -658,20 +795,13 @@ def test_analysis_not_fully_explored_is_an_error(google: Google):
 def test_cloud_identity_permission_denied(google: Google):
     google.world.add_group("devs@example.com", [ALICE])
     google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
-    google.recorder.fail(
-        "GET",
-        r"^/v1/groups:lookup$",
-        403,
-        body={
-            "error": {"code": 403, "message": "Error(2028): denied", "status": "PERMISSION_DENIED"}
-        },
-    )
+    google.world.groups_reader = False
 
     with pytest.raises(GoogleError, match="Groups Reader") as caught:
         check(google, ASSET)
 
     assert caught.value.status == 403
-    assert "Error(2028): denied" in str(caught.value)
+    assert "Error(2028): Permission denied for resource devs@example.com" in str(caught.value)
 
 
 def test_cloud_identity_transient_failure_is_retried(google: Google):

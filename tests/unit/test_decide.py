@@ -212,6 +212,21 @@ def test_not_eligible_for_one_of_two_roles() -> None:
     assert status_state(d) == "failure"
 
 
+@pytest.mark.parametrize(
+    ("roles", "state"),
+    [
+        ((LOGS,), State.READY),
+        ((SQL,), State.PENDING),
+        (("roles/spanner.admin",), State.NOT_ELIGIBLE),
+    ],
+)
+def test_eligibility_notes_reach_the_decision(roles: tuple[str, ...], state: State) -> None:
+    noted = replace(ELIGIBILITY, notes=("Not counted: the members of g@partner.example",))
+    d = decide(facts(roles=roles, eligibility=noted), NOW)
+    assert d.state is state
+    assert d.notes == ("Not counted: the members of g@partner.example",)
+
+
 def test_multi_party_resource_conditions_are_carried() -> None:
     cond = RoleEligibility(multi_party=True, multi_party_conditions=("a", "b"))
     elig = replace(ELIGIBILITY, grants={**ELIGIBILITY.grants, "alice@example.com": {SQL: cond}})

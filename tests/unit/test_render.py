@@ -249,6 +249,24 @@ def test_not_eligible_comment_lists_the_role() -> None:
     assert text.count("alice@example.com is not") == 1
 
 
+def test_comment_shows_eligibility_notes_escaped_and_capped() -> None:
+    notes = ("Not counted: the members of <b>x</b>@partner.example @everyone", *(
+        f"note {i}" for i in range(60)
+    ))
+    text = status_comment(decision(State.PENDING, roles=(WAITING,), notes=notes))
+    assert (
+        "**Notes**\n"
+        "\n"
+        f"- Not counted: the members of &lt;b&gt;x&lt;/b&gt;@{ZWJ}partner.example @{ZWJ}everyone\n"
+        "- note 0\n"
+    ) in text
+    assert "- note 48\n" in text
+    assert "note 49" not in text
+    assert "- … and 11 more\n" in text
+    assert text.index("**Notes**") < text.index("**Who may approve**")
+    assert "**Notes**" not in status_comment(decision(State.PENDING, roles=(WAITING,)))
+
+
 def test_comment_is_deterministic() -> None:
     d = decision(State.PENDING, roles=(WAITING,), candidate_reviewers=("bob",))
     assert status_comment(d) == status_comment(d)

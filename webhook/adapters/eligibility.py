@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import requests
@@ -63,6 +63,12 @@ _ASSET_PERMISSION = (
 )
 #: Seconds one Policy Analyzer query may take (it expands groups; one query, no retry).
 ANALYZER_TIMEOUT = 7.0
+#: Seconds the analysis itself is given less than the client waits: it then stops and answers
+#: with what it found (`fullyExplored: false`) while the client still listens, instead of
+#: running on, unheard, after the client gave up.
+ANALYZER_ANSWER_MARGIN = 2.0
+#: Groups named in one note about groups that were left out.
+MAX_GROUPS_NAMED = 10
 
 _GROUPS_PERMISSION = (
     "permission to read groups and memberships in Cloud Identity (the Groups Reader admin role)"
@@ -96,6 +102,19 @@ class _GroupFacts:
     listed: frozenset[str] | None = None  # user members, when listed completely
     some_members: frozenset[str] = frozenset()  # members seen in an incomplete listing
     members: set[str] = field(default_factory=set)  # identities confirmed as members
+
+
+class _GroupUnreadable(GoogleError):
+    """Cloud Identity's 403 `Error(2028) … (or it may not exist)` for a group.
+
+    The same answer is given for a group that does not exist, for a group of another account
+    and when the service account lacks the Groups Reader admin role, so it cannot be read as
+    "nobody is a member": what it means depends on whose group it is (see `_settle_unreadable`).
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Cloud Identity will not show a group ({detail})", status=403)
+        self.detail = detail
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,7 +284,11 @@ class EligibilityChecker:
         identities: Sequence[str],
         settings: EligibilitySettings,
     ) -> EligibilityFacts:
-        """Eligibility of `identities` for `roles` on `project`, and the peers of each role."""
+        """Eligibility of `identities` for `roles` on `project`, and the peers of each role.
+
+        The first identity is the requester's: a group of its domain that Cloud Identity will
+        not show, or a partial analysis that does not show its eligibility, is an error.
+        """
         wanted_roles = {r for r in roles if isinstance(r, str) and r}
         people = list(dict.fromkeys(i.strip().lower() for i in identities if i and i.strip()))
         if not wanted_roles:
@@ -341,11 +364,14 @@ class EligibilityChecker:
         # give the peers.
         needed = peer_groups | ({g for b in bindings for g in b.groups} if people else set())
         groups = {g: _GroupFacts(g) for g in sorted(needed)}
+        skipped: list[str] = []
         if groups:
             with ThreadPoolExecutor(
                 max_workers=self._max_workers, thread_name_prefix="eligibility"
             ) as pool:
-                self._resolve_groups(pool, groups, peer_groups, people, settings.nested_groups)
+                skipped = self._resolve_groups(
+                    pool, groups, peer_groups, people, settings.nested_groups
+                )
         eligible: dict[_Binding, frozenset[str]] = {}
         for binding in bindings:
             users = set(binding.users)
@@ -355,7 +381,10 @@ class EligibilityChecker:
                 if binding.marker is Marker.MULTI_PARTY:
                     users.update(facts.listed if facts.listed is not None else facts.some_members)
             eligible[binding] = frozenset(users)
-        return _assemble(eligible, people)
+        result = _assemble(eligible, people)
+        if skipped:
+            result = replace(result, notes=(_skipped_note(skipped),))
+        return result
 
     def _resolve_groups(
         self,
@@ -364,11 +393,21 @@ class EligibilityChecker:
         peer_groups: set[str],
         people: list[str],
         nested: bool,
-    ) -> None:
-        """Fill in group names, listings (for peers) and the memberships of `people`."""
+    ) -> list[str]:
+        """Fill in group names, listings (for peers) and the memberships of `people`.
+
+        `people[0]` is the requester. A group Cloud Identity will not show is an error when
+        it is of the requester's domain; groups of other domains are dropped from `groups`
+        and returned, so that the comment can say whose members were not counted.
+        """
+        domain = _domain(people[0]) if people else None
+        skipped: list[str] = []
         # 1. Group names (one lookup per group, concurrently).
-        names = _gather(pool, {g: (self._lookup_group, (g,)) for g in groups})
+        names = _gather(pool, {g: (_readable, (self._lookup_group, g)) for g in groups})
+        _settle_unreadable(groups, names, domain, skipped)
         for g, gname in names.items():
+            if g not in groups or isinstance(gname, _GroupUnreadable):
+                continue  # left out by _settle_unreadable
             groups[g].name = gname
             if gname is None:
                 log.warning(
@@ -381,11 +420,16 @@ class EligibilityChecker:
         for g, facts in known.items():
             assert facts.name is not None
             if g in peer_groups:
-                jobs[("list", g)] = (self._list_members, (facts.name, g, nested))
+                jobs[("list", g)] = (_readable, (self._list_members, facts.name, g, nested))
             else:
                 for person in people:
-                    jobs[("member", g, person)] = (self._is_member, (facts.name, person, nested))
-        self._apply(groups, _gather(pool, jobs), people)
+                    jobs[("member", g, person)] = (
+                        _readable, (self._is_member, facts.name, person, nested)
+                    )
+        answers = _gather(pool, jobs)
+        _settle_unreadable(groups, answers, domain, skipped)
+        self._apply(groups, answers, people)
+        known = {g: f for g, f in known.items() if g in groups}
         # 3. People not settled by an incomplete listing: ask about them one by one.
         again: dict[Any, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
         for g, facts in known.items():
@@ -394,17 +438,22 @@ class EligibilityChecker:
                 for person in people:
                     if person not in facts.some_members:
                         again[("member", g, person)] = (
-                            self._is_member,
-                            (facts.name, person, nested),
+                            _readable,
+                            (self._is_member, facts.name, person, nested),
                         )
         if again:
-            self._apply(groups, _gather(pool, again), people)
+            answers = _gather(pool, again)
+            _settle_unreadable(groups, answers, domain, skipped)
+            self._apply(groups, answers, people)
+        return skipped
 
     @staticmethod
     def _apply(
         groups: dict[str, _GroupFacts], answers: Mapping[Any, Any], people: list[str]
     ) -> None:
         for key, answer in answers.items():
+            if key[1] not in groups:
+                continue  # a group left out (see _settle_unreadable)
             if key[0] == "list":
                 members, complete = answer
                 facts = groups[key[1]]
@@ -448,11 +497,9 @@ class EligibilityChecker:
                 if status == 404:
                     return None
                 if status == 403 and "may not exist" in _error_message(response):
-                    # Cloud Identity's answer for a group that does not exist or lies outside
-                    # this account (a partner's group in a binding): no member of it counts.
-                    log.warning("%s: Cloud Identity cannot see the group (%s); treated as no "
-                                "membership", what, _error_message(response))
-                    return None
+                    # Error(2028): the group does not exist, lies outside this account, or the
+                    # service account lacks Groups Reader. The caller decides what that means.
+                    raise _GroupUnreadable(_error_message(response))
                 if status == 403:
                     needs = _GROUPS_PERMISSION + (
                         "; transitive membership (eligibility.nested_groups: true) also needs "
@@ -478,7 +525,9 @@ class EligibilityChecker:
         )
 
     def _lookup_group(self, email: str) -> str | None:
-        """`groups/ID` of a group email, or None when Cloud Identity does not know it."""
+        """`groups/ID` of a group email, or None when Cloud Identity does not know it (404).
+
+        Raises `_GroupUnreadable` on Cloud Identity's ambiguous 403."""
         answer = self._identity_get("groups:lookup", {"groupKey.id": email})
         if answer is None:
             return None
@@ -553,6 +602,8 @@ class EligibilityChecker:
         people: list[str],
         settings: EligibilitySettings,
     ) -> EligibilityFacts:
+        from datetime import timedelta
+
         from google.cloud import asset_v1
 
         name = _full_project_name(project)
@@ -566,8 +617,14 @@ class EligibilityChecker:
             query["access_selector"] = {"roles": sorted(wanted)}
         # else: no access selector (the API takes at most 10 roles); roles are filtered here,
         # because splitting the query would spend more than one of the 20 daily queries.
+        timeout = ANALYZER_TIMEOUT
+        execution = _execution_timeout(timeout)
         request = asset_v1.AnalyzeIamPolicyRequest(
-            analysis_query=asset_v1.IamPolicyAnalysisQuery(**query)
+            analysis_query=asset_v1.IamPolicyAnalysisQuery(**query),
+            # A request field, not an analysis option: without it a slow analysis runs on
+            # (and counts) after the client gave up; with it, it answers in time with what it
+            # found, marked `fullyExplored: false` (see `_partial`).
+            execution_timeout=timedelta(seconds=execution),
         )
         try:
             response = self._clients.asset.analyze_iam_policy(
@@ -575,7 +632,19 @@ class EligibilityChecker:
                 # Never retried: each attempt may count against the 20 queries a day, and a
                 # failed event is evaluated again on the next one (or its redelivery).
                 retry=None,
-                timeout=ANALYZER_TIMEOUT,
+                timeout=timeout,
+            )
+        except gexc.BadRequest as error:
+            # Policy Analyzer's answer for a resource (or a role) that does not exist is 400
+            # INVALID_ARGUMENT, not 404: nobody is eligible there. Not retried, not an error.
+            detail = quote_error(getattr(error, "message", None) or str(error))
+            log.warning("%s was refused as invalid (%s): nobody is eligible", what, detail)
+            return EligibilityFacts(
+                notes=(
+                    f"Policy Analyzer refused the query for project {project} as invalid "
+                    f"({detail}); it answers so for a project or role that does not exist, "
+                    "so nobody is eligible.",
+                )
             )
         except Exception as error:  # the client library's whole failure surface, mapped once
             raise _asset_error(what, scope, error, analyzer=True) from error
@@ -587,6 +656,9 @@ class EligibilityChecker:
             raise GoogleError(
                 f"{what} returned an answer that could not be read ({error})"
             ) from error
+        facts = _assemble(eligible, people)
+        if not (response.fully_explored and response.main_analysis.fully_explored):
+            return _partial(facts, project, wanted, people, execution)
         if not eligible:
             log.info(
                 "Policy Analyzer found no eligible binding for %s on %s within %s",
@@ -594,7 +666,7 @@ class EligibilityChecker:
                 project,
                 scope,
             )
-        return _assemble(eligible, people)
+        return facts
 
     def _analysis(
         self, response: Any, scope: str, wanted: set[str], nested: bool
@@ -631,6 +703,57 @@ class EligibilityChecker:
         return eligible
 
 
+def _execution_timeout(timeout: float) -> float:
+    """Seconds the analysis may run when its client waits `timeout`: always less than that."""
+    return max(timeout / 2, timeout - ANALYZER_ANSWER_MARGIN)
+
+
+def _partial(
+    facts: EligibilityFacts,
+    project: str,
+    wanted: set[str],
+    people: list[str],
+    execution: float,
+) -> EligibilityFacts:
+    """What a partial analysis (`fullyExplored: false`) may decide.
+
+    What it found is true: a binding it reached makes its members eligible as it says (a
+    binding it missed could only have given the requester an easier path, e.g. self-approval
+    instead of approval, or no resource condition; never a harder one). Absence proves
+    nothing: the binding that makes someone eligible may be among what was not explored. So
+    the requester's eligibility must be shown for every requested role, or nothing is
+    decided (an error saying the analysis was cut short, never a silent "not eligible"); when
+    it is, the facts are used, and reviewers the analysis did not reach do not count as
+    qualified, which a note says.
+    """
+    requester = people[0] if people else None
+    shown = {
+        role for role in wanted
+        if requester is not None
+        and (facts.of(requester, role).self_approval or facts.of(requester, role).multi_party)
+    }
+    unshown = sorted(wanted - shown)
+    if unshown:
+        raise GoogleError(
+            f"Policy Analyzer's analysis of project {project} was cut short after {execution:g} s "
+            f"(fullyExplored: false) before it showed eligibility for {', '.join(unshown)}; "
+            "a partial answer cannot show that someone is not eligible, so nothing was decided "
+            "(the next event on this pull request asks again)",
+            status=504,
+        )
+    log.warning("Policy Analyzer's analysis of project %s was cut short after %g s; the "
+                "requester's eligibility it found is used", project, execution)
+    return replace(
+        facts,
+        notes=(
+            *facts.notes,
+            "Policy Analyzer's analysis was cut short (a partial answer): the requester's "
+            "eligibility it found is used, but reviewers it did not reach do not count as "
+            "qualified until a complete answer.",
+        ),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Small helpers
 
@@ -658,6 +781,74 @@ def _gather(
             raise failure
         raise GoogleError(f"Cloud Identity lookup failed unexpectedly ({failure})") from failure
     return answers
+
+
+def _readable(fn: Callable[..., T], *args: Any) -> T | _GroupUnreadable:
+    """`fn(*args)`, or the `_GroupUnreadable` it raised (settled per group by the caller)."""
+    try:
+        return fn(*args)
+    except _GroupUnreadable as error:
+        return error
+
+
+def _domain(email: str) -> str:
+    """The domain of an email address, lower-case ('' when there is none)."""
+    return email.rpartition("@")[2].lower() if "@" in email else ""
+
+
+def _named(groups: Sequence[str]) -> str:
+    """Group emails for a message: the first MAX_GROUPS_NAMED, then how many more."""
+    shown = ", ".join(groups[:MAX_GROUPS_NAMED])
+    more = len(groups) - MAX_GROUPS_NAMED
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _settle_unreadable(
+    groups: dict[str, _GroupFacts],
+    answers: Mapping[Any, Any],
+    domain: str | None,
+    skipped: list[str],
+) -> None:
+    """Decide what Cloud Identity's ambiguous 403 means for each group that got it.
+
+    The service account is expected to read every group of the requester's own domain. If one
+    cannot be read, either the account lacks Groups Reader or a binding names a group that no
+    longer exists; both need an administrator, and "nobody is eligible" would hide that (and
+    turn every request through the group into a wrong "not eligible"): an error naming the
+    group and the role. A group of another domain (a partner's) is outside what the service
+    can read: it grants nobody, and it is dropped from `groups` and added to `skipped`.
+    """
+    unreadable: dict[str, _GroupUnreadable] = {}
+    for key, answer in answers.items():
+        if isinstance(answer, _GroupUnreadable):
+            unreadable.setdefault(key if isinstance(key, str) else key[1], answer)
+    own = sorted(g for g in unreadable if domain and _domain(g) == domain)
+    if own:
+        raise GoogleError(
+            f"Cloud Identity will not show the group {_named(own)} of the requester's domain "
+            f"{domain} ({quote_error(unreadable[own[0]].detail)}): the service account needs "
+            "the Groups Reader admin role (grant it in the Google Admin console), or an "
+            "eligible binding names a group that does not exist (correct or remove it); "
+            "eligibility through the group cannot be judged until then",
+            status=403,
+        )
+    for group in sorted(unreadable):
+        if group in groups:
+            log.warning(
+                "group %s of another domain is not visible to Cloud Identity (%s): its members "
+                "are not counted", group, unreadable[group].detail,
+            )
+            del groups[group]
+            skipped.append(group)
+
+
+def _skipped_note(skipped: Sequence[str]) -> str:
+    """The PR note for groups of other domains left out of the eligibility check."""
+    what = "a group of another domain" if len(skipped) == 1 else "groups of other domains"
+    return (
+        f"Not counted: the members of {_named(sorted(skipped))}, {what} than the requester's "
+        "that Cloud Identity does not show to this service."
+    )
 
 
 def _error_message(response: requests.Response) -> str:

@@ -109,10 +109,14 @@ def decide(facts: Facts, now: datetime) -> Decision:
             requester=requester,
             problems=tuple(Problem(ProblemCode.NOT_ELIGIBLE, r.reasons[0]) for r in ineligible),
             roles=roles,
+            notes=facts.eligibility.notes,
         )
 
     if all(r.needed == 0 for r in roles):
-        return Decision(State.READY, pr, request=request, requester=requester, roles=roles)
+        return Decision(
+            State.READY, pr, request=request, requester=requester, roles=roles,
+            notes=facts.eligibility.notes,
+        )
 
     return Decision(
         State.PENDING,
@@ -121,6 +125,7 @@ def decide(facts: Facts, now: datetime) -> Decision:
         requester=requester,
         roles=roles,
         candidate_reviewers=_candidates(roles, facts.identities, facts.eligibility, requester),
+        notes=facts.eligibility.notes,
     )
 
 

@@ -160,6 +160,9 @@ class EligibilityFacts:
     """identity email (lower-case) -> role -> eligibility; absent means not eligible."""
     peers: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """role -> identities (lower-case emails) eligible for it through the multi-party marker."""
+    notes: tuple[str, ...] = ()
+    """What the lookup had to leave out (a group it may not read, a cut-short analysis), said on
+    the PR so that a missing eligibility is not a mystery."""
 
     def of(self, identity: str, role: str) -> RoleEligibility:
         """Eligibility of an identity for a role (NOT_ELIGIBLE when unknown)."""
@@ -271,6 +274,7 @@ class Decision:
     problems: tuple[Problem, ...] = ()
     roles: tuple[RoleDecision, ...] = ()
     candidate_reviewers: tuple[str, ...] = ()  # logins of qualified peers who could review
+    notes: tuple[str, ...] = ()  # the eligibility lookup's notes, shown in the status comment
 
     @property
     def approvers(self) -> tuple[str, ...]:

@@ -130,6 +130,11 @@ def status_comment(decision: Decision, *, policy_hint: str | None = None) -> str
         lines += _role_bullets(decision.roles)
         lines.append("")
 
+    if decision.notes:
+        lines += ["**Notes**", ""]
+        lines += _note_bullets(decision.notes)
+        lines.append("")
+
     lines += _next_steps(decision)
 
     if policy_hint:
@@ -167,6 +172,15 @@ def _problem_bullets(problems: Iterable[Problem]) -> list[str]:
             where.append(f"line {problem.line}")
         prefix = f"{', '.join(where)}: " if where else ""
         lines.append(f"- {prefix}{_escape(problem.message)}")
+    if len(items) > MAX_PROBLEMS_SHOWN:
+        lines.append(f"- … and {len(items) - MAX_PROBLEMS_SHOWN} more")
+    return lines
+
+
+def _note_bullets(notes: Iterable[str]) -> list[str]:
+    """One bullet per eligibility note, escaped and capped like the problems."""
+    items = list(notes)
+    lines = [f"- {_escape(note)}" for note in items[:MAX_PROBLEMS_SHOWN]]
     if len(items) > MAX_PROBLEMS_SHOWN:
         lines.append(f"- … and {len(items) - MAX_PROBLEMS_SHOWN} more")
     return lines
