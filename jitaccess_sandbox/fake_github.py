@@ -339,10 +339,6 @@ class FakeGitHub:
         """Commit a file to a branch (default: the default branch); returns the new commit sha."""
         return self.commit(repo, {path: text}, ref=ref)
 
-    def remove_file(self, repo: str, path: str, ref: str | None = None) -> str:
-        """Commit the removal of a file from a branch; returns the new commit sha."""
-        return self.commit(repo, {}, removed=[path], ref=ref)
-
     def commit(
         self,
         repo: str,
@@ -491,12 +487,6 @@ class FakeGitHub:
         with self._lock:
             pr = self._pull(repo, number)
             pr.state, pr.closed_at, pr.updated_at = "closed", self.clock(), self.clock()
-
-    def reopen(self, repo: str, number: int) -> None:
-        """Reopen a closed, unmerged PR."""
-        with self._lock:
-            pr = self._pull(repo, number)
-            pr.state, pr.closed_at, pr.updated_at = "open", None, self.clock()
 
     def pull(self, repo: str, number: int) -> FakePull:
         """A copy of a PR's state."""

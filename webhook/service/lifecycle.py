@@ -46,6 +46,7 @@ from webhook.core.model import (
     ReviewState,
     State,
 )
+from webhook.core.names import IDENTITIES_PATH, POLICY_PATH, STATUS_CONTEXT
 from webhook.core.policy import parse_identities, parse_policy
 from webhook.core.render import (
     COMMENT_MARKER,
@@ -62,10 +63,6 @@ from webhook.core.render import (
 from webhook.core.request_file import MAX_REQUEST_BYTES, check_pr_shape, parse_request
 
 log = logging.getLogger("jitaccess")
-
-POLICY_PATH = "policy/jitaccess.yaml"
-IDENTITIES_PATH = "policy/identities.yaml"
-STATUS_CONTEXT = "jit-access"
 
 # The policy files arrive with every event, nearly always unchanged, and parsing them (a YAML
 # scanner written in Python that keeps line numbers for the messages) costs milliseconds per
