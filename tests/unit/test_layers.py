@@ -279,3 +279,61 @@ def test_the_checker_reports_each_violation(
     tmp_path: Path, files: dict[str, str], expected: list[str]
 ) -> None:
     assert violations(tree(tmp_path, {**CLEAN, **files})) == expected
+
+
+# --------------------------------------------------------------------------------------------
+# the fake GitHub's private names stay inside it
+
+FAKE_GITHUB = ROOT / "jitaccess_sandbox" / "fake_github.py"
+
+
+def private_names(path: Path) -> set[str]:
+    """`_x` names a module defines: its functions, classes and globals, and its classes'
+    methods and `self._x` attributes (dunders excluded)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+    return {n for n in names if n.startswith("_") and not n.endswith("__")}
+
+
+def private_uses(paths: list[Path], private: set[str]) -> list[str]:
+    """Where `paths` import or reach one of the fake's `private` names (not through self/cls)."""
+    found: list[str] = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "jitaccess_sandbox.fake_github":
+                found.extend(f"{path.name}:{node.lineno} imports {a.name}"
+                             for a in node.names if a.name in private)
+            elif (isinstance(node, ast.Attribute) and node.attr in private
+                  and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})):
+                found.append(f"{path.name}:{node.lineno} uses .{node.attr}")
+    return found
+
+
+def test_the_emulator_and_the_tests_use_only_the_fakes_public_names() -> None:
+    others = [p for p in sorted((ROOT / "jitaccess_sandbox").glob("*.py")) if p != FAKE_GITHUB]
+    paths = others + sorted((ROOT / "tests").rglob("*.py"))
+    # Names are matched, not types: a private name the other fakes define too (`_lock`) is
+    # theirs as much as this fake's, so it is left out.
+    private = private_names(FAKE_GITHUB).difference(*(private_names(p) for p in others))
+    assert {"_repo", "_pull_json", "_Ctx", "_Principal"} <= private
+    assert private_uses(paths, private) == []
+
+
+def test_a_private_use_of_the_fake_is_reported(tmp_path: Path) -> None:
+    user = tmp_path / "user.py"
+    user.write_text(
+        "from jitaccess_sandbox.fake_github import FakeGitHub, _Ctx\n"
+        "def payload(emu):\n"
+        "    return emu.github._pull_json(_Ctx(), emu.github._repo('acme/access'), None)\n"
+    )
+    assert private_uses([user], private_names(FAKE_GITHUB)) == [
+        "user.py:1 imports _Ctx",
+        "user.py:3 uses ._pull_json",
+        "user.py:3 uses ._repo",
+    ]
