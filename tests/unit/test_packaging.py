@@ -186,3 +186,15 @@ def test_there_is_no_bench_command(argv: list[str], capsys: pytest.CaptureFixtur
         main(argv)
     assert exc.value.code == 2
     assert "invalid choice: 'bench'" in capsys.readouterr().err
+
+
+def test_the_wheel_check_flags_anything_but_the_service() -> None:
+    spec = importlib.util.spec_from_file_location("check_wheel", ROOT / "scripts/check_wheel.py")
+    assert spec is not None and spec.loader is not None
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    assert check.strays([
+        "webhook/__init__.py", "webhook/core/model.py", "webhook/schema/request.schema.json",
+        "jitaccess_github-0.1.0.dist-info/METADATA", "jitaccess_github-0.1.0.dist-info/RECORD",
+        "jitaccess_sandbox/fake_github.py", "tests/conftest.py", "webhook_extra.py",
+    ]) == ["jitaccess_sandbox/fake_github.py", "tests/conftest.py", "webhook_extra.py"]
