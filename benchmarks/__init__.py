@@ -1,7 +1,7 @@
 """Benchmarks of the webhook service against the emulated GitHub and Google Cloud.
 
-Run from the repository root: `python -m benchmarks [--latency-ms 50] [--quick] [--json FILE]`
-(or `jitaccess bench`). The method is described in `benchmarks/README.md`; in short:
+Run from the repository root: `python -m benchmarks [--latency-ms 50] [--quick] [--json FILE]`.
+The method is described in `benchmarks/README.md`; in short:
 
 - the fakes (`jitaccess_sandbox.emulator.Emulator`) run in the benchmark's process;
 - the service runs as `webhook.main:app`, configured from the environment, in a process of its

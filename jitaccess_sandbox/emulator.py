@@ -8,7 +8,6 @@ deliveries reach the service as signed POSTs, exactly as GitHub sends them.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import uuid
 from collections.abc import Mapping
@@ -18,10 +17,12 @@ from typing import Any
 
 import requests
 
-from jitaccess_sandbox.fake_github import FakeGitHub, _Ctx, _Principal
+from jitaccess_sandbox.fake_github import FakeGitHub
 from jitaccess_sandbox.fake_google import FakeGoogle
 from jitaccess_sandbox.httpserver import LocalServer
 from jitaccess_sandbox.world import GoogleWorld
+from webhook.core.conditions import ACTIVATION_TITLE
+from webhook.core.names import IDENTITIES_PATH, POLICY_PATH
 from webhook.service.app import create_app, sign
 from webhook.service.config import GoogleEndpoints, Settings
 from webhook.service.wiring import Service
@@ -96,8 +97,8 @@ class Emulator:
         self.github.add_token(TOKEN, BOT)
         for login in ("alice", "bob", "carol", "dave"):
             self.github.add_user(login)  # collaborators: reviews can be requested from them
-        self.github.put_file(self.repo, "policy/jitaccess.yaml", policy_yaml)
-        self.github.put_file(self.repo, "policy/identities.yaml", identities_yaml)
+        self.github.put_file(self.repo, POLICY_PATH, policy_yaml)
+        self.github.put_file(self.repo, IDENTITIES_PATH, identities_yaml)
         google_url = self._g_server.url
         self.settings = Settings(
             webhook_secret=SECRET,
@@ -187,39 +188,13 @@ class Emulator:
         """Open a PR adding `requests/<author>/<name>`; returns its number (no delivery sent)."""
         return self.github.open_pr(self.repo, author, {f"requests/{author}/{name}": text}, **extra)
 
-    def _ctx(self) -> _Ctx:
-        # Webhook payloads carry GitHub's public URLs, as real deliveries do.
-        return _Ctx("GET", "", {}, b"", "https://api.github.com", "https://github.com",
-                    _Principal("user"), re.match("", ""))  # type: ignore[arg-type]
-
     def pr_payload(self, action: str, number: int, sender: str | None = None) -> dict[str, Any]:
         """A `pull_request` webhook payload for the PR as it is now."""
-        ctx = self._ctx()
-        repo = self.github._repo(self.repo)
-        pr = self.github.pull(self.repo, number)
-        return {
-            "action": action,
-            "number": number,
-            "pull_request": self.github._pull_json(ctx, repo, pr),
-            "repository": self.github._repo_json(ctx, repo),
-            "sender": self.github._user_json(ctx, sender or pr.author),
-        }
+        return self.github.pull_request_event(self.repo, number, action, sender=sender)
 
     def review_payload(self, action: str, number: int, review_id: int) -> dict[str, Any]:
         """A `pull_request_review` webhook payload (state lower-case, as webhooks send it)."""
-        ctx = self._ctx()
-        repo = self.github._repo(self.repo)
-        pr = self.github.pull(self.repo, number)
-        review = next(r for r in pr.reviews if r.id == review_id)
-        body = self.github._review_json(ctx, repo, pr, review)
-        body["state"] = body["state"].lower()
-        return {
-            "action": action,
-            "review": body,
-            "pull_request": self.github._pull_json(ctx, repo, pr),
-            "repository": self.github._repo_json(ctx, repo),
-            "sender": self.github._user_json(ctx, review.login),
-        }
+        return self.github.pull_request_review_event(self.repo, number, review_id, action)
 
     def deliver(
         self,
@@ -284,7 +259,7 @@ class Emulator:
         """Bindings on a project whose condition title is `JIT access activation`."""
         return [
             b for b in self.world.bindings(f"projects/{project}")
-            if (b.get("condition") or {}).get("title") == "JIT access activation"
+            if (b.get("condition") or {}).get("title") == ACTIVATION_TITLE
         ]
 
     def audit(self) -> list[dict[str, Any]]:

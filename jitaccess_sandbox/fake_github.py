@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from jitaccess_sandbox.faults import Call, Recorder, StartResponse
+from webhook.core.names import STATUS_CONTEXT
 
 JSON = dict[str, Any]
 
@@ -229,6 +230,14 @@ def _not_found() -> _HttpError:
 Route = tuple[str, re.Pattern[str], str, Callable[[_Ctx], _Resp]]
 
 
+def _webhook_ctx() -> _Ctx:
+    # Webhook payloads carry GitHub's public URLs, whichever server the API is emulated on.
+    everything = re.compile("").match("")
+    assert everything is not None
+    return _Ctx("GET", "", {}, b"", "https://api.github.com", "https://github.com",
+                _Principal("user"), everything)
+
+
 # --------------------------------------------------------------------------------------------
 # The fake
 
@@ -373,10 +382,6 @@ class FakeGitHub:
     def put_file(self, repo: str, path: str, text: str | bytes, ref: str | None = None) -> str:
         """Commit a file to a branch (default: the default branch); returns the new commit sha."""
         return self.commit(repo, {path: text}, ref=ref)
-
-    def remove_file(self, repo: str, path: str, ref: str | None = None) -> str:
-        """Commit the removal of a file from a branch; returns the new commit sha."""
-        return self.commit(repo, {}, removed=[path], ref=ref)
 
     def commit(
         self,
@@ -527,16 +532,19 @@ class FakeGitHub:
             pr = self._pull(repo, number)
             pr.state, pr.closed_at, pr.updated_at = "closed", self.clock(), self.clock()
 
-    def reopen(self, repo: str, number: int) -> None:
-        """Reopen a closed, unmerged PR."""
-        with self._lock:
-            pr = self._pull(repo, number)
-            pr.state, pr.closed_at, pr.updated_at = "open", None, self.clock()
-
     def pull(self, repo: str, number: int) -> FakePull:
         """A copy of a PR's state."""
         with self._lock:
             return copy.deepcopy(self._pull(repo, number))
+
+    def point_head(self, repo: str, number: int, sha: str) -> None:
+        """Point a PR's head at an existing commit, e.g. one another PR's head already is (as a
+        fork branch reset to that commit would)."""
+        with self._lock:
+            if sha not in self._repo(repo).commits:
+                raise KeyError(f"no commit {sha} in {repo}")
+            pr = self._pull(repo, number)
+            pr.head_sha, pr.updated_at = sha, self.clock()
 
     # -- reviews ---------------------------------------------------------------------------------
 
@@ -620,10 +628,48 @@ class FakeGitHub:
         with self._lock:
             return copy.deepcopy(self._repo(repo).statuses.get(sha, []))
 
-    def latest_status(self, repo: str, sha: str, context: str = "jit-access") -> JSON | None:
+    def latest_status(self, repo: str, sha: str, context: str = STATUS_CONTEXT) -> JSON | None:
         """The newest status for a sha and context, or None."""
         found = [s for s in self.statuses(repo, sha) if s["context"] == context]
         return found[-1] if found else None
+
+    # -- webhook payloads ------------------------------------------------------------------------
+
+    def pull_request_event(
+        self, repo: str, number: int, action: str, *, sender: str | None = None
+    ) -> JSON:
+        """A `pull_request` webhook payload for the PR as it is now (sender: its author)."""
+        ctx = _webhook_ctx()
+        with self._lock:
+            fake, pr = self._repo(repo), self._pull(repo, number)
+            return {
+                "action": action,
+                "number": number,
+                "pull_request": self._pull_json(ctx, fake, pr),
+                "repository": self._repo_json(ctx, fake),
+                "sender": self._user_json(ctx, sender or pr.author),
+            }
+
+    def pull_request_review_event(
+        self, repo: str, number: int, review_id: int, action: str
+    ) -> JSON:
+        """A `pull_request_review` webhook payload for one of the PR's reviews, sent by its
+        reviewer. Webhooks spell the review state in lower case, unlike the REST API."""
+        ctx = _webhook_ctx()
+        with self._lock:
+            fake, pr = self._repo(repo), self._pull(repo, number)
+            review = next((r for r in pr.reviews if r.id == review_id), None)
+            if review is None:
+                raise KeyError(f"no review {review_id} on {repo}#{number}")
+            body = self._review_json(ctx, fake, pr, review)
+            body["state"] = body["state"].lower()
+            return {
+                "action": action,
+                "review": body,
+                "pull_request": self._pull_json(ctx, fake, pr),
+                "repository": self._repo_json(ctx, fake),
+                "sender": self._user_json(ctx, review.login),
+            }
 
     # -- faults ----------------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ import json
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,10 +118,6 @@ class Recorder:
             for c in list(self.calls)
             if (method is None or c.method == method) and (rx is None or rx.search(c.path))
         )
-
-    def by_endpoint(self, normalise: Callable[[str], str] = lambda p: p) -> Counter[str]:
-        """Counts of calls by `METHOD normalised-path`."""
-        return Counter(f"{c.method} {normalise(c.path)}" for c in list(self.calls))
 
     def record_unexpected(self, call: Call) -> None:
         """Note a request the fake does not serve."""

@@ -167,16 +167,6 @@ class GoogleWorld:
                 for g in self._reachable(group, transitive=transitive)
             )
 
-    def members_of(self, group: str, *, transitive: bool) -> set[str]:
-        """User members of a group (direct, or all through nested groups when `transitive`)."""
-        with self._lock:
-            return {
-                m
-                for g in self._reachable(group, transitive=transitive)
-                for m in self.groups.get(g, set())
-                if m not in self.groups
-            }
-
     # -- logging -------------------------------------------------------------------------------
 
     def append_logs(self, entries: list[JSON]) -> None:

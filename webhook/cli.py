@@ -1,4 +1,4 @@
-"""The `jitaccess` command: validate request files, run the sandbox, serve, clean up, benchmark."""
+"""The `jitaccess` command: validate request files, run the sandbox, serve, clean up."""
 
 from __future__ import annotations
 
@@ -8,6 +8,16 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+from webhook.core.names import POLICY_PATH
+
+#: Where a clone keeps the sandbox: next to the webhook package (an editable install imports
+#: webhook from the clone). The fakes are never in the wheel, so an installed copy has none.
+CHECKOUT = Path(__file__).resolve().parent.parent
+#: How to get everything `jitaccess sandbox` needs, run inside a clone of the repository.
+SANDBOX_INSTALL = "pip install -e '.[sandbox]'"
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -16,10 +26,35 @@ def _validate(args: argparse.Namespace) -> int:
     return run_validate(args.paths or ["requests"], policy_path=args.policy)
 
 
-def _sandbox(args: argparse.Namespace) -> int:
-    from jitaccess_sandbox.play import run_sandbox
+def _load_sandbox() -> ModuleType:
+    if (CHECKOUT / "jitaccess_sandbox" / "__init__.py").is_file() and (
+        str(CHECKOUT) not in sys.path
+    ):
+        sys.path.append(str(CHECKOUT))  # last: nothing installed is shadowed
+    return importlib.import_module("jitaccess_sandbox.play")
 
-    return run_sandbox(serve=args.serve, port=args.port, verbose=args.verbose)
+
+def _sandbox(args: argparse.Namespace) -> int:
+    try:
+        play = _load_sandbox()
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "?"
+        if missing.partition(".")[0] == "webhook":
+            raise  # the service itself is broken: not an installation question
+        if missing.partition(".")[0] == "jitaccess_sandbox":
+            problem = (
+                "the sandbox's fake servers are not part of the installed package; "
+                "they run from a clone of the repository"
+            )
+        else:
+            problem = f"the sandbox needs the Python module {missing!r}, which is not installed"
+        print(
+            f"jitaccess sandbox: {problem}. In a clone of the repository, run "
+            f"`{SANDBOX_INSTALL}`, then `jitaccess sandbox` again.",
+            file=sys.stderr,
+        )
+        return 2
+    return int(play.run_sandbox(serve=args.serve, port=args.port, verbose=args.verbose))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -58,21 +93,6 @@ def _cleanup(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    # The benchmarks live next to the package in the repository, not in it.
-    if os.path.isdir("benchmarks") and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        run = importlib.import_module("benchmarks.run")
-    except ImportError:
-        print("jitaccess bench: run it from the repository root (benchmarks/ is not importable)",
-              file=sys.stderr)
-        return 2
-    argv = ["--latency-ms", str(args.latency_ms), *(["--quick"] if args.quick else []),
-            *(["--json", args.json] if args.json else [])]
-    return int(run.main(argv))
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `jitaccess`."""
     parser = argparse.ArgumentParser(
@@ -82,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check request files offline against the policy")
     p.add_argument("paths", nargs="*", help="request files or directories (default: requests)")
-    p.add_argument("--policy", default="policy/jitaccess.yaml", help="policy file")
+    p.add_argument("--policy", default=POLICY_PATH, help="policy file")
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("sandbox", help="play the full lifecycle against emulated GitHub and Google")
@@ -99,11 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cleanup", help="remove expired activations in the policy's scope")
     p.set_defaults(func=_cleanup)
 
-    p = sub.add_parser("bench", help="benchmark against the emulated world (repository root)")
-    p.add_argument("--latency-ms", type=float, default=50.0, help="latency per API call")
-    p.add_argument("--quick", action="store_true", help="fewer rounds (CI smoke)")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    p.set_defaults(func=_bench)
     return parser
 
 

@@ -43,7 +43,7 @@ def test_a_pr_sharing_the_owners_head_commit_cannot_overwrite_its_status(emu: Em
     # mallory opens a PR whose head is alice's commit (e.g. a fork branch at that commit).
     mallory_pr = emu.github.open_pr("acme/access", "mallory", {"requests/alice/x.yaml": REQUEST})
     head = emu.github.pull("acme/access", alice_pr).head_sha
-    emu.github._pull("acme/access", mallory_pr).head_sha = head
+    emu.github.point_head("acme/access", mallory_pr, head)
     assert emu.pr_event("opened", mallory_pr).body["state"] == "invalid"
     status = emu.status(alice_pr)
     assert status is not None and status["state"] == "success"

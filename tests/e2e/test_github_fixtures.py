@@ -18,17 +18,10 @@ import pytest
 
 from jitaccess_sandbox.emulator import IDENTITIES_YAML, REPO, SELF, Emulator
 from tests.e2e.conftest import NOW, request_yaml
+from tests.shared_fixtures import shared_fixtures
 
-
-def _fixture_dir() -> Path:
-    here = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "github-webhooks"
-    return here if here.is_dir() else Path("/work/shared/fixtures/github-webhooks")
-
-
-FIXTURES = _fixture_dir()
-if not FIXTURES.is_dir():
-    pytest.skip(f"no webhook fixtures at {FIXTURES}", allow_module_level=True)
-
+#: Beside the project root; missing, it fails the run in CI and skips this module elsewhere.
+FIXTURES = shared_fixtures("github-webhooks")
 PAYLOADS = sorted(FIXTURES.glob("*.json"))
 IGNORED_ON_PURPOSE = {
     "check_run.rerequested.json": "ignored: check_run/rerequested is not handled",
@@ -136,6 +129,12 @@ def test_real_payload_is_accepted(path: Path) -> None:
             assert entry["labels"]["event"] == "gitops.activateRole"
             # the recorded delivery's id travels into the audit entry
             assert entry["labels"]["delivery_id"] == "884a8280-101a-11ea-9c80-7ce4e70c2e4e"
+
+
+def test_every_payload_named_here_is_there() -> None:
+    # A partial copy of the fixtures would silently test less.
+    expected = set(IGNORED_ON_PURPOSE) | EVALUATED | {"pull_request.closed.merged.json"}
+    assert expected <= {p.name for p in PAYLOADS}
 
 
 def test_headers_file_names_the_event() -> None:

@@ -109,6 +109,37 @@ def test_pull_and_review_shapes(fake: FakeGitHub, api: str) -> None:
         rid, "APPROVED", head, "bob")
 
 
+def test_webhook_payloads_carry_githubs_public_urls(fake: FakeGitHub, api: str) -> None:
+    n = fake.open_pr(REPO, "alice", {"requests/alice/a.yaml": "x: 1\n"})
+    rid = fake.add_review(REPO, n, "bob", "APPROVED")
+
+    opened = fake.pull_request_event(REPO, n, "opened")
+    assert sorted(opened) == ["action", "number", "pull_request", "repository", "sender"]
+    assert (opened["action"], opened["number"], opened["sender"]["login"]) == ("opened", n, "alice")
+    # Whatever server the API is emulated on, a delivery names api.github.com, as GitHub's do.
+    assert opened["pull_request"]["url"] == f"https://api.github.com/repos/{REPO}/pulls/{n}"
+    assert opened["repository"]["full_name"] == REPO
+    assert fake.pull_request_event(REPO, n, "closed", sender="carol")["sender"]["login"] == "carol"
+
+    review = fake.pull_request_review_event(REPO, n, rid, "submitted")
+    assert sorted(review) == ["action", "pull_request", "repository", "review", "sender"]
+    # Webhooks spell the state in lower case; the REST API (above) in upper case.
+    assert (review["review"]["id"], review["review"]["state"], review["sender"]["login"]) == (
+        rid, "approved", "bob")
+    with pytest.raises(KeyError, match="no review 1"):
+        fake.pull_request_review_event(REPO, n, 1, "submitted")
+
+
+def test_a_head_can_point_at_another_prs_commit(fake: FakeGitHub, api: str) -> None:
+    first = fake.open_pr(REPO, "alice", {"requests/alice/a.yaml": "x: 1\n"})
+    second = fake.open_pr(REPO, "mallory", {"requests/alice/a.yaml": "x: 1\n"})
+    head = fake.pull(REPO, first).head_sha
+    fake.point_head(REPO, second, head)
+    assert get(f"{api}/repos/{REPO}/pulls/{second}").json()["head"]["sha"] == head
+    with pytest.raises(KeyError, match="no commit"):
+        fake.point_head(REPO, second, "0" * 40)
+
+
 def test_review_requests(fake: FakeGitHub, api: str) -> None:
     fake.add_user("bob")
     n = fake.open_pr(REPO, "alice", {"a.txt": "a"})

@@ -7,11 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from webhook.core.conditions import (
-    ACTIVATION_TITLE,
     activation_description,
     activation_expression,
     build_binding,
-    is_activation_condition,
     marker_of,
     parse_activation_expression,
     resource_condition,
@@ -256,13 +254,6 @@ def test_description_exactly_at_limit_is_not_truncated() -> None:
 
 # --------------------------------------------------------------------------------------------
 # bindings
-
-
-def test_is_activation_condition() -> None:
-    assert is_activation_condition({"title": ACTIVATION_TITLE, "expression": WINDOW})
-    assert not is_activation_condition({"title": "other"})
-    assert not is_activation_condition({})
-    assert not is_activation_condition(None)
 
 
 def test_build_binding() -> None:

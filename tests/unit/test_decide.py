@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from webhook.core.decide import decide, status_state
+from webhook.core.decide import decide
 from webhook.core.model import (
     AccessRequest,
     ApprovalKind,
@@ -122,7 +122,7 @@ def test_policy_problems_win_over_everything() -> None:
     assert d.state is State.ERROR
     assert d.problems == bad
     assert d.roles == ()
-    assert status_state(d) == "error"
+    assert d.state.commit_status == "error"
 
 
 def test_missing_policy_without_problems_is_still_an_error() -> None:
@@ -144,7 +144,7 @@ def test_invalid_request_wins_over_identity_and_eligibility() -> None:
     )
     assert d.state is State.INVALID
     assert d.problems == problems
-    assert status_state(d) == "failure"
+    assert d.state.commit_status == "failure"
 
 
 def test_request_problems_with_a_parsed_request_are_invalid() -> None:
@@ -186,7 +186,7 @@ def test_self_approval_is_ready_and_carries_its_conditions() -> None:
         RoleDecision(LOGS, ApprovalKind.SELF, resource_conditions=("resource.name == 'x'",)),
     )
     assert d.candidate_reviewers == ()
-    assert status_state(d) == "success"
+    assert d.state.commit_status == "success"
 
 
 def test_self_approval_wins_over_multi_party() -> None:
@@ -209,7 +209,7 @@ def test_not_eligible_for_one_of_two_roles() -> None:
     assert d.problems == (Problem("not_eligible", reason),)
     assert d.roles[1] == RoleDecision("roles/spanner.admin", ApprovalKind.NONE, reasons=(reason,))
     assert d.candidate_reviewers == ()
-    assert status_state(d) == "failure"
+    assert d.state.commit_status == "failure"
 
 
 @pytest.mark.parametrize(
@@ -244,7 +244,7 @@ def test_multi_party_without_reviews_is_pending() -> None:
     assert d.state is State.PENDING
     assert sql(d) == RoleDecision(SQL, ApprovalKind.MULTI_PARTY, needed=1)
     assert d.candidate_reviewers == ("bob", "bob2", "carol", "dave")
-    assert status_state(d) == "pending"
+    assert d.state.commit_status == "pending"
 
 
 def test_one_qualified_approval_makes_it_ready() -> None:

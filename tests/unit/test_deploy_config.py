@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pathspec
 import pytest
 import yaml
 
 from webhook.adapters.secret_manager import resolver
 from webhook.core.errors import ConfigError
+from webhook.service.app import create_app
 from webhook.service.config import SECRET_VARIABLES, VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,37 +146,48 @@ def test_cron_calls_cleanup_every_15_minutes(cron_yaml: dict[str, Any]) -> None:
     assert jobs[0]["url"] in ROUTES
 
 
+def upload_set(root: Path) -> list[str]:
+    """What `gcloud app deploy` uploads from `root`: the repository's files (tracked, or new and
+    not git-ignored) that .gcloudignore, read with gitignore rules, does not exclude."""
+    spec = pathspec.GitIgnoreSpec.from_lines(
+        (root / ".gcloudignore").read_text(encoding="utf-8").splitlines()
+    )
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root, capture_output=True, check=True,
+    ).stdout.decode().split("\0")
+    return sorted(f for f in listed if f and (root / f).is_file() and not spec.match_file(f))
+
+
 def test_gcloudignore_uploads_the_service_and_nothing_else() -> None:
-    lines = {
-        line.strip()
-        for line in (ROOT / ".gcloudignore").read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
+    uploaded = upload_set(ROOT)
+    # Exactly the service: a new top-level file or folder must be sorted in or out on purpose.
+    assert {f.split("/")[0] for f in uploaded} == {
+        "app.yaml", "cron.yaml", "requirements.txt", "webhook"
     }
-    assert {"tests/", ".venv/", ".git/", "__pycache__/", "docs/"} <= lines
-    for needed in ("webhook/", "webhook", "app.yaml", "cron.yaml", "requirements.txt", "*.py"):
-        assert needed not in lines
+    package = sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "webhook").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
+    assert [f for f in uploaded if f.startswith("webhook/")] == package
+    assert "webhook/schema/request.schema.json" in uploaded
+    for left_out in ("jitaccess_sandbox/", "tests/", "benchmarks/", "policy/", "requests/"):
+        assert not [f for f in uploaded if f.startswith(left_out)], left_out
 
 
 # --------------------------------------------------------------------------------------------
-# the Flask app serves every URL app.yaml routes to it (runs once webhook.service.app exists)
+# the Flask app serves every URL app.yaml routes to it
 
 
 def flask_app() -> Any:
-    try:
-        module = importlib.import_module("webhook.service.app")
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and exc.name.startswith("webhook"):
-            pytest.skip(f"webhook.service.app is not importable yet ({exc.name} missing)")
-        raise
-    if not hasattr(module, "create_app"):
-        pytest.skip("webhook.service.app has no create_app yet")
     settings = Settings(
         webhook_secret="s" * 32,
         repository="example/access",
         google_project="jit-ops",
         token="t" * 20,
     )
-    return module.create_app(settings)
+    return create_app(settings)
 
 
 @pytest.mark.parametrize(("path", "method"), [(p, m) for p, ms in ROUTES.items() for m in ms])

@@ -175,6 +175,15 @@ def test_pending_comment_names_qualified_reviewers_and_explains_approval() -> No
     assert "choose **Approve** on its current head commit (0123456)" in text
 
 
+def test_only_logins_valid_by_githubs_rule_are_mentioned() -> None:
+    # One login rule for paths, identities and mentions: 1-39 letters, digits and single inner
+    # hyphens. Anything else is written out without a ping.
+    text = status_comment(
+        decision(State.PENDING, roles=(WAITING,), candidate_reviewers=("bob", "a--b", "c-"))
+    )
+    assert "Qualified reviewers: @bob, a--b, c-\n" in text
+
+
 def test_pending_comment_without_candidates_says_so() -> None:
     text = status_comment(decision(State.PENDING, roles=(WAITING,)))
     assert "No qualified reviewer with an identity mapping was found; ask an administrator." in (

@@ -44,6 +44,7 @@ from urllib3.util.retry import Retry
 
 from webhook.core.errors import ConfigError, FileTooLargeError, GitHubError
 from webhook.core.model import ChangedFile, PullComment, PullInfo, Review, ReviewState
+from webhook.core.names import STATUS_CONTEXT, STATUS_DESCRIPTION_MAX
 
 if TYPE_CHECKING:
     # PyGithub takes about 0.1 s to import: it is loaded on the adapter's first use (or by the
@@ -59,7 +60,6 @@ MAX_FILE_BYTES = 64 * 1024
 # GitHub lists at most 3000 files of a PR; a longer list (of anything) means a broken server,
 # and stopping keeps a `Link` chain from paging forever.
 MAX_LIST_ITEMS = 3000
-STATUS_DESCRIPTION_MAX = 140  # GitHub refuses longer commit-status descriptions (422)
 TOKEN_RENEW_BEFORE = timedelta(minutes=5)
 #: Least seconds between two lookups of the App installation after a delivery named another one
 #: (the App may have been reinstalled): a stream of foreign deliveries costs a call a minute.
@@ -449,16 +449,6 @@ class GitHubRepo:
                 raise FileTooLargeError(path, len(data), MAX_FILE_BYTES)
             return bytes(data)
 
-    def file_text(self, path: str, ref: str | None = None) -> str | None:
-        """A UTF-8 text file at a ref (None: the default branch), None if absent (1 call)."""
-        data = self.file_bytes(path, ref)
-        if data is None:
-            return None
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise GitHubError(f"reading {path}: not UTF-8 text") from None
-
     def default_branch(self) -> str:
         """The repository's default branch (1 call: GET /repos/{o}/{r})."""
         with self._calling("reading the repository"):
@@ -535,10 +525,10 @@ class GitHubRepo:
         sha: str,
         state: str,
         description: str,
-        context: str = "jit-access",
+        context: str = STATUS_CONTEXT,
         target_url: str | None = None,
     ) -> None:
-        """Set the commit status (1 call: POST /statuses/{sha}); the description is cut to 140."""
+        """Set the commit status (1 call: POST /statuses/{sha}); a long description is cut."""
         if len(description) > STATUS_DESCRIPTION_MAX:
             description = description[: STATUS_DESCRIPTION_MAX - 1] + "…"
         with self._calling(f"setting the {context} status on {sha[:12]}"):

@@ -7,9 +7,8 @@ that both tools recognise each other's eligible bindings and activations.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from webhook.core.durations import utc_timestamp
 from webhook.core.model import Binding, Marker
@@ -216,13 +215,6 @@ def activation_description(
         text = f"Approved by {names}, justification: {justification}{suffix}"
     # Only reachable with a reference longer than GitHub allows; stay within IAM's limit anyway.
     return _truncate(text, MAX_DESCRIPTION)
-
-
-def is_activation_condition(condition: Mapping[str, Any] | None) -> bool:
-    """Whether an IAM condition is a JIT access activation (by its title)."""
-    if not isinstance(condition, Mapping):
-        return False
-    return condition.get("title") == ACTIVATION_TITLE
 
 
 def build_binding(

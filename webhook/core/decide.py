@@ -129,11 +129,6 @@ def decide(facts: Facts, now: datetime) -> Decision:
     )
 
 
-def status_state(decision: Decision) -> str:
-    """The `jit-access` commit-status state (`success`, `pending`, `failure`, `error`)."""
-    return decision.state.commit_status
-
-
 # --------------------------------------------------------------------------------------------
 # Roles
 

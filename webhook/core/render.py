@@ -24,6 +24,8 @@ from webhook.core.model import (
     RoleDecision,
     State,
 )
+from webhook.core.names import STATUS_DESCRIPTION_MAX
+from webhook.core.request_file import LOGIN
 
 # The markers live with the service's other records; imported under their own names so that
 # `render` keeps offering them.
@@ -35,9 +37,6 @@ from webhook.core.records import activation_failed_marker as activation_failed_m
 from webhook.core.records import activation_marker as activation_marker
 from webhook.core.records import refusal_marker as refusal_marker
 
-#: GitHub limits commit-status descriptions; the SPEC asks for under 140 characters.
-MAX_DESCRIPTION = 139
-
 #: Problem codes that mean the service, not the policy, failed (handlers building an ERROR
 #: decision for an upstream failure should use `service_error`).
 SERVICE_ERROR_CODES = frozenset({"eligibility_unknown", "service_error"})
@@ -47,7 +46,6 @@ MAX_PROBLEMS_SHOWN = 50
 
 _ELLIPSIS = "…"
 _ZWJ = "\u200d"
-_LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
 # Line breaks of every kind, and characters that reorder or hide text (Trojan Source).
 _BREAKS = re.compile(r"\r\n|[\r\n\u0085\u2028\u2029\v\f]")
 _INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -95,7 +93,7 @@ def status_description(decision: Decision) -> str:
                 text = "Service error: see comment"
             else:
                 text = "Policy error: see comment"
-    return _truncate(text, MAX_DESCRIPTION)
+    return _truncate(text, STATUS_DESCRIPTION_MAX)
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,7 +354,7 @@ def _plain(text: str) -> str:
 
 def _mention(login: str) -> str:
     """`@login` that pings, for a valid GitHub login; anything else escaped (never pings)."""
-    if _LOGIN.fullmatch(login):
+    if LOGIN.fullmatch(login):
         return f"@{login}"
     return _escape(login)
 

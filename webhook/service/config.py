@@ -50,15 +50,6 @@ class GoogleEndpoints:
     cloud_logging: str | None = None
     cloud_identity: str | None = None
 
-    @property
-    def emulated(self) -> bool:
-        """True when any endpoint is a plain-HTTP emulator."""
-        return any(
-            e is not None and e.startswith("http://")
-            for e in (self.resource_manager, self.cloud_asset, self.cloud_logging,
-                      self.cloud_identity)
-        )
-
 
 @dataclass(frozen=True)
 class Settings:

@@ -56,6 +56,7 @@ from webhook.core.model import (
     PullRequestRef,
     State,
 )
+from webhook.core.names import IDENTITIES_PATH, POLICY_PATH, STATUS_CONTEXT
 from webhook.core.policy import parse_identities, parse_policy
 
 # The ports are defined in core; imported under their own names so that the wiring and older
@@ -81,10 +82,6 @@ from webhook.core.render import (
 from webhook.core.request_file import MAX_REQUEST_BYTES, check_pr_shape, parse_request
 
 log = logging.getLogger("jitaccess")
-
-POLICY_PATH = "policy/jitaccess.yaml"
-IDENTITIES_PATH = "policy/identities.yaml"
-STATUS_CONTEXT = "jit-access"
 
 # The policy files arrive with every event, nearly always unchanged, and parsing them (a YAML
 # scanner written in Python that keeps line numbers for the messages) costs milliseconds per

@@ -61,7 +61,3 @@ class Router:
         return self._routes.get((delivery.event, delivery.action)) or self._routes.get(
             (delivery.event, None)
         )
-
-    def routes(self) -> list[tuple[str, str | None]]:
-        """Every registered (event, action), sorted."""
-        return sorted(self._routes, key=lambda k: (k[0], k[1] or ""))

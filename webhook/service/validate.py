@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TextIO
 
 from webhook.core.model import Policy, Problem
+from webhook.core.names import POLICY_PATH
 from webhook.core.policy import MAX_POLICY_BYTES, parse_identities, parse_policy
 from webhook.core.request_file import MAX_REQUEST_BYTES, parse_request, request_path_problem
 
-DEFAULT_POLICY_PATH = "policy/jitaccess.yaml"
 _SUFFIXES = (".yaml", ".yml")
 
 
@@ -88,7 +88,7 @@ def _load_policy(policy_path: str, out: TextIO) -> tuple[Policy | None, int]:
 
 
 def run_validate(
-    paths: Sequence[str], policy_path: str = DEFAULT_POLICY_PATH, out: TextIO | None = None
+    paths: Sequence[str], policy_path: str = POLICY_PATH, out: TextIO | None = None
 ) -> int:
     """Check request files (or directories of them) against the policy; 1 if any problem.
 

@@ -13,9 +13,10 @@ from webhook.adapters.github_api import GitHubRepo
 from webhook.core.audit_record import AuditRecord
 from webhook.core.errors import ConfigError, GitHubError, JitAccessError
 from webhook.core.model import Binding, EligibilityFacts, EligibilitySettings
+from webhook.core.names import POLICY_PATH
 from webhook.core.policy import parse_policy
 from webhook.service.config import Settings
-from webhook.service.lifecycle import POLICY_PATH, Clock, Lifecycle, utcnow
+from webhook.service.lifecycle import Clock, Lifecycle, utcnow
 
 if TYPE_CHECKING:
     from webhook.adapters.cloud_logging import AuditLog
