@@ -25,7 +25,6 @@ from webhook.core.model import (
     State,
 )
 from webhook.core.names import STATUS_DESCRIPTION_MAX
-from webhook.core.request_file import LOGIN
 
 # The markers live with the service's other records; imported under their own names so that
 # `render` keeps offering them.
@@ -36,6 +35,7 @@ from webhook.core.records import REFUSAL_MARKER_PREFIX as REFUSAL_MARKER_PREFIX
 from webhook.core.records import activation_failed_marker as activation_failed_marker
 from webhook.core.records import activation_marker as activation_marker
 from webhook.core.records import refusal_marker as refusal_marker
+from webhook.core.request_file import LOGIN
 
 #: Problem codes that mean the service, not the policy, failed (handlers building an ERROR
 #: decision for an upstream failure should use `service_error`).
