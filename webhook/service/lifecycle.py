@@ -32,6 +32,7 @@ from webhook.core.model import (
     ApprovalKind,
     Binding,
     ChangedFile,
+    CommitStatus,
     Decision,
     EligibilityFacts,
     EligibilitySettings,
@@ -86,10 +87,11 @@ class GitHubPort(Protocol):
     def files(self, number: int) -> tuple[ChangedFile, ...]: ...
     def reviews(self, number: int) -> tuple[Review, ...]: ...
     def file_bytes(self, path: str, ref: str | None) -> bytes | None: ...
+    def commit_status(self, sha: str, context: str = ...) -> CommitStatus | None: ...
     def set_status(
         self, sha: str, state: str, description: str, context: str = ...,
-        target_url: str | None = ...,
-    ) -> None: ...
+        target_url: str | None = ..., *, current: CommitStatus | None = ...,
+    ) -> bool: ...
     def comments(self, number: int) -> tuple[PullComment, ...]: ...
     def upsert_comment(
         self, number: int, marker: str, body: str, comments: Sequence[PullComment] | None = ...
@@ -142,6 +144,12 @@ class Evaluation:
     # The PR's comments, listed in the first wave of reads so that editing the status comment
     # or checking for an earlier activation comment needs no listing later (None: not listed).
     comments: tuple[PullComment, ...] | None = None
+    # The head commit's current jit-access status, read beside the request file so that
+    # publishing can skip an unchanged status without a round trip of its own (status_read:
+    # whether it was read; status None then means the commit has no such status, or the read
+    # failed and the status is posted anyway).
+    status_read: bool = False
+    status: CommitStatus | None = None
 
     @property
     def is_request(self) -> bool:
@@ -210,6 +218,14 @@ class Lifecycle:
             if shape.path is not None
             else None
         )
+        # Only an open PR publishes a status, and not one whose request is in someone else's
+        # directory (see `publish`).
+        f_status = (
+            self._submit(self.github.commit_status, pull.head_sha, STATUS_CONTEXT)
+            if pull.state == "open"
+            and not any(p.code == "wrong_directory" for p in shape.problems)
+            else None
+        )
         reviews = f_reviews.result()
         if pull.merged_at is not None:
             # Reviews given after the merge judge nothing: the request was decided at merge.
@@ -261,7 +277,17 @@ class Lifecycle:
         decision = decide(facts, now)
         if eligibility_problem is not None and decision.state is State.ERROR:
             decision = replace(decision, problems=(eligibility_problem,))
-        return Evaluation(pull, facts, decision, settings, f_comments.result())
+        status_read, status = False, None
+        if f_status is not None:
+            status_read = True
+            try:
+                status = f_status.result()
+            except UpstreamError as exc:
+                log.warning("the status of %s could not be read: %s", pr.reference, exc)
+        return Evaluation(
+            pull, facts, decision, settings, f_comments.result(),
+            status_read=status_read, status=status,
+        )
 
     @staticmethod
     def _request(
@@ -327,9 +353,16 @@ class Lifecycle:
         # commit) must not overwrite the owner's status. Without a status it cannot be merged
         # anyway (branch protection requires jit-access); its comment explains.
         if not any(p.code == "wrong_directory" for p in decision.problems):
+            # GitHub keeps at most 1,000 statuses per commit and context: a status equal to
+            # the current one (read with the facts) is not posted again.
+            set_status = (
+                functools.partial(self.github.set_status, current=ev.status)
+                if ev.status_read
+                else self.github.set_status
+            )
             futures.append(
                 self._submit(
-                    self.github.set_status,
+                    set_status,
                     ev.pull.head_sha,
                     decision.state.commit_status,
                     status_description(decision),
