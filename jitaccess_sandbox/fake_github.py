@@ -47,6 +47,10 @@ JSON = dict[str, Any]
 
 REVIEW_STATES = ("APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING")
 STATUS_STATES = ("error", "failure", "pending", "success")
+# GitHub keeps at most this many statuses per commit and context and refuses the next (422).
+MAX_STATUSES_PER_CONTEXT = 1000
+# GitHub refuses longer issue and comment bodies (422).
+MAX_BODY_CHARS = 65536
 RATE_LIMIT = 5000
 DOCS = "https://docs.github.com/rest"
 # GitHub answers the contents API with an empty, "none"-encoded body above 1 MiB.
@@ -1244,6 +1248,12 @@ class FakeGitHub:
             raise _HttpError(422, "Validation Failed", errors=[{
                 "resource": "Status", "code": "custom", "field": "description",
                 "message": "description is too long (maximum is 140 characters)"}])
+        context = data.get("context") or "default"
+        posted = repo.statuses.setdefault(sha, [])
+        if sum(1 for s in posted if s["context"] == context) >= MAX_STATUSES_PER_CONTEXT:
+            raise _HttpError(422, "Validation Failed", errors=[{
+                "resource": "Status", "code": "custom",
+                "message": "This SHA and context has reached the maximum number of statuses."}])
         now = self.clock()
         status_id = next(self._ids)
         status = {
@@ -1254,12 +1264,12 @@ class FakeGitHub:
             "state": data["state"],
             "description": description,
             "target_url": data.get("target_url"),
-            "context": data.get("context") or "default",
+            "context": context,
             "created_at": iso(now),
             "updated_at": iso(now),
             "creator": self._user_json(ctx, self._writer(ctx)),
         }
-        repo.statuses.setdefault(sha, []).append(status)
+        posted.append(status)
         return _Resp(201, status)
 
     def _ref_sha(self, repo: FakeRepo, ref: str) -> str:
@@ -1313,10 +1323,10 @@ class FakeGitHub:
         if not isinstance(body, str) or not body:
             raise _HttpError(422, "Validation Failed", errors=[
                 {"resource": "IssueComment", "code": "missing_field", "field": "body"}])
-        if len(body) > 65536:
+        if len(body) > MAX_BODY_CHARS:
             raise _HttpError(422, "Validation Failed", errors=[{
                 "resource": "IssueComment", "code": "custom", "field": "body",
-                "message": "body is too long (maximum is 65536 characters)"}])
+                "message": f"body is too long (maximum is {MAX_BODY_CHARS} characters)"}])
         return body
 
     def _post_comment(self, ctx: _Ctx) -> _Resp:

@@ -22,6 +22,7 @@ from tests.adversarial.conftest import (
     request_yaml,
     status_comment_of,
 )
+from tests.inert import live_autolinks, outside_code
 
 BASIC = "is a basic role; IAM conditions cannot be applied to basic roles"
 NOT_A_ROLE = "is not a role name; use roles/ID, projects/PROJECT/roles/ID or organizations/NUMBER"
@@ -214,9 +215,9 @@ def test_a_justification_with_cel_and_json_characters_never_enters_the_condition
     [entry] = [e for e in emu.audit() if e["labels"]["event"] == ACTIVATE]
     assert entry["labels"]["justification"] == text
     assert entry["jsonPayload"]["justification"] == text
-    # In the activation comment the text is escaped markdown, not markup.
+    # In the activation comment the text is a code span: shown as written, never markup.
     comment = emu.comments(number)[-1]
-    assert "Justification: INC-7: say \"hi\" &amp;&amp; drop ) \\|\\| true \\|\\| (\"" in comment
+    assert f"Justification: `{text}`\n" in comment
 
 
 def test_markup_in_a_justification_is_inert_in_the_comments(emu: Emulator) -> None:
@@ -225,10 +226,10 @@ def test_markup_in_a_justification_is_inert_in_the_comments(emu: Emulator) -> No
     )
     emu.pr_event("opened", number)
     comment = status_comment_of(emu, number)
-    assert "<img" not in comment
-    assert "&lt;img src=x&gt;" in comment
-    assert "@\u200dcarol" in comment  # no mention: the zero-width joiner breaks it
-    assert "\\[x\\](http://e) \\`y\\`" in comment
+    # A code span, padded because the text ends with a backtick, fenced by a longer run.
+    assert "| Justification | `` INC-7: <img src=x> @carol [x](http://e) `y` `` |\n" in comment
+    assert "<img" not in outside_code(comment)
+    assert live_autolinks(comment) == []
     assert_no_grant(emu)
 
 

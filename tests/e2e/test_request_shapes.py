@@ -66,7 +66,8 @@ def writes_to_pr(emu: Emulator, number: int) -> int:
 # Invalid request files: every problem, with its line, and a failure status
 
 
-AT = f"{PATH}, line"
+SHOWN = f"`{PATH}`"  # the comment shows paths as code
+AT = f"{SHOWN}, line"
 
 INVALID_FILES = {
     "several-problems-at-once": (
@@ -83,7 +84,7 @@ INVALID_FILES = {
             f"- {AT} 7: 'duration': expected a duration like 30m, 2h, 1h30m or PT2H, got '3d'",
             f"- {AT} 8: unknown key 'justfication' (did you mean 'justification'?); the keys are "
             "project, roles, duration, justification",
-            f"- {PATH}: the key 'justification' is missing",
+            f"- {SHOWN}: the key 'justification' is missing",
         ],
     ),
     "non-strings": (
@@ -107,7 +108,7 @@ INVALID_FILES = {
     ),
     "too-large": (
         "# " + "x" * 5000 + "\n" + request_yaml(),
-        [f"- {PATH}: the file has 5124 bytes; at most 4096 allowed"],
+        [f"- {SHOWN}: the file has 5124 bytes; at most 4096 allowed"],
     ),
     "yaml-syntax": (
         "project: [payments-dev\nroles: x\n",
@@ -115,7 +116,7 @@ INVALID_FILES = {
     ),
     "empty": (
         "",
-        [f"- {PATH}: the request file is empty; see requests/README.md for the format"],
+        [f"- {SHOWN}: the request file is empty; see requests/README.md for the format"],
     ),
     "not-a-mapping": (
         "- roles/cloudsql.admin\n",
@@ -165,7 +166,7 @@ def test_invalid_request_file(shared: Emulator, text: str, expected: list[str]) 
     assert state == "failure"
     if len(expected) == 1:
         message = expected[0].split(": ", 1)[1] if ", line" in expected[0] else (
-            expected[0].removeprefix(f"- {PATH}: ")
+            expected[0].removeprefix(f"- {SHOWN}: ")
         )
         assert description == cut(
             "Invalid request: " + message.replace("\\", "").replace("&amp;", "&")

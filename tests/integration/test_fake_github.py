@@ -173,6 +173,55 @@ def test_statuses(fake: FakeGitHub, api: str) -> None:
     assert (combined["state"], combined["total_count"]) == ("success", 1)
 
 
+def test_the_1001st_status_of_a_context_is_refused(fake: FakeGitHub, api: str) -> None:
+    sha = fake.branch_sha(REPO)
+    url = f"{api}/repos/{REPO}/statuses/{sha}"
+    # 999 statuses of jit-access already on the commit, and one of another context.
+    stored = fake.repos[REPO].statuses.setdefault(sha, [])
+    stored += [{"context": "jit-access", "state": "pending"}] * 999
+    assert post(url, {"state": "success", "context": "ci"}).status_code == 201
+    assert post(url, {"state": "success", "context": "jit-access"}).status_code == 201
+
+    refused = post(url, {"state": "failure", "context": "jit-access"})
+    assert refused.status_code == 422
+    assert refused.json() == {
+        "message": "Validation Failed",
+        "errors": [{
+            "resource": "Status", "code": "custom",
+            "message": "This SHA and context has reached the maximum number of statuses.",
+        }],
+        "documentation_url": "https://docs.github.com/rest",
+    }
+    # Other contexts, and other commits, are counted on their own.
+    assert post(url, {"state": "failure", "context": "ci"}).status_code == 201
+    other = fake.put_file(REPO, "x.txt", "x")
+    assert post(f"{api}/repos/{REPO}/statuses/{other}", {"state": "failure", "context":
+                "jit-access"}).status_code == 201
+    combined = get(f"{api}/repos/{REPO}/commits/{sha}/status").json()
+    assert {(s["context"], s["state"]) for s in combined["statuses"]} == {
+        ("jit-access", "success"), ("ci", "failure")}
+
+
+def test_comment_bodies_over_65536_characters_are_refused(fake: FakeGitHub, api: str) -> None:
+    n = fake.open_pr(REPO, "alice", {"requests/alice/a.yaml": "x"})
+    url = f"{api}/repos/{REPO}/issues/{n}/comments"
+    assert post(url, {"body": "é" * 65536}).status_code == 201
+    refused = post(url, {"body": "é" * 65537})
+    assert refused.status_code == 422
+    assert refused.json() == {
+        "message": "Validation Failed",
+        "errors": [{
+            "resource": "IssueComment", "code": "custom", "field": "body",
+            "message": "body is too long (maximum is 65536 characters)",
+        }],
+        "documentation_url": "https://docs.github.com/rest",
+    }
+    comment = fake.comments(REPO, n)[0].id
+    edit = requests.patch(f"{api}/repos/{REPO}/issues/comments/{comment}", json={
+        "body": "x" * 65537}, headers=AUTH, timeout=5)
+    assert edit.status_code == 422
+
+
 def test_contents(fake: FakeGitHub, api: str) -> None:
     fake.put_file(REPO, "policy/a.yaml", "a: 1\n")
     fake.put_file(REPO, "policy/sub/b.yaml", "b")

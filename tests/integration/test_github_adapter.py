@@ -14,7 +14,8 @@ from jitaccess_sandbox.fake_github import FakeGitHub, generate_app_key
 from jitaccess_sandbox.httpserver import LocalServer
 from webhook.adapters.github_api import MAX_FILE_BYTES, FileTooLargeError, GitHubAuth, GitHubRepo
 from webhook.core.errors import GitHubError
-from webhook.core.model import ChangedFile, PullInfo, Review, ReviewState
+from webhook.core.model import ChangedFile, CommitStatus, PullInfo, Review, ReviewState
+from webhook.core.render import TRUNCATED_NOTICE
 
 REPO = "acme/access"
 TOKEN = "ghp_testtoken"
@@ -236,8 +237,9 @@ def test_set_status(fake: FakeGitHub, gh: GitHubRepo) -> None:
     head = fake.pull(REPO, n).head_sha
     fake.recorder.clear()
 
-    gh.set_status(head, "pending", "Waiting for 1 approval")
-    gh.set_status(head, "failure", "x" * 200, target_url="https://example.com/why")
+    assert gh.set_status(head, "pending", "Waiting for 1 approval", current=None)
+    assert gh.set_status(head, "failure", "x" * 200, target_url="https://example.com/why",
+                         current=None)
 
     first, second = fake.statuses(REPO, head)
     assert (first["state"], first["description"], first["context"], first["target_url"]) == (
@@ -247,6 +249,75 @@ def test_set_status(fake: FakeGitHub, gh: GitHubRepo) -> None:
     assert second["target_url"] == "https://example.com/why"
     assert second["creator"]["login"] == BOT
     assert calls(fake) == [f"POST /repos/{REPO}/statuses/{head}"] * 2
+
+
+def test_commit_status_reads_the_latest_of_its_context(fake: FakeGitHub, gh: GitHubRepo) -> None:
+    n = fake.open_pr(REPO, "alice", {"requests/alice/a.yaml": REQUEST})
+    head = fake.pull(REPO, n).head_sha
+    assert gh.commit_status(head) is None
+    gh.set_status(head, "pending", "Waiting", current=None)
+    gh.set_status(head, "success", "Ready", target_url="https://example.com/pr/1", current=None)
+    gh.set_status(head, "failure", "CI broke", context="ci", current=None)
+    fake.recorder.clear()
+
+    assert gh.commit_status(head) == CommitStatus("success", "Ready", "https://example.com/pr/1")
+    assert gh.commit_status(head, "ci") == CommitStatus("failure", "CI broke")
+    assert calls(fake) == [f"GET /repos/{REPO}/commits/{head}/status"] * 2
+
+
+def test_set_status_skips_a_status_equal_to_the_current_one(
+    fake: FakeGitHub, gh: GitHubRepo
+) -> None:
+    n = fake.open_pr(REPO, "alice", {"requests/alice/a.yaml": REQUEST})
+    head = fake.pull(REPO, n).head_sha
+    url = "https://example.com/pr/1"
+    fake.recorder.clear()
+
+    # Without `current`, the status is read first (1 extra call).
+    assert gh.set_status(head, "pending", "Waiting", target_url=url)
+    assert not gh.set_status(head, "pending", "Waiting", target_url=url)
+    assert calls(fake) == [
+        f"GET /repos/{REPO}/commits/{head}/status",
+        f"POST /repos/{REPO}/statuses/{head}",
+        f"GET /repos/{REPO}/commits/{head}/status",
+    ]
+    # With the status read earlier, no read; a difference in any field posts.
+    fake.recorder.clear()
+    same = CommitStatus("pending", "Waiting", url)
+    assert not gh.set_status(head, "pending", "Waiting", target_url=url, current=same)
+    assert gh.set_status(head, "pending", "Waiting", current=same)
+    assert gh.set_status(head, "pending", "Waiting for 1", target_url=url, current=same)
+    assert gh.set_status(head, "success", "Waiting", target_url=url, current=same)
+    # The description is compared as posted, cut to 140 characters.
+    long = "y" * 200
+    assert not gh.set_status(
+        head, "success", long, current=CommitStatus("success", "y" * 139 + "…")
+    )
+    assert calls(fake) == [f"POST /repos/{REPO}/statuses/{head}"] * 3
+    assert len(fake.statuses(REPO, head)) == 4
+
+
+def test_set_status_posts_when_the_status_cannot_be_read(
+    fake: FakeGitHub, gh: GitHubRepo
+) -> None:
+    n = fake.open_pr(REPO, "alice", {"requests/alice/a.yaml": REQUEST})
+    head = fake.pull(REPO, n).head_sha
+    gh.set_status(head, "pending", "Waiting", current=None)
+    fake.recorder.fail("GET", r"/status$", 404, times=1)
+    assert gh.set_status(head, "pending", "Waiting")
+    assert len(fake.statuses(REPO, head)) == 2
+
+
+def test_comments_are_cut_to_fit_githubs_limit(fake: FakeGitHub, gh: GitHubRepo) -> None:
+    n = fake.open_pr(REPO, "alice", {"requests/alice/a.yaml": REQUEST})
+    lines = "".join(f"- reason {i:05} " + "x" * 80 + "\n" for i in range(2000))  # ~190k
+    first = gh.create_comment(n, f"{MARKER}\n{lines}")
+    gh.upsert_comment(n, MARKER, lines)
+    for comment in fake.comments(REPO, n):
+        assert len(comment.body) <= 65536
+        assert comment.body.startswith(f"{MARKER}\n- reason 00000 ")
+        assert comment.body.endswith(f"\n\n{TRUNCATED_NOTICE}\n")
+    assert [c.id for c in fake.comments(REPO, n)] == [first]  # the upsert found it as cut
 
 
 def test_upsert_comment_edits_in_place(fake: FakeGitHub, gh: GitHubRepo) -> None:

@@ -28,6 +28,8 @@ credentials, and the installation token is fetched under a lock.
 
 from __future__ import annotations
 
+import enum
+import logging
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,8 +45,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from urllib3.util.retry import Retry
 
 from webhook.core.errors import ConfigError, FileTooLargeError, GitHubError
-from webhook.core.model import ChangedFile, PullComment, PullInfo, Review, ReviewState
+from webhook.core.model import (
+    ChangedFile,
+    CommitStatus,
+    PullComment,
+    PullInfo,
+    Review,
+    ReviewState,
+)
 from webhook.core.names import STATUS_CONTEXT, STATUS_DESCRIPTION_MAX
+from webhook.core.render import fit_comment
 
 if TYPE_CHECKING:
     # PyGithub takes about 0.1 s to import: it is loaded on the adapter's first use (or by the
@@ -76,6 +86,16 @@ USER_AGENT = "jitaccess-github"
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _RETRY_STATUSES = (500, 502, 503, 504)
 T = TypeVar("T")
+log = logging.getLogger("jitaccess")
+
+
+class Unread(enum.Enum):
+    """`set_status(current=UNREAD)`: the caller did not read the current status."""
+
+    UNREAD = "unread"
+
+
+UNREAD = Unread.UNREAD
 
 
 @dataclass(frozen=True)
@@ -520,6 +540,23 @@ class GitHubRepo:
 
     # -- writes ----------------------------------------------------------------------------------
 
+    def commit_status(self, sha: str, context: str = "jit-access") -> CommitStatus | None:
+        """The current status of `context` on a commit, None if it has none (1 call:
+        GET /commits/{sha}/status).
+
+        The combined status holds the latest status of each context, so one call answers
+        whatever else posts statuses on the commit; the list of statuses (`…/statuses`, newest
+        first) mixes every context and every older status, and could need several pages.
+        """
+        with self._calling(f"reading the {context} status of {sha[:12]}"):
+            combined = self._repo().get_commit(sha).get_combined_status()
+            for status in combined.statuses:
+                if status.context == context:
+                    return CommitStatus(
+                        str(status.state), status.description or None, status.target_url or None
+                    )
+            return None
+
     def set_status(
         self,
         sha: str,
@@ -527,19 +564,44 @@ class GitHubRepo:
         description: str,
         context: str = STATUS_CONTEXT,
         target_url: str | None = None,
-    ) -> None:
-        """Set the commit status (1 call: POST /statuses/{sha}); a long description is cut."""
+        *,
+        current: CommitStatus | None | Unread = UNREAD,
+    ) -> bool:
+        """Set the commit status unless it is already exactly that; returns whether it posted.
+
+        GitHub keeps at most 1,000 statuses per commit and context and refuses more (422), so
+        an event delivered again, or a review that changes nothing, must not post another.
+        `current` is the status the caller read earlier in the event (`commit_status`, None
+        for none); without it the status is read first. A failed read posts anyway.
+        Calls: 1 (POST /statuses/{sha}) or 0 when equal, +1 (the read) without `current`.
+        The description is cut to fit GitHub's limit.
+        """
         if len(description) > STATUS_DESCRIPTION_MAX:
             description = description[: STATUS_DESCRIPTION_MAX - 1] + "…"
+        wanted = CommitStatus(state, description or None, target_url or None)
+        if current is UNREAD:
+            try:
+                current = self.commit_status(sha, context)
+            except GitHubError as exc:
+                log.warning("posting the %s status without comparing: %s", context, exc)
+                current = None
+        if current == wanted:
+            return False
         with self._calling(f"setting the {context} status on {sha[:12]}"):
             commit = self._repo().get_commit(sha)
             if target_url:
                 commit.create_status(state, target_url, description, context)
             else:
                 commit.create_status(state, description=description, context=context)
+        return True
 
     def create_comment(self, number: int, body: str) -> int:
-        """Post a new comment; returns its id (1 call: POST /issues/{n}/comments)."""
+        """Post a new comment; returns its id (1 call: POST /issues/{n}/comments).
+
+        A body over GitHub's 65,536 characters (which GitHub would refuse with a 422) is cut
+        to fit, keeping its first line, the hidden marker.
+        """
+        body = fit_comment(body)
         with self._calling(f"commenting on pull request #{number}"):
             return int(self._repo().get_issue(number).create_comment(body).id)
 
@@ -553,10 +615,11 @@ class GitHubRepo:
         earlier in the same event, are given), then 0 (unchanged), 1 (PATCH) or 1 (POST);
         +1 for `self_login` the first time with a token. Only the service's own comments are
         considered, whoever listed them. `body` gets `marker` on its first line if it does not
-        start with it.
+        contain it, and is cut to fit GitHub's 65,536 characters if need be.
         """
         if not body.startswith(marker):
             body = f"{marker}\n{body}"
+        body = fit_comment(body)
         for comment in self._own_with(number, marker, comments):
             if comment.body != body:
                 with self._calling(f"editing comment {comment.id} on #{number}"):

@@ -325,3 +325,12 @@ class PullComment:
     id: int
     author: str
     body: str
+
+
+@dataclass(frozen=True)
+class CommitStatus:
+    """A commit status as GitHub shows it for one context: what `set_status` would post."""
+
+    state: str  # error | failure | pending | success
+    description: str | None = None
+    target_url: str | None = None

@@ -3,15 +3,27 @@
 Pure and deterministic (no clock): the same decision always renders the same text, so editing
 the status comment in place with an unchanged body is a no-op the handler can skip.
 
-Everything that came from a user (justification, problem messages quoting a request file,
-logins) is escaped: it must not inject HTML or markdown, break the summary table, or ping
-people. Only the lists of qualified reviewers and the activation comment mention on purpose.
+Everything that came from a user must stay inert: it must not inject HTML or markdown, break
+the summary table, ping people, link anywhere or cross-reference issues (a `#12` in a bot
+comment adds a "mentioned" event to issue 12). Values a requester wrote on their own —
+justification, project, role names, file paths, logins — are shown in inline code spans
+(`_code`): GitHub renders nothing inside one (no mentions, `#N` or `owner/repo#N` references,
+autolinked URLs or e-mail addresses, HTML, emphasis), whatever syntax it adds next, and the text
+stays exactly as written, so it can be copied. Sentences that merely quote such values (problem
+messages, reasons, the status description) cannot be code without becoming unreadable: they are
+escaped (`_escape`) and every autolink trigger in them gets a zero-width joiner. Only the lists
+of qualified reviewers and the activation comment mention on purpose.
+
+Size. GitHub refuses comment bodies over 65,536 characters, and an unpostable status comment
+fails every later event of the PR. Long lists are summarised (reasons per role, approvers,
+mentions, problems), and `fit_comment` is the final guarantee for every comment.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from webhook.core.durations import format_duration, utc_timestamp
@@ -44,6 +56,25 @@ SERVICE_ERROR_CODES = frozenset({"eligibility_unknown", "service_error"})
 #: Problems listed in one comment at most; GitHub caps comment bodies at 65536 characters.
 MAX_PROBLEMS_SHOWN = 50
 
+#: GitHub refuses longer comment bodies (422 "body is too long (maximum is 65536 characters)").
+MAX_COMMENT_CHARS = 65536
+
+#: Reasons shown per role; the others are counted by kind on one line.
+MAX_REASONS_SHOWN = 5
+
+#: Kinds of reasons named in that line; the rest are counted together.
+MAX_REASON_KINDS = 5
+
+#: Logins listed per role or mentioned as qualified reviewers; more are counted. Mentioning a
+#: whole large group would also notify all of it.
+MAX_LOGINS_SHOWN = 10
+
+#: One problem message or reason shown at most this long (they quote request files).
+MAX_ITEM_CHARS = 500
+
+#: The last line of a comment that had to be cut to fit.
+TRUNCATED_NOTICE = "_… the rest of this comment was left out: it would exceed GitHub's size limit._"
+
 _ELLIPSIS = "…"
 _ZWJ = "\u200d"
 # Line breaks of every kind, and characters that reorder or hide text (Trojan Source).
@@ -51,7 +82,19 @@ _BREAKS = re.compile(r"\r\n|[\r\n\u0085\u2028\u2029\v\f]")
 _INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 # Markdown punctuation that can change rendering inline; `$` is GitHub math.
 _MARKDOWN = re.compile(r"([\\`*_\[\]|~$])")
-_MENTION = re.compile(r"(?<![A-Za-z0-9])@")
+# What GitHub turns into a mention, a link or a cross-reference in plain text: every `@`
+# (`@user`, `@org/team`, e-mail addresses, `owner/repo@sha`), `#` before a digit (`#12`,
+# `owner/repo#12`), `GH-12`, a URL scheme's `://`, `www.`. A zero-width joiner goes after each
+# trigger, where none of those patterns allows one.
+_AUTOLINK = re.compile(
+    r"@|#(?=[0-9])|(?<![A-Za-z0-9])GH(?=-[0-9])|:(?=//)|(?<![A-Za-z0-9])www(?=\.)",
+    re.IGNORECASE,
+)
+_BACKTICKS = re.compile(r"`+")
+# Details that differ between reviews of the same kind of reason: a commit, another reviewer.
+_REASON_COMMIT = re.compile(r" ?\([0-9a-f]{4,40}\)")
+_REASON_LOGIN = re.compile(r"@[A-Za-z0-9-]+")
+_LEADING_MARKER = re.compile(r"<!--.*?-->")
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,22 +182,22 @@ def status_comment(decision: Decision, *, policy_hint: str | None = None) -> str
         lines += ["", f"_Note from the policy:_ {_escape(policy_hint)}"]
 
     lines += ["", f"<sub>Evaluated for commit {_escape(_short(decision.pr.head_sha))}.</sub>"]
-    return "\n".join(lines) + "\n"
+    return _finish(lines)
 
 
 def _request_table(request: AccessRequest, decision: Decision) -> list[str]:
-    """The request as a two-column table; every cell escaped."""
-    requester = _escape(decision.pr.author)
+    """The request as a two-column table; what the requester wrote in code spans."""
+    requester = _code(decision.pr.author, table=True)
     if decision.requester:
-        requester += f" ({_escape(decision.requester)})"
+        requester += f" ({_code(decision.requester, table=True)})"
     return [
         "| Request | |",
         "|---|---|",
         f"| Requester | {requester} |",
-        f"| Project | {_escape(request.project)} |",
-        f"| Roles | {', '.join(_escape(r) for r in request.roles)} |",
+        f"| Project | {_code(request.project, table=True)} |",
+        f"| Roles | {', '.join(_code(r, table=True) for r in request.roles)} |",
         f"| Duration | {_span(request.duration)} |",
-        f"| Justification | {_escape(request.justification)} |",
+        f"| Justification | {_code(request.justification, table=True)} |",
     ]
 
 
@@ -165,11 +208,11 @@ def _problem_bullets(problems: Iterable[Problem]) -> list[str]:
     for problem in items[:MAX_PROBLEMS_SHOWN]:
         where = []
         if problem.path:
-            where.append(_escape(problem.path))
+            where.append(_code(problem.path))
         if problem.line is not None:
             where.append(f"line {problem.line}")
         prefix = f"{', '.join(where)}: " if where else ""
-        lines.append(f"- {prefix}{_escape(problem.message)}")
+        lines.append(f"- {prefix}{_escape(_clip(problem.message))}")
     if len(items) > MAX_PROBLEMS_SHOWN:
         lines.append(f"- … and {len(items) - MAX_PROBLEMS_SHOWN} more")
     return lines
@@ -185,10 +228,11 @@ def _note_bullets(notes: Iterable[str]) -> list[str]:
 
 
 def _role_bullets(roles: Iterable[RoleDecision]) -> list[str]:
-    """Per role: how it is approved, who approved, what is missing, which reviews did not count."""
+    """Per role: how it is approved, who approved, what is missing, which reviews did not count
+    (the first MAX_REASONS_SHOWN, then the others counted by kind)."""
     lines = []
     for role in roles:
-        name = f"`{role.role}`" if "`" not in role.role else _escape(role.role)
+        name = _code(role.role)
         match role.kind:
             case ApprovalKind.SELF:
                 lines.append(f"- {name}: self-approval (you may activate this role on your own)")
@@ -196,15 +240,42 @@ def _role_bullets(roles: Iterable[RoleDecision]) -> list[str]:
                 got = len(role.approvers)
                 text = f"- {name}: multi-party approval, {_count(got, 'approval')}"
                 if role.approvers:
-                    text += f" ({', '.join(_escape(a) for a in role.approvers)})"
+                    text += f" ({_logins(role.approvers, _escape)})"
                 text += f", {role.needed} more needed" if role.needed else ", complete"
                 lines.append(text)
             case ApprovalKind.NONE:
                 lines.append(f"- {name}: not eligible")
         if role.kind is ApprovalKind.MULTI_PARTY:
             # A NONE role's reason is already listed under Problems.
-            lines += [f"  - {_escape(reason)}" for reason in role.reasons]
+            shown, rest = role.reasons[:MAX_REASONS_SHOWN], role.reasons[MAX_REASONS_SHOWN:]
+            lines += [f"  - {_escape(_clip(reason))}" for reason in shown]
+            if rest:
+                lines.append(
+                    f"  - … and {_count(len(rest), 'more review')} that did not count: "
+                    f"{_reason_kinds(rest)}"
+                )
     return lines
+
+
+def _reason_kinds(reasons: Sequence[str]) -> str:
+    """`kind (count)` for each kind of reason, the commonest first."""
+    kinds = Counter(_reason_kind(_clip(reason)) for reason in reasons)
+    ordered = sorted(kinds.items(), key=lambda item: (-item[1], item[0]))
+    parts = [f"{_escape(_clip(kind))} ({n})" for kind, n in ordered[:MAX_REASON_KINDS]]
+    others = sum(n for _, n in ordered[MAX_REASON_KINDS:])
+    if others:
+        parts.append(f"other reasons ({others})")
+    return "; ".join(parts)
+
+
+def _reason_kind(reason: str) -> str:
+    """Why a review did not count, without who gave it: `@bob's approval does not count: has
+    no identity mapping` is of the kind `has no identity mapping`."""
+    _, counted, why = reason.partition("'s approval does not count: ")
+    text = why if counted else reason
+    if "(" in text:
+        text = _REASON_COMMIT.sub("", text)
+    return _REASON_LOGIN.sub("another reviewer", text) if "@" in text else text
 
 
 def _next_steps(decision: Decision) -> list[str]:
@@ -219,7 +290,7 @@ def _next_steps(decision: Decision) -> list[str]:
         case State.PENDING:
             lines = ["**Who may approve**", ""]
             if decision.candidate_reviewers:
-                mentions = ", ".join(_mention(login) for login in decision.candidate_reviewers)
+                mentions = _logins(decision.candidate_reviewers, _mention)
                 lines.append(f"Qualified reviewers: {mentions}")
             else:
                 lines.append(
@@ -255,32 +326,32 @@ def activation_comment(decision: Decision, *, start: datetime, end: datetime) ->
         raise ValueError("only a decision with a request can be activated")
     who = _mention(decision.pr.author)
     if decision.requester:
-        who += f" ({_escape(decision.requester)})"
+        who += f" ({_code(decision.requester)})"
     lines = [
         activation_marker(decision.pr.head_sha),
         "### jit-access: 🔓 Access activated",
         "",
-        f"{who} now holds these roles on project {_escape(request.project)} until "
+        f"{who} now holds these roles on project {_code(request.project)} until "
         f"**{rfc3339(end)}** (for {_span(end - start)}):",
         "",
     ]
     for role in decision.roles:
-        text = f"- `{role.role}`" if "`" not in role.role else f"- {_escape(role.role)}"
+        text = f"- {_code(role.role)}"
         if role.kind is ApprovalKind.SELF:
             text += ": self-approved"
         else:
-            text += ": approved by " + ", ".join(_mention(a) for a in role.approvers)
+            text += ": approved by " + _logins(role.approvers, _mention)
         if role.resource_conditions:
             text += ", limited by the condition of the eligible binding"
         lines.append(text)
     lines += [
         "",
-        f"Justification: {_escape(request.justification)}",
+        f"Justification: {_code(request.justification)}",
         "",
         f"Active from {rfc3339(start)}. The binding expires on its own; the activation is "
         "recorded in the audit log.",
     ]
-    return "\n".join(lines) + "\n"
+    return _finish(lines)
 
 
 def refusal_comment(reason: str, *, pr: PullRequestRef, decision: Decision | None = None) -> str:
@@ -296,7 +367,7 @@ def refusal_comment(reason: str, *, pr: PullRequestRef, decision: Decision | Non
         if decision.problems:
             lines += [""] + _problem_bullets(decision.problems)
     lines += ["", "To get access, open a new request pull request."]
-    return "\n".join(lines) + "\n"
+    return _finish(lines)
 
 
 def activation_failed_comment(
@@ -324,7 +395,7 @@ def activation_failed_comment(
         "Webhooks → Recent deliveries → Redeliver) within "
         f"{_span(max_delay)} of the merge; later, open a new request pull request.",
     ]
-    return "\n".join(lines) + "\n"
+    return _finish(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,15 +407,87 @@ def rfc3339(moment: datetime) -> str:
     return utc_timestamp(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment)
 
 
+def fit_comment(body: str, limit: int = MAX_COMMENT_CHARS) -> str:
+    """`body` as it may be posted: unchanged when within `limit`, else whole lines dropped from
+    the end and TRUNCATED_NOTICE last.
+
+    The first line (the hidden marker) always stays, and no line is ever cut in the middle: a
+    cut could split a marker, or leave a code span open so that the requester text after it
+    becomes live markdown. Sizes are counted in UTF-16 code units, never fewer than characters,
+    so the result fits however GitHub counts.
+    """
+    if _size(body) <= limit:
+        return body
+    lines = body.split("\n")
+    budget = limit - _size(TRUNCATED_NOTICE) - 2  # a blank line before it, a newline after
+    kept: list[str] = []
+    used = 0
+    for line in lines:
+        used += _size(line) + 1
+        if used > budget:
+            break
+        kept.append(line)
+    if not kept:  # a first line longer than the limit: only a marker at its start is kept
+        marker = _LEADING_MARKER.match(lines[0])
+        if marker is not None and _size(marker.group(0)) < budget:
+            kept = [marker.group(0)]
+    return "".join(f"{line}\n" for line in kept) + f"\n{TRUNCATED_NOTICE}\n"
+
+
+def _finish(lines: list[str]) -> str:
+    """A comment from its lines, the marker first: `<!--` is defused after the marker line
+    (code spans show requester text as written, and a marker in it would make this comment
+    pass for another of the service's records), and the whole is cut to fit if need be."""
+    marker, rest = lines[0], "\n".join(lines[1:])
+    return fit_comment(f"{marker}\n{rest.replace('<!--', '<' + _ZWJ + '!--')}\n")
+
+
 def _escape(text: str) -> str:
-    """User text made inert for one line of GitHub markdown: no HTML, markup, pipes or pings."""
+    """User text made inert for one line of GitHub markdown: no HTML, markup, pipes, pings,
+    links or cross-references."""
     text = _BREAKS.sub(" ", text)
     text = _INVISIBLE.sub("", text)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MARKDOWN.sub(r"\\\1", text)
-    # A zero-width joiner after `@` keeps the text readable but stops GitHub's mention parser;
-    # an `@` inside a word (an email address) never mentions and is left intact for copying.
-    return _MENTION.sub("@" + _ZWJ, text)
+    # A zero-width joiner after each autolink trigger keeps the text readable but stops GitHub
+    # from finding a mention, URL, e-mail address or issue reference in it.
+    return _AUTOLINK.sub(lambda m: m.group(0) + _ZWJ, text)
+
+
+def _code(text: str, *, table: bool = False) -> str:
+    """Requester text as an inline code span, shown exactly as written and inert: GitHub finds
+    no mention, reference, link or markup inside code. `table`: the span is in a table cell,
+    whose pipes must be escaped even inside code (GitHub splits the row first, then removes
+    the backslash)."""
+    text = _INVISIBLE.sub("", _BREAKS.sub(" ", text))
+    if not text:
+        return ""
+    if table:
+        text = text.replace("|", "\\|")
+    # The fence is longer than any run of backticks inside, so none of them can close it.
+    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
+    # A space on each side is stripped again by the renderer: it keeps a backtick at either
+    # end from joining the fence, and spaces at both ends from being stripped.
+    if text[0] == "`" or text[-1] == "`" or (text[0] == " " and text[-1] == " " and text.strip()):
+        text = f" {text} "
+    return f"{fence}{text}{fence}"
+
+
+def _logins(logins: Sequence[str], show: Callable[[str], str]) -> str:
+    """The first MAX_LOGINS_SHOWN logins, each rendered by `show`, then how many more."""
+    text = ", ".join(show(login) for login in logins[:MAX_LOGINS_SHOWN])
+    more = len(logins) - MAX_LOGINS_SHOWN
+    return f"{text} and {more} more" if more > 0 else text
+
+
+def _clip(text: str) -> str:
+    """One problem message or reason, at most MAX_ITEM_CHARS long."""
+    return _truncate(text, MAX_ITEM_CHARS)
+
+
+def _size(text: str) -> int:
+    """Length in UTF-16 code units: characters, plus one for each outside the BMP."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _plain(text: str) -> str:

@@ -45,6 +45,7 @@ from webhook.core.merge import (
 from webhook.core.model import (
     AccessRequest,
     Binding,
+    CommitStatus,
     Decision,
     EligibilityFacts,
     Facts,
@@ -113,6 +114,12 @@ class Evaluation:
     # The PR's comments, listed in the first wave of reads so that editing the status comment
     # or checking for an earlier activation comment needs no listing later (None: not listed).
     comments: tuple[PullComment, ...] | None = None
+    # The head commit's current jit-access status, read beside the request file so that
+    # publishing can skip an unchanged status without a round trip of its own (status_read:
+    # whether it was read; status None then means the commit has no such status, or the read
+    # failed and the status is posted anyway).
+    status_read: bool = False
+    status: CommitStatus | None = None
 
     @property
     def is_request(self) -> bool:
@@ -181,6 +188,14 @@ class Lifecycle:
             if shape.path is not None
             else None
         )
+        # Only an open PR publishes a status, and not one whose request is in someone else's
+        # directory (see `publish`).
+        f_status = (
+            self._submit(self.github.commit_status, pull.head_sha, STATUS_CONTEXT)
+            if pull.state == "open"
+            and not any(p.code == "wrong_directory" for p in shape.problems)
+            else None
+        )
         reviews = f_reviews.result()
         if pull.merged_at is not None:
             # Reviews given after the merge judge nothing: the request was decided at merge.
@@ -232,7 +247,17 @@ class Lifecycle:
         decision = decide(facts, now)
         if eligibility_problem is not None and decision.state is State.ERROR:
             decision = replace(decision, problems=(eligibility_problem,))
-        return Evaluation(pull, facts, decision, settings, f_comments.result())
+        status_read, status = False, None
+        if f_status is not None:
+            status_read = True
+            try:
+                status = f_status.result()
+            except UpstreamError as exc:
+                log.warning("the status of %s could not be read: %s", pr.reference, exc)
+        return Evaluation(
+            pull, facts, decision, settings, f_comments.result(),
+            status_read=status_read, status=status,
+        )
 
     @staticmethod
     def _request(
@@ -302,9 +327,16 @@ class Lifecycle:
             ),
         ]
         if plan.status is not None:
+            # GitHub keeps at most 1,000 statuses per commit and context: a status equal to
+            # the current one (read with the facts) is not posted again.
+            set_status = (
+                functools.partial(self.github.set_status, current=ev.status)
+                if ev.status_read
+                else self.github.set_status
+            )
             futures.append(
                 self._submit(
-                    self.github.set_status,
+                    set_status,
                     ev.pull.head_sha,
                     plan.status.state,
                     plan.status.description,
