@@ -675,6 +675,32 @@ class FakeGitHub:
                 "sender": self._user_json(ctx, review.login),
             }
 
+    def issue_comment_event(
+        self, repo: str, number: int, login: str, body: str, *, action: str = "created",
+        comment_id: int = 1,
+    ) -> JSON:
+        """An `issue_comment` webhook payload for a comment by `login` on the PR (GitHub sends
+        PR conversation comments as issue comments, with `issue.pull_request` set)."""
+        ctx = _webhook_ctx()
+        with self._lock:
+            fake, pr = self._repo(repo), self._pull(repo, number)
+            user = self._user_json(ctx, login)
+            return {
+                "action": action,
+                "issue": {
+                    "number": number,
+                    "title": pr.title,
+                    "user": self._user_json(ctx, pr.author),
+                    "state": pr.state,
+                    "pull_request": {
+                        "url": f"https://api.github.com/repos/{repo}/pulls/{number}"
+                    },
+                },
+                "comment": {"id": comment_id, "user": user, "body": body},
+                "repository": self._repo_json(ctx, fake),
+                "sender": user,
+            }
+
     # -- faults ----------------------------------------------------------------------------------
 
     def fail_rate_limited(

@@ -30,19 +30,7 @@ LEGACY_INSTALLATION_TOKEN = "v1." + "0123456789abcdef" * 2 + "01234567"  # no gh
 
 def issue_comment(emu: Emulator, number: int, login: str, body: str) -> dict[str, Any]:
     """An `issue_comment` created payload for a comment on the PR, as GitHub sends it."""
-    ctx = emu._ctx()
-    repo = emu.github._repo(emu.repo)
-    pr = emu.github.pull(emu.repo, number)
-    user = emu.github._user_json(ctx, login)
-    return {
-        "action": "created",
-        "issue": {"number": number, "title": pr.title, "user": emu.github._user_json(
-            ctx, pr.author), "state": pr.state, "pull_request": {
-                "url": f"https://api.github.com/repos/{emu.repo}/pulls/{number}"}},
-        "comment": {"id": 1, "user": user, "body": body},
-        "repository": emu.github._repo_json(ctx, repo),
-        "sender": user,
-    }
+    return emu.github.issue_comment_event(emu.repo, number, login, body)
 
 
 def github_writes(emu: Emulator) -> int:
