@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,12 +19,7 @@ import pytest
 from jitaccess_sandbox.fake_google import FakeGoogle
 from jitaccess_sandbox.httpserver import LocalServer
 from jitaccess_sandbox.world import GoogleWorld
-from webhook.adapters.google_clients import (
-    CALL_TIMEOUT,
-    RETRY_DEADLINE,
-    GoogleClients,
-    GoogleEndpoints,
-)
+from webhook.adapters.google_clients import GoogleClients, GoogleEndpoints
 from webhook.adapters.iam import (
     ActivationResult,
     Activator,
@@ -34,6 +30,7 @@ from webhook.adapters.iam import (
     with_activations,
     without_bindings,
 )
+from webhook.core.budget import PRODUCTION
 from webhook.core.conditions import build_binding
 from webhook.core.errors import ActivationError
 from webhook.core.model import Binding
@@ -205,7 +202,7 @@ def test_conflicts_are_retried_with_a_fresh_read(google: FakeGoogleHarness):
     google.recorder.fail("POST", SET, 409, body=ABORTED, times=2)
     slept: list[float] = []
 
-    result = activator(google, sleep=slept.append, random=lambda: 0.5).activate(
+    result = activator(google, budget=PRODUCTION, sleep=slept.append, random=lambda: 0.5).activate(
         PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
     )
 
@@ -224,7 +221,7 @@ def test_a_conflict_storm_ends_in_an_activation_error(google: FakeGoogleHarness)
     slept: list[float] = []
 
     with pytest.raises(ActivationError, match="kept changing concurrently; gave up after 6"):
-        activator(google, sleep=slept.append, random=lambda: 1.0).activate(
+        activator(google, budget=PRODUCTION, sleep=slept.append, random=lambda: 1.0).activate(
             PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
         )
 
@@ -240,7 +237,7 @@ def test_conflict_retries_stop_at_the_deadline_but_not_before_five_attempts(
 
     # SPEC §6: at least 5 attempts, even when the deadline has long passed (a slow IAM).
     with pytest.raises(ActivationError, match="gave up after 5 attempts"):
-        activator(google, conflict_deadline=0.0).activate(
+        activator(google, budget=replace(google.budget, conflict_deadline=0.0)).activate(
             PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
         )
     assert google.count("POST", SET) == 5
@@ -482,7 +479,9 @@ def test_a_persistent_503_ends_within_the_bounded_time(google: FakeGoogleHarness
         )
 
     elapsed = time.monotonic() - started
-    assert RETRY_DEADLINE - 3.0 < elapsed < RETRY_DEADLINE + CALL_TIMEOUT
+    budget = google.budget
+    assert budget.retry_deadline / 2 < elapsed < budget.retry_deadline + budget.call_timeout
+    assert google.count("POST", GET) >= 3
     assert google.count("POST", SET) == 0
 
 
