@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import requests
+from google.api_core import exceptions as gexc
 from google.iam.v1 import policy_pb2
 
 from jitaccess_sandbox.httpserver import LocalServer
@@ -68,6 +69,19 @@ def test_a_stale_etag_is_a_conflict(google: FakeGoogleHarness) -> None:
     assert failure.google_status == "ABORTED"
     assert failure.detail.startswith("There were concurrent policy changes.")
     assert "http://" not in failure.detail  # the transport's request line is not quoted
+
+
+def test_a_412_failed_precondition_is_a_conflict_too(google: FakeGoogleHarness) -> None:
+    google.iam.stale_etag_status = 412  # the fake's fault mode: other IAM surfaces answer so
+
+    with pytest.raises(gexc.PreconditionFailed) as caught:
+        stale_write(google)
+
+    failure = google_failure(caught.value)
+    assert (failure.kind, failure.status, failure.conflict) == ("answered", 412, True)
+    assert (failure.google_status, failure.detail) == (
+        "FAILED_PRECONDITION", "Precondition check failed."
+    )
 
 
 def test_other_client_errors_are_not_conflicts(google: FakeGoogleHarness) -> None:

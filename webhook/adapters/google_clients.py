@@ -117,8 +117,9 @@ class GoogleCallError(GoogleError):
 
     @property
     def conflict(self) -> bool:
-        """Did a concurrent change win? IAM answers a stale etag with 409 ABORTED."""
-        return self.kind == "answered" and self.status == 409
+        """Did a concurrent change win? IAM answers a stale etag with 409 ABORTED; other IAM
+        surfaces answer 412 FAILED_PRECONDITION, which means the same."""
+        return self.kind == "answered" and self.status in (409, 412)
 
 
 def google_failure(error: BaseException | requests.Response) -> GoogleCallError:

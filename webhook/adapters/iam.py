@@ -1,8 +1,9 @@
 """Activation: add expiring IAM bindings to a project's policy, and take them away again (§6).
 
 Every change is one read-modify-write of the project's IAM policy (version 3) guarded by its etag.
-A concurrent change makes IAM answer 409 `ABORTED`; the whole read-modify-write is then retried
-with jittered exponential backoff, as IAM asks. Within one process, changes of the same
+A concurrent change makes IAM answer 409 `ABORTED` (other IAM surfaces answer 412
+`FAILED_PRECONDITION`, treated the same); the whole read-modify-write is then retried with
+jittered exponential backoff, as IAM asks. Within one process, changes of the same
 project's policy take turns (a lock per project): concurrent writers there would only make each
 other retry, and a burst of merges would run out of attempts; conflicts with other processes
 (App Engine instances) are still retried. A change that had to wait starts from the policy its
@@ -476,7 +477,7 @@ class Activator:
             return call()
         except (*CALL_FAILURES, json_format.ParseError) as error:
             failure = google_failure(error)
-        if failure.conflict:  # 409 ABORTED: the policy changed
+        if failure.conflict:  # 409 ABORTED or 412 FAILED_PRECONDITION: the policy changed
             raise _Conflict()
         raise ActivationError(_refusal(project, roles, granting, failure))
 
