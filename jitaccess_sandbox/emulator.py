@@ -11,7 +11,7 @@ import json
 import threading
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from jitaccess_sandbox.fake_github import FakeGitHub
 from jitaccess_sandbox.fake_google import FakeGoogle
 from jitaccess_sandbox.httpserver import LocalServer
 from jitaccess_sandbox.world import GoogleWorld
+from webhook.core.budget import PRODUCTION, Budget
 from webhook.core.conditions import ACTIVATION_TITLE
 from webhook.core.names import IDENTITIES_PATH, POLICY_PATH
 from webhook.service.app import create_app, sign
@@ -36,6 +37,21 @@ TOKEN = "ghp_sandboxtoken0123456789"
 BOT = "jit-access-bot"
 SELF = "has({}.jitAccessConstraint)"
 MULTI = "has({}.multiPartyApprovalConstraint)"
+
+#: The emulated service's time budget. On loopback a healthy call takes milliseconds, so what a
+#: test waits to run out is short: a timeout test hangs a call for 1.5 s rather than 4, and a
+#: persistent 503 is given up after 1 s of retries rather than 6. What a healthy run needs time
+#: for stays as in production: the conflict deadline (a storm must reach its 6 attempts), the
+#: turn wait (a burst of merges on one project), GitHub's timeout (latency spikes), the Policy
+#: Analyzer's timeout.
+SHORT_BUDGET = replace(
+    PRODUCTION,
+    call_timeout=1.5,
+    retry_deadline=1.0,
+    backoff_initial=0.02,
+    backoff_max=0.2,
+    identity_backoff=0.05,
+)
 
 POLICY_YAML = """\
 scope: organizations/123456789012
@@ -84,6 +100,7 @@ class Emulator:
         identities_yaml: str = IDENTITIES_YAML,
         port: int = 0,
         repo: str = REPO,
+        budget: Budget = SHORT_BUDGET,
     ) -> None:
         self.repo = repo
         self._now = (now or datetime.now(UTC)).replace(microsecond=0)
@@ -107,6 +124,7 @@ class Emulator:
             token=TOKEN,
             api_url=self.github.api_url(self._gh_server.url),
             endpoints=GoogleEndpoints(google_url, google_url, google_url, google_url),
+            budget=budget,
         )
         self.service = Service.from_settings(self.settings, clock=self.clock)
         self.app = create_app(self.settings, service=self.service)

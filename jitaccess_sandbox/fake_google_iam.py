@@ -4,9 +4,10 @@ Served in the REST wire format the client libraries send and parse (camelCase JS
 base64 strings; errors as `{"error": {"code", "message", "status"}}`):
 
 - `POST /v3/{projects|folders|organizations}/{id}:getIamPolicy` and `:setIamPolicy`
-  (Resource Manager v3), with the checks real IAM makes: the etag (409 `ABORTED`), policy
-  versions and conditions, basic roles with conditions, roles that cannot be granted on the
-  resource (400 `INVALID_ARGUMENT`), unknown resources (403 `PERMISSION_DENIED`);
+  (Resource Manager v3), with the checks real IAM makes: the etag (409 `ABORTED`, or 412
+  `FAILED_PRECONDITION` as other IAM surfaces answer, in the `stale_etag_status` fault mode),
+  policy versions and conditions, basic roles with conditions, roles that cannot be granted on
+  the resource (400 `INVALID_ARGUMENT`), unknown resources (403 `PERMISSION_DENIED`);
 - `POST /v2/entries:write` (Cloud Logging), merging request-level `logName`, `resource` and
   `labels` into the entries as the API does, and keeping one entry per log, `insertId` and
   `timestamp` (Logging shows such duplicates once);
@@ -64,6 +65,7 @@ _CONCURRENT = (
     "exponential backoff. The request's ETag '{sent}' did not match the current policy's ETag "
     "'{current}'."
 )
+_PRECONDITION = "Precondition check failed."
 _NO_PERMISSION = "The caller does not have permission"
 
 PROJECT_ASSET_TYPE = "cloudresourcemanager.googleapis.com/Project"
@@ -82,6 +84,15 @@ class IamState:
     custom_roles: set[str] = field(default_factory=set)
     #: Predefined roles that do not exist (IAM answers 400 for them everywhere).
     unknown_roles: set[str] = field(default_factory=set)
+    #: How setIamPolicy refuses a stale etag: 409 `ABORTED`, as Resource Manager does, or (a
+    #: fault mode) 412 `FAILED_PRECONDITION`, as other IAM surfaces do.
+    stale_etag_status: int = 409
+
+    def stale_etag(self, sent: object, current: object) -> tuple[int, JSON]:
+        """The answer to a setIamPolicy whose etag is not the current policy's."""
+        if self.stale_etag_status == 412:
+            return google_error(412, _PRECONDITION, "FAILED_PRECONDITION")
+        return google_error(409, _CONCURRENT.format(sent=sent, current=current), "ABORTED")
 
     def reasons_for(self, resource: str) -> list[str | None]:
         """The request reasons of the accepted writes to one resource, in order."""
@@ -273,9 +284,7 @@ def _set_iam_policy(world: GoogleWorld) -> Any:
             current = world.get_policy(resource)
             sent = policy.get("etag")
             if sent and sent != current["etag"]:
-                return google_error(
-                    409, _CONCURRENT.format(sent=sent, current=current["etag"]), "ABORTED"
-                )
+                return state.stale_etag(sent, current["etag"])
             problem = _validate_policy(world, state, resource, policy, current)
             if problem is not None:
                 return _invalid(problem)
@@ -283,7 +292,7 @@ def _set_iam_policy(world: GoogleWorld) -> Any:
             try:
                 stored = world.set_policy(resource, {**policy, "version": 3 if conditional else 1})
             except EtagMismatch:  # pragma: no cover - checked above under the same lock
-                return google_error(409, _CONCURRENT.format(sent=sent, current="?"), "ABORTED")
+                return state.stale_etag(sent, "?")
             state.request_reasons.append((resource, request.headers.get("x-goog-request-reason")))
         return 200, _as_version(stored, 3)
 

@@ -185,8 +185,8 @@ def json_response(
     """Answer with a JSON body."""
     body = json.dumps(payload).encode()
     reasons = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
-               403: "Forbidden", 404: "Not Found", 409: "Conflict", 422: "Unprocessable Entity",
-               501: "Not Implemented"}
+               403: "Forbidden", 404: "Not Found", 409: "Conflict", 412: "Precondition Failed",
+               422: "Unprocessable Entity", 501: "Not Implemented"}
     start_response(
         f"{status} {reasons.get(status, 'Status')}",
         [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers],

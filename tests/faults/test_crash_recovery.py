@@ -82,11 +82,12 @@ def test_failed_rollback_is_reported_loudly_and_a_redelivery_audits_the_binding(
 ) -> None:
     number = merged_ready(emu)
     head = emu.github.pull(emu.repo, number).head_sha
-    # Cloud Logging refuses the entry (after 1 s); as soon as the grant has landed, IAM starts
-    # refusing writes too, so the removal fails: the binding stays without an audit entry.
+    # Cloud Logging refuses the entry (after half a second, well within the call timeout); as
+    # soon as the grant has landed, IAM starts refusing writes too, so the removal fails: the
+    # binding stays without an audit entry.
     logging_down = emu.google.recorder.fail(
         "POST", LOG_WRITE, 403, body=google_error(403, "PERMISSION_DENIED", "logging denied"),
-        times=-1, delay=1.0,
+        times=-1, delay=0.5,
     )
     iam_down: list[Fault] = []
     watcher = when(

@@ -36,6 +36,8 @@ ABORTED = google_error(
     409, "ABORTED", "There were concurrent policy changes. Please retry the whole "
     "read-modify-write with exponential backoff."
 )
+# What other IAM surfaces answer for a stale etag (the fake's `stale_etag_status = 412` mode).
+FAILED_PRECONDITION = google_error(412, "FAILED_PRECONDITION", "Precondition check failed.")
 WINDOW_1H = (
     '(request.time >= timestamp("2026-11-29T10:00:00Z") && '
     'request.time < timestamp("2026-11-29T11:00:00Z"))'
@@ -68,12 +70,17 @@ def assert_nothing_granted(emu: Emulator, number: int) -> None:
     assert comment_kinds(emu, number) == ["status", "failed"]
 
 
-# -- Resource Manager: concurrent modification (409 ABORTED) ---------------------------------------
+# -- Resource Manager: concurrent modification (409 ABORTED, or 412 FAILED_PRECONDITION) -----------
 
 
-def test_two_conflicts_are_retried_and_grant_once(emu: Emulator) -> None:
+@pytest.mark.parametrize(
+    ("status", "body"), [(409, ABORTED), (412, FAILED_PRECONDITION)], ids=["409", "412"]
+)
+def test_two_conflicts_are_retried_and_grant_once(
+    emu: Emulator, status: int, body: dict[str, object]
+) -> None:
     number = merged_ready(emu)
-    emu.google.recorder.fail("POST", SET_POLICY, 409, body=ABORTED, times=2)
+    emu.google.recorder.fail("POST", SET_POLICY, status, body=body, times=2)
     answer = emu.merge(number)
     assert answer.status == 200, answer.body
     assert answer.body["state"] == "activated" and answer.body["written"] is True

@@ -1,13 +1,15 @@
-"""Slow Google answers near the per-call timeout (4 s), and hangs beyond it.
+"""Slow Google answers near the per-call timeout, and hangs beyond it.
 
-Kept apart from the other fault tests because each case waits for real seconds. A hang is the
-fake answering only after `delay` seconds, later than the service waits: the call is abandoned,
-the activation fails cleanly (nothing granted, nothing audited) and a redelivery completes it.
+Kept apart from the other fault tests because each case waits for real seconds: the emulator's
+per-call timeout (`SHORT_BUDGET.call_timeout`, 1.5 s; 4 s in production) is a real client
+timeout. A hang is the fake answering only after `delay` seconds, later than the service waits:
+the call is abandoned, the activation fails cleanly (nothing granted, nothing audited) and a
+redelivery completes it.
 """
 
 from __future__ import annotations
 
-from jitaccess_sandbox.emulator import ORG, SELF, Emulator
+from jitaccess_sandbox.emulator import ORG, SELF, SHORT_BUDGET, Emulator
 from tests.faults.conftest import (
     ACTIVATE,
     assert_consistent,
@@ -18,16 +20,17 @@ from tests.faults.conftest import (
     redeliver_merge,
     request_yaml,
 )
-from webhook.adapters.google_clients import CALL_TIMEOUT
 
 GET_POLICY = r"^/v3/projects/payments-dev:getIamPolicy$"
 SET_POLICY = r"^/v3/projects/payments-dev:setIamPolicy$"
 LOG_WRITE = r"^/v2/entries:write$"
 MEMBERSHIP_LOOKUP = r"^/v1/groups/[^/]+/memberships:lookup$"
+CALL_TIMEOUT = SHORT_BUDGET.call_timeout
 HANG = CALL_TIMEOUT + 1.0  # seconds before the fake answers a "hanging" call
 
 
 def test_every_google_call_just_below_the_timeout_still_activates(emu: Emulator) -> None:
+    assert emu.settings.budget.call_timeout == CALL_TIMEOUT
     # A direct (group-less) eligibility keeps the merge at four Google calls in a row.
     emu.world.add_project("payments-qa", ORG)
     emu.world.add_binding("projects/payments-qa", "roles/cloudsql.admin",
@@ -60,8 +63,9 @@ def test_hanging_get_iam_policy_fails_cleanly_and_a_redelivery_completes(emu: Em
         "PR #1: activation failed: the IAM binding could not be written: Could not reach "
         "Resource Manager for project payments-dev: "
     )
-    assert "Read timed out. (read timeout=4.0)" in message
-    # A timeout is not retried within the delivery: another 4 s would break GitHub's 10 s.
+    assert f"Read timed out. (read timeout={CALL_TIMEOUT})" in message
+    # A timeout is not retried within the delivery: another full timeout would break GitHub's
+    # 10 s.
     assert emu.google.recorder.count("POST", GET_POLICY) == 1
     assert emu.google.recorder.count("POST", SET_POLICY) == 0
     assert assert_consistent(emu, number) == []
@@ -99,6 +103,6 @@ def test_hanging_cloud_identity_lookup_is_an_evaluation_error(emu: Emulator) -> 
     assert (answer.status, answer.body["state"]) == (200, "error")
     assert emu.status(number)["state"] == "error"  # type: ignore[index]
     [comment] = emu.comments(number)
-    assert "Cloud Identity memberships:lookup timed out after 4 s" in comment
+    assert f"Cloud Identity memberships:lookup timed out after {CALL_TIMEOUT:g} s" in comment
     assert emu.google.recorder.count("GET", MEMBERSHIP_LOOKUP) == 1  # not retried
     assert_consistent(emu, number)

@@ -1,7 +1,8 @@
 """A running fake Google and `GoogleClients` pointing at it, for integration tests.
 
 `running_fake_google()` is a context manager; the `fake_google` fixture in `conftest.py` wraps
-it. All four endpoints are the fake's URL (one server serves every API).
+it. All four endpoints are the fake's URL (one server serves every API). The clients carry the
+emulator's short time budget, and so do the adapters built on them unless given another.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from jitaccess_sandbox.emulator import SHORT_BUDGET
 from jitaccess_sandbox.fake_google import FakeGoogle
 from jitaccess_sandbox.fake_google_iam import IamState, iam_state
 from jitaccess_sandbox.faults import Recorder
 from jitaccess_sandbox.httpserver import LocalServer
 from jitaccess_sandbox.world import GoogleWorld
 from webhook.adapters.google_clients import GoogleClients, GoogleEndpoints
+from webhook.core.budget import Budget
 
 #: The project that receives audit entries in tests.
 AUDIT_PROJECT = "audit-proj"
@@ -30,6 +33,11 @@ class FakeGoogleHarness:
     url: str
     clients: GoogleClients
     fake: FakeGoogle
+
+    @property
+    def budget(self) -> Budget:
+        """The clients' time budget (the emulator's short one)."""
+        return self.clients.budget
 
     @property
     def iam(self) -> IamState:
@@ -49,5 +57,7 @@ def running_fake_google(
     fake = FakeGoogle(world or GoogleWorld())
     with LocalServer(fake.wsgi) as server:
         url = server.url
-        clients = GoogleClients(GoogleEndpoints(url, url, url, url), audit_project=audit_project)
+        clients = GoogleClients(
+            GoogleEndpoints(url, url, url, url), audit_project=audit_project, budget=SHORT_BUDGET
+        )
         yield FakeGoogleHarness(fake.world, fake.recorder, url, clients, fake)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from webhook.adapters.iam import ActivationResult, Activator
+from webhook.core.budget import PRODUCTION
 from webhook.core.conditions import build_binding
 from webhook.core.errors import ActivationError
 from webhook.core.model import Binding
@@ -81,8 +83,10 @@ def run_at_once(
 
 
 def bound(google: FakeGoogleHarness, turn_wait: float = 6.0) -> Activator:
-    """An Activator on the fake that never sleeps between conflict retries."""
-    return Activator(google.clients, sleep=lambda _s: None, turn_wait=turn_wait)
+    """An Activator on the fake that never sleeps between conflict retries. Its budget is
+    production's: the tests slow writes down for longer than the harness's short call timeout."""
+    budget = replace(PRODUCTION, turn_wait=turn_wait)
+    return Activator(google.clients, sleep=lambda _s: None, budget=budget)
 
 
 def test_a_burst_on_one_project_takes_turns_without_conflicts(google: FakeGoogleHarness):

@@ -10,20 +10,18 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from jitaccess_sandbox.emulator import SHORT_BUDGET
 from jitaccess_sandbox.fake_google import FakeGoogle
+from jitaccess_sandbox.fake_google_iam import iam_state
 from jitaccess_sandbox.httpserver import LocalServer
 from jitaccess_sandbox.world import GoogleWorld
-from webhook.adapters.google_clients import (
-    CALL_TIMEOUT,
-    RETRY_DEADLINE,
-    GoogleClients,
-    GoogleEndpoints,
-)
+from webhook.adapters.google_clients import GoogleClients, GoogleEndpoints
 from webhook.adapters.iam import (
     ActivationResult,
     Activator,
@@ -34,6 +32,7 @@ from webhook.adapters.iam import (
     with_activations,
     without_bindings,
 )
+from webhook.core.budget import PRODUCTION
 from webhook.core.conditions import build_binding
 from webhook.core.errors import ActivationError
 from webhook.core.model import Binding
@@ -61,6 +60,9 @@ ABORTED = {
         "read-modify-write with exponential backoff.",
         "status": "ABORTED",
     }
+}
+FAILED_PRECONDITION = {
+    "error": {"code": 412, "message": "Precondition check failed.", "status": "FAILED_PRECONDITION"}
 }
 UNAVAILABLE = {
     "error": {"code": 503, "message": "The service is unavailable.", "status": "UNAVAILABLE"}
@@ -205,7 +207,7 @@ def test_conflicts_are_retried_with_a_fresh_read(google: FakeGoogleHarness):
     google.recorder.fail("POST", SET, 409, body=ABORTED, times=2)
     slept: list[float] = []
 
-    result = activator(google, sleep=slept.append, random=lambda: 0.5).activate(
+    result = activator(google, budget=PRODUCTION, sleep=slept.append, random=lambda: 0.5).activate(
         PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
     )
 
@@ -224,7 +226,7 @@ def test_a_conflict_storm_ends_in_an_activation_error(google: FakeGoogleHarness)
     slept: list[float] = []
 
     with pytest.raises(ActivationError, match="kept changing concurrently; gave up after 6"):
-        activator(google, sleep=slept.append, random=lambda: 1.0).activate(
+        activator(google, budget=PRODUCTION, sleep=slept.append, random=lambda: 1.0).activate(
             PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
         )
 
@@ -240,10 +242,59 @@ def test_conflict_retries_stop_at_the_deadline_but_not_before_five_attempts(
 
     # SPEC §6: at least 5 attempts, even when the deadline has long passed (a slow IAM).
     with pytest.raises(ActivationError, match="gave up after 5 attempts"):
-        activator(google, conflict_deadline=0.0).activate(
+        activator(google, budget=replace(google.budget, conflict_deadline=0.0)).activate(
             PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
         )
     assert google.count("POST", SET) == 5
+
+
+def test_a_412_failed_precondition_is_retried_like_a_conflict():
+    """A concurrent writer lands between our read and our write; IAM answers 412 (as other IAM
+    surfaces do) rather than 409: the read-modify-write is retried on a fresh read all the same."""
+    world = GoogleWorld()
+    world.add_project(PROJECT)
+    fake = FakeGoogle(world)
+    iam_state(world).stale_etag_status = 412
+    answers: list[str] = []
+
+    def racing(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if not environ["PATH_INFO"].endswith(":setIamPolicy"):
+            return fake.wsgi(environ, start_response)
+        if not answers:  # another writer gets in just before our first write
+            world.add_binding(RESOURCE, "roles/browser", f"user:{BOB}")
+
+        def recording(status: str, headers: Any, exc_info: Any = None) -> Any:
+            answers.append(status.split()[0])
+            return start_response(status, headers, exc_info)
+
+        return fake.wsgi(environ, recording)
+
+    slept: list[float] = []
+    with LocalServer(racing) as server:
+        clients = GoogleClients(GoogleEndpoints(*[server.url] * 4), budget=SHORT_BUDGET)
+        result = Activator(clients, sleep=slept.append).activate(
+            PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+        )
+
+    assert answers == ["412", "200"]
+    assert result.written and result.attempts == 2
+    assert len(slept) == 1  # backed off once, as after a 409
+    assert fake.recorder.count("POST", GET) == 2  # the retry read the policy afresh
+    assert world.bindings(RESOURCE) == [PLAIN, wire(binding())]  # the other writer's kept
+    assert fake.recorder.unexpected == []
+
+
+def test_a_storm_of_412s_ends_like_a_storm_of_409s(google: FakeGoogleHarness):
+    google.recorder.fail("POST", SET, 412, body=FAILED_PRECONDITION, times=-1)
+
+    with pytest.raises(ActivationError, match="kept changing concurrently; gave up after 6"):
+        activator(google).activate(
+            PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+        )
+
+    assert google.count("POST", GET) == 6
+    assert google.count("POST", SET) == 6
+    assert google.world.bindings(RESOURCE) == [ELIGIBLE, PLAIN]
 
 
 def test_real_backoff_of_a_storm_is_bounded(google: FakeGoogleHarness):
@@ -482,7 +533,9 @@ def test_a_persistent_503_ends_within_the_bounded_time(google: FakeGoogleHarness
         )
 
     elapsed = time.monotonic() - started
-    assert RETRY_DEADLINE - 3.0 < elapsed < RETRY_DEADLINE + CALL_TIMEOUT
+    budget = google.budget
+    assert budget.retry_deadline / 2 < elapsed < budget.retry_deadline + budget.call_timeout
+    assert google.count("POST", GET) >= 3
     assert google.count("POST", SET) == 0
 
 

@@ -7,6 +7,7 @@ The world: organization → folder 100 → projects `payments-prod` and `ledger-
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -120,10 +121,11 @@ def google(fake_google: FakeGoogleHarness) -> Iterator[FakeGoogleHarness]:
 
 
 def cleaner(google: FakeGoogleHarness) -> Cleaner:
+    budget = replace(google.budget, retry_deadline=0.5)
     return Cleaner(
         google.clients,
-        AuditLog(google.clients, retry_deadline=0.5),
-        Activator(google.clients, sleep=lambda _s: None, retry_deadline=0.5),
+        AuditLog(google.clients, budget=budget),
+        Activator(google.clients, sleep=lambda _s: None, budget=budget),
     )
 
 

@@ -8,6 +8,7 @@ about one of them. The world: organization → folder A (100) → folder A1 (110
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from urllib.parse import parse_qs
 
 import pytest
@@ -19,7 +20,7 @@ from jitaccess_sandbox.fake_google_assets import (
 )
 from webhook.adapters import eligibility
 from webhook.adapters.eligibility import EligibilityChecker
-from webhook.adapters.google_clients import CALL_TIMEOUT
+from webhook.core.budget import Budget
 from webhook.core.errors import GoogleError
 from webhook.core.model import (
     EligibilityFacts,
@@ -90,7 +91,7 @@ def check(
     nested: bool = False,
     checker: EligibilityChecker | None = None,
 ) -> EligibilityFacts:
-    checker = checker or EligibilityChecker(google.clients, retry_deadline=0.5)
+    checker = checker or EligibilityChecker(google.clients, budget=quick(google))
     return checker.check(
         scope=scope,
         project=project,
@@ -98,6 +99,11 @@ def check(
         identities=identities,
         settings=EligibilitySettings(source=source, nested_groups=nested),
     )
+
+
+def quick(google: Google) -> Budget:
+    """The harness's short budget, with an even shorter retry deadline."""
+    return replace(google.budget, retry_deadline=0.5)
 
 
 def identity_calls(google: Google) -> int:
@@ -358,7 +364,7 @@ def test_large_groups_are_cut_and_members_still_checked(google: Google):
     members = [f"user{i}@example.com" for i in range(5)]
     google.world.add_group("everyone@example.com", [*members, ALICE])
     google.world.add_binding(PROJECT_RES, ROLE, "group:everyone@example.com", MPA)
-    checker = EligibilityChecker(google.clients, max_group_members=2, retry_deadline=0.5)
+    checker = EligibilityChecker(google.clients, max_group_members=2, budget=quick(google))
 
     facts = check(google, ASSET, checker=checker)
 
@@ -373,7 +379,7 @@ def test_incomplete_listing_falls_back_to_membership_lookup(google: Google):
     members = [f"user{i}@example.com" for i in range(5)]
     google.world.add_group("everyone@example.com", [*members, "zed@example.com"])
     google.world.add_binding(PROJECT_RES, ROLE, "group:everyone@example.com", MPA)
-    checker = EligibilityChecker(google.clients, max_group_members=2, retry_deadline=0.5)
+    checker = EligibilityChecker(google.clients, max_group_members=2, budget=quick(google))
 
     facts = check(google, ASSET, identities=("zed@example.com", DAVE), checker=checker)
 
@@ -837,22 +843,38 @@ def test_cloud_identity_malformed_answer(google: Google):
 
 
 def test_cloud_asset_timeout(google: Google):
-    google.recorder.fail(
-        "GET", BATCH_GET, 200, body={"policyResults": []}, delay=CALL_TIMEOUT + 0.5
-    )
+    timeout = google.budget.call_timeout
+    google.recorder.fail("GET", BATCH_GET, 200, body={"policyResults": []}, delay=timeout + 0.5)
 
-    with pytest.raises(GoogleError, match=f"timed out after {CALL_TIMEOUT:g} s") as caught:
+    with pytest.raises(GoogleError, match=f"timed out after {timeout:g} s") as caught:
         check(google, ASSET)
 
     assert caught.value.status == 504
     assert google.recorder.count("GET", BATCH_GET) == 1
 
 
+def test_policy_analyzer_timeout_names_its_own_timeout(google: Google):
+    # The query may take longer than other calls (it expands groups): its timeout is its own.
+    budget = replace(google.budget, analyzer_timeout=0.5)
+    google.recorder.fail("GET", ANALYZE, 200, body={}, delay=budget.analyzer_timeout + 0.5)
+    expected = (
+        rf"^Google Cloud: Policy Analyzer \(analyzeIamPolicy\) for project {PROJECT} timed "
+        r"out after 0.5 s \(.*Read timed out"
+    )
+
+    with pytest.raises(GoogleError, match=expected) as caught:
+        check(google, ANALYZER, checker=EligibilityChecker(google.clients, budget=budget))
+
+    assert caught.value.status == 504
+    assert google.recorder.count("GET", ANALYZE) == 1  # never retried
+
+
 def test_cloud_identity_timeout_is_not_retried(google: Google):
     google.world.add_group("devs@example.com", [ALICE])
     google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
     google.recorder.fail(
-        "GET", r"^/v1/groups:lookup$", 200, body={"name": "groups/x"}, delay=CALL_TIMEOUT + 0.5
+        "GET", r"^/v1/groups:lookup$", 200, body={"name": "groups/x"},
+        delay=google.budget.call_timeout + 0.5,
     )
 
     with pytest.raises(GoogleError, match="Cloud Identity groups:lookup timed out") as caught:

@@ -11,13 +11,14 @@ import base64
 import json
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 
 from jitaccess_sandbox.httpserver import LocalServer
 from webhook.adapters.secret_manager import crc32c, parse_reference, resolve_secret, resolver
+from webhook.core.budget import PRODUCTION
 from webhook.core.errors import ConfigError
 from webhook.service.config import Settings
 
@@ -279,7 +280,10 @@ def test_timeout(fake: tuple[FakeSecretManager, str]) -> None:
     app.delay = 0.5
     started = time.monotonic()
     with pytest.raises(ConfigError) as exc:
-        resolve_secret("GITHUB_WEBHOOK_SECRET", ref(), endpoint=url, timeout=0.1)
+        resolve_secret(
+            "GITHUB_WEBHOOK_SECRET", ref(), endpoint=url,
+            budget=replace(PRODUCTION, secret_timeout=0.1),
+        )
     assert_config_error(exc, "did not answer within 0.1 s")
     assert time.monotonic() - started < 2.0
 

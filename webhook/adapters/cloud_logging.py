@@ -19,14 +19,11 @@ from datetime import UTC
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from google.api_core import exceptions as gexc
-from google.auth import exceptions as gauth_exceptions
-
 from webhook.adapters.google_clients import (
-    RETRY_DEADLINE,
+    CALL_FAILURES,
     GoogleClients,
     bounded_retry,
-    quote_error,
+    google_failure,
 )
 from webhook.core.audit_record import (
     ACTIVATE_ROLE,
@@ -39,6 +36,7 @@ from webhook.core.audit_record import (
     AuditRecord,
     audit_time,
 )
+from webhook.core.budget import Budget
 from webhook.core.errors import AuditError
 
 if TYPE_CHECKING:
@@ -63,12 +61,12 @@ class AuditLog:
         *,
         log_name: str = "jitaccess",
         resource: Resource | None = None,
-        retry_deadline: float = RETRY_DEADLINE,
+        budget: Budget | None = None,
     ) -> None:
         self._clients = clients
         self._log_name = log_name
         self._given_resource = resource
-        self._retry_deadline = retry_deadline
+        self._budget = budget if budget is not None else clients.budget
 
     @cached_property
     def _resource(self) -> Resource:
@@ -110,21 +108,17 @@ class AuditLog:
                 )
                 batch.commit()
 
-            bounded_retry(self._retry_deadline)(send)()
-        except gexc.RetryError as e:
-            cause = e.cause if e.cause is not None else e
+            bounded_retry(self._budget)(send)()
+        except CALL_FAILURES as error:
+            failure = google_failure(error)
+            if failure.retried:
+                why = f"Cloud Logging kept failing ({failure.summary})"
+            elif failure.kind == "answered":
+                why = f"Cloud Logging answered {failure.status}: {failure.detail}"
+            else:
+                why = failure.detail
             raise AuditError(
-                f"The audit entry ({record.event}) could not be written: Cloud Logging kept "
-                f"failing ({quote_error(cause)})"
-            ) from None
-        except gexc.GoogleAPICallError as e:
-            raise AuditError(
-                f"The audit entry ({record.event}) could not be written: Cloud Logging answered "
-                f"{e.code}: {quote_error(e.message)}"
-            ) from None
-        except (OSError, ValueError, TypeError, gauth_exceptions.GoogleAuthError) as e:
-            raise AuditError(
-                f"The audit entry ({record.event}) could not be written: {quote_error(e)}"
+                f"The audit entry ({record.event}) could not be written: {why}"
             ) from None
 
 

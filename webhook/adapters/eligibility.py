@@ -28,12 +28,13 @@ import requests
 from google.api_core import exceptions as gexc
 
 from webhook.adapters.google_clients import (
-    CALL_TIMEOUT,
-    RETRY_DEADLINE,
+    TRANSIENT_STATUSES,
     GoogleClients,
     bounded_retry,
+    google_failure,
     quote_error,
 )
+from webhook.core.budget import Budget, retry_bounded
 from webhook.core.conditions import marker_of, resource_condition
 from webhook.core.errors import GoogleError
 from webhook.core.model import (
@@ -52,8 +53,6 @@ CRM = "//cloudresourcemanager.googleapis.com/"
 MAX_GROUP_MEMBERS = 200
 #: Concurrent Cloud Identity calls per check.
 MAX_WORKERS = 8
-#: Attempts per Cloud Identity call (transient errors only).
-IDENTITY_ATTEMPTS = 3
 #: Policy Analyzer accepts at most this many roles in an access selector.
 ANALYZER_MAX_ROLES = 10
 
@@ -61,8 +60,6 @@ _ASSET_PERMISSION = (
     "cloudasset.assets.analyzeIamPolicy, cloudasset.assets.searchAllResources and "
     "cloudasset.assets.searchAllIamPolicies (role roles/cloudasset.viewer)"
 )
-#: Seconds one Policy Analyzer query may take (it expands groups; one query, no retry).
-ANALYZER_TIMEOUT = 7.0
 #: Seconds the analysis itself is given less than the client waits: it then stops and answers
 #: with what it found (`fullyExplored: false`) while the client still listens, instead of
 #: running on, unheard, after the client gave up.
@@ -214,25 +211,30 @@ def _assemble(
 # Errors
 
 
-def _status(error: BaseException) -> int | None:
-    code = getattr(error, "code", None)
-    return code if isinstance(code, int) else None
+class _Transient(Exception):
+    """A Cloud Identity call failed in a way worth another attempt."""
+
+    def __init__(self, reason: str, status: int | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
 
 
-def _asset_error(what: str, scope: str, error: BaseException, *, analyzer: bool) -> GoogleError:
-    """A clear GoogleError for a failed Cloud Asset call."""
-    suffix = ""
-    if isinstance(error, gexc.RetryError) and error.cause is not None:
-        error, suffix = error.cause, " (after retries)"
-    status = _status(error)
-    detail = quote_error(getattr(error, "message", None) or str(error) or type(error).__name__)
-    if isinstance(error, gexc.Forbidden | gexc.PermissionDenied) or status == 403:
+def _asset_error(
+    what: str, scope: str, error: BaseException, *, analyzer: bool, timeout: float
+) -> GoogleError:
+    """A clear GoogleError for a failed Cloud Asset call (that waited at most `timeout` s)."""
+    failure = google_failure(error)
+    suffix = " (after retries)" if failure.retried else ""
+    status = failure.status
+    detail = failure.detail
+    if status == 403:
         needs = _ASSET_PERMISSION + (
             " and permission to read groups, to expand them" if analyzer else ""
         )
         message = f"{what} on {scope} was denied: the service account needs {needs} on {scope}"
         status = 403
-    elif isinstance(error, gexc.TooManyRequests | gexc.ResourceExhausted) or status == 429:
+    elif status == 429:
         status = 429
         if analyzer:
             message = (
@@ -242,13 +244,13 @@ def _asset_error(what: str, scope: str, error: BaseException, *, analyzer: bool)
             )
         else:
             message = f"{what} was rate-limited by Cloud Asset"
-    elif isinstance(error, gexc.ServerError) or (status is not None and status >= 500):
+    elif status is not None and status >= 500:
         message = f"{what} failed: Cloud Asset is unavailable"
-    elif isinstance(error, requests.Timeout | gexc.DeadlineExceeded):
-        message, status = f"{what} timed out after {CALL_TIMEOUT:g} s", 504
-    elif isinstance(error, requests.RequestException):
+    elif failure.kind == "timeout":
+        message, status = f"{what} timed out after {timeout:g} s", 504
+    elif failure.kind == "unreachable":
         message = f"{what} failed: cannot reach Cloud Asset"
-    elif isinstance(error, gexc.GoogleAPICallError):
+    elif failure.kind == "answered":
         message = f"{what} failed"
     else:
         message = f"{what} returned an answer that could not be read"
@@ -268,12 +270,12 @@ class EligibilityChecker:
         *,
         max_group_members: int = MAX_GROUP_MEMBERS,
         max_workers: int = MAX_WORKERS,
-        retry_deadline: float = RETRY_DEADLINE,
+        budget: Budget | None = None,
     ) -> None:
         self._clients = clients
         self._max_group_members = max_group_members
         self._max_workers = max_workers
-        self._retry_deadline = retry_deadline
+        self._budget = budget if budget is not None else clients.budget
 
     def check(
         self,
@@ -311,8 +313,8 @@ class EligibilityChecker:
         try:
             response = self._clients.asset.batch_get_effective_iam_policies(
                 request={"scope": scope, "names": [name]},
-                retry=bounded_retry(self._retry_deadline),
-                timeout=CALL_TIMEOUT,
+                retry=bounded_retry(self._budget),
+                timeout=self._budget.call_timeout,
             )
         except gexc.NotFound:
             log.warning(
@@ -322,7 +324,9 @@ class EligibilityChecker:
             )
             return []
         except Exception as error:  # the client library's whole failure surface, mapped once
-            raise _asset_error(what, scope, error, analyzer=False) from error
+            raise _asset_error(
+                what, scope, error, analyzer=False, timeout=self._budget.call_timeout
+            ) from error
         try:
             results = [r for r in response.policy_results if r.full_resource_name == name]
             if len(results) != 1:
@@ -471,20 +475,20 @@ class EligibilityChecker:
         """GET a Cloud Identity resource; None on 404; GoogleError on anything else wrong."""
         url = f"{self._clients.identity_base}/v1/{path}"
         what = f"Cloud Identity {path.split('/')[-1] if '/' in path else path}"
-        last: str = ""
-        status: int | None = None
-        for attempt in range(IDENTITY_ATTEMPTS):
+        budget = self._budget
+
+        def once(_attempt: int) -> Any | None:
             try:
                 response = self._clients.identity.get(
-                    url, params=dict(params), timeout=CALL_TIMEOUT
+                    url, params=dict(params), timeout=budget.call_timeout
                 )
             except requests.Timeout as error:
                 # Not retried: another full timeout would break the webhook's 10 s budget.
                 raise GoogleError(
-                    f"{what} timed out after {CALL_TIMEOUT:g} s", status=504
+                    f"{what} timed out after {budget.call_timeout:g} s", status=504
                 ) from error
             except requests.RequestException as error:
-                last, status = f"cannot reach Cloud Identity ({error})", None
+                raise _Transient(f"cannot reach Cloud Identity ({error})", None) from error
             else:
                 status = response.status_code
                 if status == 200:
@@ -511,18 +515,33 @@ class EligibilityChecker:
                         f" ({_error_message(response)})",
                         status=403,
                     )
-                if status not in (429, 500, 502, 503, 504):
+                if status not in TRANSIENT_STATUSES:
                     raise GoogleError(
                         f"{what} failed with HTTP {status} ({_error_message(response)})",
                         status=status,
                     )
-                last = f"HTTP {status} ({_error_message(response)})"
-            if attempt + 1 < IDENTITY_ATTEMPTS:
-                # Short, bounded backoff: the whole check must fit the webhook's 10 s budget.
-                _sleep(min(0.2 * 2**attempt, self._retry_deadline / IDENTITY_ATTEMPTS))
-        raise GoogleError(
-            f"{what} failed after {IDENTITY_ATTEMPTS} attempts: {last}", status=status
-        )
+                raise _Transient(f"HTTP {status} ({_error_message(response)})", status)
+
+        def pause(attempt: int, _error: Exception) -> float:
+            # Short, bounded backoff: the whole check must fit the webhook's 10 s budget.
+            return min(
+                budget.identity_backoff * float(2 ** (attempt - 1)),
+                budget.retry_deadline / budget.identity_attempts,
+            )
+
+        try:
+            return retry_bounded(
+                once,
+                retry_if=lambda error: isinstance(error, _Transient),
+                attempts=budget.identity_attempts,
+                pause=pause,
+                sleep=_sleep,
+            )
+        except _Transient as last:
+            raise GoogleError(
+                f"{what} failed after {budget.identity_attempts} attempts: {last.reason}",
+                status=last.status,
+            ) from None
 
     def _lookup_group(self, email: str) -> str | None:
         """`groups/ID` of a group email, or None when Cloud Identity does not know it (404).
@@ -617,7 +636,7 @@ class EligibilityChecker:
             query["access_selector"] = {"roles": sorted(wanted)}
         # else: no access selector (the API takes at most 10 roles); roles are filtered here,
         # because splitting the query would spend more than one of the 20 daily queries.
-        timeout = ANALYZER_TIMEOUT
+        timeout = self._budget.analyzer_timeout
         execution = _execution_timeout(timeout)
         request = asset_v1.AnalyzeIamPolicyRequest(
             analysis_query=asset_v1.IamPolicyAnalysisQuery(**query),
@@ -647,7 +666,9 @@ class EligibilityChecker:
                 )
             )
         except Exception as error:  # the client library's whole failure surface, mapped once
-            raise _asset_error(what, scope, error, analyzer=True) from error
+            raise _asset_error(
+                what, scope, error, analyzer=True, timeout=timeout
+            ) from error
         try:
             eligible = self._analysis(response, scope, wanted, settings.nested_groups)
         except GoogleError:
@@ -852,16 +873,8 @@ def _skipped_note(skipped: Sequence[str]) -> str:
 
 
 def _error_message(response: requests.Response) -> str:
-    """The `error.message` of a Google JSON error body, or the status line."""
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP {response.status_code}"
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        message = body["error"].get("message")
-        if isinstance(message, str):
-            return message[:300]
-    return f"HTTP {response.status_code}"
+    """The `error.message` of a Google JSON error body (quoted), or the status line."""
+    return google_failure(response).detail
 
 
 def _member_email(item: Any, nested: bool) -> str | None:

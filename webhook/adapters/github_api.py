@@ -6,12 +6,12 @@ project's own types (`PullInfo`, `ChangedFile`, `Review`). Every failure — HTT
 limits, bad credentials, timeouts, refused connections, malformed answers — comes out as
 `webhook.core.errors.GitHubError` with a message that names the operation and the HTTP status.
 
-Budget. GitHub waits 10 s for a webhook response, so each request has a short timeout (4 s by
-default) and a bounded retry: at most 2 retries of idempotent requests on 500/502/503/504 or a
-refused connection, a short backoff, no sleeping on `Retry-After` or rate limits (PyGithub's
-default `GithubRetry` would sleep until the rate limit resets) and no retry after a read
-timeout (it would blow the budget). PyGithub's throttling (0.25 s between requests, 1 s between
-writes) is turned off.
+Budget. GitHub waits 10 s for a webhook response, so each request has a short timeout
+(`Budget.github_timeout`, 4 s in production) and a bounded retry: at most 2 retries of
+idempotent requests on 500/502/503/504 or a refused connection, a short backoff, no sleeping on
+`Retry-After` or rate limits (PyGithub's default `GithubRetry` would sleep until the rate limit
+resets) and no retry after a read timeout (it would blow the budget). PyGithub's throttling
+(0.25 s between requests, 1 s between writes) is turned off.
 
 Call counts. Each method's docstring says how many HTTP requests it makes; the README and the
 benchmarks count calls per event from them. Objects are created lazily (`Github(lazy=True)`) so
@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from urllib3.util.retry import Retry
 
+from webhook.core.budget import PRODUCTION
 from webhook.core.errors import ConfigError, FileTooLargeError, GitHubError
 from webhook.core.model import (
     ChangedFile,
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
     from github.Repository import Repository
 
     from webhook.adapters.github_app_auth import InstallationAuth
-    from webhook.service.config import Settings
 
 DEFAULT_API_URL = "https://api.github.com"
 MAX_FILE_BYTES = 64 * 1024
@@ -107,7 +107,7 @@ class GitHubAuth:
     token: str | None = field(default=None, repr=False)
     app_id: int | str | None = None
     private_key_pem: str | None = field(default=None, repr=False)
-    timeout: int = 4  # seconds per request (PyGithub wants an int)
+    timeout: int = PRODUCTION.github_timeout  # seconds per request (PyGithub wants an int)
     per_page: int = 100
 
     def __post_init__(self) -> None:
@@ -263,22 +263,6 @@ class GitHubRepo:
         self._clients: list[Github] = []
         self._clients_lock = threading.Lock()
         self._login: str | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> GitHubRepo:
-        """The adapter for the service's configuration; a GitHub App is preferred to a token."""
-        if settings.app_id is not None and settings.app_private_key:
-            auth = GitHubAuth(
-                repository=settings.repository,
-                api_url=settings.api_url,
-                app_id=settings.app_id,
-                private_key_pem=settings.app_private_key,
-            )
-        else:
-            auth = GitHubAuth(
-                repository=settings.repository, api_url=settings.api_url, token=settings.token
-            )
-        return cls(auth)
 
     def installation_id(self) -> int | None:
         """The GitHub App installation serving the repository, None with a token (1 call the

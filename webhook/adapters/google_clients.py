@@ -1,9 +1,17 @@
-"""Construction of the Google Cloud clients, with endpoints, credentials, timeouts and retries.
+"""Construction of the Google Cloud clients, with endpoints, credentials, timeouts and retries;
+and the one translation of their failures.
 
-Only this module and the Google adapters (`eligibility`, `activation`, `audit`, `cleanup`) import
-google-cloud. Every client uses the REST transport. An `http://` endpoint means a local emulator:
-plain HTTP and anonymous credentials. Retries are bounded so that a whole webhook delivery fits
-in GitHub's 10 s budget (the libraries' own defaults retry for 60-300 s).
+Only this module and the Google adapters (`eligibility`, `iam`, `cloud_logging`, the cleanup)
+import google-cloud. Every client uses the REST transport. An `http://` endpoint means a local
+emulator: plain HTTP and anonymous credentials. Retries are bounded by the `Budget` so that a
+whole webhook delivery fits in GitHub's 10 s (the libraries' own defaults retry for 60-300 s).
+
+The client libraries fail in many shapes: `google.api_core` exceptions (one class per HTTP
+status), `RetryError` wrapping the last of them, `requests` errors for timeouts and refused
+connections, google-auth errors, protobuf parse errors; Cloud Identity and Secret Manager, called
+without a client library, answer plain HTTP errors. `google_failure` turns each into one
+`GoogleCallError` (what happened, the HTTP status, Google's message quoted for a PR comment), from
+which every adapter words its own message.
 """
 
 from __future__ import annotations
@@ -11,24 +19,23 @@ from __future__ import annotations
 import re
 import threading
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import google.auth
 import google.auth.credentials
+import requests
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.api_core.client_options import ClientOptions
+from google.auth import exceptions as gauth_exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.auth.transport.requests import AuthorizedSession
 
-from webhook.service.config import GoogleEndpoints as GoogleEndpoints  # defined with the settings
+from webhook.adapters.google_endpoints import GoogleEndpoints as GoogleEndpoints
+from webhook.core.budget import PRODUCTION, Budget
+from webhook.core.errors import GoogleError
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
-
-#: Seconds one Google call may take before it is abandoned.
-CALL_TIMEOUT = 4.0
-#: Seconds a call may spend retrying transient errors (429, 500, 503) in total.
-RETRY_DEADLINE = 6.0
 
 TRANSIENT = (
     gexc.TooManyRequests,
@@ -36,6 +43,17 @@ TRANSIENT = (
     gexc.ServiceUnavailable,
     gexc.BadGateway,
     gexc.GatewayTimeout,
+)
+#: HTTP statuses worth retrying (the same errors as `TRANSIENT`, for plain HTTP calls).
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: What a Google client call raises when it fails (anything else is a bug, not a failure).
+CALL_FAILURES: tuple[type[BaseException], ...] = (
+    gexc.GoogleAPICallError,
+    gexc.RetryError,
+    OSError,  # requests' errors (timeouts, refused connections) are OSErrors
+    gauth_exceptions.GoogleAuthError,
+    ValueError,
+    TypeError,
 )
 
 
@@ -51,15 +69,112 @@ def quote_error(message: object) -> str:
     return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1] + "…"
 
 
-def bounded_retry(deadline: float = RETRY_DEADLINE) -> gretry.Retry:
-    """A retry for transient errors (not conflicts) that gives up after `deadline` seconds."""
+def bounded_retry(budget: Budget = PRODUCTION) -> gretry.Retry:
+    """A retry for transient errors (not conflicts) that gives up after the retry deadline."""
     return gretry.Retry(
         predicate=gretry.if_exception_type(*TRANSIENT),
-        initial=0.1,
-        maximum=1.0,
+        initial=budget.backoff_initial,
+        maximum=budget.backoff_max,
         multiplier=2.0,
-        timeout=deadline,
+        timeout=budget.retry_deadline,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Failures
+
+#: What happened to a failed call: Google answered with an error status; no answer came within
+#: the timeout; Google could not be reached (connection, transport or credentials); or the
+#: answer could not be read.
+FailureKind = Literal["answered", "timeout", "unreachable", "unreadable"]
+
+
+class GoogleCallError(GoogleError):
+    """A failed Google call, translated once: what happened, Google's status and message."""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        kind: FailureKind,
+        status: int | None = None,
+        google_status: str = "",
+        retried: bool = False,
+    ) -> None:
+        super().__init__(detail, status=status)
+        #: Google's message (or the failure's), quoted for a PR comment (`quote_error`).
+        self.detail = detail
+        self.kind: FailureKind = kind
+        #: The canonical error name Google sent with the status (`ABORTED`, `NOT_FOUND`), if any.
+        self.google_status = google_status
+        #: True when the call was retried (transient errors) until the retry deadline passed.
+        self.retried = retried
+
+    @property
+    def summary(self) -> str:
+        """The status and the detail, e.g. `503 backend down` (the detail alone without one)."""
+        return f"{self.status} {self.detail}" if self.status is not None else self.detail
+
+    @property
+    def conflict(self) -> bool:
+        """Did a concurrent change win? IAM answers a stale etag with 409 ABORTED; other IAM
+        surfaces answer 412 FAILED_PRECONDITION, which means the same."""
+        return self.kind == "answered" and self.status in (409, 412)
+
+
+def google_failure(error: BaseException | requests.Response) -> GoogleCallError:
+    """The one translation of a failed Google call (an exception, or a plain HTTP answer)."""
+    if isinstance(error, requests.Response):
+        message, google_status = _error_body(error)
+        return GoogleCallError(
+            quote_error(message), kind="answered", status=error.status_code,
+            google_status=google_status,
+        )
+    if isinstance(error, gexc.RetryError):
+        if error.cause is None:
+            return GoogleCallError(quote_error(error), kind="timeout", retried=True)
+        last = google_failure(error.cause)
+        return GoogleCallError(
+            last.detail, kind=last.kind, status=last.status, google_status=last.google_status,
+            retried=True,
+        )
+    if isinstance(error, gexc.GoogleAPICallError):
+        code = error.code if isinstance(error.code, int) else None
+        # The REST transport picks the class by HTTP status alone; the canonical name Google
+        # sent (ABORTED, FAILED_PRECONDITION) is in the answer's body.
+        answer = error.response
+        google_status = _error_body(answer)[1] if isinstance(answer, requests.Response) else ""
+        return GoogleCallError(
+            quote_error(error.message or type(error).__name__), kind="answered", status=code,
+            google_status=google_status,
+        )
+    detail = quote_error(str(error) or type(error).__name__)
+    if isinstance(error, requests.Timeout):
+        return GoogleCallError(detail, kind="timeout")
+    if isinstance(error, OSError | gauth_exceptions.GoogleAuthError):
+        return GoogleCallError(detail, kind="unreachable")
+    return GoogleCallError(detail, kind="unreadable")
+
+
+def _error_body(response: requests.Response) -> tuple[str, str]:
+    """(`error.message`, `error.status`) of a Google JSON error body; the status line if none."""
+    fallback = f"HTTP {response.status_code}"
+    try:
+        body = response.json()
+    except ValueError:
+        return fallback, ""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return fallback, ""
+    message, status = error.get("message"), error.get("status")
+    return (
+        message if isinstance(message, str) and message else fallback,
+        status if isinstance(status, str) else "",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Clients
 
 
 CLOUD_IDENTITY_DEFAULT = "https://cloudidentity.googleapis.com"
@@ -73,7 +188,7 @@ class BoundedSession(AuthorizedSession):
     """
 
     def __init__(
-        self, credentials: google.auth.credentials.Credentials, cap: float = CALL_TIMEOUT
+        self, credentials: google.auth.credentials.Credentials, cap: float = PRODUCTION.call_timeout
     ) -> None:
         super().__init__(credentials)  # type: ignore[no-untyped-call]
         self.cap = cap
@@ -103,9 +218,17 @@ class BoundedSession(AuthorizedSession):
 class GoogleClients:
     """Lazily built, shared Google clients for one configuration. Thread-safe to use."""
 
-    def __init__(self, endpoints: GoogleEndpoints, audit_project: str | None = None) -> None:
+    def __init__(
+        self,
+        endpoints: GoogleEndpoints,
+        audit_project: str | None = None,
+        *,
+        budget: Budget = PRODUCTION,
+    ) -> None:
         self.endpoints = endpoints
         self.audit_project = audit_project
+        #: The time budget of the adapters built on these clients (unless given their own).
+        self.budget = budget
         self._lock = threading.Lock()
         self._adc: google.auth.credentials.Credentials | None = None
 
@@ -154,7 +277,7 @@ class GoogleClients:
             project=self.audit_project or "jitaccess-audit",
             credentials=credentials,
             # The library's own session waits 60 s per request; cap it (see BoundedSession).
-            _http=BoundedSession(credentials),
+            _http=BoundedSession(credentials, self.budget.call_timeout),
             _use_grpc=False,
             client_options=self._options(ep),
         )

@@ -1,8 +1,9 @@
 """Activation: add expiring IAM bindings to a project's policy, and take them away again (§6).
 
 Every change is one read-modify-write of the project's IAM policy (version 3) guarded by its etag.
-A concurrent change makes IAM answer 409 `ABORTED`; the whole read-modify-write is then retried
-with jittered exponential backoff, as IAM asks. Within one process, changes of the same
+A concurrent change makes IAM answer 409 `ABORTED` (other IAM surfaces answer 412
+`FAILED_PRECONDITION`, treated the same); the whole read-modify-write is then retried with
+jittered exponential backoff, as IAM asks. Within one process, changes of the same
 project's policy take turns (a lock per project): concurrent writers there would only make each
 other retry, and a burst of merges would run out of attempts; conflicts with other processes
 (App Engine instances) are still retried. A change that had to wait starts from the policy its
@@ -24,18 +25,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from google.api_core import exceptions as gexc
-from google.auth import exceptions as gauth_exceptions
 from google.iam.v1 import policy_pb2
 from google.protobuf import json_format
 
 from webhook.adapters.google_clients import (
-    CALL_TIMEOUT,
-    RETRY_DEADLINE,
+    CALL_FAILURES,
+    GoogleCallError,
     GoogleClients,
     bounded_retry,
-    quote_error,
+    google_failure,
 )
+from webhook.core.budget import Budget, jittered_backoff, retry_bounded
 from webhook.core.conditions import ACTIVATION_TITLE, parse_activation_expression
 from webhook.core.errors import ActivationError
 from webhook.core.model import Binding
@@ -47,17 +47,9 @@ JSON = dict[str, Any]
 REASON_HEADER = "x-goog-request-reason"
 #: Longest request reason sent; the justification is at most 100 characters (§3) anyway.
 MAX_REASON = 500
-#: Seconds the conflict retries of one change may take in total (counted from the start of the
-#: change, waiting for its turn included).
-CONFLICT_DEADLINE = 5.0
-#: Conflict attempts made whatever the deadline (SPEC §6: at least 5).
+#: Conflict attempts made whatever the budget's conflict deadline: a slow IAM must not cut the
+#: retries of a burst of concurrent changes short.
 MIN_CONFLICT_ATTEMPTS = 5
-#: Seconds a change may wait for this process's other changes of the same project's policy.
-#: With the conflict deadline this keeps an activation within GitHub's 10 s webhook budget.
-TURN_WAIT = 6.0
-#: First backoff after a conflict, and the longest one, in seconds.
-BACKOFF_INITIAL = 0.1
-BACKOFF_MAX = 1.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,20 +294,14 @@ class Activator:
         self,
         clients: GoogleClients,
         *,
-        attempts: int = 6,
+        budget: Budget | None = None,
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
-        conflict_deadline: float = CONFLICT_DEADLINE,
-        retry_deadline: float = RETRY_DEADLINE,
-        turn_wait: float = TURN_WAIT,
     ) -> None:
         self._clients = clients
-        self._attempts = max(1, attempts)
+        self._budget = budget if budget is not None else clients.budget
         self._sleep = sleep
-        self._random = random
-        self._conflict_deadline = conflict_deadline
-        self._retry_deadline = retry_deadline
-        self._turn_wait = turn_wait
+        self._backoff = jittered_backoff(self._budget, random)
         self._turns: dict[str, threading.Lock] = {}
         self._turns_guard = threading.Lock()
         # project -> the policy the last change read or wrote, for the change waiting its turn
@@ -401,10 +387,10 @@ class Activator:
         with self._turns_guard:
             turn = self._turns.setdefault(project, threading.Lock())
         waited = not turn.acquire(blocking=False)
-        if waited and not turn.acquire(timeout=self._turn_wait):
+        if waited and not turn.acquire(timeout=self._budget.turn_wait):
             raise ActivationError(
                 f"The IAM policy of project {project} is being changed by other requests; gave "
-                f"up waiting after {self._turn_wait:g} s; retry later."
+                f"up waiting after {self._budget.turn_wait:g} s; retry later."
             )
         try:
             # Only a change that waited takes over its predecessor's policy: it is then at most
@@ -434,7 +420,11 @@ class Activator:
         known: JSON | None,
     ) -> tuple[JSON, int, bool]:
         header = request_reason(reason)
-        for attempt in range(1, self._attempts + 1):
+        made = 0
+
+        def once(attempt: int) -> tuple[JSON, int, bool]:
+            nonlocal made
+            made = attempt
             if attempt == 1 and known is not None:
                 policy = known
             else:
@@ -442,36 +432,35 @@ class Activator:
             changed = step(policy)
             if changed is None:
                 return policy, attempt, False
-            try:
-                on_write()
-                write = functools.partial(self._set, project, changed, header)
-                written = self._call(project, roles, granting, write)
-                return written, attempt, True
-            except _Conflict:
-                elapsed = time.monotonic() - started
-                # The deadline bounds a slow storm, but never below the 5 attempts SPEC §6 asks.
-                if attempt == self._attempts or (
-                    attempt >= MIN_CONFLICT_ATTEMPTS and elapsed >= self._conflict_deadline
-                ):
-                    raise ActivationError(
-                        f"The IAM policy of project {project} kept changing concurrently; "
-                        f"gave up after {attempt} attempts; retry later."
-                    ) from None
-                self._sleep(self._backoff(attempt))
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+            on_write()
+            write = functools.partial(self._set, project, changed, header)
+            return self._call(project, roles, granting, write), attempt, True
 
-    def _backoff(self, attempt: int) -> float:
-        """Equal-jitter exponential backoff: half fixed, half random, capped."""
-        ceiling = min(BACKOFF_MAX, BACKOFF_INITIAL * float(2 ** (attempt - 1)))
-        return ceiling / 2 + self._random() * ceiling / 2
+        try:
+            # The deadline bounds a slow storm, but never below MIN_CONFLICT_ATTEMPTS.
+            return retry_bounded(
+                once,
+                retry_if=lambda error: isinstance(error, _Conflict),
+                attempts=self._budget.conflict_attempts,
+                at_least=MIN_CONFLICT_ATTEMPTS,
+                deadline=self._budget.conflict_deadline,
+                started=started,
+                pause=self._backoff,
+                sleep=self._sleep,
+            )
+        except _Conflict:
+            raise ActivationError(
+                f"The IAM policy of project {project} kept changing concurrently; "
+                f"gave up after {made} attempts; retry later."
+            ) from None
 
     # -- single calls --------------------------------------------------------------------------
 
     def _get(self, project: str) -> JSON:
         response = self._clients.projects.get_iam_policy(
             request={"resource": f"projects/{project}", "options": {"requested_policy_version": 3}},
-            retry=bounded_retry(self._retry_deadline),
-            timeout=CALL_TIMEOUT,
+            retry=bounded_retry(self._budget),
+            timeout=self._budget.call_timeout,
         )
         return _policy_to_json(response)
 
@@ -479,8 +468,8 @@ class Activator:
         message = json_format.ParseDict(policy, policy_pb2.Policy(), ignore_unknown_fields=True)
         response = self._clients.projects.set_iam_policy(
             request={"resource": f"projects/{project}", "policy": message},
-            retry=bounded_retry(self._retry_deadline),
-            timeout=CALL_TIMEOUT,
+            retry=bounded_retry(self._budget),
+            timeout=self._budget.call_timeout,
             metadata=[(REASON_HEADER, reason)] if reason else [],
         )
         return _policy_to_json(response)
@@ -490,46 +479,48 @@ class Activator:
         """Run one Google call, turning its failures into `_Conflict` or `ActivationError`."""
         try:
             return call()
-        except gexc.Conflict:  # 409 ABORTED (Aborted subclasses Conflict): policy changed
-            raise _Conflict() from None
-        except gexc.BadRequest as e:  # 400 INVALID_ARGUMENT and FAILED_PRECONDITION
-            if not granting:
-                raise ActivationError(
-                    f"Resource Manager refused to change the IAM policy of project {project}: "
-                    f"{quote_error(e.message)}"
-                ) from None
-            # Google's message usually names the offending role; name only that one if so.
-            named = [r for r in roles if r in str(e.message)] or list(roles)
-            what = ", ".join(dict.fromkeys(named)) or "The bindings"
-            raise ActivationError(
-                f"{what} cannot be granted on project {project}: {quote_error(e.message)}"
-            ) from None
-        except (gexc.Forbidden, gexc.NotFound, gexc.Unauthorized) as e:
-            raise ActivationError(
-                f"Cannot change the IAM policy of project {project}: the service account lacks "
-                f"permission or the project does not exist ({e.code}: {quote_error(e.message)})"
-            ) from None
-        except gexc.RetryError as e:
-            cause = e.cause if e.cause is not None else e
-            raise ActivationError(
-                f"Google Cloud kept failing while changing the IAM policy of project {project} "
-                f"({quote_error(cause)}); retry later."
-            ) from None
-        except gexc.GoogleAPICallError as e:
-            raise ActivationError(
-                f"Google Cloud refused to change the IAM policy of project {project} "
-                f"({e.code}: {quote_error(e.message)})"
-            ) from None
-        except (OSError, gauth_exceptions.GoogleAuthError) as e:
-            # requests' errors (connection refused, read timeout) are OSErrors.
-            raise ActivationError(
-                f"Could not reach Resource Manager for project {project}: {quote_error(e)}"
-            ) from None
-        except (json_format.ParseError, ValueError, TypeError) as e:
-            raise ActivationError(
-                f"Resource Manager returned an IAM policy for project {project} that could not "
-                f"be understood: {quote_error(e)}"
-            ) from None
+        except (*CALL_FAILURES, json_format.ParseError) as error:
+            failure = google_failure(error)
+        if failure.conflict:  # 409 ABORTED or 412 FAILED_PRECONDITION: the policy changed
+            raise _Conflict()
+        raise ActivationError(_refusal(project, roles, granting, failure))
+
+
+def _refusal(
+    project: str, roles: Sequence[str], granting: bool, failure: GoogleCallError
+) -> str:
+    """The message of a failed (not conflicting) call changing a project's IAM policy."""
+    if failure.retried:
+        return (
+            f"Google Cloud kept failing while changing the IAM policy of project {project} "
+            f"({failure.summary}); retry later."
+        )
+    if failure.kind in ("timeout", "unreachable"):
+        return f"Could not reach Resource Manager for project {project}: {failure.detail}"
+    if failure.kind == "unreadable":
+        return (
+            f"Resource Manager returned an IAM policy for project {project} that could not "
+            f"be understood: {failure.detail}"
+        )
+    if failure.status == 400:  # INVALID_ARGUMENT and FAILED_PRECONDITION
+        if not granting:
+            return (
+                f"Resource Manager refused to change the IAM policy of project {project}: "
+                f"{failure.detail}"
+            )
+        # Google's message usually names the offending role; name only that one if so.
+        named = [r for r in roles if r in failure.detail] or list(roles)
+        what = ", ".join(dict.fromkeys(named)) or "The bindings"
+        return f"{what} cannot be granted on project {project}: {failure.detail}"
+    if failure.status in (401, 403, 404):
+        return (
+            f"Cannot change the IAM policy of project {project}: the service account lacks "
+            f"permission or the project does not exist ({failure.status}: {failure.detail})"
+        )
+    return (
+        f"Google Cloud refused to change the IAM policy of project {project} "
+        f"({failure.status}: {failure.detail})"
+    )
 
 
 def _policy_to_json(policy: Any) -> JSON:

@@ -27,23 +27,19 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
 
+from webhook.core.budget import PRODUCTION, Budget, retry_bounded
 from webhook.core.errors import ConfigError
-from webhook.service.config import SecretResolver
 
 SECRET_MANAGER_ENDPOINT = "https://secretmanager.googleapis.com"
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
-#: Seconds one access call may take (connect and read). The service refuses to start without its
-#: secrets, so failing fast and letting App Engine restart the instance beats hanging.
-ACCESS_TIMEOUT = 5.0
-#: Attempts for transient answers (429, 5xx) and dropped connections.
-ATTEMPTS = 2
-RETRY_PAUSE = 0.2
+#: What `Settings.from_env` calls for each reference: (variable name, sm:// reference) -> value.
+SecretResolver = Callable[[str, str], str]
 
 _PROJECT = r"(?:[a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,20})"  # project ID or number
 _SECRET = r"[A-Za-z0-9_-]{1,255}"
@@ -52,7 +48,17 @@ REFERENCE_RE = re.compile(
     rf"^sm://projects/(?P<project>{_PROJECT})/secrets/(?P<secret>{_SECRET})"
     rf"(?:/versions/(?P<version>{_VERSION}))?$"
 )
+# The same statuses as google_clients.TRANSIENT_STATUSES; that module is not imported here
+# because it loads the Google client libraries, which the service's start does not need.
 _TRANSIENT = frozenset({429, 500, 502, 503, 504})
+
+
+class _TransientAnswer(Exception):
+    """Secret Manager answered with a status worth another attempt."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
 
 
 def parse_reference(variable: str, reference: str) -> str:
@@ -74,42 +80,47 @@ def resolve_secret(
     *,
     session: requests.Session | None = None,
     endpoint: str = SECRET_MANAGER_ENDPOINT,
-    timeout: float = ACCESS_TIMEOUT,
+    budget: Budget = PRODUCTION,
 ) -> str:
     """Read the secret an `sm://` reference names; ConfigError (never showing it) on failure."""
     name = parse_reference(variable, reference)
     where = f"{variable} ({reference})"
     base = endpoint.rstrip("/")
-    if session is None:
-        session = _session_for(base, where)
+    http = session if session is not None else _session_for(base, where)
     url = f"{base}/v1/{name}:access"
+    timeout = budget.secret_timeout
 
-    response: requests.Response | None = None
-    for attempt in range(ATTEMPTS):
-        try:
-            response = session.get(url, timeout=timeout)
-        except requests.Timeout:
-            if attempt + 1 < ATTEMPTS:
-                continue
-            raise ConfigError(
-                f"{where}: Secret Manager did not answer within {timeout:g} s"
-            ) from None
-        except requests.RequestException as exc:
-            if attempt + 1 < ATTEMPTS:
-                time.sleep(RETRY_PAUSE)
-                continue
-            raise ConfigError(
-                f"{where}: cannot reach Secret Manager at {base}: {type(exc).__name__}"
-            ) from None
-        except Exception as exc:  # credential refresh errors from google-auth, and the like
-            raise ConfigError(
-                f"{where}: cannot call Secret Manager: {type(exc).__name__}"
-            ) from None
-        if response.status_code in _TRANSIENT and attempt + 1 < ATTEMPTS:
-            time.sleep(RETRY_PAUSE)
-            continue
-        break
-    assert response is not None
+    def once(_attempt: int) -> requests.Response:
+        response = http.get(url, timeout=timeout)
+        if response.status_code in _TRANSIENT:
+            raise _TransientAnswer(response)
+        return response
+
+    def pause(_attempt: int, error: Exception) -> float:
+        # A timeout has already waited long enough; a refused connection or a 5xx gets a pause.
+        return 0.0 if isinstance(error, requests.Timeout) else budget.secret_pause
+
+    try:
+        response = retry_bounded(
+            once,
+            retry_if=lambda error: isinstance(error, requests.RequestException | _TransientAnswer),
+            attempts=budget.secret_attempts,
+            pause=pause,
+        )
+    except _TransientAnswer as last:
+        response = last.response  # explained below like any other refusal
+    except requests.Timeout:
+        raise ConfigError(
+            f"{where}: Secret Manager did not answer within {timeout:g} s"
+        ) from None
+    except requests.RequestException as exc:
+        raise ConfigError(
+            f"{where}: cannot reach Secret Manager at {base}: {type(exc).__name__}"
+        ) from None
+    except Exception as exc:  # credential refresh errors from google-auth, and the like
+        raise ConfigError(
+            f"{where}: cannot call Secret Manager: {type(exc).__name__}"
+        ) from None
 
     if response.status_code != 200:
         raise ConfigError(f"{where}: {_explain(response)}")
@@ -120,7 +131,7 @@ def resolver(
     *,
     endpoint: str = SECRET_MANAGER_ENDPOINT,
     session: requests.Session | None = None,
-    timeout: float = ACCESS_TIMEOUT,
+    budget: Budget = PRODUCTION,
 ) -> SecretResolver:
     """A `SecretResolver` for `Settings.from_env` that shares one session across variables."""
     shared: list[requests.Session] = [session] if session is not None else []
@@ -129,7 +140,7 @@ def resolver(
         if not shared:
             shared.append(_session_for(endpoint.rstrip("/"), f"{variable} ({reference})"))
         return resolve_secret(
-            variable, reference, session=shared[0], endpoint=endpoint, timeout=timeout
+            variable, reference, session=shared[0], endpoint=endpoint, budget=budget
         )
 
     return resolve
@@ -158,14 +169,12 @@ def _session_for(base: str, where: str) -> requests.Session:
 
 def _explain(response: requests.Response) -> str:
     """A message for a non-200 answer: the status, Google's error status, and what to do."""
+    # Imported here: it loads the Google client libraries, which only a failure needs.
+    from webhook.adapters.google_clients import google_failure
+
     status = response.status_code
-    google_status = ""
-    try:
-        error = response.json().get("error", {})
-        if isinstance(error, dict) and isinstance(error.get("status"), str):
-            google_status = f" {error['status']}"
-    except (ValueError, AttributeError):
-        pass
+    failure = google_failure(response)
+    google_status = f" {failure.google_status}" if failure.google_status else ""
     hint = {
         400: "the secret version is probably disabled or destroyed",
         401: "the credentials were rejected",

@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from google.api_core import exceptions as gexc
-from google.auth import exceptions as gauth_exceptions
-
 from webhook.adapters.cloud_logging import REMOVE_EXPIRED, AuditLog, AuditRecord
-from webhook.adapters.google_clients import CALL_TIMEOUT, GoogleClients, bounded_retry
+from webhook.adapters.google_clients import (
+    CALL_FAILURES,
+    GoogleClients,
+    bounded_retry,
+    google_failure,
+)
 from webhook.adapters.iam import Activator
+from webhook.core.budget import Budget
 from webhook.core.conditions import ACTIVATION_TITLE, parse_activation_expression
 from webhook.core.durations import utc_timestamp
 from webhook.core.errors import GoogleError, JitAccessError
@@ -87,10 +90,18 @@ class CleanupReport:
 class Cleaner:
     """Finds and removes expired activations, auditing every removal."""
 
-    def __init__(self, clients: GoogleClients, audit: AuditLog, activator: Activator) -> None:
+    def __init__(
+        self,
+        clients: GoogleClients,
+        audit: AuditLog,
+        activator: Activator,
+        *,
+        budget: Budget | None = None,
+    ) -> None:
         self._clients = clients
         self._audit = audit
         self._activator = activator
+        self._budget = budget if budget is not None else clients.budget
 
     def projects_with_activations(self, scope: str) -> list[str]:
         """Project IDs in `scope` whose policies hold activation bindings (per Cloud Asset)."""
@@ -102,8 +113,8 @@ class Cleaner:
                     "asset_types": [PROJECT_ASSET_TYPE],
                     "page_size": 500,
                 },
-                retry=bounded_retry(),
-                timeout=CALL_TIMEOUT,
+                retry=bounded_retry(self._budget),
+                timeout=self._budget.call_timeout,
             )
             found: list[str] = []
             for result in pager:  # further pages are fetched with the same retry and timeout
@@ -114,16 +125,16 @@ class Cleaner:
                 if project and "/" not in project and project not in found:
                     found.append(project)
             return found
-        except gexc.RetryError as e:
+        except CALL_FAILURES as error:
+            failure = google_failure(error)
+            if failure.retried:
+                raise GoogleError(
+                    f"searching IAM policies in {scope} kept failing ({failure.summary})"
+                ) from None
             raise GoogleError(
-                f"searching IAM policies in {scope} kept failing ({e.cause})"
+                f"searching IAM policies in {scope} failed: {failure.detail}",
+                status=failure.status,
             ) from None
-        except gexc.GoogleAPICallError as e:
-            raise GoogleError(
-                f"searching IAM policies in {scope} failed: {e.message}", status=e.code
-            ) from None
-        except (OSError, ValueError, TypeError, gauth_exceptions.GoogleAuthError) as e:
-            raise GoogleError(f"searching IAM policies in {scope} failed: {e}") from None
 
     def cleanup(self, scope: str, now: datetime) -> CleanupReport:
         """Remove every activation in `scope` that ended at or before `now`."""

@@ -7,10 +7,14 @@ missing or malformed variable stops the service with a `ConfigError` naming the 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+# Defined with the adapters that use them, re-exported here with the settings.
+from webhook.adapters.google_endpoints import GoogleEndpoints as GoogleEndpoints
+from webhook.adapters.secret_manager import SecretResolver as SecretResolver
+from webhook.core.budget import PRODUCTION, Budget
 from webhook.core.errors import ConfigError
 
 REPOSITORY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
@@ -38,17 +42,6 @@ SECRET_VARIABLES = ("GITHUB_WEBHOOK_SECRET", "GITHUB_APP_PRIVATE_KEY", "GITHUB_T
 #: The prefix GitHub gives App installation ("server-to-server") tokens.
 INSTALLATION_TOKEN_PREFIX = "ghs_"
 
-SecretResolver = Callable[[str, str], str]  # (variable name, sm:// reference) -> secret value
-
-
-@dataclass(frozen=True)
-class GoogleEndpoints:
-    """API endpoints; None means Google's public endpoint."""
-
-    resource_manager: str | None = None
-    cloud_asset: str | None = None
-    cloud_logging: str | None = None
-    cloud_identity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +58,8 @@ class Settings:
     cleanup_token: str | None = field(default=None, repr=False)
     endpoints: GoogleEndpoints = GoogleEndpoints()
     on_app_engine: bool = False
+    #: Timeouts and retries of every adapter (production's; the emulator uses a shorter one).
+    budget: Budget = PRODUCTION
 
     @property
     def owner(self) -> str:

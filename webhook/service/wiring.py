@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from webhook.adapters.github_api import GitHubRepo
+from webhook.adapters.github_api import GitHubAuth, GitHubRepo
 from webhook.core.audit_record import AuditRecord
 from webhook.core.errors import ConfigError, GitHubError, JitAccessError
 from webhook.core.model import Binding, EligibilityFacts, EligibilitySettings
@@ -26,6 +26,26 @@ if TYPE_CHECKING:
     from webhook.service.cleanup import Cleaner, CleanupReport
 
 log = logging.getLogger("jitaccess")
+
+
+def github_repo(settings: Settings) -> GitHubRepo:
+    """The GitHub adapter for the service's configuration; a GitHub App is preferred to a token."""
+    if settings.app_id is not None and settings.app_private_key:
+        auth = GitHubAuth(
+            repository=settings.repository,
+            api_url=settings.api_url,
+            app_id=settings.app_id,
+            private_key_pem=settings.app_private_key,
+            timeout=settings.budget.github_timeout,
+        )
+    else:
+        auth = GitHubAuth(
+            repository=settings.repository,
+            api_url=settings.api_url,
+            token=settings.token,
+            timeout=settings.budget.github_timeout,
+        )
+    return GitHubRepo(auth)
 
 
 @dataclass(frozen=True)
@@ -63,11 +83,15 @@ class GoogleSide:
                 from webhook.adapters.iam import Activator
                 from webhook.service.cleanup import Cleaner
 
-                clients = GoogleClients(self._settings.endpoints, self._settings.google_project)
-                activator, audit = Activator(clients), AuditLog(clients)
+                budget = self._settings.budget
+                clients = GoogleClients(
+                    self._settings.endpoints, self._settings.google_project, budget=budget
+                )
+                activator = Activator(clients, budget=budget)
+                audit = AuditLog(clients, budget=budget)
                 self._adapters = GoogleAdapters(
-                    clients, EligibilityChecker(clients), activator, audit,
-                    Cleaner(clients, audit, activator),
+                    clients, EligibilityChecker(clients, budget=budget), activator, audit,
+                    Cleaner(clients, audit, activator, budget=budget),
                 )
             return self._adapters
 
@@ -120,7 +144,7 @@ class Service:
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock = utcnow) -> Service:
         """Build the real adapters for a configuration (no network calls yet)."""
-        github = GitHubRepo.from_settings(settings)
+        github = github_repo(settings)
         google = GoogleSide(settings)
         lifecycle = Lifecycle(
             repository=settings.repository,
