@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from jitaccess_sandbox.emulator import Emulator
+from jitaccess_sandbox.emulator import SHORT_BUDGET, Emulator
 from jitaccess_sandbox.fake_google_assets import analyzer_queries, set_analysis_duration
 from tests.faults.conftest import assert_consistent, comment_of, request_yaml
-from webhook.adapters.eligibility import ANALYZER_TIMEOUT
 
 ANALYZE = r":analyzeIamPolicy$"
 SLOW = 60.0  # seconds an analysis would take without an execution timeout
@@ -59,7 +58,8 @@ def test_a_partial_analysis_that_shows_eligibility_is_used(analyzer_emu: Emulato
     assert answer.status == 200, answer.body
     assert answer.body["state"] == "ready"
     assert sent_execution_timeouts(emu) == ["5s"]
-    assert 5.0 < ANALYZER_TIMEOUT  # the partial answer arrives while the service listens
+    # the partial answer arrives while the service listens
+    assert 5.0 < SHORT_BUDGET.analyzer_timeout
     comment = comment_of(emu, number, "status")
     assert "Policy Analyzer's analysis was cut short (a partial answer)" in comment
 

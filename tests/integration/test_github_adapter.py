@@ -15,6 +15,7 @@ from jitaccess_sandbox.httpserver import LocalServer
 from webhook.adapters.github_api import MAX_FILE_BYTES, FileTooLargeError, GitHubAuth, GitHubRepo
 from webhook.core.errors import GitHubError
 from webhook.core.model import ChangedFile, CommitStatus, PullInfo, Review, ReviewState
+from webhook.core.names import STATUS_DESCRIPTION_MAX
 from webhook.core.render import TRUNCATED_NOTICE
 
 REPO = "acme/access"
@@ -291,7 +292,8 @@ def test_set_status_skips_a_status_equal_to_the_current_one(
     # The description is compared as posted, cut to 140 characters.
     long = "y" * 200
     assert not gh.set_status(
-        head, "success", long, current=CommitStatus("success", "y" * 139 + "…")
+        head, "success", long,
+        current=CommitStatus("success", "y" * (STATUS_DESCRIPTION_MAX - 1) + "…"),
     )
     assert calls(fake) == [f"POST /repos/{REPO}/statuses/{head}"] * 3
     assert len(fake.statuses(REPO, head)) == 4

@@ -18,7 +18,6 @@ from jitaccess_sandbox.fake_google_assets import (
     set_analysis_duration,
     set_analyzer_quota,
 )
-from webhook.adapters import eligibility
 from webhook.adapters.eligibility import EligibilityChecker
 from webhook.core.budget import Budget
 from webhook.core.errors import GoogleError
@@ -645,7 +644,7 @@ def test_policy_analyzer_is_given_an_execution_timeout_below_its_deadline(google
     [call] = [c for c in google.recorder.calls if c.path.endswith(":analyzeIamPolicy")]
     sent = parse_qs(call.query)["executionTimeout"]
     assert sent == ["5s"]  # a request field (JSON Duration), not an analysis option
-    assert 5.0 < eligibility.ANALYZER_TIMEOUT
+    assert 5.0 < quick(google).analyzer_timeout
 
 
 def test_policy_analyzer_400_for_a_project_that_does_not_exist_is_not_eligible(google: Google):
@@ -663,7 +662,9 @@ def test_policy_analyzer_400_for_a_project_that_does_not_exist_is_not_eligible(g
 @pytest.fixture
 def quick_analyzer(monkeypatch: pytest.MonkeyPatch, google: Google) -> Google:
     """A slow analysis, and a client that waits 1 s (so the analysis stops after 0.5 s)."""
-    monkeypatch.setattr(eligibility, "ANALYZER_TIMEOUT", 1.0)
+    monkeypatch.setitem(
+        globals(), "quick", lambda g: replace(g.budget, retry_deadline=0.5, analyzer_timeout=1.0)
+    )
     set_analysis_duration(google.world, 30.0)
     return google
 

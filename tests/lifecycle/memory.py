@@ -22,6 +22,7 @@ from webhook.core.errors import ActivationError, AuditError, GitHubError, Google
 from webhook.core.model import (
     Binding,
     ChangedFile,
+    CommitStatus,
     EligibilityFacts,
     EligibilitySettings,
     PullComment,
@@ -111,13 +112,25 @@ class MemoryGitHub:
             return self.default_files.get(path)
         return self.commit_files.get((ref, path))
 
+    def commit_status(self, sha: str, context: str = "jit-access") -> CommitStatus | None:
+        self._call("commit_status")
+        with self._lock:
+            mine = [s for s in self.statuses if s.sha == sha and s.context == context]
+        if not mine:
+            return None
+        last = mine[-1]
+        return CommitStatus(last.state, last.description or None, last.target_url or None)
+
     def set_status(
         self, sha: str, state: str, description: str, context: str = "jit-access",
-        target_url: str | None = None,
-    ) -> None:
+        target_url: str | None = None, *, current: CommitStatus | None = None,
+    ) -> bool:
         self._call("set_status")
+        if current == CommitStatus(state, description or None, target_url or None):
+            return False
         with self._lock:
             self.statuses.append(Status(sha, state, description, context, target_url))
+        return True
 
     def comments(self, number: int) -> tuple[PullComment, ...]:
         self._call("comments")

@@ -78,14 +78,14 @@ def test_the_production_budget_is_the_one_the_settings_carry_by_default() -> Non
 
 def test_from_env_keeps_the_production_budget() -> None:
     env = {"GITHUB_WEBHOOK_SECRET": SECRET, "GITHUB_REPOSITORY": "acme/access",
-           "GITHUB_TOKEN": "ghs_x", "GOOGLE_CLOUD_PROJECT": "audit-1"}
+           "GITHUB_TOKEN": "ghp_x", "GOOGLE_CLOUD_PROJECT": "audit-1"}
     assert Settings.from_env(env).budget == PRODUCTION
 
 
 def test_wiring_gives_every_adapter_the_settings_budget() -> None:
     budget = replace(PRODUCTION, call_timeout=1.25, retry_deadline=0.75, github_timeout=2)
     settings = Settings(webhook_secret=SECRET, repository="acme/access",
-                        google_project="audit-1", token="ghs_x", budget=budget)
+                        google_project="audit-1", token="ghp_x", budget=budget)
     service = Service.from_settings(settings)
     adapters = service.google_side.adapters()  # builds the adapters; no call is made yet
     assert adapters.clients.budget is budget

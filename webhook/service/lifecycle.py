@@ -193,7 +193,7 @@ class Lifecycle:
         f_status = (
             self._submit(self.github.commit_status, pull.head_sha, STATUS_CONTEXT)
             if pull.state == "open"
-            and not any(p.code == "wrong_directory" for p in shape.problems)
+            and not any(p.code == ProblemCode.WRONG_DIRECTORY for p in shape.problems)
             else None
         )
         reviews = f_reviews.result()
