@@ -315,26 +315,32 @@ def _jitaccess_split_and(expression: str) -> list[str]:
     return clauses
 
 
-def jitaccess_marker(expression: str | None) -> Marker | None:
-    """The marker jit-access 1.8 would read in a condition, quirks included (None: not eligible).
-
-    Only used to keep this service's own reading from ever being more permissive.
-    """
+def _jitaccess_markers(expression: str | None) -> set[Marker]:
+    """The markers jit-access 1.8 finds among a condition's clauses, quirks included."""
     if not expression or not expression.strip():
-        return None
+        return set()
     found: set[Marker] = set()
     for clause in _jitaccess_split_and(expression):
         normalised = clause.lower().replace(" ", "")
         for marker, pattern in _JITACCESS_PATTERNS.items():
             if clause and pattern.fullmatch(normalised):
                 found.add(marker)
+    return found
+
+
+def _deciding(found: set[Marker]) -> Marker | None:
+    """The marker that decides when these are found: self-approval wins, as in jit-access."""
     if Marker.SELF_APPROVAL in found:
         return Marker.SELF_APPROVAL
     return Marker.MULTI_PARTY if found else None
 
 
-#: From the least to the most a marker allows.
-_RANK: dict[Marker | None, int] = {None: 0, Marker.MULTI_PARTY: 1, Marker.SELF_APPROVAL: 2}
+def jitaccess_marker(expression: str | None) -> Marker | None:
+    """The marker jit-access 1.8 would read in a condition, quirks included (None: not eligible).
+
+    Only used to keep this service's own reading from ever being more permissive.
+    """
+    return _deciding(_jitaccess_markers(expression))
 
 
 def marker_of(expression: str | None) -> tuple[Marker | None, tuple[str, ...]]:
@@ -345,10 +351,10 @@ def marker_of(expression: str | None) -> tuple[Marker | None, tuple[str, ...]]:
     excluded) are returned trimmed, in their original text (comments removed) and order.
 
     The reading follows CEL: comments wherever they start, `||` binding looser than `&&`,
-    brackets of every kind and string literals of every kind. Where jit-access 1.8 reads less
-    into a condition (its quote counting, for one), its reading is taken instead, so that this
-    service never allows more than jit-access would: a condition jit-access reads as
-    multi-party is never self-approval here, and one it reads as no marker is never eligible.
+    brackets of every kind and string literals of every kind. A marker counts only if
+    jit-access 1.8 finds it too (its quote counting, for one, finds fewer), so that this service
+    never allows more than jit-access would: a condition jit-access reads as multi-party is
+    never self-approval here, and one in which it finds no marker is never eligible.
     """
     if not expression:
         return None, ()
@@ -356,11 +362,7 @@ def marker_of(expression: str | None) -> tuple[Marker | None, tuple[str, ...]]:
     if clauses is None:
         return None, ()
     found = {m for m in (_as_marker(c) for c in clauses) if m is not None}
-    if not found:
-        return None, ()
-    ours = Marker.SELF_APPROVAL if Marker.SELF_APPROVAL in found else Marker.MULTI_PARTY
-    theirs = jitaccess_marker(expression)
-    marker = theirs if _RANK[theirs] < _RANK[ours] else ours
+    marker = _deciding(found & _jitaccess_markers(expression)) if found else None
     if marker is None:
         return None, ()
     rest = tuple(c for c in clauses if _as_marker(c) is None)
