@@ -234,7 +234,7 @@ def _conjuncts(parsed: _Parsed) -> list[str]:
 
 
 def _as_marker(clause: str) -> Marker | None:
-    """The marker a clause is, compared lower-cased with all whitespace removed, like jit-access.
+    """The marker a clause is, compared lower-cased without whitespace (CEL's), like jit-access.
 
     A clause wrapped in redundant parentheses, `(has({}.jitAccessConstraint))`, is *not* a marker:
     jit-access compares the normalised clause text with the marker text and does not unwrap
