@@ -34,7 +34,7 @@ from typing import Any
 
 from jitaccess_sandbox.fake_google import FakeRequest, Route, google_error
 from jitaccess_sandbox.world import GoogleWorld
-from webhook.core.conditions import parse_activation_expression
+from webhook.core.conditions import read_activation
 
 JSON = dict[str, Any]
 
@@ -282,20 +282,24 @@ def _expand(world: GoogleWorld, group: str) -> tuple[list[str], list[JSON]]:
 
 
 def _condition_value(condition: JSON | None, access_time: str | None) -> int | None:
-    """How Policy Analyzer would evaluate a binding's condition at `access_time`."""
+    """How Policy Analyzer would evaluate a binding's condition at `access_time`.
+
+    Only the time can be decided: a window that does not hold makes the condition false; one
+    that holds decides it only when nothing else (a resource clause) is asked.
+    """
     if not condition:
         return None
-    window = parse_activation_expression(str(condition.get("expression", "")))
-    if window is not None and access_time:
+    activation = read_activation(str(condition.get("expression", "")))
+    if activation is not None and access_time:
         try:
             from datetime import datetime
 
             moment = datetime.fromisoformat(access_time.replace("Z", "+00:00"))
         except ValueError:
             return _EVAL_CONDITIONAL
-        if window[0] <= moment < window[1]:
-            return _EVAL_TRUE
-        return _EVAL_FALSE
+        if not activation.start <= moment < activation.end:
+            return _EVAL_FALSE
+        return _EVAL_CONDITIONAL if activation.resource_clauses else _EVAL_TRUE
     return _EVAL_CONDITIONAL
 
 

@@ -195,6 +195,83 @@ def _role_problem(world: GoogleWorld, state: IamState, resource: str, role: str)
     return None
 
 
+_CEL_BRACKETS = {"(": ")", "[": "]", "{": "}"}
+_CEL_PREFIXES = frozenset({"r", "b", "br"})  # compared lower-cased
+
+
+def _cel_word(ch: str) -> bool:
+    return ch == "_" or (ch.isascii() and ch.isalnum())
+
+
+def _cel_position(expression: str, at: int) -> str:
+    line = expression.count("\n", 0, at) + 1
+    column = at - (expression.rfind("\n", 0, at) + 1) + 1
+    return f"ERROR: <input>:{line}:{column}"
+
+
+def _cel_syntax_error(expression: str) -> str | None:
+    """The CEL parser's complaint about an expression's tokens or brackets, or None.
+
+    Real IAM parses every condition on setIamPolicy and answers 400 `INVALID_ARGUMENT` with the
+    parser's message. This checks what a careless composition of conditions breaks: string
+    literals that do not close, and brackets that do not pair up once the `//` comments (to the
+    end of the line) are gone. It is no full CEL parser.
+    """
+    awaited: list[tuple[str, int]] = []  # (closing bracket, index of its opener)
+    i, n = 0, len(expression)
+    while i < n:
+        ch = expression[i]
+        raw = False
+        if expression.startswith("//", i):
+            end = expression.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if _cel_word(ch):
+            j = i
+            while j < n and _cel_word(expression[j]):
+                j += 1
+            if j >= n or expression[j] not in "\"'" or expression[i:j].lower() not in _CEL_PREFIXES:
+                i = j
+                continue
+            raw, i, ch = "r" in expression[i:j].lower(), j, expression[j]
+        if ch in "\"'":
+            quote = expression[i : i + 3] if expression.startswith(ch * 3, i) else ch
+            j = i + len(quote)
+            while True:
+                if j >= n or (len(quote) == 1 and expression[j] in "\r\n"):
+                    return (
+                        f"{_cel_position(expression, i)}: Syntax error: token recognition "
+                        f"error at: '{expression[i:j][:40]}'"
+                    )
+                if expression[j] == "\\" and not raw:
+                    j += 2
+                elif expression.startswith(quote, j):
+                    j += len(quote)
+                    break
+                else:
+                    j += 1
+            i = j
+            continue
+        if ch in _CEL_BRACKETS:
+            awaited.append((_CEL_BRACKETS[ch], i))
+        elif ch in ")]}":
+            if not awaited or awaited[-1][0] != ch:
+                expected = f"'{awaited[-1][0]}'" if awaited else "<EOF>"
+                return (
+                    f"{_cel_position(expression, i)}: Syntax error: mismatched input '{ch}' "
+                    f"expecting {expected}"
+                )
+            awaited.pop()
+        i += 1
+    if awaited:
+        bracket, opener = awaited[-1]
+        return (
+            f"{_cel_position(expression, n)}: Syntax error: missing '{bracket}' at '<EOF>' "
+            f"(opened at {_cel_position(expression, opener).removeprefix('ERROR: ')})"
+        )
+    return None
+
+
 def _validate_policy(
     world: GoogleWorld, state: IamState, resource: str, policy: JSON, current: JSON
 ) -> str | None:
@@ -226,6 +303,9 @@ def _validate_policy(
                 )
             if not isinstance(condition.get("expression"), str) or not condition["expression"]:
                 return f"Invalid policy: the condition of the binding for {role} has no expression."
+            syntax = _cel_syntax_error(condition["expression"])
+            if syntax is not None:
+                return f"Invalid condition expression for {role}: {syntax}"
             if role in BASIC_ROLES:
                 return f"Invalid policy: conditions are not supported for the basic role {role}."
             if len(str(condition.get("title", ""))) > 100:

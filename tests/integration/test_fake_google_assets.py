@@ -275,3 +275,39 @@ def test_membership_listings_paginate(fake: Fake) -> None:
 def test_unknown_parameters_fail_loudly(fake: Fake) -> None:
     answer = get(fake, "/v1/groups:lookup", **{"groupKey.id": "outer@example.com", "x": "1"})
     assert answer.status_code == 400
+
+
+def test_analyzer_decides_activation_windows_at_the_access_time() -> None:
+    # jit-access-style activations: Policy Analyzer can decide the time, never a resource clause
+    window = (
+        '(\r\n(request.time >= timestamp("2040-01-01T10:00:00Z") &&\r\n'
+        'request.time < timestamp("2040-01-01T11:00:00Z")))'
+    )
+    world = GoogleWorld()
+    world.add_project("proj-a", number="111")
+    world.add_binding("projects/proj-a", "roles/z", "user:in@example.com", window)
+    world.add_binding("projects/proj-a", "roles/z", "user:limited@example.com",
+                      f"{window} && (resource.name=='x')")
+    world.add_binding("projects/proj-a", "roles/z", "user:late@example.com",
+                      window.replace("T10:00", "T08:00").replace("T11:00", "T09:00"))
+    with running_fake_google(world) as harness:
+        answer = requests.get(
+            harness.url + "/v1/projects/111:analyzeIamPolicy", timeout=5,
+            params={
+                "analysisQuery.resourceSelector.fullResourceName": f"{CRM}projects/proj-a",
+                "analysisQuery.accessSelector.roles": "roles/z",
+                "analysisQuery.conditionContext.accessTime": "2040-01-01T10:30:00Z",
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        values = {
+            r["identityList"]["identities"][0]["name"]:
+                r["accessControlLists"][0]["conditionEvaluation"]["evaluationValue"]
+            for r in answer.json()["mainAnalysis"]["analysisResults"]
+        }
+        assert harness.recorder.unexpected == []
+    assert values == {
+        "user:in@example.com": 1,  # TRUE
+        "user:limited@example.com": 3,  # CONDITIONAL
+        "user:late@example.com": 2,  # FALSE
+    }

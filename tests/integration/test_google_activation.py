@@ -619,7 +619,8 @@ def test_pure_functions_on_the_wire_form():
         "bindings": [ELIGIBLE, PLAIN, wire(expired), wire(active), wire(odd), "junk"],
     }
 
-    assert activation_bindings(policy) == [expired, active, odd]
+    # `odd` has the title but no window: not an activation
+    assert activation_bindings(policy) == [expired, active]
     assert expired_activations(policy, now) == [expired]
     assert expired_activations(policy, now - timedelta(seconds=1)) == []
     assert present_for_reference(policy, [binding()], f"{REPO}#1") == (expired,)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from webhook.core.conditions import (
+    ACTIVATION_TITLE,
     activation_description,
     activation_expression,
+    activation_of,
     build_binding,
     marker_of,
     parse_activation_expression,
+    read_activation,
     resource_condition,
 )
 from webhook.core.model import Binding, Marker
@@ -104,6 +108,40 @@ def test_whole_line_comments_are_ignored() -> None:
     assert marker_of(expr) == (Marker.SELF_APPROVAL, ('resource.name == "logs"',))
 
 
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        # a comment runs to the end of the line wherever it starts
+        (
+            'request.time < timestamp("2030-01-01T00:00:00Z") // && has({}.jitAccessConstraint)',
+            (None, ()),
+        ),
+        (
+            "has({}.multiPartyApprovalConstraint) && x // && has({}.jitAccessConstraint)",
+            (Marker.MULTI_PARTY, ("x",)),
+        ),
+        (
+            "has({}.jitAccessConstraint) && // why\n  a && b // not c\n",
+            (Marker.SELF_APPROVAL, ("a", "b")),
+        ),
+        # ... but `//` inside a string is no comment
+        (
+            'has({}.jitAccessConstraint) && resource.name.startsWith("//storage.googleapis.com/")'
+            " // note",
+            (Marker.SELF_APPROVAL, ('resource.name.startsWith("//storage.googleapis.com/")',)),
+        ),
+        (
+            "has({}.jitAccessConstraint) && x == '// &&' && y == \"\"\"a\n// b\"\"\"",
+            (Marker.SELF_APPROVAL, ("x == '// &&'", 'y == """a\n// b"""')),
+        ),
+    ],
+)
+def test_comments_end_at_the_end_of_the_line(
+    expression: str, expected: tuple[Marker | None, tuple[str, ...]]
+) -> None:
+    assert marker_of(expression) == expected
+
+
 def test_self_approval_wins_and_markers_are_not_resource_conditions() -> None:
     expr = "has({}.multiPartyApprovalConstraint) && has({}.jitAccessConstraint) && x"
     assert marker_of(expr) == (Marker.SELF_APPROVAL, ("x",))
@@ -120,13 +158,19 @@ def test_marker_as_substring_is_not_recognised() -> None:
     assert marker_of("has({}.jitAccessConstraintX)") == (None, ())
 
 
-def test_unbalanced_input_does_not_raise() -> None:
-    assert marker_of("has({}.jitAccessConstraint) && ((x") == (Marker.SELF_APPROVAL, ("((x",))
-    assert marker_of(")) && has({}.jitAccessConstraint)") == (Marker.SELF_APPROVAL, ("))",))
-    assert marker_of('has({}.jitAccessConstraint) && "unterminated && x') == (
-        Marker.SELF_APPROVAL,
-        ('"unterminated && x',),
-    )
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "has({}.jitAccessConstraint) && ((x",
+        ")) && has({}.jitAccessConstraint)",
+        'has({}.jitAccessConstraint) && "unterminated && x',
+        "has({}.jitAccessConstraint) && (x]",
+        'has({}.jitAccessConstraint) && x == "line\nbreak"',
+    ],
+)
+def test_expression_that_is_not_cel_is_never_eligible(expression: str) -> None:
+    # IAM stores only conditions that parse; whatever else is read here grants nothing.
+    assert marker_of(expression) == (None, ())
 
 
 def test_resource_condition_joins_clauses() -> None:
@@ -157,6 +201,23 @@ def test_activation_expression_one_resource_condition() -> None:
 
 def test_activation_expression_several_resource_conditions() -> None:
     assert activation_expression(START, END, ["a && b", "c"]) == WINDOW + " && ((a && b) || (c))"
+
+
+def test_activation_expression_takes_comments_out_of_resource_conditions() -> None:
+    # `//` would run to the end of the line and swallow the `)` that closes the condition
+    assert activation_expression(START, END, ['resource.name == "a" // note']) == (
+        WINDOW + ' && (resource.name == "a")'
+    )
+    assert activation_expression(START, END, ['a // x\n && b == "//"', "c // y"]) == (
+        WINDOW + ' && ((a \n && b == "//") || (c))'
+    )
+
+
+@pytest.mark.parametrize("condition", ["a) || (true", 'a == "b', "(a", "a]"])
+def test_activation_expression_refuses_conditions_that_are_not_cel(condition: str) -> None:
+    # embedded as they are, these could close the window's parentheses early and escape them
+    with pytest.raises(ValueError, match="not a well-formed CEL condition"):
+        activation_expression(START, END, [condition])
 
 
 def test_activation_expression_refuses_naive_datetimes() -> None:
@@ -254,6 +315,52 @@ def test_description_exactly_at_limit_is_not_truncated() -> None:
 
 # --------------------------------------------------------------------------------------------
 # bindings
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        WINDOW,
+        f"(({WINDOW}))",
+        f'\r\n  resource.name == "a"\r\n  && {WINDOW}\r\n',
+        f'(a) && {WINDOW} && (resource.name == "a")',
+        f'((a && ({WINDOW}))) && resource.name == "a"',
+        WINDOW.replace(" && ", " && // granted by hand\n"),
+    ],
+)
+def test_the_window_is_read_wherever_it_stands(expression: str) -> None:
+    activation = read_activation(expression)
+    assert activation is not None
+    assert (activation.start, activation.end) == (START, END)
+    assert set(activation.resource_clauses) <= {"a", 'resource.name == "a"'}
+    binding = Binding("roles/x", "user:a@example.com", ACTIVATION_TITLE, "", expression)
+    assert activation_of(binding) == activation
+    assert activation_of(dataclasses.replace(binding, title="JIT access")) is None
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        f"({WINDOW}) || x",
+        f"x || {WINDOW}",
+        f"({WINDOW} || x)",
+        f"!{WINDOW}",
+        f"f({WINDOW})",
+        f"[{WINDOW}][0]",
+        f"x // && {WINDOW}",
+        f'x == "{WINDOW}"'.replace('"2026', "'2026").replace('Z"', "Z'"),
+        f"(({WINDOW})",
+    ],
+)
+def test_a_window_that_does_not_limit_the_access_is_no_activation(expression: str) -> None:
+    assert read_activation(expression) is None
+
+
+def test_several_windows_grant_their_overlap() -> None:
+    later = WINDOW.replace("T10:00", "T11:00").replace("T12:00", "T13:00")
+    activation = read_activation(f"{WINDOW} && {later}")
+    assert activation is not None
+    assert (activation.start, activation.end) == (START + timedelta(hours=1), END)
 
 
 def test_build_binding() -> None:

@@ -36,7 +36,7 @@ from webhook.adapters.google_clients import (
     google_failure,
 )
 from webhook.core.budget import Budget, jittered_backoff, retry_bounded
-from webhook.core.conditions import ACTIVATION_TITLE, parse_activation_expression
+from webhook.core.conditions import activation_of, parse_activation_expression
 from webhook.core.errors import ActivationError
 from webhook.core.model import Binding
 from webhook.core.ports import ActivationResult as ActivationResult
@@ -84,7 +84,7 @@ def reference_suffix(pr_reference: str) -> str:
 
 def activation_bindings(policy: Mapping[str, Any]) -> list[Binding]:
     """Every JIT access activation in a policy, one `Binding` per member."""
-    return [b for b in _flatten(policy) if b.title == ACTIVATION_TITLE]
+    return [b for b in _flatten(policy) if activation_of(b) is not None]
 
 
 def present_for_reference(
@@ -195,7 +195,7 @@ def with_activations(policy: Mapping[str, Any], bindings: Sequence[Binding]) -> 
     targets = {(b.role, b.member.lower()) for b in bindings}
 
     def earlier(role: str, member: str, condition: Mapping[str, Any]) -> bool:
-        return condition.get("title") == ACTIVATION_TITLE and (role, member.lower()) in targets
+        return (role, member.lower()) in targets and activation_of(condition) is not None
 
     out = _drop_members(policy, earlier)
     out["bindings"].extend(_to_wire(b) for b in bindings)
@@ -230,8 +230,8 @@ def expired_activations(policy: Mapping[str, Any], now: datetime) -> list[Bindin
     """
     expired: list[Binding] = []
     for binding in activation_bindings(policy):
-        window = parse_activation_expression(binding.expression)
-        if window is not None and window[1] <= now:
+        activation = activation_of(binding)
+        if activation is not None and activation.end <= now:
             expired.append(binding)
     return expired
 

@@ -24,7 +24,7 @@ from webhook.adapters.google_clients import (
 )
 from webhook.adapters.iam import Activator
 from webhook.core.budget import Budget
-from webhook.core.conditions import ACTIVATION_TITLE, parse_activation_expression
+from webhook.core.conditions import ACTIVATION_TITLE, activation_of
 from webhook.core.durations import utc_timestamp
 from webhook.core.errors import GoogleError, JitAccessError
 from webhook.core.model import Binding
@@ -148,8 +148,8 @@ class Cleaner:
                 errors[project] = str(e)
                 continue
             for binding in gone:
-                window = parse_activation_expression(binding.expression)
-                start, end = window if window is not None else (None, None)
+                activation = activation_of(binding)
+                start, end = (activation.start, activation.end) if activation else (None, None)
                 removal = Removal(project, binding, start, end)
                 removed.append(removal)
                 try:
