@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -51,14 +52,18 @@ def quote_error(message: object) -> str:
     return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1] + "…"
 
 
-def bounded_retry(deadline: float = RETRY_DEADLINE) -> gretry.Retry:
-    """A retry for transient errors (not conflicts) that gives up after `deadline` seconds."""
+def bounded_retry(
+    deadline: float = RETRY_DEADLINE, on_error: Callable[[Exception], Any] | None = None
+) -> gretry.Retry:
+    """A retry for transient errors (not conflicts) that gives up after `deadline` seconds;
+    `on_error` hears of each error that is retried."""
     return gretry.Retry(
         predicate=gretry.if_exception_type(*TRANSIENT),
         initial=0.1,
         maximum=1.0,
         multiplier=2.0,
         timeout=deadline,
+        on_error=on_error,
     )
 
 

@@ -27,6 +27,23 @@ def pr_number(payload: Mapping[str, Any]) -> int:
     return number
 
 
+#: Longest branch name taken from a payload (GitHub allows 255 bytes per ref name).
+MAX_BRANCH = 255
+
+
+def signed_default_branch(payload: Mapping[str, Any]) -> str | None:
+    """`repository.default_branch` of a signed payload, or None when it is missing or not a
+    plausible branch name (the lifecycle then uses the one GitHub names now)."""
+    repository = payload.get("repository")
+    branch = repository.get("default_branch") if isinstance(repository, Mapping) else None
+    if (
+        not isinstance(branch, str) or not branch or len(branch) > MAX_BRANCH
+        or not branch.isprintable() or branch != branch.strip()
+    ):
+        return None
+    return branch
+
+
 def _outcome(result: LifecycleResult) -> Outcome:
     details: dict[str, Any] = {"state": result.state} if result.state else {}
     if result.details:
@@ -66,8 +83,14 @@ def build_router(lifecycle: Lifecycle) -> Router:
         pr = delivery.payload["pull_request"]
         if not (isinstance(pr, Mapping) and pr.get("merged") is True):
             return Outcome(200, f"PR #{number} closed without merge; nothing to do")
-        # The payload is only a trigger: on_merge re-reads whether and when it was merged.
-        return _outcome(lifecycle.on_merge(number, delivery.delivery_id))
+        # The payload is only a trigger: on_merge re-reads whether and when it was merged. Only
+        # the default branch is taken from it, as GitHub named it when it signed the delivery:
+        # a redelivery after the branch was renamed must judge the merge as the first did.
+        return _outcome(
+            lifecycle.on_merge(
+                number, delivery.delivery_id, default_branch=signed_default_branch(delivery.payload)
+            )
+        )
 
     for action in REVIEW_ACTIONS:
 

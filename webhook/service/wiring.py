@@ -7,6 +7,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from webhook.adapters.github_api import GitHubRepo
@@ -14,6 +15,7 @@ from webhook.core.audit_record import AuditRecord
 from webhook.core.errors import ConfigError, GitHubError, JitAccessError
 from webhook.core.model import Binding, EligibilityFacts, EligibilitySettings
 from webhook.core.policy import parse_policy
+from webhook.core.ports import AuditedDecision
 from webhook.service.config import Settings
 from webhook.service.lifecycle import POLICY_PATH, Clock, Lifecycle, utcnow
 
@@ -91,9 +93,19 @@ class GoogleSide:
         """Activator port: see `Activator.remove`."""
         self.adapters().activator.remove(project, bindings, reason=reason)
 
+    def activations_for(self, project: str, pr_reference: str) -> tuple[Binding, ...]:
+        """Activator port: see `Activator.activations_for`."""
+        return self.adapters().activator.activations_for(project, pr_reference)
+
     def write(self, record: AuditRecord) -> None:
         """Audit port: see `AuditLog.write`."""
         self.adapters().audit.write(record)
+
+    def decisions(
+        self, pull_request_url: str, *, since: datetime
+    ) -> tuple[AuditedDecision, ...]:
+        """Audit port: see `AuditLog.decisions`."""
+        return self.adapters().audit.decisions(pull_request_url, since=since)
 
 
 @dataclass
