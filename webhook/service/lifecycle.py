@@ -567,7 +567,8 @@ class Lifecycle:
         if action.post_comment:
             assert action.start is not None and action.end is not None
             self.github.create_comment(
-                number, activation_comment(decision, start=action.start, end=action.end)
+                number,
+                activation_comment(decision, start=action.start, end=action.end, again=True),
             )
             done.append("the missing activation comment was posted again")
         return LifecycleResult(
