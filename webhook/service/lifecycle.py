@@ -601,10 +601,12 @@ class Lifecycle:
             )
         except JitAccessError as exc:
             return self._failed(ev, decision, f"the IAM binding could not be written: {exc}")
-        if not result.written and result.bindings:
+        if not result.written:
             # The read-modify-write found this PR's bindings: another delivery (an earlier one,
             # or one running at the same time on another instance) granted the access. The
             # etag made sure only one of us wrote; the rule book says what is left to do.
+            if not result.bindings:  # the port's contract: not written means found present
+                return self._failed(ev, decision, "IAM reported neither a write nor a binding")
             found = replace(earlier, bindings=result.bindings)
             return self._already_activated(
                 ev, decision, already_activated(decision, found, now), delivery_id
