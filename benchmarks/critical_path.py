@@ -42,6 +42,10 @@ A merge activates instead, strictly in order:
 9. `comment (create)` — announces the activation only once it is audited ("no access without
    an audit record"); whether it was already posted is known from step 1.
 
+A merge also reads the audit log for an earlier decision (`entries:list`): it needs only the
+PR's URL and whether it is a merged request, both known after step 1, so it runs beside steps
+2–5 and is off the critical path.
+
 A PR that touches no request needs step 1 only (the file list says so).
 """
 

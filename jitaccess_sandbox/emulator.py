@@ -101,16 +101,17 @@ class Emulator:
         port: int = 0,
         repo: str = REPO,
         budget: Budget = SHORT_BUDGET,
+        default_branch: str = "main",
     ) -> None:
         self.repo = repo
         self._now = (now or datetime.now(UTC)).replace(microsecond=0)
         self._clock_lock = threading.Lock()
         self.github = FakeGitHub(clock=self.clock)
-        self.google = FakeGoogle(GoogleWorld(organization=ORG))
+        self.google = FakeGoogle(GoogleWorld(organization=ORG, clock=self.clock))
         self.world = self.google.world
         self._gh_server = LocalServer(self.github).start()
         self._g_server = LocalServer(self.google.wsgi).start()
-        self.github.add_repo(self.repo, default_branch="main")
+        self.github.add_repo(self.repo, default_branch=default_branch)
         self.github.add_token(TOKEN, BOT)
         for login in ("alice", "bob", "carol", "dave"):
             self.github.add_user(login)  # collaborators: reviews can be requested from them

@@ -383,6 +383,19 @@ class FakeGitHub:
             self.repos[full_name.lower()] = repo
             return repo
 
+    def rename_branch(self, repo: str, old: str, new: str) -> None:
+        """Rename a branch as GitHub does: the default branch follows, open PRs targeting it are
+        retargeted, closed and merged PRs keep the name they were merged into."""
+        with self._lock:
+            fake = self._repo(repo)
+            fake.branches[new] = fake.branches.pop(old)
+            if fake.default_branch == old:
+                fake.default_branch = new
+            for (full_name, _), pr in self.pulls.items():
+                mine = full_name == fake.full_name.lower()
+                if mine and pr.state == "open" and pr.base_ref == old:
+                    pr.base_ref = new
+
     def put_file(self, repo: str, path: str, text: str | bytes, ref: str | None = None) -> str:
         """Commit a file to a branch (default: the default branch); returns the new commit sha."""
         return self.commit(repo, {path: text}, ref=ref)
@@ -617,6 +630,14 @@ class FakeGitHub:
             self._pull(repo, number)
             self.add_user(login)
             return self._create_comment(repo, number, login, body).id
+
+    def delete_comment(self, repo: str, comment_id: int) -> None:
+        """A person with write access deletes a comment (anyone's, the service's included)."""
+        with self._lock:
+            comment = self.comment_list.get(comment_id)
+            if comment is None or comment.repo.lower() != repo.lower():
+                raise KeyError(f"no comment {comment_id} in {repo}")
+            del self.comment_list[comment_id]
 
     def comments(self, repo: str, number: int) -> list[FakeComment]:
         """Copies of a PR's comments, oldest first."""

@@ -11,6 +11,13 @@ base64 strings; errors as `{"error": {"code", "message", "status"}}`):
 - `POST /v2/entries:write` (Cloud Logging), merging request-level `logName`, `resource` and
   `labels` into the entries as the API does, and keeping one entry per log, `insertId` and
   `timestamp` (Logging shows such duplicates once);
+- `POST /v2/entries:list` (Cloud Logging) with the subset of the Logging query language the
+  service uses — `logName`, `insertId` and `labels.KEY` compared with `=`, `timestamp` with
+  `>=`, `>`, `<=`, `<`, terms joined by `AND`, `OR` inside parentheses — and `resourceNames`
+  (projects), `orderBy` (`timestamp asc|desc`), `pageSize`, `pageToken`. Any other filter is
+  answered 400 naming what the fake does not understand, so a test cannot pass on a query the
+  real API would read differently. Entries with the same `insertId` and `timestamp` in one
+  project are shown once, as Cloud Logging does;
 - `GET /v1/{scope}:searchAllIamPolicies` (Cloud Asset), with `query`, `assetTypes`, `pageSize`
   and `pageToken`.
 
@@ -22,11 +29,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import re
 import shlex
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from jitaccess_sandbox.fake_google import FakeRequest, Route, google_error
@@ -427,6 +437,210 @@ def _write_entries(world: GoogleWorld) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
+# Cloud Logging v2: entries.list
+
+
+class FilterError(ValueError):
+    """A Logging query the fake does not understand (its message says what and where)."""
+
+
+#: Fields a comparison may name, and the operators the fake supports on each.
+_STRING_FIELDS = ("logName", "insertId")
+_TIME_OPERATORS: dict[str, Callable[[datetime, datetime], bool]] = {
+    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "=": operator.eq,
+}
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<string>"(?:[^"\\]|\\.)*")|(?P<op>>=|<=|=|>|<|!=|:)|(?P<paren>[()])"""
+    r"""|(?P<word>[A-Za-z_][A-Za-z0-9_.]*))"""
+)
+#: A filter matches an entry: (entry, its effective timestamp) -> bool.
+EntryTest = Callable[[JSON, datetime | None], bool]
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        match = _TOKEN.match(text, pos)
+        if match is None or match.end() == pos:
+            raise FilterError(f"unexpected text at offset {pos}: {text[pos:pos + 20]!r}")
+        kind = match.lastgroup or ""
+        out.append((kind, match.group(kind)))
+        pos = match.end()
+    return out
+
+
+def _unquote(literal: str) -> str:
+    return re.sub(r"\\(.)", r"\1", literal[1:-1])
+
+
+def _rfc3339(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone")
+    return moment.astimezone(UTC)
+
+
+def parse_filter(text: str) -> EntryTest:
+    """The fake's reading of a Logging query, or `FilterError` for anything outside its subset:
+    `term (AND term)*` where a term is a comparison or `(comparison (OR comparison)*)`."""
+    tokens = _tokens(text)
+    if not tokens:
+        raise FilterError("an empty filter matches everything; the service never sends one")
+    pos = 0
+
+    def peek() -> tuple[str, str] | None:
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take() -> tuple[str, str]:
+        nonlocal pos
+        if pos >= len(tokens):
+            raise FilterError("the filter ends in the middle of a comparison")
+        pos += 1
+        return tokens[pos - 1]
+
+    def comparison() -> EntryTest:
+        kind, name = take()
+        if kind != "word" or name in ("AND", "OR", "NOT"):
+            raise FilterError(f"expected a field name, found {name!r}")
+        op_kind, op = take()
+        if op_kind != "op":
+            raise FilterError(f"expected an operator after {name}, found {op!r}")
+        value_kind, literal = take()
+        if value_kind != "string":
+            raise FilterError(f"the fake wants a quoted value after {name}{op}, found {literal!r}")
+        value = _unquote(literal)
+        if name == "timestamp":
+            if op not in _TIME_OPERATORS:
+                raise FilterError(f"operator {op!r} on timestamp is not supported by the fake")
+            try:
+                bound = _rfc3339(value)
+            except ValueError as exc:
+                raise FilterError(f"timestamp {value!r} is not an RFC 3339 time: {exc}") from None
+            compare: Callable[[datetime, datetime], bool] = _TIME_OPERATORS[op]
+            return lambda entry, ts: ts is not None and compare(ts, bound)
+        if op != "=":
+            raise FilterError(f"operator {op!r} on {name} is not supported by the fake (only =)")
+        if name.startswith("labels.") and len(name) > len("labels."):
+            key = name[len("labels."):]
+
+            def label(entry: JSON, ts: datetime | None) -> bool:
+                got = (entry.get("labels") or {}).get(key)
+                # String comparisons of the Logging query language ignore case.
+                return isinstance(got, str) and got.casefold() == value.casefold()
+
+            return label
+        if name in _STRING_FIELDS:
+
+            def plain(entry: JSON, ts: datetime | None) -> bool:
+                got = entry.get(name)
+                return isinstance(got, str) and got.casefold() == value.casefold()
+
+            return plain
+        raise FilterError(f"field {name!r} is not supported by the fake")
+
+    def term() -> EntryTest:
+        token = peek()
+        if token == ("paren", "("):
+            take()
+            alternatives = [comparison()]
+            while peek() == ("word", "OR"):
+                take()
+                alternatives.append(comparison())
+            if take() != ("paren", ")"):
+                raise FilterError("expected ')' after the alternatives")
+            return lambda entry, ts: any(t(entry, ts) for t in alternatives)
+        return comparison()
+
+    terms = [term()]
+    while peek() is not None:
+        word = take()
+        if word != ("word", "AND"):
+            # OR binds tighter than AND in the Logging query language; the fake asks for the
+            # parentheses rather than guess.
+            raise FilterError(
+                f"expected AND between terms, found {word[1]!r} (the fake supports OR only "
+                "inside parentheses)"
+            )
+        terms.append(term())
+    return lambda entry, ts: all(t(entry, ts) for t in terms)
+
+
+def _wire_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _list_entries(world: GoogleWorld) -> Any:
+    def handler(request: FakeRequest) -> tuple[int, Any]:
+        body = _body(request)
+        if body is None:
+            return _invalid("Invalid JSON payload received.")
+        unknown = set(body) - {"resourceNames", "filter", "orderBy", "pageSize", "pageToken"}
+        if unknown:
+            return _invalid(f"Invalid JSON payload received. Unknown name {sorted(unknown)[0]!r}.")
+        names = body.get("resourceNames")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            return _invalid("resourceNames: at least one resource name is required.")
+        projects = []
+        for name in names:
+            if not re.fullmatch(r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]", name):
+                return _invalid(f"resourceNames: {name!r} is not supported by the fake "
+                                "(projects/ID only).")
+            projects.append(name)
+        try:
+            test = parse_filter(str(body.get("filter", "")))
+        except FilterError as exc:
+            return _invalid(f"Unsupported filter (fake Logging): {exc}")
+        order = str(body.get("orderBy", "timestamp asc")).strip().lower()
+        if order not in ("timestamp asc", "timestamp desc"):
+            return _invalid(f"orderBy {body.get('orderBy')!r} is not supported by the fake.")
+        try:
+            page_size = int(body.get("pageSize", 50))
+            offset = int(body.get("pageToken") or 0)
+        except (TypeError, ValueError):
+            return _invalid("Invalid page size or page token.")
+        if page_size < 0 or offset < 0:
+            return _invalid("pageSize and pageToken must not be negative.")
+        page_size = min(page_size or 50, 1000)
+
+        matched: list[tuple[datetime, int, JSON]] = []
+        seen: set[tuple[str, str, str]] = set()
+        for index, (written, received) in enumerate(world.received_logs()):
+            log_name = written.get("logName", "")
+            project = next((p for p in projects if log_name.startswith(f"{p}/logs/")), None)
+            if project is None:
+                continue
+            # As Cloud Logging shows it: with the time it was received, which is also its
+            # timestamp when it was written without one.
+            entry = {**written, "receiveTimestamp": _wire_time(received)}
+            entry.setdefault("timestamp", entry["receiveTimestamp"])
+            try:
+                when = _rfc3339(entry["timestamp"])
+            except ValueError:
+                when = received
+            insert_id, timestamp = entry.get("insertId"), entry.get("timestamp")
+            if isinstance(insert_id, str) and isinstance(timestamp, str):
+                # Same project, insertId and timestamp: Cloud Logging shows the first only.
+                key = (project, insert_id, timestamp)
+                if key in seen:
+                    continue
+                seen.add(key)
+            if not test(entry, when):
+                continue
+            matched.append((when, index, entry))
+        matched.sort(key=lambda m: (m[0], m[1]), reverse=order.endswith("desc"))
+        page = [m[2] for m in matched[offset : offset + page_size]]
+        out: JSON = {"entries": page} if page else {}
+        if offset + page_size < len(matched):
+            out["nextPageToken"] = str(offset + page_size)
+        return 200, out
+
+    return handler
+
+
+# --------------------------------------------------------------------------------------------
 # Cloud Asset v1: searchAllIamPolicies
 
 
@@ -529,6 +743,7 @@ def routes(world: GoogleWorld) -> list[Route]:
         ("POST", re.compile(rf"/v3/{parent}:getIamPolicy"), _get_iam_policy(world)),
         ("POST", re.compile(rf"/v3/{parent}:setIamPolicy"), _set_iam_policy(world)),
         ("POST", re.compile(r"/v2/entries:write"), _write_entries(world)),
+        ("POST", re.compile(r"/v2/entries:list"), _list_entries(world)),
         (
             "GET",
             re.compile(rf"/v1/{parent}:searchAllIamPolicies"),

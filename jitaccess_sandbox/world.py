@@ -11,7 +11,9 @@ import base64
 import copy
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 JSON = dict[str, Any]
@@ -35,6 +37,9 @@ class GoogleWorld:
     #: every group call with the 403 it also gives for a group that does not exist.
     groups_reader: bool = True
     log_entries: list[JSON] = field(default_factory=list)  # entries as written (wire form)
+    log_received: list[datetime] = field(default_factory=list)  # when each entry was received
+    # The fake's clock (receive times of log entries); the emulator shares its own.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _etags: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -170,9 +175,11 @@ class GoogleWorld:
     # -- logging -------------------------------------------------------------------------------
 
     def append_logs(self, entries: list[JSON]) -> None:
-        """Record written log entries."""
+        """Record written log entries (and when they were received, by this world's clock)."""
         with self._lock:
+            received = self.now()
             self.log_entries.extend(copy.deepcopy(entries))
+            self.log_received.extend(received for _ in entries)
 
     def logs(self, log_id: str = "jitaccess") -> list[JSON]:
         """Entries of `.../logs/<log_id>` as a query shows them.
@@ -190,6 +197,16 @@ class GoogleWorld:
                 seen.add((insert_id, timestamp))
             shown.append(entry)
         return shown
+
+    def now(self) -> datetime:
+        """The current time of this world, UTC."""
+        return self.clock().astimezone(UTC)
+
+    def received_logs(self) -> list[tuple[JSON, datetime]]:
+        """Every entry written to any log with its receive time, duplicates included, in the
+        order written."""
+        with self._lock:
+            return list(zip(copy.deepcopy(self.log_entries), self.log_received, strict=True))
 
     def exported_logs(self, log_id: str = "jitaccess") -> list[JSON]:
         """Every entry written to `.../logs/<log_id>`, duplicates included (what a sink gets)."""

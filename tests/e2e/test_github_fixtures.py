@@ -71,7 +71,9 @@ def world_for(payload: dict[str, Any]) -> Iterator[tuple[Emulator, int | None]]:
     pr = payload.get("pull_request")
     author = pr["user"]["login"] if isinstance(pr, dict) else None
     ids = IDENTITIES_YAML + (f"{author}: {author.lower()}@example.com\n" if author else "")
-    with Emulator(now=NOW, repo=repo, identities_yaml=ids) as emu:
+    # The repository's default branch as the payload names it: a merge is judged against it.
+    default = (payload.get("repository") or {}).get("default_branch") or "main"
+    with Emulator(now=NOW, repo=repo, identities_yaml=ids, default_branch=default) as emu:
         number: int | None = None
         if isinstance(pr, dict):
             assert isinstance(author, str)

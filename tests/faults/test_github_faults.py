@@ -208,7 +208,11 @@ def test_comment_failure_after_grant_is_completed_once_by_a_redelivery(emu: Emul
     answer = redeliver_merge(emu, number, "merge-1")
     assert answer.status == 200, answer.body
     assert answer.body["written"] is False
-    assert answer.body["message"] == "PR #1: already active until 2026-11-29T11:00:00Z"
+    assert answer.body["message"] == (
+        "PR #1: already activated (see the activation comment); a repeated merge event grants "
+        "nothing; the missing activation comment was posted again"
+    )
+    assert answer.body["end"] == "2026-11-29T11:00:00Z"
     assert emu.google.recorder.count("POST", SET_POLICY) == writes  # no second write
     [again] = assert_consistent(emu, number)
     assert again == act  # the first window stands

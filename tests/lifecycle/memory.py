@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from webhook.core.audit_record import AuditRecord
+from webhook.core.audit_record import ACTIVATE_ROLE, REFUSE_ACTIVATION, AuditRecord
 from webhook.core.conditions import ACTIVATION_TITLE, parse_activation_expression
 from webhook.core.errors import ActivationError, AuditError, GitHubError, GoogleError
 from webhook.core.model import (
@@ -30,7 +30,7 @@ from webhook.core.model import (
     Review,
     RoleEligibility,
 )
-from webhook.core.ports import ActivationResult
+from webhook.core.ports import ActivationResult, AuditedDecision
 
 BOT = "jit-access[bot]"
 
@@ -221,8 +221,10 @@ class MemoryActivator:
     bindings: dict[str, list[Binding]] = field(default_factory=dict)
     activations: list[tuple[str, tuple[Binding, ...]]] = field(default_factory=list)
     removals: list[tuple[str, tuple[Binding, ...], str]] = field(default_factory=list)
+    lookups: list[tuple[str, str]] = field(default_factory=list)  # activations_for calls
     fail_activate: ActivationError | None = None
     fail_remove: ActivationError | None = None
+    fail_lookup: ActivationError | None = None
 
     def activate(
         self, project: str, bindings: Sequence[Binding], *, reason: str, pr_reference: str
@@ -265,6 +267,16 @@ class MemoryActivator:
         doomed = set(bindings)
         self.bindings[project] = [b for b in self.bindings.get(project, []) if b not in doomed]
 
+    def activations_for(self, project: str, pr_reference: str) -> tuple[Binding, ...]:
+        self.lookups.append((project, pr_reference))
+        if self.fail_lookup is not None:
+            raise self.fail_lookup
+        suffix = f"({pr_reference})"
+        return tuple(
+            b for b in self.bindings.get(project, [])
+            if b.title == ACTIVATION_TITLE and b.description.endswith(suffix)
+        )
+
     def held(self, project: str) -> list[Binding]:
         """The activation bindings the project holds now."""
         return list(self.bindings.get(project, []))
@@ -272,17 +284,39 @@ class MemoryActivator:
 
 @dataclass
 class MemoryAudit:
-    """The audit log: every entry written, in order; `fail` names events whose write fails."""
+    """The audit log: every entry written, in order; `fail` names events whose write fails.
+
+    `decisions` reads back as Cloud Logging's query does: a PR's activation and refusal
+    entries, an insert id and timestamp shown once; `fail_read` makes every read fail.
+    """
 
     records: list[AuditRecord] = field(default_factory=list)
     fail: set[str] = field(default_factory=set)
     attempts: list[str] = field(default_factory=list)
+    reads: list[tuple[str, datetime]] = field(default_factory=list)
+    fail_read: AuditError | None = None
 
     def write(self, record: AuditRecord) -> None:
         self.attempts.append(record.event)
         if record.event in self.fail:
             raise AuditError(f"Cloud Logging: writing {record.event} failed (503: unavailable)")
         self.records.append(record)
+
+    def decisions(self, pull_request_url: str, *, since: datetime) -> tuple[AuditedDecision, ...]:
+        self.reads.append((pull_request_url, since))
+        if self.fail_read is not None:
+            raise self.fail_read
+        found: dict[tuple[str | None, datetime | None], AuditedDecision] = {}
+        for r in self.records:
+            if (
+                r.event in (ACTIVATE_ROLE, REFUSE_ACTIVATION) and r.pull_request == pull_request_url
+                and (r.timestamp is None or r.timestamp >= since)
+            ):
+                found.setdefault((r.insert_id, r.timestamp), AuditedDecision(
+                    r.event, r.commit, r.timestamp, r.insert_id or "", r.activation_start,
+                    r.activation_end, r.message,
+                ))
+        return tuple(found.values())
 
     def events(self) -> list[str]:
         """The events written, in order."""

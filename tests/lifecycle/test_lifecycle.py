@@ -267,7 +267,7 @@ def test_a_replayed_merge_grants_nothing_even_after_the_binding_is_gone(world: W
     result = world.lifecycle.on_merge(n, "d-9")
 
     assert result.state == "activated"
-    assert result.details == {"written": False}
+    assert result.details == {"written": False, "end": END}
     assert "already activated" in result.message
     assert len(world.activator.activations) == 1
     assert world.activator.held(PROJECT) == []

@@ -13,10 +13,12 @@ from webhook.core import audit_record as audit_events
 from webhook.core.audit_record import AuditRecord
 from webhook.core.merge import (
     NO_RECORDS,
+    WRITER_BUDGET,
     Activate,
     AlreadyActivated,
     AlreadyRefused,
     EarlierRecords,
+    LookUpBindings,
     NotARequest,
     NotMerged,
     PublishPlan,
@@ -50,6 +52,7 @@ from webhook.core.model import (
     RoleDecision,
     State,
 )
+from webhook.core.ports import AuditedDecision
 from webhook.core.problems import ProblemCode
 from webhook.core.render import status_comment, status_description
 
@@ -87,6 +90,28 @@ APPROVED = Decision(
         RoleDecision(SQL, ApprovalKind.MULTI_PARTY, approvers=("Bob", "carol")),
         RoleDecision(LOGS, ApprovalKind.SELF, resource_conditions=("resource.name == 'x'",)),
     ),
+)
+
+
+#: IAM was looked at and holds no activation of the PR.
+LOOKED_UP = EarlierRecords(bindings=())
+
+
+START = MERGED_AT + timedelta(seconds=30)
+END = START + timedelta(hours=2)
+GRANTED = AuditedDecision(
+    audit_events.ACTIVATE_ROLE, HEAD, START, f"activate:acme/access#7@{HEAD}", START, END,
+    "alice@example.com activated roles/cloudsql.admin",
+)
+REFUSED = AuditedDecision(
+    audit_events.REFUSE_ACTIVATION, HEAD, MERGED_AT, f"refuse:acme/access#7@{HEAD}",
+    message="Refused: the request was not ready when merged",
+)
+GRANTED_BINDING = Binding(
+    SQL, "user:alice@example.com", "JIT access activation",
+    "Self-approved, justification: INC-1234: fix (acme/access#7)",
+    '(request.time >= timestamp("2040-01-01T11:50:30Z") && '
+    'request.time < timestamp("2040-01-01T13:50:30Z"))',
 )
 
 
@@ -182,6 +207,122 @@ def test_earlier_records_say_decided_by_any_source() -> None:
     assert not EarlierRecords(refusal_comment=True).activated
 
 
+def test_earlier_records_count_the_audit_log_and_the_binding_too() -> None:
+    assert EarlierRecords(audited=(GRANTED,)).activated
+    assert EarlierRecords(bindings=(GRANTED_BINDING,)).activated
+    assert not EarlierRecords(bindings=()).activated
+    assert EarlierRecords(audited=(REFUSED,)).refused
+    assert EarlierRecords(audited=(REFUSED, GRANTED)).activation_entry == GRANTED
+    assert EarlierRecords(audited=(GRANTED,)).refusal_entry is None
+
+
+def test_an_audited_grant_whose_comment_is_gone_grants_nothing_and_comments_again() -> None:
+    """The comment was deleted (or its POST failed) and the binding expired: the audit log
+    alone says it was granted."""
+    action = act(PENDING, earlier=EarlierRecords(audited=(GRANTED,)), now=NOW + timedelta(hours=3))
+
+    assert action == AlreadyActivated(START, END, post_comment=True)
+
+
+def test_an_audited_grant_with_its_comment_needs_nothing() -> None:
+    earlier = EarlierRecords(activation_comment=True, audited=(GRANTED,))
+    assert act(earlier=earlier, now=NOW + timedelta(hours=3)) == AlreadyActivated(START, END)
+
+
+def test_an_audited_grant_for_another_commit_of_the_pr_still_counts() -> None:
+    """A PR merges once: any grant recorded for it decides its merge."""
+    other = replace(GRANTED, commit="feed" * 10)
+    assert isinstance(act(earlier=EarlierRecords(audited=(other,))), AlreadyActivated)
+
+
+def test_a_record_younger_than_the_writers_budget_is_left_to_its_writer() -> None:
+    """Another instance may be posting the comment right now: posting too would notify twice."""
+    just_now = START + WRITER_BUDGET - timedelta(seconds=1)
+
+    action = act(earlier=EarlierRecords(audited=(GRANTED,)), now=just_now)
+
+    assert action == AlreadyActivated(START, END, writer_until=START + WRITER_BUDGET)
+    assert act(
+        earlier=EarlierRecords(audited=(GRANTED,)), now=START + WRITER_BUDGET
+    ) == AlreadyActivated(START, END, post_comment=True)
+
+
+def test_a_binding_without_its_audit_entry_gets_the_entry_and_the_comment() -> None:
+    """Its writer died between the IAM write and the audit entry: no access without a record."""
+    earlier = EarlierRecords(bindings=(GRANTED_BINDING,))
+
+    action = act(earlier=earlier, now=START + timedelta(minutes=5))
+
+    assert action == AlreadyActivated(START, END, write_record=True, post_comment=True)
+
+
+def test_a_binding_just_written_by_another_delivery_is_left_to_it() -> None:
+    earlier = EarlierRecords(bindings=(GRANTED_BINDING,))
+
+    action = act(earlier=earlier, now=START + timedelta(seconds=3))
+
+    assert action == AlreadyActivated(START, END, writer_until=START + WRITER_BUDGET)
+
+
+def test_a_binding_found_while_the_log_is_unreadable_gets_no_entry_written() -> None:
+    earlier = EarlierRecords(bindings=(GRANTED_BINDING,), log_error="503")
+
+    action = act(earlier=earlier, now=START + timedelta(minutes=5))
+
+    assert action == AlreadyActivated(START, END, post_comment=True)
+
+
+def test_a_grant_that_cannot_be_rendered_again_is_only_recognised() -> None:
+    """Without a request (the policy changed and the file no longer parses) neither the entry
+    nor the comment can say what was granted; the grant still stands as a grant."""
+    invalid = Decision(State.INVALID, PR, problems=(Problem(ProblemCode.EMPTY, "empty"),))
+    earlier = EarlierRecords(bindings=(GRANTED_BINDING,))
+
+    assert act(invalid, earlier=earlier, now=START + timedelta(hours=1)) == AlreadyActivated(
+        START, END
+    )
+
+
+def test_an_audited_refusal_is_final_and_its_missing_comment_is_posted_again() -> None:
+    action = act(SELF_READY, earlier=EarlierRecords(audited=(REFUSED,)))
+    assert action == AlreadyRefused("the request was not ready when merged", post_comment=True)
+
+    with_comment = EarlierRecords(refusal_comment=True, audited=(REFUSED,))
+    assert act(earlier=with_comment) == AlreadyRefused("the request was not ready when merged")
+
+
+def test_an_activation_wins_over_a_refusal_in_the_log() -> None:
+    action = act(earlier=EarlierRecords(audited=(REFUSED, GRANTED)), now=NOW + timedelta(hours=3))
+    assert isinstance(action, AlreadyActivated)
+
+
+def test_an_unreadable_audit_log_is_no_decision() -> None:
+    earlier = EarlierRecords(log_error="Cloud Logging answered 429: quota")
+
+    assert act(earlier=earlier) == RetryLater(
+        "the audit log could not be read: Cloud Logging answered 429: quota"
+    )
+    assert act(PENDING, earlier=earlier) == RetryLater(
+        "the audit log could not be read: Cloud Logging answered 429: quota"
+    )
+    # The service's own comment is record enough to grant nothing.
+    assert act(earlier=replace(earlier, activation_comment=True)) == AlreadyActivated()
+    assert act(earlier=replace(earlier, refusal_comment=True)) == AlreadyRefused()
+
+
+def test_a_refusal_first_asks_to_look_for_a_binding_an_earlier_delivery_left() -> None:
+    assert act(PENDING) == LookUpBindings("payments-prod")
+    assert act(now=MERGED_AT + timedelta(hours=2)) == LookUpBindings("payments-prod")
+    # Found one: the merge was granted and the refusal would contradict it.
+    found = EarlierRecords(bindings=(GRANTED_BINDING,))
+    assert act(PENDING, earlier=found, now=START + timedelta(hours=2)) == AlreadyActivated(
+        START, END, write_record=True, post_comment=True
+    )
+    # Nothing to look up without a request: there is no project.
+    no_request = Decision(State.INVALID, PR, problems=(Problem(ProblemCode.EMPTY, "empty"),))
+    assert isinstance(act(no_request), Refuse)
+
+
 def test_an_eligibility_outage_is_retried_not_refused() -> None:
     decision = Decision(
         State.ERROR, PR, request=REQUEST, requester="alice@example.com",
@@ -215,13 +356,13 @@ def test_a_policy_error_is_refused() -> None:
     ids=["pending", "invalid", "not-eligible"],
 )
 def test_a_merge_that_was_not_ready_is_refused(decision: Decision) -> None:
-    assert act(decision) == Refuse(
+    assert act(decision, earlier=LOOKED_UP) == Refuse(
         f"the request was not ready when merged ({status_description(decision)})"
     )
 
 
 def test_a_merge_older_than_max_delay_is_refused() -> None:
-    action = act(now=MERGED_AT + timedelta(hours=1, seconds=1))
+    action = act(now=MERGED_AT + timedelta(hours=1, seconds=1), earlier=LOOKED_UP)
 
     assert action == Refuse(
         "the merge at 2040-01-01T11:50:00Z is older than activation.max_delay (1h); open a new "

@@ -326,6 +326,21 @@ def test_activation_comment_escapes_justification_and_formats_odd_durations() ->
     assert live_autolinks(text, allowed_mentions=("alice",)) == []
 
 
+def test_an_activation_comment_posted_again_does_not_claim_the_access_stands() -> None:
+    """A later delivery re-posts a missing comment; the window may have ended or the binding
+    been removed by hand since."""
+    d = decision(State.READY, roles=(SELF,))
+    text = activation_comment(d, start=NOW, end=NOW + timedelta(hours=2), again=True)
+    assert text.startswith(f"<!-- jit-access:activation {HEAD} -->\n")
+    assert "@alice (alice@example.com) was granted these roles on project payments-prod" in text
+    assert "now holds" not in text
+    assert text.endswith(
+        "This comment is posted again from the record of the activation (the first one was "
+        "deleted or could not be posted). The merge was decided once: nothing was granted anew, "
+        "and the access may have ended since.\n"
+    )
+
+
 def test_activation_marker_cannot_be_broken_out_of() -> None:
     assert activation_marker("abc --> <b>x</b>") == "<!-- jit-access:activation abcbb -->"
 

@@ -10,12 +10,16 @@ diagnostic entry (`logging.googleapis.com/diagnostic`, the library's name and ve
 first write of a process, in the same request and under the same log name, so it would land in
 the audit log among the audit entries. A `Batch` (the library's public API for explicit writes)
 sends exactly the entries given, so it is used here even for a single entry.
+
+`decisions` reads a PR's activation and refusal entries back with `entries.list`: a merge must
+know whether an earlier delivery decided it. The read is quota-limited (reads per minute per
+project), which is why only a merge makes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +42,7 @@ from webhook.core.audit_record import (
 )
 from webhook.core.budget import Budget
 from webhook.core.errors import AuditError
+from webhook.core.ports import AuditedDecision
 
 if TYPE_CHECKING:
     # google-cloud-logging takes about 0.1 s to import: loaded at the first write (or by the
@@ -50,7 +55,15 @@ __all__ = [
     "REMOVE_EXPIRED", "REQUEST_ROLE", "AuditLog", "AuditRecord",
 ]
 
+#: The events that decide a merge, read back by `AuditLog.decisions`.
+DECISION_EVENTS = (ACTIVATE_ROLE, REFUSE_ACTIVATION)
+#: Entries read per page and in all: a PR has one decision (duplicates are removed by Cloud
+#: Logging), so a handful is plenty, and a bound keeps a flooded log from costing many reads.
+MAX_DECISIONS = 20
 
+
+#: What reading the audit log can raise: a call's failures, and an entry of an unexpected shape.
+READ_FAILURES: tuple[type[BaseException], ...] = (*CALL_FAILURES, KeyError)
 
 class AuditLog:
     """Writes audit records to Cloud Logging; every failure (after retries) is an `AuditError`."""
@@ -121,4 +134,89 @@ class AuditLog:
                 f"The audit entry ({record.event}) could not be written: {why}"
             ) from None
 
+    def decisions(
+        self, pull_request_url: str, *, since: datetime
+    ) -> tuple[AuditedDecision, ...]:
+        """The activation and refusal entries of a PR dated at or after `since`, oldest first,
+        each once; one `entries.list` request (bounded retries on transient errors)."""
+        project = self._clients.audit_project or ""
+        query = decisions_filter(
+            f"projects/{project}/logs/{self._log_name}", pull_request_url, since
+        )
+        from google.cloud.logging import ASCENDING
 
+        def read() -> list[Any]:
+            return list(
+                self._clients.logging.list_entries(
+                    resource_names=[f"projects/{project}"], filter_=query, order_by=ASCENDING,
+                    page_size=MAX_DECISIONS, max_results=MAX_DECISIONS,
+                )
+            )
+
+        try:
+            entries = bounded_retry(self._budget)(read)()
+        except READ_FAILURES as error:
+            failure = google_failure(error)
+            if failure.retried:
+                why = f"Cloud Logging kept failing ({failure.summary})"
+            elif failure.kind == "answered":
+                why = f"Cloud Logging answered {failure.status}: {failure.detail}"
+            else:
+                why = failure.detail
+            raise AuditError(f"The audit log could not be read: {why}") from None
+        found: dict[tuple[str, datetime | None], AuditedDecision] = {}
+        for entry in entries:
+            decision = _audited(entry, pull_request_url)
+            if decision is not None:
+                # Cloud Logging already shows an id and time once; kept once here too.
+                found.setdefault((decision.insert_id, decision.timestamp), decision)
+        return tuple(found.values())
+
+
+def decisions_filter(log_name: str, pull_request_url: str, since: datetime) -> str:
+    """The Logging query for a PR's decisions: its log, its `pull_request` label, the two
+    deciding events, and an explicit time range (without one the library adds "the last 24
+    hours")."""
+    events = " OR ".join(f"labels.event={_quoted(e)}" for e in DECISION_EVENTS)
+    return (
+        f"logName={_quoted(log_name)} AND labels.pull_request={_quoted(pull_request_url)} "
+        f"AND ({events}) AND timestamp>={_quoted(audit_time(since))}"
+    )
+
+
+def _quoted(value: str) -> str:
+    """A string literal of the Logging query language."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _audited(entry: Any, pull_request_url: str) -> AuditedDecision | None:
+    """An entry of `entries.list` as a decision, or None if it is not one of this PR's."""
+    labels = entry.labels if isinstance(getattr(entry, "labels", None), dict) else {}
+    event = labels.get("event")
+    # The query matched strings case-insensitively; the event names the service writes.
+    if event not in DECISION_EVENTS:
+        return None
+    if str(labels.get("pull_request", "")).lower() != pull_request_url.lower():
+        return None
+    payload = entry.payload if isinstance(getattr(entry, "payload", None), dict) else {}
+    timestamp = entry.timestamp if isinstance(entry.timestamp, datetime) else None
+    return AuditedDecision(
+        event=event,
+        commit=str(labels.get("commit", "")),
+        timestamp=timestamp.astimezone(UTC) if timestamp is not None else None,
+        insert_id=str(entry.insert_id or ""),
+        activation_start=_label_time(labels.get("activation_start")),
+        activation_end=_label_time(labels.get("activation_end")),
+        message=str(payload.get("message", "")),
+    )
+
+
+def _label_time(text: object) -> datetime | None:
+    """A label holding an RFC 3339 UTC time (`2026-11-29T10:00:00Z`), or None."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo is not None else None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any, Literal
 
@@ -69,14 +70,18 @@ def quote_error(message: object) -> str:
     return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1] + "…"
 
 
-def bounded_retry(budget: Budget = PRODUCTION) -> gretry.Retry:
-    """A retry for transient errors (not conflicts) that gives up after the retry deadline."""
+def bounded_retry(
+    budget: Budget = PRODUCTION, on_error: Callable[[Exception], Any] | None = None
+) -> gretry.Retry:
+    """A retry for transient errors (not conflicts) that gives up after the budget's retry
+    deadline; `on_error` hears of each error that is retried."""
     return gretry.Retry(
         predicate=gretry.if_exception_type(*TRANSIENT),
         initial=budget.backoff_initial,
         maximum=budget.backoff_max,
         multiplier=2.0,
         timeout=budget.retry_deadline,
+        on_error=on_error,
     )
 
 

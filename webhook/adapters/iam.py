@@ -315,7 +315,9 @@ class Activator:
     ) -> ActivationResult:
         """Add the bindings of one request in a single policy write (idempotent per PR)."""
         wanted = tuple(bindings)
-        wrote = False  # a write of ours may have landed even if its answer was lost
+        # A write of ours may have landed although it failed: it answered a transient error
+        # and was sent again. A write refused with 409 on its first sending did not land.
+        wrote = False
 
         def step(policy: JSON) -> JSON | None:
             present = present_for_reference(policy, wanted, pr_reference)
@@ -369,6 +371,16 @@ class Activator:
         # concurrent cleanup, which makes one audit entry too many rather than one too few).
         still = set(present_exactly(final, tried))
         return tuple(b for b in tried if b not in still)
+
+    def activations_for(self, project: str, pr_reference: str) -> tuple[Binding, ...]:
+        """The project's activations that name `pr_reference` (one getIamPolicy, no write).
+
+        A merge about to be refused reads them first: an earlier delivery may have granted the
+        access and died before its audit entry, and a refusal must not stand beside a grant.
+        """
+        policy = self._call(project, (), False, lambda: self._get(project))
+        suffix = reference_suffix(pr_reference)
+        return tuple(b for b in activation_bindings(policy) if b.description.endswith(suffix))
 
     # -- the read-modify-write loop ------------------------------------------------------------
 
@@ -432,8 +444,9 @@ class Activator:
             changed = step(policy)
             if changed is None:
                 return policy, attempt, False
-            on_write()
-            write = functools.partial(self._set, project, changed, header)
+            # `on_write` hears of a sending that failed transiently and is retried; a
+            # concurrent writer's identical binding must not pass for our own.
+            write = functools.partial(self._set, project, changed, header, on_write)
             return self._call(project, roles, granting, write), attempt, True
 
         try:
@@ -464,11 +477,14 @@ class Activator:
         )
         return _policy_to_json(response)
 
-    def _set(self, project: str, policy: JSON, reason: str) -> JSON:
+    def _set(
+        self, project: str, policy: JSON, reason: str,
+        on_retry: Callable[[], None] = lambda: None,
+    ) -> JSON:
         message = json_format.ParseDict(policy, policy_pb2.Policy(), ignore_unknown_fields=True)
         response = self._clients.projects.set_iam_policy(
             request={"resource": f"projects/{project}", "policy": message},
-            retry=bounded_retry(self._budget),
+            retry=bounded_retry(self._budget, on_error=lambda _exc: on_retry()),
             timeout=self._budget.call_timeout,
             metadata=[(REASON_HEADER, reason)] if reason else [],
         )

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from webhook.core import audit_record as audit_events
 from webhook.core.audit_record import AuditRecord
-from webhook.core.conditions import build_binding
+from webhook.core.conditions import build_binding, parse_activation_expression
 from webhook.core.decide import review_order
 from webhook.core.durations import format_duration
 from webhook.core.model import (
@@ -28,6 +28,7 @@ from webhook.core.model import (
     ReviewState,
     State,
 )
+from webhook.core.ports import AuditedDecision
 from webhook.core.problems import ProblemCode
 from webhook.core.records import activation_insert_id, refusal_insert_id
 from webhook.core.render import rfc3339, status_comment, status_description
@@ -35,27 +36,55 @@ from webhook.core.render import rfc3339, status_comment, status_description
 # ----------------------------------------------------------------------------------------------
 # What an earlier delivery left behind
 
+#: How long the delivery that wrote an activation binding may still be writing its audit entry
+#: and posting its comment. It counts from the activation's start (the writer's clock when its
+#: event began) and is well above everything a delivery may spend: GitHub and Google calls of 4 s
+#: each with retries bounded at 6 s, at most 11 s of IAM conflicts and turns. Another delivery
+#: that finds the record younger than this leaves the entry and the comment to the writer, so
+#: two instances handling one merge post one comment; an older record's writer has finished or
+#: died, and what it left undone is done again.
+WRITER_BUDGET = timedelta(minutes=2)
+
 
 @dataclass(frozen=True)
 class EarlierRecords:
-    """The records of an earlier decision on this PR's head that the lifecycle found.
+    """The records of an earlier decision on this PR that the lifecycle found.
 
-    One field per source, so that a source can be added (the audit log, the binding) without
-    changing the rules: a merge counts as decided when any source says so.
+    One field per source; a merge counts as decided when any source says so. The binding and
+    the audit entry are the record (no repository writer can change them); the service's own
+    comments can be deleted by any writer and only keep it from posting twice.
     """
 
     activation_comment: bool = False  # the service's own activation comment for this head
     refusal_comment: bool = False  # the service's own refusal comment for this head
+    # The PR's activation and refusal entries in the audit log (any commit: a PR merges once).
+    audited: tuple[AuditedDecision, ...] = ()
+    # Why the audit log could not be read; None when it was read (or needed no reading).
+    log_error: str | None = None
+    # The project's activation bindings naming this PR; None when IAM was not looked at.
+    bindings: tuple[Binding, ...] | None = None
+
+    @property
+    def activation_entry(self) -> AuditedDecision | None:
+        """The audit log's activation entry of this PR, if any."""
+        return next((a for a in self.audited if a.event == audit_events.ACTIVATE_ROLE), None)
+
+    @property
+    def refusal_entry(self) -> AuditedDecision | None:
+        """The audit log's refusal entry of this PR, if any."""
+        return next((a for a in self.audited if a.event == audit_events.REFUSE_ACTIVATION), None)
 
     @property
     def activated(self) -> bool:
         """Was this merge granted before?"""
-        return self.activation_comment
+        return (
+            self.activation_comment or self.activation_entry is not None or bool(self.bindings)
+        )
 
     @property
     def refused(self) -> bool:
         """Was this merge refused before?"""
-        return self.refusal_comment
+        return self.refusal_comment or self.refusal_entry is not None
 
 
 #: No earlier record found (or none looked up).
@@ -78,12 +107,42 @@ class NotMerged:
 
 @dataclass(frozen=True)
 class AlreadyActivated:
-    """An earlier delivery of this merge granted the access: a repeat grants nothing."""
+    """An earlier delivery of this merge granted the access: a repeat grants nothing.
+
+    `start` and `end` are the recorded window (None when only a comment records the grant).
+    What the earlier delivery may have left undone, and this one does: `write_record` — a
+    binding stands without its audit entry (the writer died between the two); write the entry
+    with the same insert id and timestamp. `post_comment` — the activation comment is missing
+    (deleted, or its POST failed); post it again. `writer_until`: set when the record is younger
+    than `WRITER_BUDGET`; its writer may still be at work, so nothing is done before that time.
+    """
+
+    start: datetime | None = None
+    end: datetime | None = None
+    write_record: bool = False
+    post_comment: bool = False
+    writer_until: datetime | None = None
 
 
 @dataclass(frozen=True)
 class AlreadyRefused:
-    """An earlier delivery refused this merge; a refusal is final."""
+    """An earlier delivery refused this merge; a refusal is final.
+
+    `reason` is the recorded one (from the audit entry); `post_comment`: the refusal comment is
+    missing, post it again.
+    """
+
+    reason: str = ""
+    post_comment: bool = False
+
+
+@dataclass(frozen=True)
+class LookUpBindings:
+    """Before refusing, read `project`'s activation bindings of this PR and decide again: an
+    earlier delivery may have granted the access and died before recording it, and a refusal
+    must never stand beside a grant."""
+
+    project: str
 
 
 @dataclass(frozen=True)
@@ -111,7 +170,8 @@ class Activate:
 
 
 MergeAction = (
-    NotARequest | NotMerged | AlreadyActivated | AlreadyRefused | RetryLater | Refuse | Activate
+    NotARequest | NotMerged | AlreadyActivated | AlreadyRefused | LookUpBindings | RetryLater
+    | Refuse | Activate
 )
 
 
@@ -143,11 +203,17 @@ def merge_action(
     if earlier.activated:
         # Without this a replayed merge event within max_delay would grant a fresh window once
         # the first binding has expired and been cleaned up, or been removed by hand.
-        return AlreadyActivated()
+        return already_activated(decision, earlier, now)
     if earlier.refused:
         # Whatever changed since (approvals given later, a fixed policy) must not turn a
         # refusal into a grant.
-        return AlreadyRefused()
+        entry = earlier.refusal_entry
+        reason = entry.message.removeprefix(REFUSAL_PREFIX) if entry is not None else ""
+        return AlreadyRefused(reason, post_comment=not earlier.refusal_comment and bool(reason))
+    if earlier.log_error is not None:
+        # Not knowing whether the merge was decided is no decision: granting could grant twice,
+        # refusing could contradict a grant.
+        return RetryLater(f"the audit log could not be read: {earlier.log_error}")
     if decision.state is State.ERROR and any(
         p.code == ProblemCode.SERVICE_ERROR for p in decision.problems
     ):
@@ -155,19 +221,49 @@ def merge_action(
             "eligibility could not be checked: "
             + "; ".join(p.message for p in decision.problems if p.code == ProblemCode.SERVICE_ERROR)
         )
+    refusal: str | None = None
     if decision.state is not State.READY:
-        return Refuse(
-            f"the request was not ready when merged ({status_description(decision)})"
-        )
-    if max_delay is not None and now - pull.merged_at > max_delay:
-        return Refuse(
+        refusal = f"the request was not ready when merged ({status_description(decision)})"
+    elif max_delay is not None and now - pull.merged_at > max_delay:
+        refusal = (
             f"the merge at {rfc3339(pull.merged_at)} is older than activation.max_delay "
             f"({format_duration(max_delay)}); open a new request"
         )
+    if refusal is not None:
+        if earlier.bindings is None and decision.request is not None:
+            return LookUpBindings(decision.request.project)
+        return Refuse(refusal)
     assert decision.request is not None  # decide() is never READY without a request
     start = now.replace(microsecond=0)
     end = start + decision.request.duration
     return Activate(activation_bindings(decision, identities, start, end), start, end)
+
+
+def already_activated(
+    decision: Decision, earlier: EarlierRecords, now: datetime
+) -> AlreadyActivated:
+    """What a delivery does for a merge whose grant an earlier delivery recorded."""
+    entry = earlier.activation_entry
+    start = end = None
+    if entry is not None and entry.activation_start and entry.activation_end:
+        start, end = entry.activation_start, entry.activation_end
+    elif earlier.bindings:
+        window = parse_activation_expression(earlier.bindings[0].expression)
+        if window is not None:
+            start, end = window
+    # Both need the request and the window: the entry and the comment say what was granted.
+    # The request file of a merged head does not change, so it parses unless the policy did.
+    renderable = decision.request is not None and start is not None and end is not None
+    write_record = (
+        renderable and bool(earlier.bindings) and entry is None and earlier.log_error is None
+    )
+    post_comment = renderable and not earlier.activation_comment
+    if not (write_record or post_comment):
+        return AlreadyActivated(start, end)
+    recorded = entry.timestamp if entry is not None and entry.timestamp else start
+    if recorded is not None and now - recorded < WRITER_BUDGET:
+        return AlreadyActivated(start, end, writer_until=recorded + WRITER_BUDGET)
+    return AlreadyActivated(start, end, write_record=write_record, post_comment=post_comment)
 
 
 def activation_bindings(
@@ -345,13 +441,17 @@ def latest_is_approval(reviews: Sequence[Review], reviewer: str) -> bool:
     return bool(mine) and max(mine, key=review_order).state is ReviewState.APPROVED
 
 
+#: How a refusal entry's message begins; the rest is the reason said on the PR.
+REFUSAL_PREFIX = "Refused: "
+
+
 def refusal_record(
     decision: Decision, pull: PullInfo, identities: Identities, delivery_id: str, reason: str
 ) -> AuditRecord:
     """`gitops.refuseActivation`, dated at the merge, with one insert id per PR head."""
     return audit_entry(
         audit_events.REFUSE_ACTIVATION, decision, pull, identities, delivery_id,
-        message=f"Refused: {reason}",
+        message=f"{REFUSAL_PREFIX}{reason}",
         timestamp=pull.merged_at,
         insert_id=refusal_insert_id(decision.pr.reference, pull.head_sha),
     )

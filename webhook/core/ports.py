@@ -51,6 +51,24 @@ class ActivationResult:
     end: datetime | None = field(default=None, compare=False)
 
 
+@dataclass(frozen=True)
+class AuditedDecision:
+    """A decision on a merged PR as the audit log holds it (`AuditPort.decisions`).
+
+    Only the fields a later delivery needs to recognise the decision and to say it again on
+    the PR: which event, for which commit, when (the entry's timestamp), the activation window
+    of a grant and the readable message (a refusal's reason).
+    """
+
+    event: str  # gitops.activateRole or gitops.refuseActivation
+    commit: str = ""
+    timestamp: datetime | None = None
+    insert_id: str = ""
+    activation_start: datetime | None = None
+    activation_end: datetime | None = None
+    message: str = ""
+
+
 class GitHubPort(Protocol):
     """The repository the service works for (`adapters.github_api.GitHubRepo`)."""
 
@@ -84,15 +102,28 @@ class EligibilityPort(Protocol):
 
 
 class ActivatorPort(Protocol):
-    """Writes and removes activation bindings (`adapters.iam.Activator`)."""
+    """Writes and removes activation bindings (`adapters.iam.Activator`).
+
+    `activations_for` reads the project's activation bindings that name a PR (by the reference
+    at the end of their description), whatever their role, member or window.
+    """
 
     def activate(
         self, project: str, bindings: Sequence[Binding], *, reason: str, pr_reference: str
     ) -> ActivationResult: ...
     def remove(self, project: str, bindings: Sequence[Binding], *, reason: str) -> None: ...
+    def activations_for(self, project: str, pr_reference: str) -> tuple[Binding, ...]: ...
 
 
 class AuditPort(Protocol):
-    """The audit log (`adapters.cloud_logging.AuditLog`)."""
+    """The audit log (`adapters.cloud_logging.AuditLog`).
+
+    `decisions` reads the activation and refusal entries of one PR (by its `pull_request`
+    label) dated at or after `since`, each once; a failed read raises `AuditError`. It costs
+    a quota-limited Cloud Logging read: only a merge calls it.
+    """
 
     def write(self, record: AuditRecord) -> None: ...
+    def decisions(
+        self, pull_request_url: str, *, since: datetime
+    ) -> tuple[AuditedDecision, ...]: ...

@@ -319,19 +319,27 @@ def _next_steps(decision: Decision) -> list[str]:
 # Comments after a merge (new comments, so that GitHub notifies the participants)
 
 
-def activation_comment(decision: Decision, *, start: datetime, end: datetime) -> str:
-    """The comment posted after activation: who, which roles, where, until when, approved how."""
+def activation_comment(
+    decision: Decision, *, start: datetime, end: datetime, again: bool = False
+) -> str:
+    """The comment posted after activation: who, which roles, where, until when, approved how.
+
+    `again`: posted by a later delivery because the first comment is missing; the access was
+    granted then and may have ended since (expired, or removed by hand), so it says "was
+    granted" rather than "now holds".
+    """
     request = decision.request
     if request is None:  # decide() never makes a READY decision without a request
         raise ValueError("only a decision with a request can be activated")
     who = _mention(decision.pr.author)
     if decision.requester:
         who += f" ({_code(decision.requester)})"
+    holds = "was granted" if again else "now holds"
     lines = [
         activation_marker(decision.pr.head_sha),
         "### jit-access: 🔓 Access activated",
         "",
-        f"{who} now holds these roles on project {_code(request.project)} until "
+        f"{who} {holds} these roles on project {_code(request.project)} until "
         f"**{rfc3339(end)}** (for {_span(end - start)}):",
         "",
     ]
@@ -351,6 +359,13 @@ def activation_comment(decision: Decision, *, start: datetime, end: datetime) ->
         f"Active from {rfc3339(start)}. The binding expires on its own; the activation is "
         "recorded in the audit log.",
     ]
+    if again:
+        lines += [
+            "",
+            "This comment is posted again from the record of the activation (the first one was "
+            "deleted or could not be posted). The merge was decided once: nothing was granted "
+            "anew, and the access may have ended since.",
+        ]
     return _finish(lines)
 
 

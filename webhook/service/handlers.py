@@ -7,6 +7,7 @@ here only turn a verdict into the lifecycle call it asks for.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from webhook.core.delivery import (
@@ -22,6 +23,23 @@ from webhook.service.routing import Delivery, Outcome, Router
 
 __all__ = ["MalformedPayload", "PR_CHANGE_ACTIONS", "REVIEW_ACTIONS", "build_router",
            "pr_number"]
+
+
+#: Longest branch name taken from a payload (GitHub allows 255 bytes per ref name).
+MAX_BRANCH = 255
+
+
+def signed_default_branch(payload: Mapping[str, Any]) -> str | None:
+    """`repository.default_branch` of a signed payload, or None when it is missing or not a
+    plausible branch name (the lifecycle then uses the one GitHub names now)."""
+    repository = payload.get("repository")
+    branch = repository.get("default_branch") if isinstance(repository, Mapping) else None
+    if (
+        not isinstance(branch, str) or not branch or len(branch) > MAX_BRANCH
+        or not branch.isprintable() or branch != branch.strip()
+    ):
+        return None
+    return branch
 
 
 def _outcome(result: LifecycleResult) -> Outcome:
@@ -61,7 +79,14 @@ def build_router(lifecycle: Lifecycle) -> Router:
         if verdict.ignored or verdict.number is None:
             return Outcome(200, verdict.message)
         # The payload is only a trigger: on_merge re-reads whether and when it was merged.
-        return _outcome(lifecycle.on_merge(verdict.number, delivery.delivery_id))
+        # Only the default branch is taken from it, as GitHub named it when it signed the delivery:
+        # a redelivery after the branch was renamed must judge the merge as the first did.
+        return _outcome(
+            lifecycle.on_merge(
+                verdict.number, delivery.delivery_id,
+                default_branch=signed_default_branch(delivery.payload),
+            )
+        )
 
     for action in REVIEW_ACTIONS:
 

@@ -11,7 +11,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, assert_never
@@ -30,11 +30,14 @@ from webhook.core.merge import (
     AlreadyActivated,
     AlreadyRefused,
     EarlierRecords,
+    LookUpBindings,
+    MergeAction,
     NotARequest,
     NotMerged,
     Refuse,
     RetryLater,
     activation_record,
+    already_activated,
     change_record,
     merge_action,
     publish_plan,
@@ -63,6 +66,7 @@ from webhook.core.policy import parse_identities, parse_policy
 # The ports are defined in core; imported under their own names so that the wiring and older
 # callers can still name them through this module.
 from webhook.core.ports import ActivatorPort as ActivatorPort
+from webhook.core.ports import AuditedDecision
 from webhook.core.ports import AuditPort as AuditPort
 from webhook.core.ports import Clock as Clock
 from webhook.core.ports import EligibilityPort as EligibilityPort
@@ -137,6 +141,29 @@ class LifecycleResult:
     details: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class AtMerge:
+    """How `evaluate` judges a merged PR: as of its merge, as its first delivery would have.
+
+    Approvals are aged at `merged_at` rather than now, and the target branch is compared with
+    `default_branch`, the default branch named in the signed delivery (None: the one the PR's
+    base repository names now), so that a redelivery after a transient failure, or after the
+    default branch was renamed, decides as the first delivery would have. `on_request` is called
+    with the PR as soon as it is known to be a request, to start the reads only a merge needs
+    beside the others.
+    """
+
+    default_branch: str | None = None
+    on_request: Callable[[PullInfo], None] = lambda pull: None
+
+
+#: How far before the merge the audit log is searched for its decision. The entries are dated
+#: at the merge (refusals) or at the activation's start, which this service's clock sets after
+#: the merge; the margin covers a clock that is behind GitHub's. Without an explicit time range
+#: google-cloud-logging would search the last 24 hours only.
+RECORD_MARGIN = timedelta(days=1)
+
+
 class Lifecycle:
     """Runs the request lifecycle for one repository against the given adapters."""
 
@@ -166,8 +193,11 @@ class Lifecycle:
     def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         return self.executor.submit(fn, *args)
 
-    def evaluate(self, number: int, now: datetime | None = None) -> Evaluation:
-        """Read the PR, its files, reviews, request file and the policy, and decide."""
+    def evaluate(
+        self, number: int, now: datetime | None = None, *, at_merge: AtMerge | None = None
+    ) -> Evaluation:
+        """Read the PR, its files, reviews, request file and the policy, and decide (as of the
+        merge with `at_merge`)."""
         now = now or self.clock()
         f_pull = self._submit(self.github.pull, number)
         f_files = self._submit(self.github.files, number)
@@ -178,11 +208,14 @@ class Lifecycle:
         # every request event (a PR that is no request pays one needless call).
         f_comments = self._submit(self.github.comments, number)
         pull, files = f_pull.result(), f_files.result()
-        shape = check_pr_shape(files, pull.author, pull.base_ref, pull.default_branch)
+        default_branch = (at_merge and at_merge.default_branch) or pull.default_branch
+        shape = check_pr_shape(files, pull.author, pull.base_ref, default_branch)
         if not shape.is_request:
             for f in (f_reviews, f_policy, f_ids, f_comments):
                 f.result()  # surface errors, keep the pool tidy
             return Evaluation(pull, None, None, None)
+        if at_merge is not None:
+            at_merge.on_request(pull)
         f_request = (
             self._submit(self.github.file_bytes, shape.path, pull.head_sha)
             if shape.path is not None
@@ -244,7 +277,10 @@ class Lifecycle:
             eligibility=eligibility,
             reviews=reviews,
         )
-        decision = decide(facts, now)
+        # A merge is judged at the moment it happened: a redelivery hours later must not find
+        # that the approvals have aged since.
+        as_of = pull.merged_at if at_merge is not None and pull.merged_at is not None else now
+        decision = decide(facts, as_of)
         if eligibility_problem is not None and decision.state is State.ERROR:
             decision = replace(decision, problems=(eligibility_problem,))
         status_read, status = False, None
@@ -408,34 +444,70 @@ class Lifecycle:
         with self._locks_guard:
             return self._pr_locks.setdefault(number, threading.Lock())
 
-    def on_merge(self, number: int, delivery_id: str) -> LifecycleResult:
-        """A PR was closed as merged: decide again from fresh facts and activate, or refuse."""
-        with self._pr_lock(number):
-            return self._on_merge(number, delivery_id)
+    def on_merge(
+        self, number: int, delivery_id: str, *, default_branch: str | None = None
+    ) -> LifecycleResult:
+        """A PR was closed as merged: decide again from fresh facts as of the merge, and
+        activate, refuse, or find the decision an earlier delivery recorded.
 
-    def _on_merge(self, number: int, delivery_id: str) -> LifecycleResult:
+        `default_branch` is the one named in the signed delivery (the target branch is judged
+        against it); None uses the one the PR's base repository names now.
+        """
+        with self._pr_lock(number):
+            return self._on_merge(number, delivery_id, default_branch)
+
+    def _on_merge(
+        self, number: int, delivery_id: str, default_branch: str | None
+    ) -> LifecycleResult:
         now = self.clock()
-        ev = self.evaluate(number, now)
-        earlier = self._earlier_records(ev) if records_needed(ev.decision, ev.pull) else NO_RECORDS
-        action = merge_action(
-            ev.decision, ev.pull, earlier,
-            max_delay=ev.policy.activation.max_delay if ev.policy else None,
-            now=now, identities=_identities(ev),
+        log_reads: list[Future[tuple[AuditedDecision, ...]]] = []
+
+        def read_log(pull: PullInfo) -> None:
+            # Beside the request file and eligibility reads, and only for a merged request:
+            # entries.list is quota-limited (reads per minute), so no other event reads it.
+            if pull.merged and pull.merged_at is not None:
+                log_reads.append(self._submit(self._decisions, pull))
+
+        try:
+            ev = self.evaluate(number, now, at_merge=AtMerge(default_branch, read_log))
+        except BaseException:
+            wait(log_reads)  # nothing of this event may still run once it is answered
+            raise
+        earlier = (
+            self._earlier_records(ev, log_reads)
+            if records_needed(ev.decision, ev.pull) else NO_RECORDS
         )
+        action = self._merge_action(ev, earlier, now)
+        if isinstance(action, LookUpBindings):
+            decision = _decided(ev)
+            try:
+                found = self.activator.activations_for(action.project, decision.pr.reference)
+            except JitAccessError as exc:
+                # Refusing without knowing could contradict a grant that stands.
+                return self._failed(
+                    ev, decision, f"the IAM policy could not be read to check for an earlier "
+                    f"activation: {exc}",
+                )
+            earlier = replace(earlier, bindings=found)
+            action = self._merge_action(ev, earlier, now)
         match action:
             case NotARequest():
                 return LifecycleResult(f"PR #{number} touches no request; nothing to activate")
             case NotMerged():
                 return LifecycleResult(f"PR #{number} is not merged; nothing to activate")
             case AlreadyActivated():
-                return LifecycleResult(
-                    f"PR #{number}: already activated (see the activation comment); a repeated "
-                    "merge event grants nothing", state="activated", details={"written": False},
-                )
-            case AlreadyRefused():
+                return self._already_activated(ev, _decided(ev), action, delivery_id)
+            case AlreadyRefused(reason, post_comment):
+                if post_comment:
+                    # The recorded reason only: the decision as of now may say otherwise.
+                    self.github.create_comment(
+                        number, refusal_comment(reason, pr=_decided(ev).pr)
+                    )
                 return LifecycleResult(
                     f"PR #{number}: activation was refused (see the refusal comment); a "
-                    "repeated merge event grants nothing", state="refused",
+                    "repeated merge event grants nothing"
+                    + ("; the missing refusal comment was posted again" if post_comment else ""),
+                    state="refused",
                 )
             case RetryLater(reason):
                 # Nothing is decided yet: failing (5xx, failure comment) lets a redelivery of
@@ -444,14 +516,39 @@ class Lifecycle:
             case Refuse(reason):
                 return self._refuse(ev, _decided(ev), reason, delivery_id)
             case Activate():
-                return self._activate(ev, _decided(ev), action, delivery_id)
+                return self._activate(ev, _decided(ev), action, earlier, delivery_id, now)
+            case LookUpBindings():  # pragma: no cover - looked up above; the rule book asks once
+                raise AssertionError("bindings were looked up")
             case _:
                 assert_never(action)
 
-    def _earlier_records(self, ev: Evaluation) -> EarlierRecords:
-        """The service's own comments that record an earlier decision on this PR's head (no
-        call: the comments were listed with the facts)."""
+    @staticmethod
+    def _merge_action(ev: Evaluation, earlier: EarlierRecords, now: datetime) -> MergeAction:
+        return merge_action(
+            ev.decision, ev.pull, earlier,
+            max_delay=ev.policy.activation.max_delay if ev.policy else None,
+            now=now, identities=_identities(ev),
+        )
+
+    def _decisions(self, pull: PullInfo) -> tuple[AuditedDecision, ...]:
+        assert pull.merged_at is not None
+        return self.audit.decisions(pull.html_url, since=pull.merged_at - RECORD_MARGIN)
+
+    def _earlier_records(
+        self, ev: Evaluation, log_reads: list[Future[tuple[AuditedDecision, ...]]]
+    ) -> EarlierRecords:
+        """The records of an earlier decision on this PR: the audit log's entries (read beside
+        the facts) and the service's own comments (no call: listed with the facts). The
+        binding is looked up by the activation's own read-modify-write, or before a refusal."""
         number, head = ev.pull.number, ev.pull.head_sha
+        audited: tuple[AuditedDecision, ...] = ()
+        log_error: str | None = "it was not read"  # evaluate starts the read for every merge
+        if log_reads:
+            try:
+                audited, log_error = log_reads[0].result(), None
+            except JitAccessError as exc:
+                log.warning("audit log not readable for PR #%s: %s", number, exc)
+                log_error = str(exc)
         return EarlierRecords(
             activation_comment=bool(
                 self.github.comments_with(number, activation_marker(head), ev.comments)
@@ -459,6 +556,54 @@ class Lifecycle:
             refusal_comment=bool(
                 self.github.comments_with(number, refusal_marker(head), ev.comments)
             ),
+            audited=audited,
+            log_error=log_error,
+        )
+
+    def _already_activated(
+        self, ev: Evaluation, decision: Decision, action: AlreadyActivated, delivery_id: str
+    ) -> LifecycleResult:
+        """Complete what the delivery that granted this merge left undone, and grant nothing."""
+        number = ev.pull.number
+        details: dict[str, Any] = {"written": False}
+        if action.end is not None:
+            details["end"] = rfc3339(action.end)
+        if action.writer_until is not None:
+            return LifecycleResult(
+                f"PR #{number}: already activated by a delivery that may still be at work; a "
+                "repeated merge event grants nothing (if the activation comment is still "
+                f"missing after {rfc3339(action.writer_until)}, redeliver)",
+                state="activated", details=details,
+            )
+        done: list[str] = []
+        if action.write_record:
+            assert action.start is not None and action.end is not None
+            # The binding stands without its entry (its writer died in between): record the
+            # window IAM holds, with the insert id and timestamp the writer would have used.
+            record = activation_record(
+                decision, ev.pull, _identities(ev), delivery_id, start=action.start,
+                end=action.end,
+            )
+            try:
+                self.audit.write(record)
+            except JitAccessError as exc:
+                # That binding is not this delivery's to take away; the comment says it stands.
+                return self._failed(
+                    ev, decision, f"the audit entry could not be written: {exc}",
+                    access_remains=True,
+                )
+            done.append("the missing audit entry was written")
+        if action.post_comment:
+            assert action.start is not None and action.end is not None
+            self.github.create_comment(
+                number,
+                activation_comment(decision, start=action.start, end=action.end, again=True),
+            )
+            done.append("the missing activation comment was posted again")
+        return LifecycleResult(
+            f"PR #{number}: already activated (see the activation comment); a repeated merge "
+            "event grants nothing" + "".join(f"; {d}" for d in done),
+            state="activated", details=details,
         )
 
     def _refuse(
@@ -473,7 +618,8 @@ class Lifecycle:
                                state="refused")
 
     def _activate(
-        self, ev: Evaluation, decision: Decision, action: Activate, delivery_id: str
+        self, ev: Evaluation, decision: Decision, action: Activate, earlier: EarlierRecords,
+        delivery_id: str, now: datetime,
     ) -> LifecycleResult:
         request = decision.request
         assert request is not None and decision.requester is not None
@@ -484,43 +630,47 @@ class Lifecycle:
             )
         except JitAccessError as exc:
             return self._failed(ev, decision, f"the IAM binding could not be written: {exc}")
-        written = result.written
+        if not result.written:
+            # The read-modify-write found this PR's bindings: another delivery (an earlier one,
+            # or one running at the same time on another instance) granted the access. The
+            # etag made sure only one of us wrote; the rule book says what is left to do.
+            if not result.bindings:  # the port's contract: not written means found present
+                return self._failed(ev, decision, "IAM reported neither a write nor a binding")
+            found = replace(earlier, bindings=result.bindings)
+            return self._already_activated(
+                ev, decision, already_activated(decision, found, now), delivery_id
+            )
         stored: tuple[Binding, ...] = result.bindings or action.bindings
-        # The window IAM holds: a binding found present (an earlier delivery's) keeps its own.
         start, end = action.start, action.end
-        if result.bindings and result.start is not None and result.end is not None:
-            start, end = result.start, result.end
         record = activation_record(
             decision, ev.pull, _identities(ev), delivery_id, start=start, end=end
         )
         try:
             self.audit.write(record)
         except JitAccessError as exc:
-            # A binding found present (an earlier delivery's) is not ours to take away.
-            rollback, remains = "", not written
-            if written:
-                try:
-                    self.activator.remove(request.project, stored, reason="audit entry failed")
-                    rollback = "; the binding was removed again"
-                except JitAccessError as exc2:
-                    log.error("rollback failed for %s: %s", decision.pr.reference, exc2)
-                    rollback = f"; removing the binding again also failed: {exc2}"
-                    remains = True
+            rollback, remains = "", False
+            try:
+                self.activator.remove(request.project, stored, reason="audit entry failed")
+                rollback = "; the binding was removed again"
+            except JitAccessError as exc2:
+                log.error("rollback failed for %s: %s", decision.pr.reference, exc2)
+                rollback = f"; removing the binding again also failed: {exc2}"
+                remains = True
             return self._failed(
                 ev, decision, f"the audit entry could not be written: {exc}{rollback}",
                 access_remains=remains,
             )
-        # A new comment, so that GitHub notifies the participants; there is none for this head
-        # yet (the earlier records said so, or the merge would not have been activated).
+        # A new comment, so that GitHub notifies the participants. Only the delivery that wrote
+        # the binding posts it at once; there is none for this head yet (the earlier records
+        # said so, or the merge would not have been activated).
         self.github.create_comment(
             ev.pull.number, activation_comment(decision, start=start, end=end)
         )
-        what = "activated" if written else "already active"
-        log.info("%s: %s %s on %s until %s", decision.pr.reference, decision.requester,
-                 what, ",".join(request.roles), request.project)
+        log.info("%s: %s activated %s on %s until %s", decision.pr.reference,
+                 decision.requester, ",".join(request.roles), request.project, rfc3339(end))
         return LifecycleResult(
-            f"PR #{ev.pull.number}: {what} until {rfc3339(end)}", state="activated",
-            details={"written": written, "end": rfc3339(end)},
+            f"PR #{ev.pull.number}: activated until {rfc3339(end)}", state="activated",
+            details={"written": True, "end": rfc3339(end)},
         )
 
     def _failed(

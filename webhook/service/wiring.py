@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from webhook.adapters.github_api import GitHubAuth, GitHubRepo
@@ -15,6 +16,7 @@ from webhook.core.errors import ConfigError, GitHubError, JitAccessError
 from webhook.core.model import Binding, EligibilityFacts, EligibilitySettings
 from webhook.core.names import POLICY_PATH
 from webhook.core.policy import parse_policy
+from webhook.core.ports import AuditedDecision
 from webhook.service.config import Settings
 from webhook.service.lifecycle import Clock, Lifecycle, utcnow
 
@@ -116,9 +118,19 @@ class GoogleSide:
         """Activator port: see `Activator.remove`."""
         self.adapters().activator.remove(project, bindings, reason=reason)
 
+    def activations_for(self, project: str, pr_reference: str) -> tuple[Binding, ...]:
+        """Activator port: see `Activator.activations_for`."""
+        return self.adapters().activator.activations_for(project, pr_reference)
+
     def write(self, record: AuditRecord) -> None:
         """Audit port: see `AuditLog.write`."""
         self.adapters().audit.write(record)
+
+    def decisions(
+        self, pull_request_url: str, *, since: datetime
+    ) -> tuple[AuditedDecision, ...]:
+        """Audit port: see `AuditLog.decisions`."""
+        return self.adapters().audit.decisions(pull_request_url, since=since)
 
 
 @dataclass
