@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -159,7 +160,7 @@ def test_a_refused_read_is_an_audit_error(google: FakeGoogleHarness) -> None:
 def test_a_transient_failure_is_retried_and_a_lasting_one_gives_up(
     google: FakeGoogleHarness,
 ) -> None:
-    log = AuditLog(google.clients, retry_deadline=1.0)
+    log = AuditLog(google.clients, budget=replace(google.budget, retry_deadline=1.0))
     log.write(activation())
     google.recorder.fail("POST", LIST, 503, times=1)
 

@@ -86,7 +86,7 @@ def test_exact_calls_per_event_and_lifecycle() -> None:
         assert counts[event] == EXPECTED[event], event
     for lifecycle, parts in LIFECYCLES.items():
         assert counts[lifecycle] == sum((EXPECTED[p] for p in parts), Counter()), lifecycle
-    assert sum(counts["lifecycle_self"].values()) == 28
+    assert sum(counts["lifecycle_self"].values()) == 29
     assert sum(counts["lifecycle_multi"].values()) == 44
 
 

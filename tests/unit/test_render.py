@@ -332,7 +332,7 @@ def test_an_activation_comment_posted_again_does_not_claim_the_access_stands() -
     d = decision(State.READY, roles=(SELF,))
     text = activation_comment(d, start=NOW, end=NOW + timedelta(hours=2), again=True)
     assert text.startswith(f"<!-- jit-access:activation {HEAD} -->\n")
-    assert "@alice (alice@example.com) was granted these roles on project payments-prod" in text
+    assert "@alice (`alice@example.com`) was granted these roles on project `payments-prod`" in text
     assert "now holds" not in text
     assert text.endswith(
         "This comment is posted again from the record of the activation (the first one was "
