@@ -40,7 +40,7 @@ MAX_DESCRIPTION = 139
 
 #: Problem codes that mean the service, not the policy, failed (handlers building an ERROR
 #: decision for an upstream failure should use `service_error`).
-SERVICE_ERROR_CODES = frozenset({"eligibility_unknown", "service_error"})
+SERVICE_ERROR_CODES = frozenset({"eligibility_unknown", "service_error", "too_many_reviews"})
 
 #: Problems listed in one comment at most; GitHub caps comment bodies at 65536 characters.
 MAX_PROBLEMS_SHOWN = 50
