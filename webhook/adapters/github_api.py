@@ -397,9 +397,10 @@ class GitHubRepo:
         """One page of a listing at `path` (raw JSON items) and the number of its last page,
         from the `Link` header (1 call)."""
         with self._calling(what):
+            paging: dict[str, Any] = {"page": page} if page > 1 else {}
             headers, data = self._gh().requester.requestJsonAndCheck(
                 "GET", f"{self.settings.base_url}{path}",
-                parameters={**params, "per_page": self.settings.per_page, "page": page},
+                parameters={**params, **paging, "per_page": self.settings.per_page},
             )
             if not isinstance(data, list):
                 raise TypeError("a listing answered something other than a list")
