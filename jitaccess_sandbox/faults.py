@@ -59,6 +59,7 @@ class Gathering:
 
     method: str
     path: re.Pattern[str]
+    query: re.Pattern[str] | None
     count: int
     timeout: float
     arrived: int = 0
@@ -120,24 +121,30 @@ class Recorder:
             self.faults.append(fault)
         return fault
 
-    def gather(self, method: str, path: str, count: int, *, timeout: float = 10.0) -> Gathering:
-        """Hold the next `count` requests matching `method` and the `path` regex until all
-        `count` have arrived: proof, without timing anything, that a client sent them at once
-        (a client sending them one after another never gets them all there: the first waits
-        `timeout` seconds, then `broken` is set and everything is served)."""
+    def gather(
+        self, method: str, path: str, count: int, *, query: str | None = None,
+        timeout: float = 10.0,
+    ) -> Gathering:
+        """Hold the next `count` requests matching `method`, the `path` regex and the `query`
+        regex (searched in the query string) until all `count` have arrived: proof, without
+        timing anything, that a client sent them at once (a client sending them one after
+        another never gets them all there: the first waits `timeout` seconds, then `broken` is
+        set and everything is served)."""
         gathering = Gathering(
             method=method.upper() if method != "*" else "*", path=re.compile(path),
-            count=count, timeout=timeout,
+            query=re.compile(query) if query is not None else None, count=count,
+            timeout=timeout,
         )
         with self._lock:
             self.gatherings.append(gathering)
         return gathering
 
-    def _gather(self, method: str, path: str) -> None:
+    def _gather(self, method: str, path: str, query: str) -> None:
         with self._lock:
             mine = next(
                 (g for g in self.gatherings
-                 if g.arrived < g.count and g.method in ("*", method) and g.path.search(path)),
+                 if g.arrived < g.count and g.method in ("*", method) and g.path.search(path)
+                 and (g.query is None or g.query.search(query))),
                 None,
             )
             if mine is None:
@@ -210,7 +217,7 @@ class Recorder:
                 self.calls.append(call)
             if self.latency:
                 time.sleep(self.latency)
-            self._gather(method, path)
+            self._gather(method, path, environ.get("QUERY_STRING", ""))
             fault = self._take_fault(method, path)
             if fault is not None:
                 if fault.delay:

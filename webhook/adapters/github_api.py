@@ -284,6 +284,7 @@ class GitHubRepo:
         self._clients_lock = threading.Lock()
         self._login: str | None = None
         self._pages: ThreadPoolExecutor | None = None  # fetches pages of long listings at once
+        self.max_listed = MAX_LISTED  # most reviews or comments read per listing
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GitHubRepo:
@@ -412,20 +413,19 @@ class GitHubRepo:
         path: str,
         params: dict[str, Any],
         *,
-        limit: int = MAX_LISTED,
         enough: Callable[[list[Any]], bool] | None = None,
     ) -> tuple[list[Any], bool]:
         """Every item of a listing, in GitHub's order, and whether that is all of them.
 
         Page 1 first; unless `enough` says that page holds what the caller needs, every other
-        page is fetched at once (PAGE_WORKERS at a time), up to `limit` items. Calls: one per
-        page; rounds: 1 + ceil((pages - 1) / PAGE_WORKERS). The second value is False when the
-        listing has more than `limit` items (then only the first pages are returned).
+        page is fetched at once (PAGE_WORKERS at a time), up to `max_listed` items. Calls: one
+        per page; rounds: 1 + ceil((pages - 1) / PAGE_WORKERS). The second value is False when
+        the listing is longer (then only its first pages are returned).
         """
         first, last = self._page(what, path, params, 1)
         if last <= 1 or (enough is not None and enough(first)):
             return first, True
-        most = max(1, math.ceil(limit / self.settings.per_page))
+        most = max(1, math.ceil(self.max_listed / self.settings.per_page))
         pages = range(2, min(last, most) + 1)
         futures = [self._page_pool().submit(self._page, what, path, params, p) for p in pages]
         # Wait for every page, even when one failed: no request of this listing may still be
@@ -526,7 +526,7 @@ class GitHubRepo:
         what = f"listing the reviews of pull request #{number}"
         items, complete = self._listing(what, self._path(f"/pulls/{number}/reviews"), {})
         if not complete:
-            raise ListTooLongError(what, MAX_LISTED)
+            raise ListTooLongError(what, self.max_listed)
         with self._calling(what):
             out: list[Review] = []
             for data in items:
@@ -653,7 +653,7 @@ class GitHubRepo:
             what, self._path(f"/issues/{number}/comments"), params, enough=enough
         )
         if not complete and until is None:
-            raise ListTooLongError(what, MAX_LISTED)
+            raise ListTooLongError(what, self.max_listed)
         with self._calling(what):
             return tuple(
                 PullComment(
