@@ -258,3 +258,27 @@ def test_more_reviews_than_read_are_an_error_never_a_partial_list(
         f"GitHub: listing the reviews of pull request #{n}: more than 200 items"
     )
     assert fake.recorder.count("GET", rf"/pulls/{n}/reviews$") == 2  # no page past the cap
+
+
+def test_listings_and_comparisons_under_an_enterprise_prefix() -> None:
+    enterprise = FakeGitHub(prefix="/api/v3")
+    enterprise.add_repo(REPO)
+    enterprise.add_token(TOKEN, BOT)
+    n = enterprise.open_pr(REPO, "alice", {"requests/alice/a.yaml": REQUEST})
+    _flood(enterprise, n, 150)
+    for _ in range(150):
+        enterprise.add_review(REPO, n, "mallory", "COMMENTED")
+    with LocalServer(enterprise) as s:
+        repo = adapter(enterprise.api_url(s.url))
+        try:
+            head = enterprise.pull(REPO, n).head_sha
+            assert repo.compare("main", head).files == (
+                ChangedFile("requests/alice/a.yaml", "added"),
+            )
+            assert len(repo.comments(n)) == 150
+            assert len(repo.reviews(n)) == 150
+        finally:
+            repo.close()
+    assert all(c.path.startswith("/api/v3/") for c in enterprise.recorder.calls)
+    assert len(enterprise.recorder.calls) == 5
+    assert enterprise.recorder.unexpected == []
