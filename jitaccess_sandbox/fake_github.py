@@ -1,16 +1,19 @@
 """A fake GitHub REST API, served over HTTP to the real PyGithub client in tests and the sandbox.
 
 `FakeGitHub` is a WSGI app that speaks the subset of the REST API this service uses, the way
-PyGithub 2.x calls it: repositories and their files, pull requests with their files, reviews,
-review requests, issue comments and commit statuses; token and GitHub App (JWT → installation
-token) authentication. Every `url`-like field it returns is built from the base URL the request
-came in on (PyGithub refuses to follow URLs on another host), list endpoints paginate for real
-(`per_page`, `page`, `Link` with `rel="next"`/`"last"`), and every answer carries rate-limit
-headers. It can be mounted under a path prefix (`prefix="/api/v3"`, as GitHub Enterprise Server).
+PyGithub 2.x calls it: repositories and their files, a history of commits (each with its
+parents, so that a comparison `base...head` starts at their merge base, as on GitHub), pull
+requests with their files, reviews, review requests, issue comments (with `since=`) and commit
+statuses; token and GitHub App (JWT → installation token) authentication. Every `url`-like
+field it returns is built from the base URL the request came in on (PyGithub refuses to follow
+URLs on another host), list endpoints paginate for real (`per_page`, `page`, `Link` with
+`rel="next"`/`"last"`), and every answer carries rate-limit headers. It can be mounted under a
+path prefix (`prefix="/api/v3"`, as GitHub Enterprise Server).
 
 Requests go through a `Recorder` (faults.py): tests read `fake.recorder.calls`, inject latency
-and faults, and assert `fake.recorder.unexpected == []` — an unknown route is recorded there and
-answered 501, so the fake fails loudly instead of guessing.
+and faults (and, with `fake.after`, a change such as a push landing right after a given read),
+and assert `fake.recorder.unexpected == []` — an unknown route is recorded there and answered
+501, so the fake fails loudly instead of guessing.
 
 State is changed and read back through methods (`add_repo`, `open_pr`, `add_review`,
 `statuses`, `comments`, …) that hold one lock, so tests may drive it from several threads.
