@@ -282,3 +282,53 @@ def test_listings_and_comparisons_under_an_enterprise_prefix() -> None:
     assert all(c.path.startswith("/api/v3/") for c in enterprise.recorder.calls)
     assert len(enterprise.recorder.calls) == 5
     assert enterprise.recorder.unexpected == []
+
+
+# -- faults -----------------------------------------------------------------------------------
+
+
+def test_a_failed_later_page_fails_the_listing(fake: FakeGitHub, gh: GitHubRepo) -> None:
+    n = fake.open_pr(REPO, "alice", {"requests/alice/a.yaml": REQUEST})
+    _flood(fake, n, 350)
+    path = rf"/issues/{n}/comments$"
+    # Page 1 answers; from then on every page fails (each after its two bounded retries).
+    fake.after("GET", path, lambda: fake.recorder.fail(
+        "GET", path, 502, times=-1, body={"message": "Server Error"}))
+    fake.recorder.clear()
+
+    with pytest.raises(GitHubError) as err:
+        gh.comments(n)
+
+    assert str(err.value) == (
+        f"GitHub: listing the comments of pull request #{n}: HTTP 502: Server Error"
+    )
+    assert fake.recorder.count("GET", path) == 1 + 3 * 3  # pages 2-4, three tries each
+
+
+def test_a_malformed_listing_is_a_github_error(fake: FakeGitHub, gh: GitHubRepo) -> None:
+    n = fake.open_pr(REPO, "alice", {"requests/alice/a.yaml": REQUEST})
+    fake.recorder.fail("GET", rf"/issues/{n}/comments$", 200, body=["not", "comments"])
+    with pytest.raises(GitHubError, match=rf"comments of pull request #{n}: unexpected answer"):
+        gh.comments(n, until=MARKER)
+    fake.recorder.fail("GET", rf"/pulls/{n}/reviews$", 200, body={"reviews": []})
+    with pytest.raises(GitHubError, match=rf"reviews of pull request #{n}: unexpected answer"):
+        gh.reviews(n)
+
+
+def test_a_last_link_on_another_host_only_gives_a_page_number(
+    fake: FakeGitHub, gh: GitHubRepo
+) -> None:
+    """The later pages are asked for at the service's own GitHub, never at a host an answer
+    names."""
+    n = fake.open_pr(REPO, "alice", {"requests/alice/a.yaml": REQUEST})
+    _flood(fake, n, 150)
+    fake.recorder.fail(
+        "GET", rf"/issues/{n}/comments$", 200,
+        body=[{"id": 1, "user": {"login": "mallory"}, "body": "hi"}],
+        headers={"Link": '<https://evil.example.com/x?page=2>; rel="last"'},
+    )
+
+    listed = gh.comments(n)
+
+    assert [c.id for c in listed][:1] == [1] and len(listed) == 51  # page 2 of the real list
+    assert fake.recorder.count("GET", rf"/issues/{n}/comments$") == 2

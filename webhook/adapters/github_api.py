@@ -524,10 +524,10 @@ class GitHubRepo:
         ListTooLongError: approvals must not be judged on part of them.
         """
         what = f"listing the reviews of pull request #{number}"
-        items, complete = self._listing(what, self._path(f"/pulls/{number}/reviews"), {})
-        if not complete:
-            raise ListTooLongError(what, self.max_listed)
         with self._calling(what):
+            items, complete = self._listing(what, self._path(f"/pulls/{number}/reviews"), {})
+            if not complete:
+                raise ListTooLongError(what, self.max_listed)
             out: list[Review] = []
             for data in items:
                 user = data.get("user")
@@ -649,12 +649,12 @@ class GitHubRepo:
                     for c in page
                 )
 
-        items, complete = self._listing(
-            what, self._path(f"/issues/{number}/comments"), params, enough=enough
-        )
-        if not complete and until is None:
-            raise ListTooLongError(what, self.max_listed)
         with self._calling(what):
+            items, complete = self._listing(
+                what, self._path(f"/issues/{number}/comments"), params, enough=enough
+            )
+            if not complete and until is None:
+                raise ListTooLongError(what, self.max_listed)
             return tuple(
                 PullComment(
                     int(c["id"]),

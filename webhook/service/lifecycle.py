@@ -182,9 +182,9 @@ class Lifecycle:
         pull = f_pull.result()
         # The files judged must be those of the commit that receives the verdict: they are read
         # for the head sha just read, not for "the PR" (a push between two reads of the PR
-        # would pair one commit's status with another commit's files). The comments wait for
-        # the PR too: which of them matter depends on whether it is merged. Both go beside
-        # the request file's read, so neither adds a round trip to the event.
+        # would pair one commit's status with another commit's files), at the cost of one
+        # round trip. The comments wait for the PR too — which of them matter depends on
+        # whether it is merged — and are read beside the files, which costs none.
         f_files = self._submit(self._changed_files, pull)
         f_comments = self._submit(self._comments, pull)
         changed = f_files.result()
@@ -279,8 +279,8 @@ class Lifecycle:
         return self.github.comments(pull.number, until=COMMENT_MARKER)
 
     def _reviews(self, number: int) -> tuple[tuple[Review, ...], bool]:
-        """The PR's reviews, and False instead when there are more than GitHub lets the service
-        read in time (the decision then judges no approval rather than part of them)."""
+        """The PR's reviews and True; none and False when there are more than the service reads
+        in one event (the decision then judges no approval rather than part of them)."""
         try:
             return self.github.reviews(number), True
         except ListTooLongError as exc:
