@@ -6,15 +6,18 @@ wall time is compared with. The chains below are derived from what each call nee
 (its inputs), not from what the service happens to do; a step is a set of calls that need
 nothing from each other and may run at once (`∥`).
 
-Every event starts with the same two steps:
+Every event starts with the same three steps:
 
-1. `[pull ∥ files ∥ reviews ∥ policy ∥ identities ∥ comments]` — the PR, its changed files,
-   its reviews, `policy/jitaccess.yaml` and `policy/identities.yaml` on the default branch, and
-   the PR's comments all depend only on the PR number from the delivery. (The payload is only a
-   trigger, SPEC §6, so the PR is re-read; the comments are needed later to edit the status
-   comment in place or to keep a merge idempotent, and are read here rather than later.)
-2. `request file at head` — its path comes from the file list and its ref from the PR's head
-   sha: it cannot be read before step 1.
+1. `[pull ∥ reviews ∥ policy ∥ identities]` — the PR, its reviews, `policy/jitaccess.yaml`
+   and `policy/identities.yaml` on the default branch depend only on the PR number from the
+   delivery. (The payload is only a trigger, SPEC §6, so the PR is re-read.)
+2. `[files at head ∥ comments]` — the files judged must be those of the head commit that
+   receives the verdict, so they are read for the head sha the PR just gave (a comparison
+   `base...sha`; a merged PR's frozen file list, read once the PR says it is merged). Which
+   comments matter depends on the PR too: an open PR's first page (the status comment, edited
+   in place), a merged PR's comments since the merge (the records that keep it idempotent).
+3. `request file at head` — its path comes from the file list and its ref from the PR's head
+   sha: it cannot be read before step 2.
 
 Eligibility (SPEC §5, `asset-inventory` source) follows:
 
@@ -46,14 +49,15 @@ A merge also reads the audit log for an earlier decision (`entries:list`): it ne
 PR's URL and whether it is a merged request, both known after step 1, so it runs beside steps
 2–5 and is off the critical path.
 
-A PR that touches no request needs step 1 only (the file list says so).
+A PR that touches no request needs steps 1 and 2 only (the file list says so).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-FIRST = "[pull ∥ files ∥ reviews ∥ policy ∥ identities ∥ comments]"
+FIRST = "[pull ∥ reviews ∥ policy ∥ identities]"
+FILES = "[files at head ∥ comments]"
 REQUEST_FILE = "request file at head"
 BATCH_GET = "effectiveIamPolicies:batchGet"
 
@@ -78,25 +82,25 @@ class Chain:
 
 CHAINS: dict[str, Chain] = {
     "opened_self": Chain((
-        FIRST, REQUEST_FILE, BATCH_GET, "groups:lookup developers@",
+        FIRST, FILES, REQUEST_FILE, BATCH_GET, "groups:lookup developers@",
         "memberships:lookup (alice)", "[status ∥ comment create ∥ audit requestRole]",
     )),
     "opened_multi": Chain((
-        FIRST, REQUEST_FILE, BATCH_GET, "groups:lookup sre@", "memberships list (sre@)",
+        FIRST, FILES, REQUEST_FILE, BATCH_GET, "groups:lookup sre@", "memberships list (sre@)",
         "[status ∥ comment create ∥ request reviewers ∥ audit requestRole]",
     )),
     "review": Chain((
-        FIRST, REQUEST_FILE, BATCH_GET, "groups:lookup sre@", "memberships list (sre@)",
+        FIRST, FILES, REQUEST_FILE, BATCH_GET, "groups:lookup sre@", "memberships list (sre@)",
         "[status ∥ comment edit ∥ audit approveRole]",
     )),
     "merge_self": Chain((
-        FIRST, REQUEST_FILE, BATCH_GET, "groups:lookup developers@",
+        FIRST, FILES, REQUEST_FILE, BATCH_GET, "groups:lookup developers@",
         "memberships:lookup (alice)", "getIamPolicy", "setIamPolicy", "audit activateRole",
         "comment create",
     )),
     "merge_multi": Chain((
-        FIRST, REQUEST_FILE, BATCH_GET, "groups:lookup sre@", "memberships list (sre@)",
+        FIRST, FILES, REQUEST_FILE, BATCH_GET, "groups:lookup sre@", "memberships list (sre@)",
         "getIamPolicy", "setIamPolicy", "audit activateRole", "comment create",
     )),
-    "non_request": Chain((FIRST,)),
+    "non_request": Chain((FIRST, FILES)),
 }

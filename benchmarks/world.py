@@ -91,6 +91,7 @@ def request_text(project: str, justification: str = "INC-4242: benchmark request
 
 _NORMALISE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^/repos/[^/]+/[^/]+"), "/repos/{repo}"),
+    (re.compile(r"/compare/[^/]+\.\.\.[0-9a-f]{40}$"), "/compare/{base}...{sha}"),
     (re.compile(r"/[0-9a-f]{40}(?=/|$)"), "/{sha}"),
     (re.compile(r"/(pulls|issues)/\d+(?=/|$)"), r"/\1/{n}"),
     (re.compile(r"/comments/\d+(?=/|$)"), "/comments/{id}"),

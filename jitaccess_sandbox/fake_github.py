@@ -1,16 +1,19 @@
 """A fake GitHub REST API, served over HTTP to the real PyGithub client in tests and the sandbox.
 
 `FakeGitHub` is a WSGI app that speaks the subset of the REST API this service uses, the way
-PyGithub 2.x calls it: repositories and their files, pull requests with their files, reviews,
-review requests, issue comments and commit statuses; token and GitHub App (JWT → installation
-token) authentication. Every `url`-like field it returns is built from the base URL the request
-came in on (PyGithub refuses to follow URLs on another host), list endpoints paginate for real
-(`per_page`, `page`, `Link` with `rel="next"`/`"last"`), and every answer carries rate-limit
-headers. It can be mounted under a path prefix (`prefix="/api/v3"`, as GitHub Enterprise Server).
+PyGithub 2.x calls it: repositories and their files, a history of commits (each with its
+parents, so that a comparison `base...head` starts at their merge base, as on GitHub), pull
+requests with their files, reviews, review requests, issue comments (with `since=`) and commit
+statuses; token and GitHub App (JWT → installation token) authentication. Every `url`-like
+field it returns is built from the base URL the request came in on (PyGithub refuses to follow
+URLs on another host), list endpoints paginate for real (`per_page`, `page`, `Link` with
+`rel="next"`/`"last"`), and every answer carries rate-limit headers. It can be mounted under a
+path prefix (`prefix="/api/v3"`, as GitHub Enterprise Server).
 
 Requests go through a `Recorder` (faults.py): tests read `fake.recorder.calls`, inject latency
-and faults, and assert `fake.recorder.unexpected == []` — an unknown route is recorded there and
-answered 501, so the fake fails loudly instead of guessing.
+and faults (and, with `fake.after`, a change such as a push landing right after a given read),
+and assert `fake.recorder.unexpected == []` — an unknown route is recorded there and answered
+501, so the fake fails loudly instead of guessing.
 
 State is changed and read back through methods (`add_repo`, `open_pr`, `add_review`,
 `statuses`, `comments`, …) that hold one lock, so tests may drive it from several threads.
@@ -55,6 +58,10 @@ RATE_LIMIT = 5000
 DOCS = "https://docs.github.com/rest"
 # GitHub answers the contents API with an empty, "none"-encoded body above 1 MiB.
 CONTENTS_INLINE_LIMIT = 1024 * 1024
+# A comparison of two commits lists at most this many files (on its first page only), and at
+# most this many commits when no page is asked for.
+COMPARE_FILES_LIMIT = 300
+COMPARE_COMMITS_LIMIT = 250
 
 
 def iso(moment: datetime) -> str:
@@ -114,6 +121,8 @@ class FakeRepo:
     default_branch: str
     branches: dict[str, str] = field(default_factory=dict)  # branch -> commit sha
     commits: dict[str, dict[str, bytes]] = field(default_factory=dict)  # sha -> files
+    parents: dict[str, tuple[str, ...]] = field(default_factory=dict)  # sha -> parent shas
+    renames: dict[str, dict[str, str]] = field(default_factory=dict)  # sha -> {new: old path}
     statuses: dict[str, list[JSON]] = field(default_factory=dict)  # sha -> statuses, oldest first
     installation_id: int | None = None
     next_number: int = 1
@@ -174,6 +183,16 @@ class FakePull:
     renames: dict[str, str] = field(default_factory=dict)  # new path -> old path
     reviews: list[FakeReview] = field(default_factory=list)
     requested: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Hook:
+    """An action run after serving matching requests (see `FakeGitHub.after`)."""
+
+    method: str
+    path: re.Pattern[str]
+    action: Callable[[], object]
+    remaining: int
 
 
 @dataclass
@@ -288,6 +307,7 @@ class FakeGitHub:
         self._lock = threading.RLock()
         self.bot_login = f"{app_slug}[bot]"
         self.add_user(self.bot_login, type="Bot")
+        self._hooks: list[_Hook] = []
         self._routes = self._build_routes()
         self._app = self.recorder.wsgi(self._serve)
 
@@ -377,9 +397,7 @@ class FakeGitHub:
         with self._lock:
             self.add_user(owner)
             repo = FakeRepo(owner, name, next(self._ids), default_branch)
-            sha = _new_sha()
-            repo.commits[sha] = {}
-            repo.branches[default_branch] = sha
+            repo.branches[default_branch] = self._new_commit(repo, {}, ())
             self.repos[full_name.lower()] = repo
             return repo
 
@@ -417,10 +435,17 @@ class FakeGitHub:
             for path in removed:
                 tree.pop(path, None)
             tree.update({path: _as_bytes(text) for path, text in files.items()})
-            sha = _new_sha()
-            fake.commits[sha] = tree
+            sha = self._new_commit(fake, tree, (parent,))
             fake.branches[branch] = sha
             return sha
+
+    def create_branch(self, repo: str, branch: str, sha: str) -> None:
+        """Point a branch (new or not) at an existing commit, as `git push origin SHA:branch`."""
+        with self._lock:
+            fake = self._repo(repo)
+            if sha not in fake.commits:
+                raise KeyError(f"no commit {sha} in {repo}")
+            fake.branches[branch] = sha
 
     def branch_sha(self, repo: str, branch: str | None = None) -> str:
         """The commit a branch points at (default: the default branch)."""
@@ -450,9 +475,13 @@ class FakeGitHub:
         title: str = "Request access",
         body: str = "",
         head_ref: str | None = None,
+        head_sha: str | None = None,
     ) -> int:
         """Open a PR from a new head commit: `files` added (or modified if they exist on the
         base), `modified` changed, `removed` deleted, `renamed` old -> new path. Returns its number.
+
+        With `head_sha` (and no changes), the PR is opened from that existing commit instead,
+        as anyone who can push a branch can open one from somebody else's commit.
         """
         with self._lock:
             fake = self._repo(repo)
@@ -461,17 +490,23 @@ class FakeGitHub:
             if base_ref not in fake.branches:
                 fake.branches[base_ref] = fake.branches[fake.default_branch]
             base_sha = fake.branches[base_ref]
-            tree = dict(fake.commits[base_sha])
             renames: dict[str, str] = {}
-            for old, new in (renamed or {}).items():
-                tree[new] = tree.pop(old, b"")
-                renames[new] = old
-            for path in removed:
-                tree.pop(path, None)
-            changes = {**(files or {}), **(modified or {})}
-            tree.update({path: _as_bytes(text) for path, text in changes.items()})
-            head_sha = _new_sha()
-            fake.commits[head_sha] = tree
+            if head_sha is not None:
+                if files or modified or removed or renamed:
+                    raise ValueError("a PR opened from an existing commit changes nothing more")
+                if head_sha not in fake.commits:
+                    raise KeyError(f"no commit {head_sha} in {repo}")
+                renames = dict(fake.renames.get(head_sha, {}))
+            else:
+                tree = dict(fake.commits[base_sha])
+                for old, new in (renamed or {}).items():
+                    tree[new] = tree.pop(old, b"")
+                    renames[new] = old
+                for path in removed:
+                    tree.pop(path, None)
+                changes = {**(files or {}), **(modified or {})}
+                tree.update({path: _as_bytes(text) for path, text in changes.items()})
+                head_sha = self._new_commit(fake, tree, (base_sha,), renames)
             number = fake.next_number
             fake.next_number += 1
             now = self.clock()
@@ -507,8 +542,7 @@ class FakeGitHub:
             for path in removed:
                 tree.pop(path, None)
             tree.update({path: _as_bytes(text) for path, text in (files or {}).items()})
-            pr.head_sha = _new_sha()
-            fake.commits[pr.head_sha] = tree
+            pr.head_sha = self._new_commit(fake, tree, (pr.head_sha,))
             pr.updated_at = self.clock()
             return pr.head_sha
 
@@ -527,14 +561,14 @@ class FakeGitHub:
             # A three-way merge: the PR's changes (head against the commit it was opened on)
             # applied to the base branch as it is now, so other PRs merged meanwhile stay.
             start, head = fake.commits[pr.base_sha], fake.commits[pr.head_sha]
-            tree = dict(fake.commits[fake.branches[pr.base_ref]])
+            tip = fake.branches[pr.base_ref]
+            tree = dict(fake.commits[tip])
             for path in set(start) | set(head):
                 if path not in head:
                     tree.pop(path, None)
                 elif start.get(path) != head[path]:
                     tree[path] = head[path]
-            sha = _new_sha()
-            fake.commits[sha] = tree
+            sha = self._new_commit(fake, tree, (tip, pr.head_sha))
             fake.branches[pr.base_ref] = sha
             when = merged_at or self.clock()
             pr.state, pr.merged, pr.merged_at, pr.closed_at = "closed", True, when, when
@@ -724,6 +758,17 @@ class FakeGitHub:
 
     # -- faults ----------------------------------------------------------------------------------
 
+    def after(
+        self, method: str, path: str, action: Callable[[], object], *, times: int = 1
+    ) -> None:
+        """Run `action` (e.g. a push) right after serving the next `times` requests matching
+        `method` and the `path` regex, before their answer leaves: whatever the client asks
+        next — or concurrently, but later — sees the world as `action` left it. For a change
+        landing between two reads, e.g. a push between reading a PR and listing its files."""
+        with self._lock:
+            self._hooks.append(_Hook(method.upper() if method != "*" else "*",
+                                     re.compile(path), action, times))
+
     def fail_rate_limited(
         self, method: str = "*", path: str = ".*", *, times: int = 1, retry_after: int = 60
     ) -> None:
@@ -767,6 +812,40 @@ class FakeGitHub:
         sha = repo.branches.get(ref, ref)
         return repo.commits.get(sha)
 
+    @staticmethod
+    def _new_commit(
+        repo: FakeRepo,
+        tree: dict[str, bytes],
+        parents: tuple[str, ...],
+        renames: Mapping[str, str] | None = None,
+    ) -> str:
+        sha = _new_sha()
+        repo.commits[sha] = tree
+        repo.parents[sha] = parents
+        if renames:
+            repo.renames[sha] = dict(renames)
+        return sha
+
+    @staticmethod
+    def _ancestors(repo: FakeRepo, sha: str) -> list[str]:
+        """`sha` and every commit it descends from, oldest first (as `git rev-list`, reversed)."""
+        seen: list[str] = []
+        stack = [sha]
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.append(current)
+            stack.extend(repo.parents.get(current, ()))
+        position = {c: i for i, c in enumerate(repo.commits)}  # creation order
+        return sorted(seen, key=lambda c: position.get(c, -1))
+
+    def _merge_base(self, repo: FakeRepo, a: str, b: str) -> str | None:
+        """The best common ancestor of two commits (the newest one), or None."""
+        theirs = set(self._ancestors(repo, b))
+        common = [c for c in self._ancestors(repo, a) if c in theirs]
+        return common[-1] if common else None
+
     def _create_comment(self, repo: str, number: int, login: str, body: str) -> FakeComment:
         now = self.clock()
         comment = FakeComment(next(self._ids), repo, number, login, body, now, now)
@@ -774,12 +853,17 @@ class FakeGitHub:
         return comment
 
     def _pull_files(self, repo: FakeRepo, pr: FakePull) -> list[JSON]:
-        base = repo.commits[pr.base_sha]
-        head = repo.commits[pr.head_sha]
+        return self._diff(repo.commits[pr.base_sha], repo.commits[pr.head_sha], pr.renames)
+
+    @staticmethod
+    def _diff(
+        base: dict[str, bytes], head: dict[str, bytes], renames: Mapping[str, str]
+    ) -> list[JSON]:
+        """The files changed from one tree to another (`renames`: new path -> old path)."""
         out: list[JSON] = []
         for path in sorted(set(base) | set(head)):
-            old_path = pr.renames.get(path)
-            if path in pr.renames.values() and path not in head:
+            old_path = renames.get(path)
+            if path in renames.values() and path not in head:
                 continue  # reported as the rename's new path
             if old_path is not None and path in head:
                 status, extra = "renamed", {"previous_filename": old_path}
@@ -974,6 +1058,7 @@ class FakeGitHub:
             ("POST", f"{repo}/statuses/(?P<sha>[^/]+)", "token", self._post_status),
             ("GET", f"{repo}/commits/(?P<ref>[^/]+)/statuses", "token", self._get_statuses),
             ("GET", f"{repo}/commits/(?P<ref>[^/]+)/status", "token", self._get_combined),
+            ("GET", f"{repo}/compare/(?P<basehead>.+)", "token", self._get_compare),
             ("GET", f"{repo}/issues/{num}/comments", "token", self._get_comments),
             ("POST", f"{repo}/issues/{num}/comments", "token", self._post_comment),
             ("GET", f"{repo}/issues/comments/(?P<id>\\d+)", "token", self._get_comment),
@@ -1011,6 +1096,13 @@ class FakeGitHub:
 
         with self._lock:
             resp = self._dispatch(environ, route, method, path or "", query, body, web, match)
+            # Still holding the lock: nothing else is served between the answer and the hook.
+            for hook in self._hooks:
+                if hook.remaining != 0 and hook.method in ("*", method) and hook.path.search(
+                    full_path
+                ):
+                    hook.remaining -= 1
+                    hook.action()
         return self._respond(start_response, resp)
 
     def _dispatch(
@@ -1088,13 +1180,20 @@ class FakeGitHub:
             raise _HttpError(401, "'Expiration time' claim ('exp') is too far in the future")
 
     def _paginate(self, ctx: _Ctx, items: list[Any]) -> _Resp:
+        chunk, headers = self._page(ctx, items)
+        return _Resp(200, chunk, headers)
+
+    def _page(
+        self, ctx: _Ctx, items: list[Any], default_per_page: int = 30
+    ) -> tuple[list[Any], list[tuple[str, str]]]:
+        """The page of `items` the request asks for, and its `Link` header (if any)."""
         def number(name: str, default: int) -> int:
             try:
                 return int(ctx.arg(name) or default)
             except ValueError:
                 return default
 
-        per_page = min(max(number("per_page", 30), 1), 100)
+        per_page = min(max(number("per_page", default_per_page), 1), 100)
         page = max(number("page", 1), 1)
         last = max(1, math.ceil(len(items) / per_page))
         chunk = items[(page - 1) * per_page: page * per_page]
@@ -1110,7 +1209,7 @@ class FakeGitHub:
         if page > 1:
             rels += [("first", 1), ("prev", min(page - 1, last))]
         headers = [("Link", ", ".join(f'<{link(p)}>; rel="{rel}"' for rel, p in rels))]
-        return _Resp(200, chunk, headers if rels else [])
+        return chunk, headers if rels else []
 
     # -- internals: scoping ----------------------------------------------------------------------
 
@@ -1353,14 +1452,110 @@ class FakeGitHub:
             "url": f"{ctx.base}/repos/{repo.full_name}/commits/{sha}/status",
         })
 
+    # -- handlers: comparisons -------------------------------------------------------------------
+
+    def _resolve(self, repo: FakeRepo, ref: str) -> str:
+        """A branch name or a full commit sha, as the commit it names; 404 otherwise."""
+        sha = repo.branches.get(ref, ref)
+        if sha not in repo.commits:
+            raise _not_found()
+        return sha
+
+    def _get_compare(self, ctx: _Ctx) -> _Resp:
+        repo = self._ctx_repo(ctx)
+        base_ref, sep, head_ref = urllib.parse.unquote(ctx.match["basehead"]).partition("...")
+        if not sep or not base_ref or not head_ref:
+            raise _not_found()
+        base, head = self._resolve(repo, base_ref), self._resolve(repo, head_ref)
+        merge_base = self._merge_base(repo, base, head)
+        if merge_base is None:
+            raise _HttpError(404, f"No common ancestor between {base_ref} and {head_ref}.")
+        in_base = set(self._ancestors(repo, base))
+        in_head = set(self._ancestors(repo, head))
+        ahead = [c for c in self._ancestors(repo, head) if c not in in_base]
+        behind = [c for c in self._ancestors(repo, base) if c not in in_head]
+        # The renames recorded on the commits the head adds (GitHub detects them by content).
+        renames: dict[str, str] = {}
+        for sha in ahead:
+            renames.update(repo.renames.get(sha, {}))
+        files = self._diff(repo.commits[merge_base], repo.commits[head], renames)
+        api = f"{ctx.base}/repos/{repo.full_name}"
+        for f in files:
+            quoted = urllib.parse.quote(f["filename"])
+            f["blob_url"] = f"{ctx.web}/{repo.full_name}/blob/{head}/{quoted}"
+            f["raw_url"] = f"{ctx.web}/{repo.full_name}/raw/{head}/{quoted}"
+            f["contents_url"] = f"{api}/contents/{quoted}?ref={head}"
+        commits = [self._commit_json(ctx, repo, c) for c in ahead]
+        headers: list[tuple[str, str]] = []
+        if "page" in ctx.query or "per_page" in ctx.query:
+            # Paged: commits oldest first, page by page; the files come with page 1 only.
+            commits, headers = self._page(ctx, commits, default_per_page=250)
+            if ctx.arg("page") not in ("", "1"):
+                files = []
+        else:
+            commits = commits[-COMPARE_COMMITS_LIMIT:]
+        status = (
+            "identical" if base == head else "behind" if not ahead else
+            "ahead" if not behind else "diverged"
+        )
+        html = f"{ctx.web}/{repo.full_name}/compare/{base_ref}...{head_ref}"
+        return _Resp(200, {
+            "url": f"{api}/compare/{base_ref}...{head_ref}",
+            "html_url": html,
+            "permalink_url": f"{ctx.web}/{repo.full_name}/compare/{base}...{head}",
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+            "base_commit": self._commit_json(ctx, repo, base),
+            "merge_base_commit": self._commit_json(ctx, repo, merge_base),
+            "status": status,
+            "ahead_by": len(ahead),
+            "behind_by": len(behind),
+            "total_commits": len(ahead),
+            "commits": commits,
+            "files": files[:COMPARE_FILES_LIMIT],
+        }, headers)
+
+    def _commit_json(self, ctx: _Ctx, repo: FakeRepo, sha: str) -> JSON:
+        api = f"{ctx.base}/repos/{repo.full_name}"
+        tree = hashlib.sha1(sha.encode(), usedforsecurity=False).hexdigest()
+        return {
+            "sha": sha,
+            "node_id": f"C_{sha}",
+            "url": f"{api}/commits/{sha}",
+            "html_url": f"{ctx.web}/{repo.full_name}/commit/{sha}",
+            "comments_url": f"{api}/commits/{sha}/comments",
+            "commit": {
+                "url": f"{api}/git/commits/{sha}",
+                "message": "",
+                "tree": {"sha": tree, "url": f"{api}/git/trees/{tree}"},
+                "comment_count": 0,
+            },
+            "author": None,
+            "committer": None,
+            "parents": [
+                {"sha": p, "url": f"{api}/commits/{p}",
+                 "html_url": f"{ctx.web}/{repo.full_name}/commit/{p}"}
+                for p in repo.parents.get(sha, ())
+            ],
+        }
+
     # -- handlers: comments ----------------------------------------------------------------------
 
     def _get_comments(self, ctx: _Ctx) -> _Resp:
         repo, pr = self._ctx_pull(ctx)
+        since: datetime | None = None
+        if ctx.arg("since"):
+            try:
+                since = datetime.fromisoformat(ctx.arg("since").replace("Z", "+00:00"))
+            except ValueError:
+                raise _HttpError(422, "Validation Failed", errors=[
+                    {"resource": "IssueComment", "code": "invalid", "field": "since"}]) from None
         found = [
             self._comment_json(ctx, c)
             for c in self.comment_list.values()
             if c.repo.lower() == repo.full_name.lower() and c.number == pr.number
+            # As GitHub's `since`: only comments updated at or after that time.
+            and (since is None or c.updated_at >= since)
         ]
         return self._paginate(ctx, found)
 

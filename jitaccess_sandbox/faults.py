@@ -50,6 +50,23 @@ class Fault:
         return self.remaining != 0 and self.method in ("*", method) and bool(self.path.search(path))
 
 
+@dataclass
+class Gathering:
+    """Hold the first `count` requests matching `method` and `path` until all of them have
+    arrived (see `Recorder.gather`): `met` says they did, `broken` that `timeout` ran out first
+    (then every held request is served)."""
+
+    method: str
+    path: re.Pattern[str]
+    query: re.Pattern[str] | None
+    count: int
+    timeout: float
+    arrived: int = 0
+    met: bool = False
+    broken: bool = False
+    _done: threading.Event = field(default_factory=threading.Event)
+
+
 class Recorder:
     """Records calls, injects latency and faults, and collects unexpected requests."""
 
@@ -58,6 +75,7 @@ class Recorder:
         self.unexpected: list[Call] = []
         self.faults: list[Fault] = []
         self.latency = 0.0  # seconds added to every request
+        self.gatherings: list[Gathering] = []
         self._lock = threading.Lock()
 
     def fail(
@@ -101,6 +119,43 @@ class Recorder:
         with self._lock:
             self.faults.append(fault)
         return fault
+
+    def gather(
+        self, method: str, path: str, count: int, *, query: str | None = None,
+        timeout: float = 10.0,
+    ) -> Gathering:
+        """Hold the next `count` requests matching `method`, the `path` regex and the `query`
+        regex (searched in the query string) until all `count` have arrived: proof, without
+        timing anything, that a client sent them at once (a client sending them one after
+        another never gets them all there: the first waits `timeout` seconds, then `broken` is
+        set and everything is served)."""
+        gathering = Gathering(
+            method=method.upper() if method != "*" else "*", path=re.compile(path),
+            query=re.compile(query) if query is not None else None, count=count,
+            timeout=timeout,
+        )
+        with self._lock:
+            self.gatherings.append(gathering)
+        return gathering
+
+    def _gather(self, method: str, path: str, query: str) -> None:
+        with self._lock:
+            mine = next(
+                (g for g in self.gatherings
+                 if g.arrived < g.count and g.method in ("*", method) and g.path.search(path)
+                 and (g.query is None or g.query.search(query))),
+                None,
+            )
+            if mine is None:
+                return
+            mine.arrived += 1
+            if mine.arrived == mine.count:
+                mine.met = True
+                mine._done.set()
+        if not mine._done.wait(mine.timeout):
+            with self._lock:
+                mine.broken = not mine.met
+                mine._done.set()
 
     def clear(self) -> None:
         """Forget calls, faults, unexpected requests and latency."""
@@ -157,6 +212,7 @@ class Recorder:
                 self.calls.append(call)
             if self.latency:
                 time.sleep(self.latency)
+            self._gather(method, path, environ.get("QUERY_STRING", ""))
             fault = self._take_fault(method, path)
             if fault is not None:
                 if fault.delay:

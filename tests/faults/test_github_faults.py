@@ -26,7 +26,8 @@ from tests.faults.conftest import (
 )
 
 PULL = r"^/repos/acme/access/pulls/1$"
-FILES = r"^/repos/acme/access/pulls/1/files$"
+FILES = r"^/repos/acme/access/pulls/1/files$"  # a merged PR's files
+COMPARE = r"^/repos/acme/access/compare/main\.\.\.[0-9a-f]{40}$"  # an open PR's, at its head
 REVIEWS = r"^/repos/acme/access/pulls/1/reviews$"
 POLICY = r"^/repos/acme/access/contents/policy/jitaccess\.yaml$"
 STATUSES = r"^/repos/acme/access/statuses/"
@@ -36,7 +37,7 @@ SERVER_ERROR = {"message": "Server Error"}
 
 READS = [
     (PULL, "GitHub: reading pull request #1: HTTP 502: Server Error"),
-    (FILES, "GitHub: listing the files of pull request #1: HTTP 502: Server Error"),
+    (COMPARE, "GitHub: comparing main...{head}: HTTP 502: Server Error"),
     (REVIEWS, "GitHub: listing the reviews of pull request #1: HTTP 502: Server Error"),
     (POLICY, "GitHub: reading policy/jitaccess.yaml on the default branch: HTTP 502: "
              "Server Error"),
@@ -59,7 +60,8 @@ def test_failed_read_publishes_nothing_and_a_redelivery_evaluates(
     payload = emu.pr_payload("opened", number)
     answer = emu.deliver("pull_request", payload, delivery_id="open-1")
     assert answer.status == 502, answer.body
-    assert answer.body["message"] == message
+    assert answer.body["message"] == message.format(head=emu.github.pull(emu.repo, number)
+                                                    .head_sha[:12])
     assert gh_count(emu, "GET", path) == 3  # the first try and two bounded retries
     assert emu.status(number) is None  # no status at all rather than a guessed one
     assert emu.comments(number) == []

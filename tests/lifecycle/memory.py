@@ -22,6 +22,7 @@ from webhook.core.errors import ActivationError, AuditError, GitHubError, Google
 from webhook.core.model import (
     Binding,
     ChangedFile,
+    ChangedFiles,
     CommitStatus,
     EligibilityFacts,
     EligibilitySettings,
@@ -53,6 +54,7 @@ class MemoryGitHub:
         self.bot = bot
         self.pulls: dict[int, PullInfo] = {}
         self.changed: dict[int, tuple[ChangedFile, ...]] = {}
+        self.diffs: dict[tuple[str, str], ChangedFiles] = {}  # (base, head) -> diff, if set
         self.review_list: dict[int, list[Review]] = {}
         self.default_files: dict[str, bytes] = {}  # path -> content on the default branch
         self.commit_files: dict[tuple[str, str], bytes] = {}  # (sha, path) -> content
@@ -61,6 +63,7 @@ class MemoryGitHub:
         self.statuses: list[Status] = []
         self.review_requests: list[tuple[int, tuple[str, ...]]] = []
         self.calls: Counter[str] = Counter()
+        self.listings: list[tuple[int, datetime | None, str | None]] = []  # comments() asked
         self.fail: dict[str, GitHubError] = {}  # method name -> error it raises
         self._lock = threading.Lock()
         self._next_id = 1000
@@ -102,6 +105,16 @@ class MemoryGitHub:
         self._call("files")
         return self.changed.get(number, ())
 
+    def compare(self, base: str, head: str) -> ChangedFiles:
+        """The files of the PR from `head` into `base` (a diff in `diffs` first, if set)."""
+        self._call("compare")
+        if (base, head) in self.diffs:
+            return self.diffs[(base, head)]
+        for number, pull in self.pulls.items():
+            if pull.head_sha == head and pull.base_ref == base:
+                return ChangedFiles(self.changed.get(number, ()))
+        raise GitHubError(f"comparing {base}...{head[:12]}: not found (HTTP 404)", status=404)
+
     def reviews(self, number: int) -> tuple[Review, ...]:
         self._call("reviews")
         return tuple(self.review_list.get(number, ()))
@@ -132,14 +145,19 @@ class MemoryGitHub:
             self.statuses.append(Status(sha, state, description, context, target_url))
         return True
 
-    def comments(self, number: int) -> tuple[PullComment, ...]:
+    def comments(
+        self, number: int, *, since: datetime | None = None, until: str | None = None
+    ) -> tuple[PullComment, ...]:
+        """Every comment (no timestamps here: `since` filters nothing, which only lists more;
+        `until` stops nothing, one page holding them all)."""
         self._call("comments")
+        self.listings.append((number, since, until))
         return tuple(self.comment_list.get(number, ()))
 
     def _own_with(
         self, number: int, marker: str, comments: Sequence[PullComment] | None
     ) -> list[PullComment]:
-        listed = self.comments(number) if comments is None else comments
+        listed = self.comments(number, until=marker) if comments is None else comments
         return [c for c in listed if c.author.lower() == self.bot.lower() and marker in c.body]
 
     def comments_with(

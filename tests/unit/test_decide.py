@@ -492,3 +492,30 @@ def test_candidates_ignore_peers_without_a_login() -> None:
 def test_decide_is_deterministic() -> None:
     f = facts(review("mallory"), review("bob", commit=OLD), review("carol"), roles=(SQL, BQ))
     assert decide(f, NOW) == decide(f, NOW)
+
+
+# --------------------------------------------------------------------------------------------
+# More reviews than the service reads
+
+
+def test_approvals_are_not_judged_without_every_review() -> None:
+    """A later review left out of a cut listing could withdraw an approval: neither ready nor
+    waiting can be said, and the decision says why."""
+    d = decide(facts(reviews_complete=False), NOW)
+    assert d.state is State.ERROR
+    assert [p.code for p in d.problems] == ["too_many_reviews"]
+    assert d.problems[0].message == (
+        "The pull request has more reviews than the service can read, so its approvals cannot "
+        "be judged; open a new pull request for this request."
+    )
+    assert d.state.commit_status == "error"
+
+
+def test_a_self_approved_request_needs_no_review_list() -> None:
+    d = decide(facts(roles=(LOGS,), reviews_complete=False), NOW)
+    assert d.state is State.READY
+
+
+def test_an_ineligible_request_stays_ineligible_without_the_review_list() -> None:
+    d = decide(facts(roles=("roles/owner.viewer",), reviews_complete=False), NOW)
+    assert d.state is State.NOT_ELIGIBLE

@@ -35,16 +35,19 @@ from webhook.core.merge import (
     refusal_record,
     review_record,
     reviewers_to_request,
+    status_belongs_to,
 )
 from webhook.core.model import (
     AccessRequest,
     ApprovalKind,
     ApprovalSettings,
     Binding,
+    ChangedFile,
     Decision,
     Identities,
     Policy,
     Problem,
+    PrShape,
     PullInfo,
     PullRequestRef,
     Review,
@@ -55,6 +58,7 @@ from webhook.core.model import (
 from webhook.core.ports import AuditedDecision
 from webhook.core.problems import ProblemCode
 from webhook.core.render import status_comment, status_description
+from webhook.core.request_file import check_pr_shape
 
 NOW = datetime(2040, 1, 1, 12, 0, tzinfo=UTC)
 MERGED_AT = NOW - timedelta(minutes=10)
@@ -69,6 +73,8 @@ WINDOW_2H = (
 )
 
 PR = PullRequestRef(REPO, 7, "alice", HEAD, URL)
+#: The shape of a PR adding one file in its author's own directory (alice's).
+OWN = check_pr_shape((ChangedFile("requests/alice/x.yaml", "added"),), "alice", "main", "main")
 REQUEST = AccessRequest("payments-prod", (SQL,), timedelta(hours=2), "INC-1234: fix")
 IDENTITIES = Identities(
     {"alice": "alice@example.com", "bob": "bob@example.com", "carol": "carol@example.com"}
@@ -398,8 +404,8 @@ def test_a_pending_request_publishes_its_comment_status_and_review_requests() ->
     record = AuditRecord(audit_events.REQUEST_ROLE)
 
     plan = publish_plan(
-        PENDING, pull(state="open", merged=False, merged_at=None), policy=POLICY, reviews=(),
-        request_reviews=True, audit=record,
+        PENDING, pull(state="open", merged=False, merged_at=None), shape=OWN, policy=POLICY,
+        reviews=(), request_reviews=True, audit=record,
     )
 
     assert plan == PublishPlan(
@@ -419,28 +425,102 @@ def test_a_pending_request_publishes_its_comment_status_and_review_requests() ->
     ],
 )
 def test_every_other_state_sets_its_status_and_asks_nobody(decision: Decision, state: str) -> None:
-    plan = publish_plan(decision, pull(), policy=POLICY, reviews=(), request_reviews=True)
+    plan = publish_plan(decision, pull(), shape=OWN, policy=POLICY, reviews=(),
+                        request_reviews=True)
 
     assert plan.status == StatusUpdate(state, status_description(decision), URL)
     assert plan.reviewers == ()
     assert plan.audit is None
 
 
-def test_a_request_in_someone_elses_directory_sets_no_status() -> None:
-    """It may share the owner's head commit; its status would overwrite the owner's."""
-    decision = Decision(
-        State.INVALID, PR,
-        problems=(Problem(ProblemCode.WRONG_DIRECTORY, "requests/bob/x.yaml is bob's"),),
-    )
+def shape_of(*files: ChangedFile, author: str = "alice", base: str = "main") -> PrShape:
+    return check_pr_shape(files, author, base, "main")
 
-    plan = publish_plan(decision, pull(), policy=POLICY, reviews=(), request_reviews=True)
 
+@pytest.mark.parametrize(
+    ("files", "author", "base"),
+    [
+        # Filed under somebody else's directory: the only way into the default branch to share
+        # a request's commit (every PR from a commit into one branch sees the same diff).
+        ((ChangedFile("requests/bob/x.yaml", "added"),), "alice", "main"),
+        # Into another branch: against it, the owner's request can look edited or removed.
+        ((ChangedFile("requests/alice/x.yaml", "modified"),), "alice", "stale"),
+        ((ChangedFile("requests/alice/x.yaml", "added"),), "alice", "release"),
+        # Touching existing requests (perhaps somebody else's), whatever else it adds.
+        ((ChangedFile("requests/alice/x.yaml", "modified"),), "alice", "main"),
+        ((ChangedFile("requests/bob/x.yaml", "removed"),), "alice", "main"),
+        ((ChangedFile("requests/alice/y.yaml", "renamed", "requests/bob/x.yaml"),),
+         "alice", "main"),
+        ((ChangedFile("requests/alice/new.yaml", "added"),
+          ChangedFile("requests/alice/old.yaml", "modified")), "alice", "main"),
+        # In nobody's directory, or by an author no directory can belong to.
+        ((ChangedFile("requests/x.yaml", "added"),), "alice", "main"),
+        ((ChangedFile("requests/alice/../bob/x.yaml", "added"),), "alice", "main"),
+        ((ChangedFile("requests/alice/x.yaml", "added"),), "alice[bot]", "main"),
+    ],
+    ids=["other-directory", "modified-against-stale", "other-base", "edit", "delete", "rename",
+         "add-and-edit", "no-directory", "dot-dot", "bot-author"],
+)
+@pytest.mark.parametrize("state", [State.INVALID, State.ERROR, State.READY])
+def test_only_the_owners_pr_into_the_default_branch_sets_the_status(
+    files: tuple[ChangedFile, ...], author: str, base: str, state: State
+) -> None:
+    """A status belongs to the head commit, which other PRs can share: whatever the decision
+    (an ERROR from a broken policy hides the shape's problems from it), such a PR reports in
+    its comment only."""
+    decision = Decision(state, PR, problems=(Problem(ProblemCode.EMPTY, "x"),))
+    shape = shape_of(*files, author=author, base=base)
+    pr = pull(author=author, base_ref=base)
+
+    plan = publish_plan(decision, pr, shape=shape, policy=POLICY, reviews=(),
+                        request_reviews=True)
+
+    assert status_belongs_to(pr, shape) is False
     assert plan.status is None
     assert plan.comment == status_comment(decision)
 
 
+@pytest.mark.parametrize(
+    "files",
+    [
+        (ChangedFile("requests/alice/x.yaml", "added"),),
+        (ChangedFile("requests/ALICE/x.yaml", "copied"),),
+        # Its own files only, however wrong otherwise: every PR from this commit sees them.
+        (ChangedFile("requests/alice/a.yaml", "added"), ChangedFile("requests/alice/b.yaml",
+                                                                    "added")),
+        (ChangedFile("requests/alice/x.json", "added"), ChangedFile("app.py", "modified")),
+    ],
+)
+def test_the_owners_pr_into_the_default_branch_sets_the_status(
+    files: tuple[ChangedFile, ...],
+) -> None:
+    shape = shape_of(*files)
+    assert status_belongs_to(pull(), shape)
+    plan = publish_plan(SELF_READY, pull(), shape=shape, policy=POLICY, reviews=(),
+                        request_reviews=True)
+    assert plan.status == StatusUpdate("success", status_description(SELF_READY), URL)
+
+
+@pytest.mark.parametrize(
+    "pr", [pull(default_branch=""), pull(base_ref="")], ids=["no-default", "no-base"]
+)
+def test_no_status_without_a_known_default_branch_or_shape(pr: PullInfo) -> None:
+    assert not status_belongs_to(pr, OWN)
+    assert not status_belongs_to(pull(), None)
+    assert publish_plan(SELF_READY, pull(), shape=None, policy=POLICY, reviews=(),
+                        request_reviews=True).status is None
+
+
+def test_a_diff_too_long_to_list_sets_no_status() -> None:
+    files = tuple(ChangedFile(f"docs/{i}.md", "added") for i in range(300))
+    shape = check_pr_shape(files, "alice", "main", "main", complete=False)
+    assert shape.is_request and not shape.own_request
+    assert [p.code for p in shape.problems] == [ProblemCode.TOO_MANY_FILES]
+    assert not status_belongs_to(pull(), shape)
+
+
 def test_a_pr_without_a_url_sets_a_status_without_a_link() -> None:
-    plan = publish_plan(SELF_READY, pull(html_url=""), policy=POLICY, reviews=(),
+    plan = publish_plan(SELF_READY, pull(html_url=""), shape=OWN, policy=POLICY, reviews=(),
                         request_reviews=True)
     assert plan.status is not None and plan.status.target_url is None
 
@@ -451,7 +531,7 @@ def test_a_pr_without_a_url_sets_a_status_without_a_link() -> None:
 def test_reviews_are_requested_only_when_asked_and_with_a_policy(
     policy: Policy | None, request_reviews: bool
 ) -> None:
-    plan = publish_plan(PENDING, pull(), policy=policy, reviews=(),
+    plan = publish_plan(PENDING, pull(), shape=OWN, policy=policy, reviews=(),
                         request_reviews=request_reviews)
     assert plan.reviewers == ()
 

@@ -22,7 +22,7 @@ def codes(result: PrShape) -> list[str]:
 
 def test_valid_request_pr() -> None:
     assert shape(added("requests/alice/db-restore.yaml")) == PrShape(
-        True, "requests/alice/db-restore.yaml", ()
+        True, "requests/alice/db-restore.yaml", (), own_request=True
     )
 
 
@@ -30,7 +30,7 @@ def test_valid_request_pr() -> None:
     "name", ["requests/alice/x.yml", "requests/Alice/a_b-c.1.yaml", "requests/alice/2026.yaml"]
 )
 def test_valid_names(name: str) -> None:
-    assert shape(added(name)) == PrShape(True, name, ())
+    assert shape(added(name)) == PrShape(True, name, (), own_request=True)
 
 
 def test_author_login_is_case_insensitive() -> None:
@@ -108,7 +108,7 @@ def test_mode_change_of_request_is_an_edit() -> None:
 
 def test_copied_counts_as_added() -> None:
     result = shape(ChangedFile("requests/alice/b.yaml", "copied", "requests/alice/a.yaml"))
-    assert result == PrShape(True, "requests/alice/b.yaml", ())
+    assert result == PrShape(True, "requests/alice/b.yaml", (), own_request=True)
 
 
 def test_other_users_directory_keeps_path_for_reporting() -> None:
@@ -183,3 +183,45 @@ def test_all_problems_at_once() -> None:
         "wrong_directory",
         "wrong_base_branch",
     ]
+
+
+@pytest.mark.parametrize(
+    ("files", "author", "own"),
+    [
+        ((added("requests/alice/a.yaml"),), "alice", True),
+        ((added("requests/ALICE/a.yaml"),), "alice", True),
+        ((added("requests/alice/a.json"), ChangedFile("app.py", "modified")), "alice", True),
+        ((added("requests/alice/a.yaml"), added("requests/alice/b.yaml")), "alice", True),
+        ((added("requests/bob/a.yaml"),), "alice", False),
+        ((added("requests/alice/a.yaml"), added("requests/bob/b.yaml")), "alice", False),
+        ((ChangedFile("requests/alice/a.yaml", "modified"),), "alice", False),
+        ((ChangedFile("requests/alice/a.yaml", "removed"),), "alice", False),
+        ((ChangedFile("requests/alice/b.yaml", "renamed", "requests/alice/a.yaml"),), "alice",
+         False),
+        ((ChangedFile("attic/a.yaml", "renamed", "requests/bob/a.yaml"),), "alice", False),
+        ((added("requests/a.yaml"),), "alice", False),
+        ((added("requests//alice/a.yaml"),), "alice", False),
+        ((added("requests/alice/./a.yaml"),), "alice", False),
+        ((added("requests/alice/../bob/a.yaml"),), "alice", False),
+        ((added("requests/\u0430lice/a.yaml"),), "alice", False),
+        ((added("requests/kim/a.yaml"),), "\u212aim", False),
+        ((added("requests/alice/a.yaml"),), "alice[bot]", False),
+    ],
+)
+def test_own_request_means_every_request_change_adds_a_file_in_the_authors_directory(
+    files: tuple[ChangedFile, ...], author: str, own: bool
+) -> None:
+    assert shape(*files, author=author).own_request is own
+
+
+def test_a_cut_file_list_is_a_failing_request_shape_whatever_it_shows() -> None:
+    """GitHub lists the first 300 files of a comparison: the request file, or anything else,
+    may be among those left out, so even a list touching nothing under requests/ is judged."""
+    files = tuple(added(f"docs/{i:03}.md") for i in range(300))
+    result = check_pr_shape(files, "alice", "main", "main", complete=False)
+    assert result == PrShape(True, None, result.problems)
+    assert codes(result) == ["too_many_files"]
+    assert result.problems[0].message == (
+        "the PR changes more files than GitHub lists in one comparison (at least 300), so it "
+        "cannot be checked; a request PR adds exactly one file"
+    )

@@ -30,13 +30,16 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 import urllib3
@@ -45,9 +48,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from urllib3.util.retry import Retry
 
 from webhook.core.budget import PRODUCTION
-from webhook.core.errors import ConfigError, FileTooLargeError, GitHubError
+from webhook.core.errors import ConfigError, FileTooLargeError, GitHubError, ListTooLongError
 from webhook.core.model import (
     ChangedFile,
+    ChangedFiles,
     CommitStatus,
     PullComment,
     PullInfo,
@@ -67,9 +71,18 @@ if TYPE_CHECKING:
 
 DEFAULT_API_URL = "https://api.github.com"
 MAX_FILE_BYTES = 64 * 1024
-# GitHub lists at most 3000 files of a PR; a longer list (of anything) means a broken server,
-# and stopping keeps a `Link` chain from paging forever.
+# GitHub lists at most 3000 files of a PR; a longer list means a broken server, and stopping
+# keeps a `Link` chain from paging forever.
 MAX_LIST_ITEMS = 3000
+#: GitHub lists at most 300 files in a comparison of two commits (on its first page only): a
+#: list that long may be cut.
+COMPARE_MAX_FILES = 300
+#: Most reviews or comments read for one PR. Anyone who can comment can add thousands; reading
+#: them takes one call per 100, fetched PAGE_WORKERS at a time once the first page names the
+#: last one, so this many stay well inside GitHub's 10 s even at 250 ms per call.
+MAX_LISTED = 10_000
+#: Pages of one listing fetched at once (GitHub allows 100 concurrent requests per token).
+PAGE_WORKERS = 8
 TOKEN_RENEW_BEFORE = timedelta(minutes=5)
 #: Least seconds between two lookups of the App installation after a delivery named another one
 #: (the App may have been reinstalled): a stream of foreign deliveries costs a call a minute.
@@ -235,6 +248,27 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _time(value: Any) -> datetime | None:
+    """A REST API timestamp (`2026-11-29T10:00:00Z`) as an aware UTC datetime; None for null."""
+    if value is None:
+        return None
+    return _utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+
+
+def _last_page(headers: dict[str, Any], page: int) -> int:
+    """The page number the `Link` header calls `last` (`page` itself when there is none)."""
+    link = next((str(v) for k, v in headers.items() if k.lower() == "link"), "")
+    for part in link.split(","):
+        url, _, rel = part.partition(";")
+        if rel.strip().replace(" ", "") == 'rel="last"':
+            query = urllib.parse.urlparse(url.strip().strip("<>")).query
+            found = urllib.parse.parse_qs(query).get("page", [""])[-1]
+            if not found.isdigit():
+                raise ValueError("a Link header names no last page number")
+            return max(page, int(found))
+    return page
+
+
 def _describe(e: GithubException) -> str:
     data = e.data
     message = data.get("message") if isinstance(data, dict) else None
@@ -263,6 +297,8 @@ class GitHubRepo:
         self._clients: list[Github] = []
         self._clients_lock = threading.Lock()
         self._login: str | None = None
+        self._pages: ThreadPoolExecutor | None = None  # fetches pages of long listings at once
+        self.max_listed = MAX_LISTED  # most reviews or comments read per listing
 
     def installation_id(self) -> int | None:
         """The GitHub App installation serving the repository, None with a token (1 call the
@@ -346,10 +382,69 @@ class GitHubRepo:
         """Close every HTTP connection this adapter opened."""
         with self._clients_lock:
             clients, self._clients = self._clients, []
+            pages, self._pages = self._pages, None
+        if pages is not None:
+            pages.shutdown(wait=True)
         for gh in clients:
             gh.close()
         if self._installation is not None:
             self._installation.close()
+
+    def _page(self, what: str, path: str, params: dict[str, Any], page: int) -> tuple[
+        list[Any], int
+    ]:
+        """One page of a listing at `path` (raw JSON items) and the number of its last page,
+        from the `Link` header (1 call)."""
+        with self._calling(what):
+            paging: dict[str, Any] = {"page": page} if page > 1 else {}
+            headers, data = self._gh().requester.requestJsonAndCheck(
+                "GET", f"{self.settings.base_url}{path}",
+                parameters={**params, **paging, "per_page": self.settings.per_page},
+            )
+            if not isinstance(data, list):
+                raise TypeError("a listing answered something other than a list")
+            return data, _last_page(headers, page)
+
+    def _listing(
+        self,
+        what: str,
+        path: str,
+        params: dict[str, Any],
+        *,
+        enough: Callable[[list[Any]], bool] | None = None,
+    ) -> tuple[list[Any], bool]:
+        """Every item of a listing, in GitHub's order, and whether that is all of them.
+
+        Page 1 first; unless `enough` says that page holds what the caller needs, every other
+        page is fetched at once (PAGE_WORKERS at a time), up to `max_listed` items. Calls: one
+        per page; rounds: 1 + ceil((pages - 1) / PAGE_WORKERS). The second value is False when
+        the listing is longer (then only its first pages are returned).
+        """
+        first, last = self._page(what, path, params, 1)
+        if last <= 1 or (enough is not None and enough(first)):
+            return first, True
+        most = max(1, math.ceil(self.max_listed / self.settings.per_page))
+        pages = range(2, min(last, most) + 1)
+        futures = [self._page_pool().submit(self._page, what, path, params, p) for p in pages]
+        # Wait for every page, even when one failed: no request of this listing may still be
+        # running once it has answered.
+        errors = [e for f in futures if (e := f.exception()) is not None]
+        if errors:
+            raise errors[0]
+        items = first + [item for f in futures for item in f.result()[0]]
+        return items, last <= most
+
+    def _page_pool(self) -> ThreadPoolExecutor:
+        with self._clients_lock:
+            if self._pages is None:
+                self._pages = ThreadPoolExecutor(
+                    max_workers=PAGE_WORKERS, thread_name_prefix="jit-gh-pages"
+                )
+            return self._pages
+
+    def _path(self, tail: str) -> str:
+        owner, name = (urllib.parse.quote(p, safe="") for p in self.settings.repository.split("/"))
+        return f"/repos/{owner}/{name}{tail}"
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -392,16 +487,47 @@ class GitHubRepo:
                 for f in _bounded(pr.get_files(), "listing files")
             )
 
+    def compare(self, base: str, head: str) -> ChangedFiles:
+        """The files a PR from `head` into `base` changes: from the merge base of the two to
+        `head`, as in `git diff base...head` (1 call: GET /compare/{base}...{head}).
+
+        Read at an exact head commit, this is the diff of that commit and no other, whatever
+        is pushed meanwhile. GitHub lists at most COMPARE_MAX_FILES files there: a list that
+        long is reported as not complete.
+        """
+        with self._calling(f"comparing {base}...{head[:12]}"):
+            # One commit per page: only the files are needed, and they come with page 1.
+            comparison = self._repo().compare(base, head, comparison_commits_per_page=1)
+            listed = comparison.raw_data.get("files") or []
+            if not isinstance(listed, list):
+                raise TypeError("the comparison's files are not a list")
+            files = tuple(
+                ChangedFile(
+                    filename=str(f["filename"]),
+                    status=str(f["status"]),
+                    previous_filename=(
+                        str(f["previous_filename"]) if f.get("previous_filename") else None
+                    ),
+                )
+                for f in listed
+            )
+            return ChangedFiles(files, complete=len(files) < COMPARE_MAX_FILES)
+
     def reviews(self, number: int) -> tuple[Review, ...]:
-        """The PR's reviews, oldest first (1 call per 100: GET /pulls/{n}/reviews).
+        """The PR's reviews, oldest first (1 call per 100: GET /pulls/{n}/reviews, the pages
+        after the first fetched at once).
 
         Reviews by deleted accounts (no user) or with a state this service does not know are
-        left out: they can never count as approvals.
+        left out: they can never count as approvals. More than MAX_LISTED reviews raise
+        ListTooLongError: approvals must not be judged on part of them.
         """
-        with self._calling(f"listing the reviews of pull request #{number}"):
+        what = f"listing the reviews of pull request #{number}"
+        with self._calling(what):
+            items, complete = self._listing(what, self._path(f"/pulls/{number}/reviews"), {})
+            if not complete:
+                raise ListTooLongError(what, self.max_listed)
             out: list[Review] = []
-            for r in _bounded(self._repo().get_pull(number).get_reviews(), "listing reviews"):
-                data = r.raw_data
+            for data in items:
                 user = data.get("user")
                 state = str(data.get("state") or "").upper()
                 if not isinstance(user, dict) or not user.get("login"):
@@ -410,11 +536,11 @@ class GitHubRepo:
                     continue
                 out.append(
                     Review(
-                        id=int(r.id),
+                        id=int(data["id"]),
                         login=str(user["login"]),
                         state=ReviewState(state),
                         commit_id=str(data.get("commit_id") or ""),
-                        submitted_at=_utc(r.submitted_at),
+                        submitted_at=_time(data.get("submitted_at")),
                     )
                 )
             return tuple(out)
@@ -482,22 +608,48 @@ class GitHubRepo:
                 raise ConfigError(INSTALLATION_TOKEN_PROBLEM) from None
             raise
 
-    def comments(self, number: int) -> tuple[PullComment, ...]:
-        """Every comment on a PR, oldest first (1 call per 100 comments).
+    def comments(
+        self, number: int, *, since: datetime | None = None, until: str | None = None
+    ) -> tuple[PullComment, ...]:
+        """The PR's comments, oldest first (1 call per 100 comments, the pages after the first
+        fetched at once; +1 for `self_login` the first time with a token and `until`).
+
+        `since`: only comments created or edited at or after that moment (GitHub's `since=`),
+        e.g. those younger than a merge. `until`: a marker; when the first page holds one of the
+        service's own comments starting with it, no later page is read — the service's status
+        comment is nearly always among a PR's first comments, however many follow. More than
+        MAX_LISTED comments raise ListTooLongError, except with `until`, which is then answered
+        with the first MAX_LISTED (a marker not among them is taken as absent).
 
         A listing read once per event can be handed to `comments_with` and `upsert_comment`,
         which then list nothing themselves.
         """
-        with self._calling(f"listing the comments of pull request #{number}"):
-            # Typed attributes, not `raw_data`: on a listed comment `raw_data` would GET the
-            # comment again (IssueComment is a completable object).
+        what = f"listing the comments of pull request #{number}"
+        params = {"since": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")} if since else {}
+        enough: Callable[[list[Any]], bool] | None = None
+        if until is not None:
+            me = self.self_login().lower()
+
+            def enough(page: list[Any]) -> bool:
+                return any(
+                    str((c.get("user") or {}).get("login") or "").lower() == me
+                    and str(c.get("body") or "").startswith(until)
+                    for c in page
+                )
+
+        with self._calling(what):
+            items, complete = self._listing(
+                what, self._path(f"/issues/{number}/comments"), params, enough=enough
+            )
+            if not complete and until is None:
+                raise ListTooLongError(what, self.max_listed)
             return tuple(
                 PullComment(
-                    int(c.id), str(c.user.login) if c.user is not None else "", str(c.body or "")
+                    int(c["id"]),
+                    str((c.get("user") or {}).get("login") or ""),
+                    str(c.get("body") or ""),
                 )
-                for c in _bounded(
-                    self._repo().get_issue(number).get_comments(), "listing comments"
-                )
+                for c in items
             )
 
     def comments_with(
@@ -512,15 +664,13 @@ class GitHubRepo:
         person's token, the comments that person writes are not the service's records, even
         when they quote one.
         """
-        return [c.body for c in self._own_with(number, marker, comments)]
-
-    def _own_with(
-        self, number: int, marker: str, comments: Sequence[PullComment] | None
-    ) -> list[PullComment]:
-        """This service's own comments starting with `marker` (listing them unless given)."""
-        me = self.self_login().lower()
         listed = self.comments(number) if comments is None else comments
-        return [c for c in listed if c.author.lower() == me and c.body.startswith(marker)]
+        return [c.body for c in self._own_with(marker, listed)]
+
+    def _own_with(self, marker: str, comments: Sequence[PullComment]) -> list[PullComment]:
+        """This service's own comments starting with `marker`."""
+        me = self.self_login().lower()
+        return [c for c in comments if c.author.lower() == me and c.body.startswith(marker)]
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -595,16 +745,18 @@ class GitHubRepo:
         """Keep one comment of ours carrying `marker`: edit it when the body changed, else
         create it; returns its id.
 
-        Calls: 1 per 100 comments to find it (none when `comments`, the PR's comments listed
-        earlier in the same event, are given), then 0 (unchanged), 1 (PATCH) or 1 (POST);
-        +1 for `self_login` the first time with a token. Only the service's own comments are
-        considered, whoever listed them. `body` gets `marker` on its first line if it does not
-        contain it, and is cut to fit GitHub's 65,536 characters if need be.
+        Calls: to find it, 1 when it is on the first page of comments, else 1 per 100 (none
+        when `comments`, the PR's comments listed earlier in the same event, are given), then
+        0 (unchanged), 1 (PATCH) or 1 (POST); +1 for `self_login` the first time with a token.
+        Only the service's own comments are considered, whoever listed them. `body` gets
+        `marker` on its first line if it does not start with it, and is cut to fit GitHub's
+        65,536 characters if need be.
         """
         if not body.startswith(marker):
             body = f"{marker}\n{body}"
         body = fit_comment(body)
-        for comment in self._own_with(number, marker, comments):
+        listed = self.comments(number, until=marker) if comments is None else comments
+        for comment in self._own_with(marker, listed):
             if comment.body != body:
                 with self._calling(f"editing comment {comment.id} on #{number}"):
                     # Lazy objects: one PATCH of .../issues/comments/{id}, no GET first.

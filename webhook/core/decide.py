@@ -112,6 +112,24 @@ def decide(facts: Facts, now: datetime) -> Decision:
             notes=facts.eligibility.notes,
         )
 
+    if not facts.reviews_complete and any(r.kind is ApprovalKind.MULTI_PARTY for r in roles):
+        # Approvals judged on part of the reviews could count one that a later review, left
+        # out, withdrew: neither ready nor waiting can be said.
+        return Decision(
+            State.ERROR,
+            pr,
+            request=request,
+            requester=requester,
+            problems=(
+                Problem(
+                    ProblemCode.TOO_MANY_REVIEWS,
+                    "The pull request has more reviews than the service can read, so its "
+                    "approvals cannot be judged; open a new pull request for this request.",
+                ),
+            ),
+            roles=roles,
+        )
+
     if all(r.needed == 0 for r in roles):
         return Decision(
             State.READY, pr, request=request, requester=requester, roles=roles,

@@ -45,6 +45,14 @@ class FileTooLargeError(GitHubError):
         self.size = size
 
 
+class ListTooLongError(GitHubError):
+    """A GitHub listing has more items than the service reads; the items are not returned."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"{what}: more than {limit} items")
+        self.limit = limit
+
+
 class GoogleError(UpstreamError):
     """A Google Cloud API call failed."""
 

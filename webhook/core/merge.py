@@ -23,6 +23,7 @@ from webhook.core.model import (
     Decision,
     Identities,
     Policy,
+    PrShape,
     PullInfo,
     Review,
     ReviewState,
@@ -314,22 +315,41 @@ class PublishPlan:
     audit: AuditRecord | None  # the audit entry to write beside, if any
 
 
+def status_belongs_to(pull: PullInfo, shape: PrShape | None) -> bool:
+    """May this PR set the `jit-access` status on its head commit?
+
+    A status belongs to a commit, not to a PR, and any number of PRs can share a head commit
+    (anyone who can push a branch can open one from the commit of somebody else's request).
+    Only the PR whose verdict is about its author's own request may speak for the commit: one
+    into the default branch (branch protection applies there, and every PR from that commit
+    into that branch sees the same diff) whose changes under requests/ all add files in its
+    author's own directory. Any other PR — into another branch (its diff against that branch
+    can show the owner's request as modified, renamed or removed), filing into someone else's
+    directory, touching existing requests, or too long to list — reports in its comment only;
+    without the required status it cannot be merged anyway.
+    """
+    return (
+        shape is not None
+        and shape.own_request
+        and bool(pull.default_branch)
+        and pull.base_ref == pull.default_branch
+    )
+
+
 def publish_plan(
     decision: Decision,
     pull: PullInfo,
     *,
+    shape: PrShape | None,
     policy: Policy | None,
     reviews: Sequence[Review],
     request_reviews: bool,
     audit: AuditRecord | None = None,
 ) -> PublishPlan:
-    """What to publish for a decision on `pull`; `reviews` are those the decision judged."""
+    """What to publish for a decision on `pull`; `shape` is what its diff at the head says
+    (None: not known, so no status), `reviews` are those the decision judged."""
     status: StatusUpdate | None = None
-    # A status belongs to a commit, and another PR can share the head commit: a PR whose
-    # request file is in someone else's directory (the only way to share a request's commit)
-    # must not overwrite the owner's status. Without a status it cannot be merged anyway
-    # (branch protection requires jit-access); its comment explains.
-    if not any(p.code == ProblemCode.WRONG_DIRECTORY for p in decision.problems):
+    if status_belongs_to(pull, shape):
         status = StatusUpdate(
             decision.state.commit_status, status_description(decision), pull.html_url or None
         )

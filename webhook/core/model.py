@@ -53,12 +53,27 @@ class ChangedFile:
 
 
 @dataclass(frozen=True)
+class ChangedFiles:
+    """The files a diff changes, as GitHub lists them, and whether GitHub listed them all.
+
+    GitHub lists a limited number of files per diff (300 for a comparison of two commits): a
+    longer diff comes back cut, and a cut list must never be judged as if it were whole.
+    """
+
+    files: tuple[ChangedFile, ...]
+    complete: bool = True
+
+
+@dataclass(frozen=True)
 class PrShape:
     """What the list of changed files says about a PR: is it a request, which file, what's wrong."""
 
     is_request: bool
     path: str | None
     problems: tuple[Problem, ...] = ()
+    # Every change the PR makes under requests/ adds a file in its author's own directory: its
+    # verdict is about the author's own request only (see `merge.status_belongs_to`).
+    own_request: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,6 +235,9 @@ class Facts:
     request_problems: tuple[Problem, ...]  # request file and PR-shape problems
     eligibility: EligibilityFacts | None  # None when not looked up (invalid request or policy)
     reviews: tuple[Review, ...] = ()
+    # False: the PR has more reviews than the service reads, and `reviews` is empty; approvals
+    # cannot be judged then (a later review left out could withdraw one).
+    reviews_complete: bool = True
 
 
 # --------------------------------------------------------------------------------------------

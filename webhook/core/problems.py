@@ -65,6 +65,8 @@ class ProblemCode(enum.StrEnum):
     INVALID_AUTHOR = "invalid_author"
     NO_REQUEST_FILE = "no_request_file"
     WRONG_BASE_BRANCH = "wrong_base_branch"
+    #: GitHub listed only the first files of the diff: the rest cannot be judged.
+    TOO_MANY_FILES = "too_many_files"
 
     # -- the policy and the identities ----------------------------------------------------------
     POLICY_MISSING = "policy_missing"
@@ -83,5 +85,7 @@ class ProblemCode(enum.StrEnum):
     NO_IDENTITY_MAPPING = "no_identity_mapping"
     NOT_ELIGIBLE = "not_eligible"
     ELIGIBILITY_UNKNOWN = "eligibility_unknown"
+    #: More reviews than the service reads: approvals cannot be judged on a partial list.
+    TOO_MANY_REVIEWS = "too_many_reviews"
     #: A Google lookup failed: nothing is decided yet, and a merge must be retried, not refused.
     SERVICE_ERROR = "service_error"

@@ -51,7 +51,7 @@ from webhook.core.request_file import LOGIN
 
 #: Problem codes that mean the service, not the policy, failed (handlers building an ERROR
 #: decision for an upstream failure should use `service_error`).
-SERVICE_ERROR_CODES = frozenset({"eligibility_unknown", "service_error"})
+SERVICE_ERROR_CODES = frozenset({"eligibility_unknown", "service_error", "too_many_reviews"})
 
 #: Problems listed in one comment at most; GitHub caps comment bodies at 65536 characters.
 MAX_PROBLEMS_SHOWN = 50

@@ -363,18 +363,54 @@ def request_path_problem(path: str, author: str | None = None) -> Problem | None
     return None
 
 
+def in_directory_of(path: str, author: str) -> bool:
+    """Is `path` under `requests/<author>/` (case-insensitive), with no empty, `.` or `..` part
+    that could make it mean another directory?"""
+    parts = path.split("/")
+    return (
+        len(parts) >= 3
+        and parts[0] == "requests"
+        and LOGIN.fullmatch(parts[1]) is not None
+        and LOGIN.fullmatch(author) is not None
+        and parts[1].lower() == author.lower()
+        and all(part not in ("", ".", "..") for part in parts)
+    )
+
+
 def check_pr_shape(
-    files: Sequence[ChangedFile], author: str, base_ref: str, default_branch: str
+    files: Sequence[ChangedFile],
+    author: str,
+    base_ref: str,
+    default_branch: str,
+    *,
+    complete: bool = True,
 ) -> PrShape:
     """Whether a PR is a request PR, its request file, and what is wrong with its shape.
 
     `path` is the one request file the PR adds when there is exactly one candidate, even if the
     PR has other problems, so that the file's own problems can be reported in the same round.
     "copied" counts as adding a file: it is a new file, merely similar to an existing one.
+
+    `complete` is False when GitHub listed only the first files of the diff: whatever those
+    say, the PR is judged a request with a failing shape, never "not a request" (a request
+    file, or anything else, may be among the files left out).
     """
+    if not complete:
+        return PrShape(True, None, (
+            _p(
+                ProblemCode.TOO_MANY_FILES,
+                f"the PR changes more files than GitHub lists in one comparison (at least "
+                f"{len(files)}), so it cannot be checked; a request PR adds exactly one file",
+            ),
+        ))
     if not any(_is_request_area(f.filename) or _is_request_area(f.previous_filename)
                for f in files):
         return PrShape(False, None, ())
+    own_request = all(
+        f.status in ("added", "copied") and in_directory_of(f.filename, author)
+        for f in files
+        if _is_request_area(f.filename) or _is_request_area(f.previous_filename)
+    )
     problems: list[Problem] = []
     added: list[str] = []
     author_ok = LOGIN.fullmatch(author) is not None
@@ -443,4 +479,4 @@ def check_pr_shape(
                 f"a request PR must target {default_branch}, not {show(base_ref, 80)}",
             )
         )
-    return PrShape(True, path, tuple(problems))
+    return PrShape(True, path, tuple(problems), own_request=own_request)

@@ -22,6 +22,7 @@ from webhook.core.errors import (
     AuditError,
     FileTooLargeError,
     JitAccessError,
+    ListTooLongError,
     UpstreamError,
 )
 from webhook.core.merge import (
@@ -44,10 +45,12 @@ from webhook.core.merge import (
     records_needed,
     refusal_record,
     review_record,
+    status_belongs_to,
 )
 from webhook.core.model import (
     AccessRequest,
     Binding,
+    ChangedFiles,
     CommitStatus,
     Decision,
     EligibilityFacts,
@@ -55,9 +58,11 @@ from webhook.core.model import (
     Identities,
     Policy,
     Problem,
+    PrShape,
     PullComment,
     PullInfo,
     PullRequestRef,
+    Review,
     State,
 )
 from webhook.core.names import IDENTITIES_PATH, POLICY_PATH, STATUS_CONTEXT
@@ -88,6 +93,10 @@ from webhook.core.request_file import MAX_REQUEST_BYTES, check_pr_shape, parse_r
 
 log = logging.getLogger("jitaccess")
 
+#: How much older than the merge a comment may look and still be listed as a possible record
+#: of a decision on it (GitHub's timestamps are whole seconds; the records all follow it).
+RECORDS_MARGIN = timedelta(minutes=5)
+
 # The policy files arrive with every event, nearly always unchanged, and parsing them (a YAML
 # scanner written in Python that keeps line numbers for the messages) costs milliseconds per
 # file — tens for an identities file of a few hundred people. Parsing is pure and its results
@@ -115,9 +124,12 @@ class Evaluation:
     facts: Facts | None  # None when the PR is not a request
     decision: Decision | None
     policy: Policy | None
-    # The PR's comments, listed in the first wave of reads so that editing the status comment
-    # or checking for an earlier activation comment needs no listing later (None: not listed).
+    # The PR's comments that matter for the event (see `Lifecycle._comments`), listed with the
+    # facts so that editing the status comment or checking for an earlier activation comment
+    # needs no listing later (None: not listed).
     comments: tuple[PullComment, ...] | None = None
+    # What the diff at the head says (None when the PR is not a request).
+    shape: PrShape | None = None
     # The head commit's current jit-access status, read beside the request file so that
     # publishing can skip an unchanged status without a round trip of its own (status_read:
     # whether it was read; status None then means the commit has no such status, or the read
@@ -200,16 +212,25 @@ class Lifecycle:
         merge with `at_merge`)."""
         now = now or self.clock()
         f_pull = self._submit(self.github.pull, number)
-        f_files = self._submit(self.github.files, number)
-        f_reviews = self._submit(self.github.reviews, number)
+        f_reviews = self._submit(self._reviews, number)
         f_policy = self._submit(self.github.file_bytes, POLICY_PATH, None)
         f_ids = self._submit(self.github.file_bytes, IDENTITIES_PATH, None)
-        # Read now, beside the rest, rather than after the decision: saves a round trip on
-        # every request event (a PR that is no request pays one needless call).
-        f_comments = self._submit(self.github.comments, number)
-        pull, files = f_pull.result(), f_files.result()
+        pull = f_pull.result()
+        # The files judged must be those of the commit that receives the verdict: they are read
+        # for the head sha just read, not for "the PR" (a push between two reads of the PR
+        # would pair one commit's status with another commit's files), at the cost of one
+        # round trip. The comments wait for the PR too — which of them matter depends on
+        # whether it is merged — and are read beside the files, which costs none.
+        f_files = self._submit(self._changed_files, pull)
+        f_comments = self._submit(self._comments, pull)
+        changed = f_files.result()
+        # A merge is judged against the default branch GitHub named when it signed the
+        # delivery, so that a redelivery after a rename decides as the first delivery did.
         default_branch = (at_merge and at_merge.default_branch) or pull.default_branch
-        shape = check_pr_shape(files, pull.author, pull.base_ref, default_branch)
+        shape = check_pr_shape(
+            changed.files, pull.author, pull.base_ref, default_branch,
+            complete=changed.complete,
+        )
         if not shape.is_request:
             for f in (f_reviews, f_policy, f_ids, f_comments):
                 f.result()  # surface errors, keep the pool tidy
@@ -221,15 +242,13 @@ class Lifecycle:
             if shape.path is not None
             else None
         )
-        # Only an open PR publishes a status, and not one whose request is in someone else's
-        # directory (see `publish`).
+        # Only a PR that may set the status on its head reads the current one (see `publish`).
         f_status = (
             self._submit(self.github.commit_status, pull.head_sha, STATUS_CONTEXT)
-            if pull.state == "open"
-            and not any(p.code == ProblemCode.WRONG_DIRECTORY for p in shape.problems)
+            if pull.state == "open" and status_belongs_to(pull, shape)
             else None
         )
-        reviews = f_reviews.result()
+        reviews, reviews_complete = f_reviews.result()
         if pull.merged_at is not None:
             # Reviews given after the merge judge nothing: the request was decided at merge.
             merged_at = pull.merged_at
@@ -276,6 +295,7 @@ class Lifecycle:
             request_problems=tuple(problems),
             eligibility=eligibility,
             reviews=reviews,
+            reviews_complete=reviews_complete,
         )
         # A merge is judged at the moment it happened: a redelivery hours later must not find
         # that the approvals have aged since.
@@ -291,9 +311,41 @@ class Lifecycle:
             except UpstreamError as exc:
                 log.warning("the status of %s could not be read: %s", pr.reference, exc)
         return Evaluation(
-            pull, facts, decision, settings, f_comments.result(),
+            pull, facts, decision, settings, f_comments.result(), shape,
             status_read=status_read, status=status,
         )
+
+    def _changed_files(self, pull: PullInfo) -> ChangedFiles:
+        """The files of the PR's diff at `pull.head_sha`, the commit its verdict is about."""
+        if pull.state == "open":
+            # Compared at the exact sha, against the base branch as it is now: the diff GitHub
+            # shows for the PR and the one a merge of that commit would bring.
+            return self.github.compare(pull.base_ref, pull.head_sha)
+        # A closed PR's head and file list no longer change (a merged PR's base branch now
+        # holds its head, so a comparison would be empty). GitHub lists at most 3000 files
+        # there; a list cut at that length has thousands of files, never a valid request.
+        return ChangedFiles(self.github.files(pull.number))
+
+    def _comments(self, pull: PullInfo) -> tuple[PullComment, ...]:
+        """The PR's comments this event can need, however many people wrote.
+
+        An open PR needs the service's status comment, edited in place: nearly always among
+        the first, so the listing stops at the first page when it holds it. A merged PR needs
+        the records of decisions on it (activation, refusal, failure comments), all posted
+        after the merge: only comments younger than the merge are listed.
+        """
+        if pull.merged_at is not None:
+            return self.github.comments(pull.number, since=pull.merged_at - RECORDS_MARGIN)
+        return self.github.comments(pull.number, until=COMMENT_MARKER)
+
+    def _reviews(self, number: int) -> tuple[tuple[Review, ...], bool]:
+        """The PR's reviews and True; none and False when there are more than the service reads
+        in one event (the decision then judges no approval rather than part of them)."""
+        try:
+            return self.github.reviews(number), True
+        except ListTooLongError as exc:
+            log.warning("PR #%d: %s; its approvals cannot be judged", number, exc)
+            return (), False
 
     @staticmethod
     def _request(
@@ -352,7 +404,7 @@ class Lifecycle:
         decision = ev.decision
         assert decision is not None
         plan = publish_plan(
-            decision, ev.pull, policy=ev.policy,
+            decision, ev.pull, shape=ev.shape, policy=ev.policy,
             reviews=ev.facts.reviews if ev.facts else (),
             request_reviews=request_reviews, audit=audit,
         )
@@ -686,6 +738,7 @@ class Lifecycle:
                     max_delay=ev.policy.activation.max_delay if ev.policy else timedelta(hours=1),
                     access_remains=access_remains,
                 ),
+                ev.comments,
             )
         except JitAccessError as exc:
             log.error("could not comment the failure on %s: %s", decision.pr.reference, exc)
