@@ -418,6 +418,10 @@ class FakeGitHub:
         """Commit a file to a branch (default: the default branch); returns the new commit sha."""
         return self.commit(repo, {path: text}, ref=ref)
 
+    def remove_file(self, repo: str, path: str, ref: str | None = None) -> str:
+        """Commit the removal of a file from a branch; returns the new commit sha."""
+        return self.commit(repo, {}, removed=[path], ref=ref)
+
     def commit(
         self,
         repo: str,
