@@ -163,7 +163,11 @@ class Service:
             raise ConfigError(
                 f"{POLICY_PATH} is invalid: " + "; ".join(p.message for p in problems)
             )
-        return self.cleaner.cleanup(policy.scope, self.clock())
+        from webhook.service.cleanup import CLEANUP_DEADLINE  # loaded with the cleaner anyway
+
+        return self.cleaner.cleanup(
+            policy.scope, self.clock(), cleanup_deadline=CLEANUP_DEADLINE
+        )
 
     def warmup(self) -> None:
         """Build clients and fetch credentials so the first delivery is fast."""
