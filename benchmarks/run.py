@@ -320,8 +320,8 @@ def print_cleanup(r: dict[str, Any], out: TextIO) -> None:
       f"/tasks/cleanup to the service process, paced at {PROJECTS_PER_SECOND:g} projects/s = "
       "80% of\n   Resource Manager's default 600 reads and 600 writes a minute; 'unpaced' = "
       "the same cleaner in the\n   benchmark process without the pace, as a raised quota "
-      "allows; 'proj/s' = projects / wall; 'pace' = projects started per second, first to "
-      "last;\n   'max/min' = most calls in any 60 s)\n")
+      "allows; 'proj/s' = projects / wall;\n   'pace' = projects started per second, first "
+      "to last; 'max/min' = most calls in any 60 s)\n")
     w(f"{'config':<9}{'projects':>9}{'run':>4}{'wall':>9}{'proj/s':>8}{'pace':>7}{'removed':>9}{'left':>6}"
       f"{'search':>8}{'getIam':>8}{'setIam':>8}{'entries':>9}{'get max/min':>13}"
       f"{'set max/min':>13}{'RSS':>8}\n")
