@@ -217,11 +217,12 @@ class ServiceProcess(HttpTarget):
     #: The module run as the service (a profiling variant can be swapped in by hand).
     module = "benchmarks.service_process"
 
-    def __init__(self, emu: Emulator) -> None:
+    def __init__(self, emu: Emulator, extra_env: dict[str, str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("GITHUB_", "GAE_", "CLOUD_", "GOOGLE_"))
                and k not in ("RESOURCE_MANAGER_ENDPOINT", "CLEANUP_TOKEN")}
         env.update(service_environment(emu))
+        env.update(extra_env or {})
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p
         )

@@ -169,14 +169,15 @@ def test_the_search_asks_for_project_policies_with_activations(google: FakeGoogl
 def test_one_audit_entry_per_removal(google: FakeGoogleHarness):
     cleaner(google).cleanup(FOLDER, NOW)
 
-    entries = google.world.logs()
+    # Projects are cleaned concurrently: entries of different projects come in any order.
+    entries = sorted(google.world.logs(), key=lambda e: e["labels"]["user"])
     assert [e["labels"]["user"] for e in entries] == [
-        "dave@example.com",
         "alice@example.com",
+        "dave@example.com",
         "erin@example.com",
     ]
     assert {e["severity"] for e in entries} == {"NOTICE"}
-    assert entries[1]["labels"] == {
+    assert entries[0]["labels"] == {
         "event": "gitops.removeExpired",
         "user": "alice@example.com",
         "project": PAYMENTS,
@@ -189,10 +190,37 @@ def test_one_audit_entry_per_removal(google: FakeGoogleHarness):
         "commit": "",
         "delivery_id": "",
     }
-    assert entries[1]["jsonPayload"]["message"] == (
+    assert entries[0]["jsonPayload"]["message"] == (
         f"Removed the expired activation of {ROLE} for alice@example.com on project {PAYMENTS}: "
         "Self-approved, justification: INC-1 (acme/access#1)"
     )
+    # The same id and time in every run that attempts the removal: the activation's end.
+    assert entries[0]["insertId"] == (
+        f"remove:{PAYMENTS}:{ROLE}:user:alice@example.com:2040-01-01T12:00:00Z"
+    )
+    assert entries[0]["timestamp"] == "2040-01-01T12:00:00.000000Z"
+
+
+def test_each_entry_is_written_before_its_removal(google: FakeGoogleHarness):
+    cleaner(google).cleanup(FOLDER, NOW)
+
+    for project, users in ((PAYMENTS, {"alice", "erin"}), (LEDGER, {"dave"})):
+        steps = []
+        for call in google.recorder.calls:
+            if call.path == f"/v3/projects/{project}:setIamPolicy":
+                steps.append("write")
+            elif call.path == "/v2/entries:write" and f'"project": "{project}"' in str(call.body):
+                steps.append("entry")
+        assert steps == ["entry"] * len(users) + ["write"]
+
+
+def test_an_activation_ended_long_ago_is_audited_at_the_run_time(google: FakeGoogleHarness):
+    # Cleanup did not run for days: Cloud Logging might not store an entry dated at the end.
+    cleaner(google).cleanup(FOLDER, NOW + timedelta(days=3))
+
+    (entry,) = [e for e in google.world.logs() if e["labels"]["user"] == "dave@example.com"]
+    assert entry["timestamp"] == "2040-01-04T13:00:00.000000Z"
+    assert entry["labels"]["activation_end"] == "2040-01-01T12:00:00Z"
 
 
 def test_nothing_expired_writes_nothing(google: FakeGoogleHarness):
@@ -244,7 +272,7 @@ def test_a_conflict_is_retried_from_a_fresh_read(google: FakeGoogleHarness):
     assert google.recorder.count("POST", rf"projects/{PAYMENTS}:setIamPolicy$") == 2
 
 
-def test_an_audit_failure_is_reported(google: FakeGoogleHarness):
+def test_an_audit_failure_removes_nothing(google: FakeGoogleHarness):
     google.recorder.fail(
         "POST",
         WRITE,
@@ -255,9 +283,12 @@ def test_an_audit_failure_is_reported(google: FakeGoogleHarness):
 
     report = cleaner(google).cleanup(FOLDER, NOW)
 
-    assert len(report.removed) == 3
+    assert report.removed == ()
     assert set(report.errors) == {PAYMENTS, LEDGER}
     assert report.errors[LEDGER].startswith("The audit entry (gitops.removeExpired)")
+    assert google.recorder.count("POST", SET) == 0  # no entry, no removal
+    assert wire(EXPIRED_DAVE) in google.world.bindings(f"projects/{LEDGER}")
+    assert wire(EXPIRED_ALICE) in google.world.bindings(f"projects/{PAYMENTS}")
 
 
 def test_a_failing_search_is_a_google_error(google: FakeGoogleHarness):
@@ -331,3 +362,201 @@ def test_a_removal_whose_answer_was_lost_is_still_reported():
     assert world.bindings(f"projects/{LEDGER}") == [PLAIN]
     assert fake.recorder.count("POST", SET) == 2
     assert fake.recorder.unexpected == []
+
+
+# --------------------------------------------------------------------------------------------
+# Many projects: the time budget, interruptions, concurrency
+
+
+def many_projects(google: FakeGoogleHarness, count: int, *, expired_each: int = 1) -> list[str]:
+    """`count` projects under FOLDER, each with `expired_each` expired activations and an active
+    one; returns their IDs in the order the search finds them."""
+    projects = [f"fleet-{i:04d}" for i in range(count)]
+    for project in projects:
+        google.world.add_project(project, FOLDER)
+        expired = [
+            wire(activation(f"u{j}@example.com", role=f"roles/role{j}", number=j))
+            for j in range(expired_each)
+        ]
+        put(google, project, [*expired, wire(ACTIVE_BOB)])
+    return projects
+
+
+def removed_everywhere(google: FakeGoogleHarness, expired_each: int = 1) -> set[tuple[str, ...]]:
+    """(project, role, member) of every expired fleet activation no longer in its policy."""
+    gone = set()
+    for resource in google.world.projects():
+        if not resource.startswith("projects/fleet-"):
+            continue
+        held = {(b["role"], b["members"][0]) for b in google.world.bindings(resource)}
+        for j in range(expired_each):
+            key = (f"roles/role{j}", f"user:u{j}@example.com")
+            if key not in held:
+                gone.add((resource.split("/", 1)[1], *key))
+    return gone
+
+
+def audited(google: FakeGoogleHarness) -> set[tuple[str, ...]]:
+    """(project, role, member) of every removeExpired entry, as a query shows them."""
+    return {
+        (e["labels"]["project"], e["labels"]["role"], "user:" + e["labels"]["user"])
+        for e in google.world.logs()
+        if e["labels"]["event"] == "gitops.removeExpired"
+    }
+
+
+def test_a_run_stopped_by_its_budget_leaves_the_rest_to_the_next_run(google: FakeGoogleHarness):
+    projects = many_projects(google, 6)
+    # The clock is the number of IAM writes so far: each project takes one second.
+    writes = lambda: float(google.recorder.count("POST", SET))  # noqa: E731
+    paced = Cleaner(
+        google.clients,
+        AuditLog(google.clients, retry_deadline=0.5),
+        Activator(google.clients, sleep=lambda _s: None, retry_deadline=0.5),
+        workers=1,
+        projects_per_second=None,
+        monotonic=writes,
+    )
+
+    report = paced.cleanup(FOLDER, NOW, cleanup_deadline=2.5)
+
+    # Started at 0, 1 and 2 s; none after the deadline.
+    assert report.projects == tuple(projects[:3])
+    assert report.left == (*projects[3:], LEDGER, PAYMENTS)
+    assert report.ok and report.stopped_by_budget
+    assert report.summary() == (
+        "removed 3 expired activation(s) in 3 project(s); stopped by its time budget; "
+        "5 project(s) left for the next run"
+    )
+    assert report.as_json()["left"] == [*projects[3:], LEDGER, PAYMENTS]
+    assert removed_everywhere(google) == {(p, "roles/role0", "user:u0@example.com")
+                                          for p in projects[:3]}
+    assert removed_everywhere(google) == audited(google)  # no removal without its entry
+
+    # The next run finds the rest still there and finishes.
+    again = paced.cleanup(FOLDER, NOW, cleanup_deadline=100)
+    assert again.left == () and "left" not in again.as_json()
+    assert again.projects == (*projects, LEDGER, PAYMENTS)  # all still hold bob's activation
+    assert [r.project for r in again.removed] == [*projects[3:], LEDGER, PAYMENTS, PAYMENTS]
+    assert len(removed_everywhere(google)) == 6
+    assert removed_everywhere(google) <= audited(google)
+    assert len(google.world.exported_logs()) == 9  # one entry per removal, none repeated
+
+
+def test_with_many_workers_no_project_starts_after_the_deadline(google: FakeGoogleHarness):
+    many_projects(google, 30)
+    writes = lambda: float(google.recorder.count("POST", SET))  # noqa: E731
+    pool = Cleaner(
+        google.clients,
+        AuditLog(google.clients, retry_deadline=0.5),
+        Activator(google.clients, sleep=lambda _s: None, retry_deadline=0.5),
+        workers=4,
+        projects_per_second=None,
+        monotonic=writes,
+    )
+
+    report = pool.cleanup(FOLDER, NOW, cleanup_deadline=5.5)
+
+    # A project starts only while fewer than 6 writes were made; 4 may be in flight then.
+    assert 4 <= len(report.projects) <= 9
+    assert len(report.projects) + len(report.left) == 32
+    assert google.recorder.count("POST", r"projects/fleet-\d+:getIamPolicy$") == len(
+        [p for p in report.projects if p.startswith("fleet-")]
+    )
+    assert removed_everywhere(google) <= audited(google)
+    assert report.errors == {}
+
+    again = pool.cleanup(FOLDER, NOW, cleanup_deadline=1000)
+    assert again.left == () and again.ok
+    assert len(removed_everywhere(google)) == 30
+    assert removed_everywhere(google) <= audited(google)
+
+
+def test_a_write_failing_after_its_entry_is_finished_by_the_next_run(google: FakeGoogleHarness):
+    """What a run killed between the entry and the write leaves: an entry for a binding that is
+    still there. The next run removes it and writes the same entry again (shown once)."""
+    denied = {"error": {"code": 403, "message": "denied", "status": "PERMISSION_DENIED"}}
+    google.recorder.fail("POST", rf"projects/{LEDGER}:setIamPolicy$", 403, body=denied)
+
+    first = cleaner(google).cleanup(FOLDER, NOW)
+
+    assert list(first.errors) == [LEDGER]
+    assert [r.binding for r in first.removed] == [EXPIRED_ALICE, ENDS_NOW]
+    assert wire(EXPIRED_DAVE) in google.world.bindings(f"projects/{LEDGER}")
+    (entry,) = [e for e in google.world.logs() if e["labels"]["project"] == LEDGER]
+    assert entry["labels"]["user"] == "dave@example.com"
+
+    second = cleaner(google).cleanup(FOLDER, NOW)
+
+    assert second.ok
+    assert [r.binding for r in second.removed] == [EXPIRED_DAVE]
+    assert google.world.bindings(f"projects/{LEDGER}") == []
+    ledger = [e for e in google.world.exported_logs() if e["labels"]["project"] == LEDGER]
+    assert len(ledger) == 2  # written twice...
+    assert {(e["insertId"], e["timestamp"]) for e in ledger} == {
+        (entry["insertId"], entry["timestamp"])
+    }
+    assert [e for e in google.world.logs() if e["labels"]["project"] == LEDGER] == [entry]
+
+
+def test_a_conflict_retry_does_not_repeat_the_entries(google: FakeGoogleHarness):
+    google.recorder.fail("POST", rf"projects/{PAYMENTS}:setIamPolicy$", 409, body=ABORTED)
+
+    report = cleaner(google).cleanup(FOLDER, NOW)
+
+    assert report.ok and len(report.removed) == 3
+    assert len(google.world.exported_logs()) == 3
+
+
+def test_many_projects_are_all_cleaned_with_one_entry_per_removal(google: FakeGoogleHarness):
+    projects = many_projects(google, 60, expired_each=2)
+    pool = Cleaner(
+        google.clients,
+        AuditLog(google.clients, retry_deadline=0.5),
+        Activator(google.clients, sleep=lambda _s: None, retry_deadline=0.5),
+        workers=8,
+        projects_per_second=None,
+    )
+
+    report = pool.cleanup(FOLDER, NOW)
+
+    assert report.ok and report.left == ()
+    assert report.projects == (*projects, LEDGER, PAYMENTS)  # the search's order
+    assert [r.project for r in report.removed] == [
+        *[p for p in projects for _ in range(2)], LEDGER, PAYMENTS, PAYMENTS
+    ]
+    assert len(removed_everywhere(google, 2)) == 120
+    exported = google.world.exported_logs()
+    assert len(exported) == 123
+    assert len({e["insertId"] for e in exported}) == 123
+    assert removed_everywhere(google, 2) <= audited(google)
+    for project in projects:
+        assert google.world.bindings(f"projects/{project}") == [wire(ACTIVE_BOB)]
+    assert google.recorder.count("POST", SET) == 62  # one write per project
+
+
+def test_projects_are_started_at_the_pace(google: FakeGoogleHarness):
+    projects = many_projects(google, 4)
+    clock = [1000.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    paced = Cleaner(
+        google.clients,
+        AuditLog(google.clients, retry_deadline=0.5),
+        Activator(google.clients, sleep=lambda _s: None, retry_deadline=0.5),
+        workers=1,
+        projects_per_second=4.0,
+        monotonic=lambda: clock[0],
+        sleep=sleep,
+    )
+
+    report = paced.cleanup(FOLDER, NOW, cleanup_deadline=1.1)
+
+    # Starts at 0, 0.25, ..., 1.0 s; the slot at 1.25 s is past the deadline.
+    assert sleeps == [0.25] * 4
+    assert report.projects == (*projects, LEDGER)
+    assert report.left == (PAYMENTS,)

@@ -352,16 +352,28 @@ class Activator:
 
         self._read_modify_write(project, step, reason=reason, granting=False)
 
-    def remove_expired(self, project: str, now: datetime, *, reason: str) -> tuple[Binding, ...]:
+    def remove_expired(
+        self,
+        project: str,
+        now: datetime,
+        *,
+        reason: str,
+        before_write: Callable[[Sequence[Binding]], None] | None = None,
+    ) -> tuple[Binding, ...]:
         """Remove the project's activations that ended at or before `now`; returns them.
 
         The expired set is computed afresh from every read, so a conflict retry never removes
         a binding that a concurrent writer has just replaced by a fresh activation.
+        `before_write`, when given, is called with the bindings a write is about to remove,
+        before every write; if it raises, nothing is written (cleanup records its audit entries
+        there, so that no removal can land without one).
         """
         tried: dict[Binding, None] = {}  # every binding a write of ours tried to remove, in order
 
         def step(policy: JSON) -> JSON | None:
             expired = expired_activations(policy, now)
+            if expired and before_write is not None:
+                before_write(expired)
             tried.update(dict.fromkeys(expired))
             return without_bindings(policy, expired) if expired else None
 

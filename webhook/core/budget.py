@@ -54,6 +54,10 @@ class Budget:
     secret_timeout: float = 5.0
     secret_attempts: int = 2
     secret_pause: float = 0.2
+    #: Seconds after which a cleanup run starts no more projects (the search included). App
+    #: Engine ends a request after 10 minutes; the rest is for the projects in flight and the
+    #: answer. What is left is cleaned by the next run.
+    cleanup_deadline: float = 420.0
 
 
 #: The production budget.

@@ -219,7 +219,9 @@ class Service:
             raise ConfigError(
                 f"{POLICY_PATH} is invalid: " + "; ".join(p.message for p in problems)
             )
-        return self.cleaner.cleanup(policy.scope, self.clock())
+        return self.cleaner.cleanup(
+            policy.scope, self.clock(), cleanup_deadline=self.settings.budget.cleanup_deadline
+        )
 
     def warmup(self) -> None:
         """Build clients and fetch credentials so the first delivery is fast."""
