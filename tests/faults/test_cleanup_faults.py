@@ -20,7 +20,6 @@ import requests
 from jitaccess_sandbox.emulator import Emulator
 from jitaccess_sandbox.httpserver import LocalServer
 from tests.faults.conftest import google_error, merged_ready
-from webhook.service import cleanup as cleanup_module
 from webhook.service.app import create_app
 
 TOKEN = "cleanup-token-0123456789abcdef"
@@ -64,7 +63,10 @@ def test_a_run_out_of_time_leaves_the_projects_to_the_next_run(
 ) -> None:
     expired_activation(emu)
     with serving(emu) as url:
-        monkeypatch.setattr(cleanup_module, "CLEANUP_DEADLINE", 0.0)  # the service's budget
+        # The service's budget: no time left for any project once the search is done.
+        budget = dataclasses.replace(emu.settings.budget, cleanup_deadline=0.0)
+        monkeypatch.setattr(emu.service, "settings", dataclasses.replace(
+            emu.service.settings, budget=budget))
         body = run_cleanup(url)
         assert body == {
             "message": "removed 0 expired activation(s) in 0 project(s); stopped by its time "
