@@ -411,8 +411,11 @@ def test_a_run_stopped_by_its_budget_leaves_the_rest_to_the_next_run(google: Fak
     writes = lambda: float(google.recorder.count("POST", SET))  # noqa: E731
     paced = Cleaner(
         google.clients,
-        AuditLog(google.clients, retry_deadline=0.5),
-        Activator(google.clients, sleep=lambda _s: None, retry_deadline=0.5),
+        AuditLog(google.clients, budget=replace(google.budget, retry_deadline=0.5)),
+        Activator(
+            google.clients, sleep=lambda _s: None,
+            budget=replace(google.budget, retry_deadline=0.5),
+        ),
         workers=1,
         projects_per_second=None,
         monotonic=writes,
@@ -448,8 +451,11 @@ def test_with_many_workers_no_project_starts_after_the_deadline(google: FakeGoog
     writes = lambda: float(google.recorder.count("POST", SET))  # noqa: E731
     pool = Cleaner(
         google.clients,
-        AuditLog(google.clients, retry_deadline=0.5),
-        Activator(google.clients, sleep=lambda _s: None, retry_deadline=0.5),
+        AuditLog(google.clients, budget=replace(google.budget, retry_deadline=0.5)),
+        Activator(
+            google.clients, sleep=lambda _s: None,
+            budget=replace(google.budget, retry_deadline=0.5),
+        ),
         workers=4,
         projects_per_second=None,
         monotonic=writes,
@@ -512,8 +518,11 @@ def test_many_projects_are_all_cleaned_with_one_entry_per_removal(google: FakeGo
     projects = many_projects(google, 60, expired_each=2)
     pool = Cleaner(
         google.clients,
-        AuditLog(google.clients, retry_deadline=0.5),
-        Activator(google.clients, sleep=lambda _s: None, retry_deadline=0.5),
+        AuditLog(google.clients, budget=replace(google.budget, retry_deadline=0.5)),
+        Activator(
+            google.clients, sleep=lambda _s: None,
+            budget=replace(google.budget, retry_deadline=0.5),
+        ),
         workers=8,
         projects_per_second=None,
     )
@@ -546,8 +555,11 @@ def test_projects_are_started_at_the_pace(google: FakeGoogleHarness):
 
     paced = Cleaner(
         google.clients,
-        AuditLog(google.clients, retry_deadline=0.5),
-        Activator(google.clients, sleep=lambda _s: None, retry_deadline=0.5),
+        AuditLog(google.clients, budget=replace(google.budget, retry_deadline=0.5)),
+        Activator(
+            google.clients, sleep=lambda _s: None,
+            budget=replace(google.budget, retry_deadline=0.5),
+        ),
         workers=1,
         projects_per_second=4.0,
         monotonic=lambda: clock[0],
