@@ -10,7 +10,7 @@ Every event starts with the same three steps:
 
 1. `[pull ∥ reviews ∥ policy ∥ identities]` — the PR, its reviews, `policy/jitaccess.yaml`
    and `policy/identities.yaml` on the default branch depend only on the PR number from the
-   delivery. (The payload is only a trigger, SPEC §6, so the PR is re-read.)
+   delivery. (The payload is only a trigger, README: activation, so the PR is re-read.)
 2. `[files at head ∥ comments]` — the files judged must be those of the head commit that
    receives the verdict, so they are read for the head sha the PR just gave (a comparison
    `base...sha`; a merged PR's frozen file list, read once the PR says it is merged). Which
@@ -19,7 +19,7 @@ Every event starts with the same three steps:
 3. `request file at head` — its path comes from the file list and its ref from the PR's head
    sha: it cannot be read before step 2.
 
-Eligibility (SPEC §5, `asset-inventory` source) follows:
+Eligibility (README: lifecycle, `asset-inventory` source) follows:
 
 3. `effectiveIamPolicies:batchGet` — needs the project (from the request file) and the scope
    (from the policy).
@@ -40,7 +40,8 @@ A merge activates instead, strictly in order:
    a concurrent change (a 409 and a retry) short.
 7. `setIamPolicy` — needs the etag and bindings just read.
 8. `entries:write` (audit) — records the access actually granted (the binding written, or the
-   one already present); if it fails, the binding is removed again (SPEC §6), so it cannot run
+   one already present); if it fails, the binding is removed again (README: activation), so it
+   cannot run
    before or beside the write.
 9. `comment (create)` — announces the activation only once it is audited ("no access without
    an audit record"); whether it was already posted is known from step 1.

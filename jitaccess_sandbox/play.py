@@ -2,7 +2,7 @@
 
 Each step sends a real, signed delivery to the real service, which reads the fake GitHub
 through PyGithub and the fake Google Cloud through the Google client libraries. The transcript
-shows what a user and an auditor would see; every step also checks what SPEC requires, and the
+shows what a user and an auditor would see; every step also checks what the README promises, and the
 command exits non-zero when any check fails.
 """
 

@@ -1,4 +1,5 @@
-"""Identity tricks (SPEC §4, §5): login case, alias accounts mapped to the requester, two logins
+"""Identity tricks (README: policy; README: lifecycle): login case, alias accounts mapped to the
+requester, two logins
 for one person, approvers without a mapping or without multi-party eligibility."""
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def reasons(emu: Emulator, number: int) -> list[str]:
 
 
 def test_the_author_login_matches_identities_case_insensitively(emu: Emulator) -> None:
-    """SPEC §3/§4: logins are case-insensitive, so GitHub user `Alice` is `alice` in
+    """README: request file; README: policy: logins are case-insensitive, so GitHub user `Alice` is
+    `alice` in
     identities.yaml; the grant goes to her mapped identity and nobody else's."""
     number = open_files(emu, "Alice", {"requests/Alice/x.yaml": request_yaml()})
     assert emu.status(number)["state"] == "success"  # type: ignore[index]
@@ -156,7 +158,7 @@ def test_approvals_by_unqualified_users_do_not_count(
 
 def test_self_approval_eligibility_does_not_qualify_a_reviewer(emu: Emulator) -> None:
     """dave may self-activate the role on payments-prod, but only multi-party eligibility makes
-    a qualified reviewer (SPEC §5)."""
+    a qualified reviewer (README: lifecycle)."""
     emu.world.add_binding("projects/payments-prod", "roles/cloudsql.admin",
                           "user:dave@example.com", SELF)
     number = open_files(emu, "alice", {"requests/alice/x.yaml": PROD})

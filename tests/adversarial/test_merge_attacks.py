@@ -1,4 +1,5 @@
-"""Attacks at merge time (SPEC §5, §6): stale or unqualified approvals, merges that bypass
+"""Attacks at merge time (README: lifecycle; README: activation): stale or unqualified approvals,
+merges that bypass
 branch protection, replayed and fake merge events, and concurrent redeliveries."""
 
 from __future__ import annotations

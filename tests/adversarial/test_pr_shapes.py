@@ -1,4 +1,5 @@
-"""Hostile PR shapes (SPEC §3): other users' directories, path tricks, requests mixed with other
+"""Hostile PR shapes (README: request file): other users' directories, path tricks, requests mixed
+with other
 changes, edits and deletions of existing requests. Each is reported as an invalid request and
 refused again when merged anyway."""
 
@@ -52,7 +53,8 @@ def test_a_pr_sharing_the_owners_head_commit_cannot_overwrite_its_status(emu: Em
 
 
 def test_a_directory_differing_only_in_case_is_the_authors(emu: Emulator) -> None:
-    """SPEC §3: `<github-login>` matches the author's login case-insensitively (GitHub logins
+    """README: request file: `<github-login>` matches the author's login case-insensitively (GitHub
+    logins
     are case-insensitive), so alice may file under requests/ALICE/. The grant is still alice's
     own identity, taken from her login, never from the directory name."""
     number = open_files(emu, "alice", {"requests/ALICE/x.yaml": REQUEST})

@@ -1,4 +1,4 @@
-"""Hostile values in a request file's fields (SPEC §3): roles, justification, duration.
+"""Hostile values in a request file's fields (README: request file): roles, justification, duration.
 
 Each case opens its own PR in one shared world, checks the status and comment, then merges
 anyway (an admin bypassing branch protection) and proves the merge is refused too. A few
@@ -74,7 +74,7 @@ ROLE_CASES = [
     Case("other project's custom role", role("projects/other-proj/roles/x"), "invalid",
          "projects/other-proj/roles/x is a custom role of project other-proj, not of "
          "payments-dev"),
-    # SPEC §3 allows organization custom roles; the role name alone grants nothing: the
+    # README: request file allows organization custom roles; the role name alone grants nothing: the
     # requester must still be eligible for it (see the control test below).
     Case("organization role", role("organizations/999/roles/x"), "not_eligible",
          "Not eligible for organizations/999/roles/x"),
@@ -234,7 +234,8 @@ def test_markup_in_a_justification_is_inert_in_the_comments(emu: Emulator) -> No
 
 
 def test_an_organization_custom_role_needs_eligibility(emu: Emulator) -> None:
-    """SPEC §3 allows `organizations/N/roles/…`; the role is granted only to someone eligible
+    """README: request file allows `organizations/N/roles/…`; the role is granted only to someone
+    eligible
     for it: carol is not, alice is (a self-approval binding on payments-dev)."""
     org_role = "organizations/123456789012/roles/dbOperator"
     iam_state(emu.world).custom_roles.add(org_role)

@@ -1,4 +1,5 @@
-"""YAML attacks through a request PR (SPEC §3): every one ends as a failed status with a clear
+"""YAML attacks through a request PR (README: request file): every one ends as a failed status with
+a clear
 problem — never a 500, never a hang, never a grant (merging anyway is refused too)."""
 
 from __future__ import annotations

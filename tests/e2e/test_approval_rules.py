@@ -1,4 +1,5 @@
-"""SPEC §5 approval rules, end to end: real service, PyGithub and Google libraries, both fakes.
+"""README: lifecycle approval rules, end to end: real service, PyGithub and Google libraries, both
+fakes.
 
 Every case runs the multi-party request of the standard world (alice asks for
 roles/cloudsql.admin on payments-prod; bob and carol are qualified through sre@ on the prod

@@ -1,4 +1,5 @@
-"""SPEC §3 end to end: request files and the shapes of request PRs, and where the policy is read.
+"""README: request file end to end: request files and the shapes of request PRs, and where the
+policy is read.
 
 Each case opens a PR on the fake GitHub, delivers its `pull_request` event to the real service
 and checks the commit status (state and description), the status comment's problem list (with

@@ -1,4 +1,5 @@
-"""SPEC §8 HTTP surface of the real Flask app, over real HTTP: signatures, sizes, bodies, routing.
+"""README: service HTTP surface of the real Flask app, over real HTTP: signatures, sizes, bodies,
+routing.
 
 Deliveries the service must refuse or ignore are checked for their answer *and* for having made
 no call to GitHub or Google (counted at the fakes' wire).

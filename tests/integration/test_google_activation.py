@@ -240,7 +240,7 @@ def test_conflict_retries_stop_at_the_deadline_but_not_before_five_attempts(
 ):
     google.recorder.fail("POST", SET, 409, body=ABORTED, times=-1)
 
-    # SPEC §6: at least 5 attempts, even when the deadline has long passed (a slow IAM).
+    # README: activation: at least 5 attempts, even when the deadline has long passed (a slow IAM).
     with pytest.raises(ActivationError, match="gave up after 5 attempts"):
         activator(google, budget=replace(google.budget, conflict_deadline=0.0)).activate(
             PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"

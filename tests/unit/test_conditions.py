@@ -1,4 +1,5 @@
-"""IAM condition helpers: markers, activation windows, descriptions (SPEC §5, §6)."""
+"""IAM condition helpers: markers, activation windows, descriptions (README: lifecycle; README:
+activation)."""
 
 from __future__ import annotations
 

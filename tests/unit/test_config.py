@@ -1,4 +1,5 @@
-"""`Settings.from_env`: every variable of SPEC §8 validated at start, secrets never shown."""
+"""`Settings.from_env`: every variable of README: service validated at start, secrets never
+shown."""
 
 from __future__ import annotations
 

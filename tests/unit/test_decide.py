@@ -1,4 +1,4 @@
-"""Rules of the pure decision (SPEC §5), with a frozen clock and no fakes."""
+"""Rules of the pure decision (README: lifecycle), with a frozen clock and no fakes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The App Engine deployment files agree with the service (SPEC §8) and keep secrets out."""
+"""The App Engine deployment files agree with the service (README: service) and keep secrets out."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from webhook.service.config import SECRET_VARIABLES, VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ["gunicorn", "-b", ":$PORT", "webhook.main:app"]
-#: Route -> methods the service must accept on it (SPEC §8).
+#: Route -> methods the service must accept on it (README: service).
 ROUTES = {
     "/webhook": ("POST",),
     "/health": ("GET",),

@@ -1,4 +1,4 @@
-"""policy/jitaccess.yaml and policy/identities.yaml (SPEC §4)."""
+"""policy/jitaccess.yaml and policy/identities.yaml (README: policy)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from webhook.core.policy import parse_identities, parse_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SPEC_POLICY = """\
+DOC_POLICY = """\
 scope: organizations/123456789012   # or folders/N or projects/ID: where eligibility is searched
 activation:
   min_duration: 5m
@@ -48,7 +48,7 @@ def codes(text: str) -> list[tuple[str, int | None]]:
 
 
 def test_spec_example_equals_defaults() -> None:
-    assert parse_policy(SPEC_POLICY) == (Policy("organizations/123456789012"), ())
+    assert parse_policy(DOC_POLICY) == (Policy("organizations/123456789012"), ())
 
 
 def test_shipped_policy_file_is_valid_and_default() -> None:

@@ -1,4 +1,5 @@
-"""The shape of a request PR (SPEC §3): one added file in the author's directory, nothing else."""
+"""The shape of a request PR (README: request file): one added file in the author's directory,
+nothing else."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request files (SPEC §3): every rule, every problem at once, with codes and lines."""
+"""Request files (README: request file): every rule, every problem at once, with codes and lines."""
 
 from __future__ import annotations
 

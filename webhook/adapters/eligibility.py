@@ -1,4 +1,5 @@
-"""Eligibility (SPEC §5): who holds an eligible binding for which role on a project, and how.
+"""Eligibility (README: lifecycle): who holds an eligible binding for which role on a project, and
+how.
 
 Two sources, chosen by `eligibility.source` in the policy:
 

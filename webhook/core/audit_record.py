@@ -1,4 +1,4 @@
-"""Audit records (SPEC §7): the events, and one entry's labels and payload. Pure: no I/O.
+"""Audit records (README: audit log): the events, and one entry's labels and payload. Pure: no I/O.
 
 `adapters.cloud_logging` writes these records to Cloud Logging; the lifecycle builds them without
 loading the Google client libraries.
@@ -26,7 +26,7 @@ _SEVERITY = {
     REFUSE_ACTIVATION: "WARNING",
 }
 
-#: The label keys of every entry, in the order of SPEC §7.
+#: The label keys of every entry, in the order of README: audit log.
 LABEL_KEYS = (
     "event",
     "user",
@@ -81,7 +81,7 @@ class AuditRecord:
         return self.severity or _SEVERITY.get(self.event, "INFO")
 
     def labels(self) -> dict[str, str]:
-        """The entry's labels per SPEC §7: all strings, "" when not applicable."""
+        """The entry's labels per README: audit log: all strings, "" when not applicable."""
         return {
             "event": self.event,
             "user": _bare(self.user),

@@ -1,4 +1,4 @@
-"""The pure decision (SPEC §5): from gathered facts to a state and the reasons for it.
+"""The pure decision (README: lifecycle): from gathered facts to a state and the reasons for it.
 
 `decide` reads no clock, network or environment: the caller passes `now`. The commit status and
 the PR comments (`webhook.core.render`) are renderings of its result, and the merge handler calls it

@@ -30,7 +30,7 @@ class Problem:
 
 
 # --------------------------------------------------------------------------------------------
-# Request files (SPEC §3)
+# Request files (README: request file)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class PrShape:
 
 
 # --------------------------------------------------------------------------------------------
-# Policy (SPEC §4)
+# Policy (README: policy)
 
 
 class EligibilitySourceName(enum.StrEnum):
@@ -140,7 +140,7 @@ class Identities:
 
 
 # --------------------------------------------------------------------------------------------
-# Eligibility facts (SPEC §5), produced by the Google adapters
+# Eligibility facts (README: lifecycle), produced by the Google adapters
 
 
 class Marker(enum.StrEnum):
@@ -241,7 +241,7 @@ class Facts:
 
 
 # --------------------------------------------------------------------------------------------
-# Decisions (SPEC §5)
+# Decisions (README: lifecycle)
 
 
 class State(enum.StrEnum):
@@ -301,7 +301,7 @@ class Decision:
 
 
 # --------------------------------------------------------------------------------------------
-# Activation (SPEC §6)
+# Activation (README: activation)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The workflow's configuration: `policy/jitaccess.yaml` and `policy/identities.yaml` (SPEC §4).
+"""The workflow's configuration: `policy/jitaccess.yaml` and `policy/identities.yaml` (README:
+policy).
 
 Pure parsing with the same YAML hardening as request files. Every key has the documented default
 except `scope`; unknown keys at any level are problems, so a typo never silently falls back to a

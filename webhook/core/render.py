@@ -1,4 +1,5 @@
-"""Renderings of a `Decision`: the commit-status description and the PR comments (SPEC §5, §6).
+"""Renderings of a `Decision`: the commit-status description and the PR comments (README:
+lifecycle; README: activation).
 
 Pure and deterministic (no clock): the same decision always renders the same text, so editing
 the status comment in place with an unchanged body is a no-op the handler can skip.

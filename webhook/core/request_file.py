@@ -1,4 +1,5 @@
-"""Request files (`requests/<login>/<name>.yaml`) and the shape of request PRs (SPEC §3).
+"""Request files (`requests/<login>/<name>.yaml`) and the shape of request PRs (README: request
+file).
 
 Pure: text in, a typed request or a list of problems out. Every rule is checked and every breach
 reported, so that a requester can fix the file in one go.

@@ -20,7 +20,8 @@ from webhook.core.errors import ConfigError
 REPOSITORY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 
-#: Every environment variable the service reads (SPEC §8), for documentation and app.yaml checks.
+#: Every environment variable the service reads (README: service), for documentation and app.yaml
+#: checks.
 VARIABLES = (
     "GITHUB_WEBHOOK_SECRET",
     "GITHUB_REPOSITORY",
@@ -46,7 +47,7 @@ INSTALLATION_TOKEN_PREFIX = "ghs_"
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated configuration of one service instance (SPEC §8)."""
+    """Validated configuration of one service instance (README: service)."""
 
     webhook_secret: str = field(repr=False)
     repository: str
