@@ -53,8 +53,17 @@ MAX_STATUSES_PER_CONTEXT = 1000
 MAX_BODY_CHARS = 65536
 RATE_LIMIT = 5000
 DOCS = "https://docs.github.com/rest"
-# GitHub answers the contents API with an empty, "none"-encoded body above 1 MiB.
+# GitHub answers the contents API with an empty, "none"-encoded body above 1 MiB; the raw media
+# type serves files up to 100 MB.
 CONTENTS_INLINE_LIMIT = 1024 * 1024
+CONTENTS_RAW_LIMIT = 100 * 1024 * 1024
+RAW_CONTENT_TYPE = "application/vnd.github.raw; charset=utf-8"
+_RAW_MEDIA = re.compile(r"application/vnd\.github(?:\.v3)?\.raw(?:\+json)?(?:\s*;.*)?")
+
+
+def _wants_raw(accept: str) -> bool:
+    """Whether an Accept header asks for the contents API's raw media type."""
+    return any(_RAW_MEDIA.fullmatch(part.strip()) for part in accept.split(","))
 
 
 def iso(moment: datetime) -> str:
@@ -197,6 +206,8 @@ class _Ctx:
     web: str  # web base URL (html_url)
     principal: _Principal
     match: re.Match[str]
+    accept: str = ""  # the Accept header
+    if_none_match: str = ""  # the If-None-Match header (a conditional request)
 
     def arg(self, name: str) -> str:
         """A query parameter ('' when absent)."""
@@ -218,6 +229,7 @@ class _Resp:
     status: int
     payload: Any
     headers: list[tuple[str, str]] = field(default_factory=list)
+    raw: bytes | None = None  # a body sent as it is (the contents API's raw media type)
 
 
 class _HttpError(Exception):
@@ -1009,18 +1021,31 @@ class FakeGitHub:
             if self.rate_remaining <= 0:
                 raise _HttpError(403, "API rate limit exceeded for user.")
             self.rate_remaining -= 1
-            ctx = _Ctx(method, path, query, body, web + self.prefix, web, principal, match)
-            return handler(ctx)
+            ctx = _Ctx(method, path, query, body, web + self.prefix, web, principal, match,
+                       environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_IF_NONE_MATCH", ""))
+            resp = handler(ctx)
+            if resp.status == 304:
+                self.rate_remaining += 1  # as on GitHub: a 304 costs no rate limit
+            return resp
         except _HttpError as e:
             return _Resp(e.status, e.payload)
 
     def _respond(self, start_response: StartResponse, resp: _Resp) -> list[bytes]:
-        body = b"" if resp.status == 204 else json.dumps(resp.payload).encode()
+        if resp.status == 304:
+            # Not Modified: no body, no content headers; the ETag comes with `resp.headers`.
+            start_response("304 Not Modified", list(resp.headers))
+            return [b""]
+        if resp.raw is not None:
+            body = resp.raw
+            content_type, media_type = RAW_CONTENT_TYPE, "github.v3; param=raw; format=json"
+        else:
+            body = b"" if resp.status == 204 else json.dumps(resp.payload).encode()
+            content_type, media_type = "application/json; charset=utf-8", "github.v3; format=json"
         used = RATE_LIMIT - max(self.rate_remaining, 0)
         headers = [
-            ("Content-Type", "application/json; charset=utf-8"),
+            ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
-            ("X-GitHub-Media-Type", "github.v3; format=json"),
+            ("X-GitHub-Media-Type", media_type),
             ("X-RateLimit-Limit", str(RATE_LIMIT)),
             ("X-RateLimit-Remaining", str(max(self.rate_remaining, 0))),
             ("X-RateLimit-Used", str(used)),
@@ -1195,7 +1220,18 @@ class FakeGitHub:
             raise _HttpError(404, f"No commit found for the ref {ref}")
         path = (ctx.match["path"] or "").strip("/")
         if path in tree:
-            return _Resp(200, self._file_json(ctx, repo, path, ref, tree[path]))
+            data = tree[path]
+            if _wants_raw(ctx.accept):
+                if len(data) > CONTENTS_RAW_LIMIT:
+                    raise _HttpError(403, "This API returns blobs up to 100 MB in size. The "
+                                     "requested blob is too large to fetch via the API.")
+                # Files and symlinks answer raw; directories (below) stay JSON, as on GitHub.
+                etag = f'"{_blob_sha(data)}"'
+                headers = [("ETag", etag), ("Vary", "Accept, Authorization, Cookie")]
+                if etag in (t.strip() for t in ctx.if_none_match.split(",")):
+                    return _Resp(304, None, headers, raw=b"")
+                return _Resp(200, None, headers, raw=data)
+            return _Resp(200, self._file_json(ctx, repo, path, ref, data))
         prefix = f"{path}/" if path else ""
         children: dict[str, str] = {}
         for name in tree:

@@ -105,6 +105,7 @@ def test_pull_is_one_call_and_maps_every_field(fake: FakeGitHub, gh: GitHubRepo)
         title="Cloud SQL",
         default_branch="main",
         requested_reviewers=("bob",),
+        author_id=fake.users["alice"].id,  # `user.id`: logins can be renamed, ids cannot
     )
     assert calls(fake) == [f"GET /repos/{REPO}/pulls/{n}"]
     assert fake.recorder.calls[0].headers["Authorization"] == f"token {TOKEN}"
@@ -167,10 +168,11 @@ def test_reviews_are_upper_case_with_utc_times(fake: FakeGitHub, gh: GitHubRepo)
 
     reviews = gh.reviews(n)
 
+    bob, carol = fake.users["bob"].id, fake.users["carol"].id
     assert reviews == (
-        Review(r1, "bob", ReviewState.APPROVED, old_head, JAN1),
-        Review(r2, "carol", ReviewState.DISMISSED, new_head, JAN1),
-        Review(r3, "bob", ReviewState.COMMENTED, new_head, JAN1 + timedelta(minutes=1)),
+        Review(r1, "bob", ReviewState.APPROVED, old_head, JAN1, bob),
+        Review(r2, "carol", ReviewState.DISMISSED, new_head, JAN1, carol),
+        Review(r3, "bob", ReviewState.COMMENTED, new_head, JAN1 + timedelta(minutes=1), bob),
     )
     assert calls(fake) == [f"GET /repos/{REPO}/pulls/{n}/reviews?per_page=100"]
 
