@@ -324,6 +324,33 @@ class FakeGitHub:
                 self.users[login.lower()] = user
             return user
 
+    def rename_user(self, login: str, new_login: str) -> FakeUser:
+        """Rename an account, as its owner does in the settings: it keeps its id, its PRs,
+        reviews and comments show the new login, and the old login is free for anyone to
+        claim (`add_user(login)` then makes a new account, with a new id)."""
+        with self._lock:
+            user = self.users.pop(login.lower())
+            if new_login.lower() in self.users:
+                self.users[login.lower()] = user
+                raise ValueError(f"the login {new_login} is taken")
+            old, user.login = user.login, new_login
+            self.users[new_login.lower()] = user
+
+            def renamed(name: str) -> str:
+                return new_login if name.lower() == old.lower() else name
+
+            for pr in self.pulls.values():
+                pr.author = renamed(pr.author)
+                pr.merged_by = renamed(pr.merged_by) if pr.merged_by else pr.merged_by
+                pr.requested = [renamed(r) for r in pr.requested]
+                for review in pr.reviews:
+                    review.login = renamed(review.login)
+            for comment in self.comment_list.values():
+                comment.login = renamed(comment.login)
+            for token, owner in list(self.user_tokens.items()):
+                self.user_tokens[token] = renamed(owner)
+            return user
+
     def add_token(self, token: str, login: str) -> None:
         """Let `token` authenticate as the user `login` (a personal access token)."""
         with self._lock:
@@ -951,6 +978,7 @@ class FakeGitHub:
         num = r"(?P<number>\d+)"
         table: list[tuple[str, str, str, Callable[[_Ctx], _Resp]]] = [
             ("GET", "/user", "user", self._get_user),
+            ("GET", r"/users/(?P<login>[^/]+)", "token", self._get_user_by_login),
             ("GET", "/app", "app", self._get_app),
             ("GET", r"/app/installations/(?P<inst>\d+)", "app", self._get_installation),
             ("POST", r"/app/installations/(?P<inst>\d+)/access_tokens", "app", self._post_token),
@@ -1149,6 +1177,26 @@ class FakeGitHub:
             error.payload["status"] = "403"
             raise error
         return _Resp(200, self._user_json(ctx, ctx.principal.login))
+
+    def _get_user_by_login(self, ctx: _Ctx) -> _Resp:
+        user = self.users.get(urllib.parse.unquote(ctx.match["login"]).lower())
+        if user is None:
+            # A login nobody uses (never taken, or given up by a rename) is simply not found.
+            error = _HttpError(404, "Not Found", documentation_url=f"{DOCS}/users/users#get-a-user")
+            error.payload["status"] = "404"
+            raise error
+        return _Resp(200, {
+            **self._user_json(ctx, user.login),
+            "gravatar_id": "",
+            "user_view_type": "public",
+            "name": None,
+            "company": None,
+            "public_repos": 0,
+            "followers": 0,
+            "following": 0,
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+        })
 
     def _get_app(self, ctx: _Ctx) -> _Resp:
         return _Resp(200, {
