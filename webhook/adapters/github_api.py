@@ -286,6 +286,59 @@ def _header(e: GithubException, name: str) -> str | None:
     return None
 
 
+class GitHubUsers:
+    """GitHub accounts by login (`jitaccess identities pin`): no repository, only a token.
+
+    Thread-safe like `GitHubRepo`: each thread gets its own PyGithub client.
+    """
+
+    def __init__(self, token: str, api_url: str = DEFAULT_API_URL, timeout: int = 10) -> None:
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", api_url):
+            raise ConfigError(f"GitHub API URL must be an http(s) URL, got {api_url!r}")
+        self._token = token
+        self._base_url = api_url.rstrip("/")
+        self._timeout = timeout
+        self._local = threading.local()
+        self._clients: list[Github] = []
+        self._lock = threading.Lock()
+
+    def _gh(self) -> Github:
+        gh: Github | None = getattr(self._local, "gh", None)
+        if gh is None:
+            from github import Auth, Github
+
+            gh = Github(
+                base_url=self._base_url, auth=Auth.Token(self._token), timeout=self._timeout,
+                user_agent=USER_AGENT, retry=_retry(), seconds_between_requests=None,
+                seconds_between_writes=None, lazy=True,
+            )
+            self._local.gh = gh
+            with self._lock:
+                self._clients.append(gh)
+        return gh
+
+    def account_id(self, login: str) -> int | None:
+        """The numeric id of the account using `login` now, None when nobody does
+        (1 call: GET /users/{login})."""
+        with _translating(f"looking up the GitHub account {login}", self._timeout):
+            from github.GithubException import UnknownObjectException
+
+            try:
+                found = _account_id(self._gh().get_user(login).id)
+            except UnknownObjectException:
+                return None
+            if found is None:
+                raise GitHubError(f"looking up the GitHub account {login}: the answer has no id")
+            return found
+
+    def close(self) -> None:
+        """Close every HTTP connection."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for gh in clients:
+            gh.close()
+
+
 class GitHubRepo:
     """The repository the service serves, through PyGithub; every error is a `GitHubError`."""
 

@@ -50,7 +50,7 @@ _KEY = r"(?P<login>[A-Za-z0-9][A-Za-z0-9_-]*)"
 _MAIL = r"[A-Za-z0-9_][A-Za-z0-9_.%+-]*@[A-Za-z0-9][A-Za-z0-9.-]*"
 _ID = r"[1-9][0-9]{0,18}"
 _ENTRY_LINE = re.compile(
-    rf"{_KEY}: +(?:"
+    rf"{_KEY}: +(?P<value>"
     rf"(?P<email>{_MAIL})"
     rf"|\{{ *(?:"
     rf"email: +(?P<e1>{_MAIL}) *(?:, *id: +(?P<i1>{_ID}) *)?"
@@ -99,6 +99,31 @@ def parse_identities(
     if entries is None:
         entries = _by_yaml(text, found)
     return _build(entries, found)
+
+
+def read_entries(data: str | bytes) -> tuple[list[Entry], tuple[Problem, ...]]:
+    """The entries as written, in file order, with the problems of reading them (not those of
+    checking them: `parse_identities` has every problem)."""
+    text, problems = decode(data, MAX_IDENTITIES_BYTES)
+    if text is None:
+        return [], problems
+    entries = _by_lines(text)
+    if entries is not None:
+        return entries, ()
+    found: list[Problem] = []
+    entries = _by_yaml(text, found)
+    return entries, tuple(found)
+
+
+def pinned_line(line: str, account: int) -> str | None:
+    """A one-line entry rewritten with the account's id, everything else kept (login, email,
+    comment); None when `line` is not a one-line entry."""
+    found = _ENTRY_LINE.fullmatch(line)
+    if found is None:
+        return None
+    email = found["email"] or found["e1"] or found["e2"]
+    start, end = found.span("value")
+    return f"{line[:start]}{{email: {email}, id: {account}}}{line[end:]}"
 
 
 def _by_lines(text: str) -> list[Entry] | None:
