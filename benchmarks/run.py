@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from benchmarks.critical_path import CHAINS
+from benchmarks.identities import measure_identities, print_identities
 from benchmarks.system import cold_imports, machine
 from benchmarks.world import (
     EVENTS,
@@ -50,7 +51,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-ms", type=float, default=50.0,
                    help="latency the fakes add to every call (default 50)")
     p.add_argument("--quick", action="store_true",
-                   help="fewer repetitions and only 8 concurrent merges (CI smoke)")
+                   help="fewer repetitions, only 8 concurrent merges and an identities file of "
+                   "5,000 entries, not 50,000 (CI smoke)")
     p.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
     return p.parse_args(argv)
 
@@ -163,6 +165,9 @@ def measure(args: argparse.Namespace, log: TextIO) -> dict[str, Any]:
             report["rss_end"] = service.rss()
         finally:
             service.close()
+    entries = 5_000 if args.quick else 50_000
+    log.write(f"parsing an identities file of {entries:,} entries…\n")
+    report["identities"] = measure_identities(entries, 3 if args.quick else 5)
     report["load_average_end"] = machine()["load_average"]
     return report
 
@@ -265,6 +270,7 @@ def print_report(r: dict[str, Any], out: TextIO) -> None:
           f"{c['median']:>8.2f}s{c['slowest']:>8.2f}s\n")
         for failure in c["failures"][:5]:
             w(f"         {failure[:150]}\n")
+    print_identities(r["identities"], _ok, w)
     end = r.get("load_average_end") or []
     w(f"\nload average at the end: {', '.join(f'{x:.2f}' for x in end)}\n")
 

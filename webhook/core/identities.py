@@ -31,7 +31,14 @@ from typing import Any, NamedTuple
 from webhook.core.model import Identities, Problem
 from webhook.core.problems import ProblemCode
 from webhook.core.request_file import LOGIN, by_line
-from webhook.core.safe_yaml import YamlValue, decode, load_large, plain_is_text, show
+from webhook.core.safe_yaml import (
+    TYPED_FIRST_CHARACTERS,
+    YamlValue,
+    decode,
+    load_large,
+    plain_is_text,
+    show,
+)
 
 #: The largest identities file read: 50,000 people fit (about 40 bytes an entry).
 MAX_IDENTITIES_BYTES = 2 * 1024 * 1024
@@ -133,18 +140,20 @@ def _by_lines(text: str) -> list[Entry] | None:
         return None
     entries: list[Entry] = []
     match_entry = _ENTRY_LINE.fullmatch
+    resolved_first = TYPED_FIRST_CHARACTERS
     for number, line in enumerate(text.split("\n"), 1):
         found = match_entry(line)
         if found is None:
             if _QUIET_LINE.fullmatch(line) is None:
                 return None
             continue
-        login = found["login"]
-        if not plain_is_text(login):
+        login, email, e1, e2, i1, i2 = found.group("login", "email", "e1", "e2", "i1", "i2")
+        if login[0] in resolved_first and not plain_is_text(login):
             return None  # `yes:` or `123:` is not a text key: the YAML reading says so
-        email = found["email"] or found["e1"] or found["e2"]
-        account = found["i1"] or found["i2"]
-        entries.append(Entry(login, number, email, number, int(account) if account else None))
+        account = i1 or i2
+        entries.append(
+            Entry(login, number, email or e1 or e2, number, int(account) if account else None)
+        )
     return entries
 
 
@@ -241,21 +250,19 @@ def _build(
     """The mapping of the entries, checking logins, emails, and that no login or id repeats."""
     by_login: dict[str, str] = {}
     ids: dict[str, int] = {}
-    first_line: dict[str, int] = {}
-    written: dict[str, str] = {}  # lower-cased login -> as first written
+    seen: dict[str, tuple[int, str]] = {}  # lower-cased login -> (first line, as written)
     id_owner: dict[int, tuple[str, int]] = {}  # id -> (login, line)
     ambiguous: set[str] = set()
-    fullmatch_login = LOGIN.fullmatch
-    fullmatch_email = EMAIL.fullmatch
+    # Bound once: this loop runs for every entry of a file of 50,000.
+    login_ok, email_ok = LOGIN.fullmatch, EMAIL.fullmatch
     for login, line, raw_email, email_line, account in entries:
-        valid = True
-        if fullmatch_login(login) is None:
+        valid = login_ok(login) is not None
+        if not valid:
             problems.append(
                 _p(ProblemCode.INVALID_LOGIN, f"{show(login)} is not a GitHub login", line)
             )
-            valid = False
         email = raw_email.strip().lower()
-        if len(email) > 254 or not email.isascii() or fullmatch_email(email) is None:
+        if len(email) > 254 or email_ok(email) is None or not email.isascii():
             problems.append(
                 _p(
                     ProblemCode.INVALID_EMAIL,
@@ -268,13 +275,14 @@ def _build(
         if not valid:
             continue
         key = login.lower()
-        if key in first_line:
-            if written[key] == login:
+        first = seen.get(key)
+        if first is not None:
+            if first[1] == login:
                 problems.append(
                     _p(
                         ProblemCode.DUPLICATE_KEY,
-                        f"the key {show(login)} appears twice (first on line "
-                        f"{first_line[key]}); keep one",
+                        f"the key {show(login)} appears twice (first on line {first[0]}); "
+                        "keep one",
                         line,
                     )
                 )
@@ -283,7 +291,7 @@ def _build(
                     _p(
                         ProblemCode.DUPLICATE_LOGIN,
                         f"{show(login)} is mapped twice (logins are case-insensitive; first on "
-                        f"line {first_line[key]})",
+                        f"line {first[0]})",
                         line,
                     )
                 )
@@ -304,8 +312,7 @@ def _build(
                 continue
             id_owner[account] = (login, line)
             ids[key] = account
-        first_line[key] = line
-        written[key] = login
+        seen[key] = (line, login)
         by_login[key] = email
     for key in ambiguous:
         by_login.pop(key, None)

@@ -298,6 +298,9 @@ _FAST_LOADER: type[yaml.SafeLoader] = (
 )
 _STR = "tag:yaml.org,2002:str"
 _FIRST_CHARS = frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers)
+#: First characters of the plain scalars YAML may read as something other than text (`yes`,
+#: `null`, `12`, `~`…): any other plain scalar is text.
+TYPED_FIRST_CHARACTERS = _FIRST_CHARS
 #: The implicit typing of plain scalars (`yes` is a bool): reads only class-level tables, so one
 #: resolver serves every thread.
 _RESOLVE = cast(Callable[..., str], yaml.resolver.Resolver().resolve)
