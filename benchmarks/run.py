@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from benchmarks.cleanup import run_cleanup
 from benchmarks.critical_path import CHAINS
+from benchmarks.identities import measure_identities, print_identities
 from benchmarks.system import cold_imports, machine
 from benchmarks.world import (
     EVENTS,
@@ -51,7 +52,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-ms", type=float, default=50.0,
                    help="latency the fakes add to every call (default 50)")
     p.add_argument("--quick", action="store_true",
-                   help="fewer repetitions and only 8 concurrent merges (CI smoke)")
+                   help="fewer repetitions, only 8 concurrent merges and an identities file of "
+                   "5,000 entries, not 50,000 (CI smoke)")
     p.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
     p.add_argument("--cleanup-sizes", metavar="N,N", type=_sizes, default=None,
                    help="fleet sizes of the cleanup benchmark (default 500,1000; --quick: 40; "
@@ -187,6 +189,11 @@ def measure(args: argparse.Namespace, log: TextIO) -> dict[str, Any]:
                 report["cleanup"].append(
                     asdict(run) | {"run": i, "rate": run.rate, "pace": run.pace}
                 )
+
+    # -- 8. identities at organisation scale ----------------------------------------
+    entries = 5_000 if args.quick else 50_000
+    log.write(f"parsing an identities file of {entries:,} entries…\n")
+    report["identities"] = measure_identities(entries, 3 if args.quick else 5)
     report["load_average_end"] = machine()["load_average"]
     return report
 
@@ -292,6 +299,8 @@ def print_report(r: dict[str, Any], out: TextIO) -> None:
     # 7
     if r.get("cleanup"):
         print_cleanup(r, out)
+    # 8
+    print_identities(r["identities"], _ok, w)
     end = r.get("load_average_end") or []
     w(f"\nload average at the end: {', '.join(f'{x:.2f}' for x in end)}\n")
 

@@ -56,12 +56,21 @@ MAX_STATUSES_PER_CONTEXT = 1000
 MAX_BODY_CHARS = 65536
 RATE_LIMIT = 5000
 DOCS = "https://docs.github.com/rest"
-# GitHub answers the contents API with an empty, "none"-encoded body above 1 MiB.
+# GitHub answers the contents API with an empty, "none"-encoded body above 1 MiB; the raw media
+# type serves files up to 100 MB.
 CONTENTS_INLINE_LIMIT = 1024 * 1024
 # A comparison of two commits lists at most this many files (on its first page only), and at
 # most this many commits when no page is asked for.
 COMPARE_FILES_LIMIT = 300
 COMPARE_COMMITS_LIMIT = 250
+CONTENTS_RAW_LIMIT = 100 * 1024 * 1024
+RAW_CONTENT_TYPE = "application/vnd.github.raw; charset=utf-8"
+_RAW_MEDIA = re.compile(r"application/vnd\.github(?:\.v3)?\.raw(?:\+json)?(?:\s*;.*)?")
+
+
+def _wants_raw(accept: str) -> bool:
+    """Whether an Accept header asks for the contents API's raw media type."""
+    return any(_RAW_MEDIA.fullmatch(part.strip()) for part in accept.split(","))
 
 
 def iso(moment: datetime) -> str:
@@ -216,6 +225,8 @@ class _Ctx:
     web: str  # web base URL (html_url)
     principal: _Principal
     match: re.Match[str]
+    accept: str = ""  # the Accept header
+    if_none_match: str = ""  # the If-None-Match header (a conditional request)
 
     def arg(self, name: str) -> str:
         """A query parameter ('' when absent)."""
@@ -237,6 +248,7 @@ class _Resp:
     status: int
     payload: Any
     headers: list[tuple[str, str]] = field(default_factory=list)
+    raw: bytes | None = None  # a body sent as it is (the contents API's raw media type)
 
 
 class _HttpError(Exception):
@@ -330,6 +342,33 @@ class FakeGitHub:
             if user is None:
                 user = FakeUser(login, next(self._ids), type)
                 self.users[login.lower()] = user
+            return user
+
+    def rename_user(self, login: str, new_login: str) -> FakeUser:
+        """Rename an account, as its owner does in the settings: it keeps its id, its PRs,
+        reviews and comments show the new login, and the old login is free for anyone to
+        claim (`add_user(login)` then makes a new account, with a new id)."""
+        with self._lock:
+            user = self.users.pop(login.lower())
+            if new_login.lower() in self.users:
+                self.users[login.lower()] = user
+                raise ValueError(f"the login {new_login} is taken")
+            old, user.login = user.login, new_login
+            self.users[new_login.lower()] = user
+
+            def renamed(name: str) -> str:
+                return new_login if name.lower() == old.lower() else name
+
+            for pr in self.pulls.values():
+                pr.author = renamed(pr.author)
+                pr.merged_by = renamed(pr.merged_by) if pr.merged_by else pr.merged_by
+                pr.requested = [renamed(r) for r in pr.requested]
+                for review in pr.reviews:
+                    review.login = renamed(review.login)
+            for comment in self.comment_list.values():
+                comment.login = renamed(comment.login)
+            for token, owner in list(self.user_tokens.items()):
+                self.user_tokens[token] = renamed(owner)
             return user
 
     def add_token(self, token: str, login: str) -> None:
@@ -1048,6 +1087,7 @@ class FakeGitHub:
         num = r"(?P<number>\d+)"
         table: list[tuple[str, str, str, Callable[[_Ctx], _Resp]]] = [
             ("GET", "/user", "user", self._get_user),
+            ("GET", r"/users/(?P<login>[^/]+)", "token", self._get_user_by_login),
             ("GET", "/app", "app", self._get_app),
             ("GET", r"/app/installations/(?P<inst>\d+)", "app", self._get_installation),
             ("POST", r"/app/installations/(?P<inst>\d+)/access_tokens", "app", self._post_token),
@@ -1126,18 +1166,31 @@ class FakeGitHub:
             if self.rate_remaining <= 0:
                 raise _HttpError(403, "API rate limit exceeded for user.")
             self.rate_remaining -= 1
-            ctx = _Ctx(method, path, query, body, web + self.prefix, web, principal, match)
-            return handler(ctx)
+            ctx = _Ctx(method, path, query, body, web + self.prefix, web, principal, match,
+                       environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_IF_NONE_MATCH", ""))
+            resp = handler(ctx)
+            if resp.status == 304:
+                self.rate_remaining += 1  # as on GitHub: a 304 costs no rate limit
+            return resp
         except _HttpError as e:
             return _Resp(e.status, e.payload)
 
     def _respond(self, start_response: StartResponse, resp: _Resp) -> list[bytes]:
-        body = b"" if resp.status == 204 else json.dumps(resp.payload).encode()
+        if resp.status == 304:
+            # Not Modified: no body, no content headers; the ETag comes with `resp.headers`.
+            start_response("304 Not Modified", list(resp.headers))
+            return [b""]
+        if resp.raw is not None:
+            body = resp.raw
+            content_type, media_type = RAW_CONTENT_TYPE, "github.v3; param=raw; format=json"
+        else:
+            body = b"" if resp.status == 204 else json.dumps(resp.payload).encode()
+            content_type, media_type = "application/json; charset=utf-8", "github.v3; format=json"
         used = RATE_LIMIT - max(self.rate_remaining, 0)
         headers = [
-            ("Content-Type", "application/json; charset=utf-8"),
+            ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
-            ("X-GitHub-Media-Type", "github.v3; format=json"),
+            ("X-GitHub-Media-Type", media_type),
             ("X-RateLimit-Limit", str(RATE_LIMIT)),
             ("X-RateLimit-Remaining", str(max(self.rate_remaining, 0))),
             ("X-RateLimit-Used", str(used)),
@@ -1249,6 +1302,26 @@ class FakeGitHub:
             raise error
         return _Resp(200, self._user_json(ctx, ctx.principal.login))
 
+    def _get_user_by_login(self, ctx: _Ctx) -> _Resp:
+        user = self.users.get(urllib.parse.unquote(ctx.match["login"]).lower())
+        if user is None:
+            # A login nobody uses (never taken, or given up by a rename) is simply not found.
+            error = _HttpError(404, "Not Found", documentation_url=f"{DOCS}/users/users#get-a-user")
+            error.payload["status"] = "404"
+            raise error
+        return _Resp(200, {
+            **self._user_json(ctx, user.login),
+            "gravatar_id": "",
+            "user_view_type": "public",
+            "name": None,
+            "company": None,
+            "public_repos": 0,
+            "followers": 0,
+            "following": 0,
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+        })
+
     def _get_app(self, ctx: _Ctx) -> _Resp:
         return _Resp(200, {
             "id": self.app_id,
@@ -1319,7 +1392,18 @@ class FakeGitHub:
             raise _HttpError(404, f"No commit found for the ref {ref}")
         path = (ctx.match["path"] or "").strip("/")
         if path in tree:
-            return _Resp(200, self._file_json(ctx, repo, path, ref, tree[path]))
+            data = tree[path]
+            if _wants_raw(ctx.accept):
+                if len(data) > CONTENTS_RAW_LIMIT:
+                    raise _HttpError(403, "This API returns blobs up to 100 MB in size. The "
+                                     "requested blob is too large to fetch via the API.")
+                # Files and symlinks answer raw; directories (below) stay JSON, as on GitHub.
+                etag = f'"{_blob_sha(data)}"'
+                headers = [("ETag", etag), ("Vary", "Accept, Authorization, Cookie")]
+                if etag in (t.strip() for t in ctx.if_none_match.split(",")):
+                    return _Resp(304, None, headers, raw=b"")
+                return _Resp(200, None, headers, raw=data)
+            return _Resp(200, self._file_json(ctx, repo, path, ref, data))
         prefix = f"{path}/" if path else ""
         children: dict[str, str] = {}
         for name in tree:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from webhook.core.names import POLICY_PATH
+from webhook.core.names import IDENTITIES_PATH, POLICY_PATH
 
 #: Where a clone keeps the sandbox: next to the webhook package (an editable install imports
 #: webhook from the clone). The fakes are never in the wheel, so an installed copy has none.
@@ -23,7 +23,15 @@ SANDBOX_INSTALL = "pip install -e '.[sandbox]'"
 def _validate(args: argparse.Namespace) -> int:
     from webhook.service.validate import run_validate
 
-    return run_validate(args.paths or ["requests"], policy_path=args.policy)
+    return run_validate(
+        args.paths or ["requests"], policy_path=args.policy, identities_path=args.identities
+    )
+
+
+def _pin(args: argparse.Namespace) -> int:
+    from webhook.service.pin_identities import run_pin
+
+    return run_pin(args.file, missing_only=args.missing_only)
 
 
 def _load_sandbox() -> ModuleType:
@@ -102,8 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check request files offline against the policy")
     p.add_argument("paths", nargs="*", help="request files or directories (default: requests)")
-    p.add_argument("--policy", default=POLICY_PATH, help="policy file")
+    p.add_argument("--policy", default=POLICY_PATH, help="policy file (checked too)")
+    p.add_argument("--identities", default=IDENTITIES_PATH,
+                   help="identities file (checked too)")
     p.set_defaults(func=_validate)
+
+    p = sub.add_parser("identities", help="maintain policy/identities.yaml")
+    ids = p.add_subparsers(dest="action", required=True)
+    p = ids.add_parser(
+        "pin",
+        help="fill in each entry's numeric GitHub id (GET /users/{login}; needs GITHUB_TOKEN)",
+    )
+    p.add_argument("--file", default=IDENTITIES_PATH, help="identities file")
+    p.add_argument("--missing-only", action="store_true",
+                   help="look up only entries without an id (one API call per entry)")
+    p.set_defaults(func=_pin)
 
     p = sub.add_parser("sandbox", help="play the full lifecycle against emulated GitHub and Google")
     p.add_argument("--serve", action="store_true", help="keep the emulated world running")

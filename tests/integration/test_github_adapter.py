@@ -105,6 +105,7 @@ def test_pull_is_one_call_and_maps_every_field(fake: FakeGitHub, gh: GitHubRepo)
         title="Cloud SQL",
         default_branch="main",
         requested_reviewers=("bob",),
+        author_id=fake.users["alice"].id,  # `user.id`: logins can be renamed, ids cannot
     )
     assert calls(fake) == [f"GET /repos/{REPO}/pulls/{n}"]
     assert fake.recorder.calls[0].headers["Authorization"] == f"token {TOKEN}"
@@ -167,10 +168,11 @@ def test_reviews_are_upper_case_with_utc_times(fake: FakeGitHub, gh: GitHubRepo)
 
     reviews = gh.reviews(n)
 
+    bob, carol = fake.users["bob"].id, fake.users["carol"].id
     assert reviews == (
-        Review(r1, "bob", ReviewState.APPROVED, old_head, JAN1),
-        Review(r2, "carol", ReviewState.DISMISSED, new_head, JAN1),
-        Review(r3, "bob", ReviewState.COMMENTED, new_head, JAN1 + timedelta(minutes=1)),
+        Review(r1, "bob", ReviewState.APPROVED, old_head, JAN1, bob),
+        Review(r2, "carol", ReviewState.DISMISSED, new_head, JAN1, carol),
+        Review(r3, "bob", ReviewState.COMMENTED, new_head, JAN1 + timedelta(minutes=1), bob),
     )
     assert calls(fake) == [f"GET /repos/{REPO}/pulls/{n}/reviews?per_page=100"]
 
@@ -208,6 +210,38 @@ def test_large_files_are_refused(fake: FakeGitHub, gh: GitHubRepo) -> None:
         gh.file_bytes("big.yaml", "main")
     assert (e.value.path, e.value.size) == ("big.yaml", MAX_FILE_BYTES + 1)
     assert gh.file_bytes("edge.yaml", "main") == b"a" * MAX_FILE_BYTES
+
+
+def test_files_are_read_raw_beyond_what_the_json_form_carries(
+    fake: FakeGitHub, gh: GitHubRepo
+) -> None:
+    big = b"alice: alice@example.com\n" * 50_000  # 1.25 MB: the JSON form's `content` is empty
+    fake.put_file(REPO, "policy/identities.yaml", big)
+    fake.recorder.clear()
+
+    assert gh.file_bytes("policy/identities.yaml", "main", 2 * 1024 * 1024) == big
+    with pytest.raises(FileTooLargeError) as e:
+        gh.file_bytes("policy/identities.yaml", "main", 1024 * 1024)
+    assert (e.value.path, e.value.size) == ("policy/identities.yaml", len(big))
+    [first, _] = fake.recorder.calls
+    assert first.headers["Accept"] == "application/vnd.github.raw+json"
+
+
+def test_default_branch_files_are_read_conditionally(fake: FakeGitHub, gh: GitHubRepo) -> None:
+    fake.recorder.clear()
+    first = gh.file_bytes("policy/jitaccess.yaml")
+    again = gh.file_bytes("policy/jitaccess.yaml")
+    assert first == b"scope: organizations/1\n"
+    assert again is first  # GitHub answered 304 Not Modified: the bytes kept are handed back
+    fake.put_file(REPO, "policy/jitaccess.yaml", "scope: organizations/2\n")
+    assert gh.file_bytes("policy/jitaccess.yaml") == b"scope: organizations/2\n"
+    conditions = [c.headers.get("If-None-Match") for c in fake.recorder.calls]
+    assert conditions[0] is None and conditions[1] == conditions[2] is not None
+    # At a commit, a file is read once and not kept.
+    sha = fake.branch_sha(REPO)
+    gh.file_bytes("policy/jitaccess.yaml", sha)
+    gh.file_bytes("policy/jitaccess.yaml", sha)
+    assert [c.headers.get("If-None-Match") for c in fake.recorder.calls[3:]] == [None, None]
 
 
 def test_default_branch(fake: FakeGitHub, server: str) -> None:

@@ -18,7 +18,13 @@ from datetime import datetime
 
 from webhook.core.audit_record import ACTIVATE_ROLE, REFUSE_ACTIVATION, AuditRecord
 from webhook.core.conditions import ACTIVATION_TITLE, parse_activation_expression
-from webhook.core.errors import ActivationError, AuditError, GitHubError, GoogleError
+from webhook.core.errors import (
+    ActivationError,
+    AuditError,
+    FileTooLargeError,
+    GitHubError,
+    GoogleError,
+)
 from webhook.core.model import (
     Binding,
     ChangedFile,
@@ -119,11 +125,14 @@ class MemoryGitHub:
         self._call("reviews")
         return tuple(self.review_list.get(number, ()))
 
-    def file_bytes(self, path: str, ref: str | None) -> bytes | None:
+    def file_bytes(
+        self, path: str, ref: str | None, max_bytes: int = 64 * 1024
+    ) -> bytes | None:
         self._call("file_bytes")
-        if ref is None:
-            return self.default_files.get(path)
-        return self.commit_files.get((ref, path))
+        data = self.default_files.get(path) if ref is None else self.commit_files.get((ref, path))
+        if data is not None and len(data) > max_bytes:
+            raise FileTooLargeError(path, len(data), max_bytes)
+        return data
 
     def commit_status(self, sha: str, context: str = "jit-access") -> CommitStatus | None:
         self._call("commit_status")

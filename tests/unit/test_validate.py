@@ -100,7 +100,8 @@ def test_policy_problems_are_reported_against_the_policy(repo: Path) -> None:
     assert code == 1
     assert lines == [
         "policy/jitaccess.yaml:2: unknown_key: unknown key 'activaton' (did you mean "
-        "'activation'?); the keys are scope, activation, justification, eligibility, approval",
+        "'activation'?); the keys are scope, activation, justification, eligibility, approval, "
+        "identities",
         "1 file checked, 1 problem",
     ]
 
@@ -159,3 +160,44 @@ def test_shipped_examples() -> None:
 
 def test_shipped_requests_directory_holds_no_invalid_files() -> None:
     assert run([str(ROOT / "requests")], str(ROOT / "policy" / "jitaccess.yaml"))[0] == 0
+
+
+def test_the_identities_file_is_checked_too(repo: Path) -> None:
+    (repo / "policy/identities.yaml").write_text(
+        "alice: alice@example.com\nbob: {email: bob@example.com, id: 0}\n"
+    )
+    (repo / "requests/alice/a.yaml").write_text(GOOD.replace("2h", "1h"))
+    out = io.StringIO()
+    code = run_validate(["requests", "policy/identities.yaml"], "policy/jitaccess.yaml", out,
+                        identities_path="policy/identities.yaml")
+    assert code == 1
+    assert out.getvalue().splitlines() == [  # reported once, though given twice
+        "policy/identities.yaml:2: invalid_id: the id of 'bob' must be the account's numeric "
+        "GitHub id (a positive whole number, e.g. 583231), not '0'",
+        "2 files checked, 1 problem",
+    ]
+
+
+def test_require_id_notes_the_entries_that_map_nobody(repo: Path) -> None:
+    (repo / "policy/jitaccess.yaml").write_text(POLICY + "identities: {require_id: true}\n")
+    (repo / "policy/identities.yaml").write_text(
+        "alice: alice@example.com\nbob: {email: bob@example.com, id: 7}\n"
+    )
+    out = io.StringIO()
+    assert run_validate([], "policy/jitaccess.yaml", out,
+                        identities_path="policy/identities.yaml") == 0
+    assert out.getvalue().splitlines() == [
+        "note: identities.require_id is set, and 1 of the 2 entries in policy/identities.yaml "
+        "have no id, so they map nobody; `jitaccess identities pin` fills the ids in",
+        "0 files checked, 0 problems",
+    ]
+
+
+def test_a_large_identities_file_is_read_whole(repo: Path) -> None:
+    lines = "".join(f"user{i:05d}: {{email: u{i}@example.com, id: {i + 1}}}\n"
+                    for i in range(20_000))
+    assert len(lines) > 64 * 1024
+    (repo / "policy/identities.yaml").write_text(lines)
+    assert run(["policy/identities.yaml"], "policy/jitaccess.yaml") == (
+        0, ["1 file checked, 0 problems"]
+    )

@@ -29,6 +29,7 @@ credentials, and the installation token is fetched under a lock.
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import math
 import re
@@ -42,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
+import requests.adapters
 import urllib3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -71,8 +73,13 @@ if TYPE_CHECKING:
 
 DEFAULT_API_URL = "https://api.github.com"
 MAX_FILE_BYTES = 64 * 1024
-# GitHub lists at most 3000 files of a PR; a longer list means a broken server, and stopping
-# keeps a `Link` chain from paging forever.
+#: The contents API's raw media type: the file's bytes, for files up to 100 MB.
+RAW_MEDIA_TYPE = "application/vnd.github.raw+json"
+API_VERSION = "2022-11-28"
+#: Default-branch files whose last answer is kept for conditional requests (the policy files).
+MAX_CACHED_FILES = 8
+# GitHub lists at most 3000 files of a PR; a longer list (of anything) means a broken server,
+# and stopping keeps a `Link` chain from paging forever.
 MAX_LIST_ITEMS = 3000
 #: GitHub lists at most 300 files in a comparison of two commits (on its first page only): a
 #: list that long may be cut.
@@ -269,11 +276,39 @@ def _last_page(headers: dict[str, Any], page: int) -> int:
     return page
 
 
+def _account_id(value: object) -> int | None:
+    """A user's numeric id from an answer; None when missing or not a positive number."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return value
+
+
 def _describe(e: GithubException) -> str:
     data = e.data
     message = data.get("message") if isinstance(data, dict) else None
     text = str(message) if message else (e.message or "")
     return text.replace("\n", " ")[:200]
+
+
+def _read_at_most(resp: requests.Response, limit: int) -> bytes:
+    """The body of a streamed answer, at most `limit` bytes of it (decoded if compressed)."""
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in resp.iter_content(64 * 1024):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
+def _json_object(body: bytes) -> dict[str, object]:
+    """An error answer's JSON object ({} when it is none), for PyGithub's exception types."""
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return {"message": body[:200].decode("utf-8", "replace")}
+    return data if isinstance(data, dict) else {}
 
 
 def _header(e: GithubException, name: str) -> str | None:
@@ -282,6 +317,59 @@ def _header(e: GithubException, name: str) -> str | None:
         if key.lower() == name.lower():
             return str(value)
     return None
+
+
+class GitHubUsers:
+    """GitHub accounts by login (`jitaccess identities pin`): no repository, only a token.
+
+    Thread-safe like `GitHubRepo`: each thread gets its own PyGithub client.
+    """
+
+    def __init__(self, token: str, api_url: str = DEFAULT_API_URL, timeout: int = 10) -> None:
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", api_url):
+            raise ConfigError(f"GitHub API URL must be an http(s) URL, got {api_url!r}")
+        self._token = token
+        self._base_url = api_url.rstrip("/")
+        self._timeout = timeout
+        self._local = threading.local()
+        self._clients: list[Github] = []
+        self._lock = threading.Lock()
+
+    def _gh(self) -> Github:
+        gh: Github | None = getattr(self._local, "gh", None)
+        if gh is None:
+            from github import Auth, Github
+
+            gh = Github(
+                base_url=self._base_url, auth=Auth.Token(self._token), timeout=self._timeout,
+                user_agent=USER_AGENT, retry=_retry(), seconds_between_requests=None,
+                seconds_between_writes=None, lazy=True,
+            )
+            self._local.gh = gh
+            with self._lock:
+                self._clients.append(gh)
+        return gh
+
+    def account_id(self, login: str) -> int | None:
+        """The numeric id of the account using `login` now, None when nobody does
+        (1 call: GET /users/{login})."""
+        with _translating(f"looking up the GitHub account {login}", self._timeout):
+            from github.GithubException import UnknownObjectException
+
+            try:
+                found = _account_id(self._gh().get_user(login).id)
+            except UnknownObjectException:
+                return None
+            if found is None:
+                raise GitHubError(f"looking up the GitHub account {login}: the answer has no id")
+            return found
+
+    def close(self) -> None:
+        """Close every HTTP connection."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for gh in clients:
+            gh.close()
 
 
 class GitHubRepo:
@@ -295,7 +383,11 @@ class GitHubRepo:
         self._auth_lock = threading.Lock()
         self._local = threading.local()
         self._clients: list[Github] = []
+        self._sessions: list[requests.Session] = []
         self._clients_lock = threading.Lock()
+        # Default-branch files by path: (ETag, bytes) of the last answer, for conditional GETs.
+        self._etags: dict[str, tuple[str, bytes]] = {}
+        self._etag_lock = threading.Lock()
         self._login: str | None = None
         self._pages: ThreadPoolExecutor | None = None  # fetches pages of long listings at once
         self.max_listed = MAX_LISTED  # most reviews or comments read per listing
@@ -382,11 +474,14 @@ class GitHubRepo:
         """Close every HTTP connection this adapter opened."""
         with self._clients_lock:
             clients, self._clients = self._clients, []
+            sessions, self._sessions = self._sessions, []
             pages, self._pages = self._pages, None
         if pages is not None:
             pages.shutdown(wait=True)
         for gh in clients:
             gh.close()
+        for session in sessions:
+            session.close()
         if self._installation is not None:
             self._installation.close()
 
@@ -472,6 +567,7 @@ class GitHubRepo:
                 requested_reviewers=tuple(
                     str(u["login"]) for u in requested if isinstance(u, dict) and u.get("login")
                 ),
+                author_id=_account_id((data.get("user") or {}).get("id")),
             )
 
     def files(self, number: int) -> tuple[ChangedFile, ...]:
@@ -541,6 +637,7 @@ class GitHubRepo:
                         state=ReviewState(state),
                         commit_id=str(data.get("commit_id") or ""),
                         submitted_at=_time(data.get("submitted_at")),
+                        user_id=_account_id(user.get("id")),
                     )
                 )
             return tuple(out)
@@ -551,33 +648,90 @@ class GitHubRepo:
             users, _teams = self._repo().get_pull(number).get_review_requests()
             return tuple(str(u.login) for u in users)
 
-    def file_bytes(self, path: str, ref: str | None = None) -> bytes | None:
+    def file_bytes(
+        self, path: str, ref: str | None = None, max_bytes: int = MAX_FILE_BYTES
+    ) -> bytes | None:
         """A file's bytes at a ref (None: the default branch), None if absent
-        (1 call: GET /contents/{path}[?ref=]).
+        (1 call: GET /contents/{path}[?ref=]; on the default branch a conditional one, which
+        GitHub answers 304 without a body, and without counting it, while the file is unchanged).
 
-        Raises FileTooLargeError above MAX_FILE_BYTES, GitHubError for a directory or a
-        symlink/submodule.
+        Read through the contents API's raw media type: its JSON form carries files of 1 MB at
+        most (larger ones come back with an empty `content`), and an identities file may hold
+        2 MiB. The answer is streamed and read no further than `max_bytes`.
+        Raises FileTooLargeError above `max_bytes`, GitHubError for a directory or a
+        submodule (GitHub answers those in JSON whatever media type was asked for).
         """
         where = f"{path} at {ref}" if ref else f"{path} on the default branch"
         with self._calling(f"reading {where}"):
             from github.GithubException import UnknownObjectException
 
             try:
-                repo = self._repo()
-                content = repo.get_contents(path, ref=ref) if ref else repo.get_contents(path)
+                return self._raw_file(path, ref, max_bytes, where)
             except UnknownObjectException:
                 return None
-            if isinstance(content, list):
-                raise GitHubError(f"reading {where}: is a directory, not a file")
-            if content.type != "file":
-                raise GitHubError(f"reading {where}: is a {content.type}, not a file")
-            size = int(content.size)
-            if size > MAX_FILE_BYTES:
-                raise FileTooLargeError(path, size, MAX_FILE_BYTES)
-            data = content.decoded_content
-            if len(data) > MAX_FILE_BYTES:
-                raise FileTooLargeError(path, len(data), MAX_FILE_BYTES)
-            return bytes(data)
+
+    def _raw_file(self, path: str, ref: str | None, max_bytes: int, where: str) -> bytes:
+        """GET the raw contents of a file through this thread's session (see `file_bytes`)."""
+        from github.Requester import Requester
+
+        url = (
+            f"{self.settings.base_url}/repos/{self.settings.owner}/{self.settings.name}"
+            f"/contents/{urllib.parse.quote(path)}"
+        )
+        headers = {"Accept": RAW_MEDIA_TYPE, "User-Agent": USER_AGENT,
+                   "X-GitHub-Api-Version": API_VERSION}
+        self._credentials().authentication(headers)
+        # The default branch's policy files are read on every event and rarely change: asked
+        # for conditionally, an unchanged file is a 304 without a body, which GitHub does not
+        # count against the rate limit. Files at a commit are read once; they are not kept.
+        with self._etag_lock:
+            known = self._etags.get(path) if ref is None else None
+        if known is not None:
+            headers["If-None-Match"] = known[0]
+        with self._session().get(
+            url, params={"ref": ref} if ref else None, headers=headers,
+            timeout=self.settings.timeout, stream=True, allow_redirects=False,
+        ) as resp:
+            answer_headers = {k.lower(): v for k, v in resp.headers.items()}
+            if resp.status_code == 304 and known is not None:
+                return known[1]
+            if resp.status_code != 200:
+                raise Requester.createException(
+                    resp.status_code, answer_headers, _json_object(_read_at_most(resp, 65536))
+                )
+            if answer_headers.get("content-type", "").startswith("application/json"):
+                listing = json.loads(_read_at_most(resp, MAX_FILE_BYTES) or b"null")
+                if isinstance(listing, list):
+                    raise GitHubError(f"reading {where}: is a directory, not a file")
+                kind = listing.get("type") if isinstance(listing, dict) else None
+                raise GitHubError(f"reading {where}: is a {kind or 'thing'}, not a file")
+            declared = answer_headers.get("content-length", "")
+            plain = answer_headers.get("content-encoding", "identity") == "identity"
+            if plain and declared.isdigit() and int(declared) > max_bytes:
+                raise FileTooLargeError(path, int(declared), max_bytes)
+            data = _read_at_most(resp, max_bytes + 1)
+            if len(data) > max_bytes:
+                raise FileTooLargeError(path, len(data), max_bytes)
+            etag = answer_headers.get("etag")
+            if ref is None and etag:
+                with self._etag_lock:
+                    self._etags[path] = (etag, data)
+                    while len(self._etags) > MAX_CACHED_FILES:
+                        self._etags.pop(next(iter(self._etags)))
+            return data
+
+    def _session(self) -> requests.Session:
+        """This thread's HTTP session for raw reads, with the same bounded retry as PyGithub's."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(max_retries=_retry())
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._local.session = session
+            with self._clients_lock:
+                self._sessions.append(session)
+        return session
 
     def default_branch(self) -> str:
         """The repository's default branch (1 call: GET /repos/{o}/{r})."""

@@ -66,17 +66,12 @@ def decide(facts: Facts, now: datetime) -> Decision:
     request = facts.request
 
     if requester is None:
-        login = pr.author
         return Decision(
             State.NOT_ELIGIBLE,
             pr,
             request=request,
             problems=(
-                Problem(
-                    ProblemCode.NO_IDENTITY_MAPPING,
-                    f"@{login} has no Google identity mapping. Ask an administrator to add "
-                    f"`{login.lower()}: <email>` to policy/identities.yaml.",
-                ),
+                Problem(ProblemCode.NO_IDENTITY_MAPPING, _unmapped(facts.identities, pr.author)),
             ),
         )
 
@@ -235,12 +230,26 @@ def _why_not(
         return "approval is dated in the future"
     identity = facts.identities.email_for(review.login)
     if identity is None:
-        return "has no identity mapping"
+        return facts.identities.why_unmapped(review.login) or "has no identity mapping"
     if identity == requester:
         return "is the requester (same identity)"
     if not eligibility.of(identity, role).multi_party:
         return f"not eligible for {role} through multi-party approval"
     return None
+
+
+def _unmapped(identities: Identities, login: str) -> str:
+    """Why the author has no Google identity, and what an administrator can do about it."""
+    why = identities.why_unmapped(login) or "has no identity mapping"
+    add = f"Ask an administrator to add `{login.lower()}: <email>` to policy/identities.yaml."
+    if why == "has no identity mapping":
+        return f"@{login} has no Google identity mapping. {add}"
+    if login.lower() not in identities.by_login:
+        return f"@{login} has no Google identity: {why}. {add}"
+    return (
+        f"@{login} has no Google identity: {why}. Ask an administrator to check the entry for "
+        f"`{login.lower()}` in policy/identities.yaml."
+    )
 
 
 # --------------------------------------------------------------------------------------------

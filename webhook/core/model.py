@@ -7,8 +7,11 @@ answers into these types; `decide` consumes them; `render` and `activation` cons
 from __future__ import annotations
 
 import enum
+import functools
+import re
+import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 # --------------------------------------------------------------------------------------------
@@ -112,6 +115,54 @@ class ApprovalSettings:
     request_reviewers: int = 3
 
 
+#: GitHub logins are at most 39 characters; longer text is never run through `identities.rule`,
+#: which bounds what its regular expression can cost.
+MAX_LOGIN = 39
+
+
+@dataclass(frozen=True)
+class IdentityRule:
+    """`identities.rule`: maps a login that has no entry, e.g. `bob_acme` -> `bob@acme.com`.
+
+    `match` is a regular expression that must match the whole (lower-cased) login; `email` a
+    template naming its groups, `{user}@acme.com`. The policy parser checks both before it
+    builds a rule (`webhook.core.identities.check_rule`): the pattern compiles, cannot backtrack
+    catastrophically, and has every group the template names.
+    """
+
+    match: str
+    email: str
+
+    @functools.cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        return re.compile(self.match)
+
+    @functools.cached_property
+    def _fields(self) -> tuple[str, ...]:
+        return tuple(name for _, name, _, _ in string.Formatter().parse(self.email) if name)
+
+    def apply(self, login: str) -> str | None:
+        """The email the rule maps a login to, or None when the login does not fit."""
+        if not 0 < len(login) <= MAX_LOGIN:
+            return None
+        found = self._pattern.fullmatch(login.lower())
+        if found is None:
+            return None
+        groups = found.groupdict()
+        values = {name: groups.get(name) or "" for name in self._fields}
+        if not all(values.values()):
+            return None  # an empty group would make `@acme.com` of a login
+        return self.email.format_map(values).lower()
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    """The `identities:` section of the policy: how `policy/identities.yaml` maps people."""
+
+    require_id: bool = False  # only entries with the account's numeric `id` map anyone
+    rule: IdentityRule | None = None
+
+
 @dataclass(frozen=True)
 class Policy:
     """`policy/jitaccess.yaml`, typed, with the documented defaults."""
@@ -121,22 +172,104 @@ class Policy:
     justification: JustificationSettings = JustificationSettings()
     eligibility: EligibilitySettings = EligibilitySettings()
     approval: ApprovalSettings = ApprovalSettings()
+    identities: IdentitySettings = IdentitySettings()
+
+
+class _ReverseIndex:
+    """Logins by identity, built on first use and shared by every view of one mapping (a file
+    of 50,000 entries is indexed once, not once per event)."""
+
+    def __init__(self) -> None:
+        self.logins: dict[str, tuple[str, ...]] | None = None
+
+
+#: Why an account has no identity although its login has an entry with an `id`.
+RENAMED = (
+    "login @{login} is mapped to an id that is not this account's — the login may have been "
+    "renamed"
+)
 
 
 @dataclass(frozen=True)
 class Identities:
-    """`policy/identities.yaml`: GitHub login (case-insensitive) -> Google identity (email)."""
+    """`policy/identities.yaml`: GitHub login (case-insensitive) -> Google identity (email).
+
+    An entry may name the account's numeric GitHub id (`ids`): logins can be renamed and an old
+    login claimed by someone else, so such an entry maps a login only while the account using it
+    has that id. The ids of the accounts acting on a PR (author, reviewers) are known only per
+    event: `for_accounts` gives the view that checks them. Without it, an entry with an id maps
+    nobody — an id that cannot be checked is not taken on trust.
+
+    `settings` come from the policy: `require_id` (only entries with an id map anyone) and the
+    `rule` for logins without an entry.
+    """
 
     by_login: Mapping[str, str] = field(default_factory=dict)  # keys and values lower-cased
+    ids: Mapping[str, int] = field(default_factory=dict)  # lower-cased login -> account id
+    settings: IdentitySettings = IdentitySettings()
+    #: lower-cased login -> the account id GitHub reported for it in this event (None: unknown).
+    accounts: Mapping[str, int | None] = field(default_factory=dict)
+    _index: _ReverseIndex = field(
+        default_factory=_ReverseIndex, compare=False, repr=False, hash=False
+    )
+
+    def for_accounts(self, accounts: Mapping[str, int | None]) -> Identities:
+        """This mapping as seen by the given accounts (login -> numeric id, from GitHub)."""
+        known = dict(self.accounts)
+        known.update((login.lower(), account) for login, account in accounts.items())
+        return replace(self, accounts=known)
 
     def email_for(self, login: str) -> str | None:
         """The Google identity mapped to a login, or None."""
-        return self.by_login.get(login.lower())
+        key = login.lower()
+        email = self.by_login.get(key)
+        if email is None:
+            if self.settings.rule is None or self.settings.require_id:
+                return None
+            return self.settings.rule.apply(key)
+        wanted = self.ids.get(key)
+        if wanted is None:
+            return None if self.settings.require_id else email
+        return email if self.accounts.get(key) == wanted else None
+
+    def why_unmapped(self, login: str) -> str | None:
+        """Why a login has no identity, for the PR comment; None when it has one."""
+        if self.email_for(login) is not None:
+            return None
+        key = login.lower()
+        if key not in self.by_login:
+            if self.settings.rule is not None and not self.settings.require_id:
+                return (
+                    "no entry in policy/identities.yaml, and the login does not fit "
+                    "identities.rule"
+                )
+            return "has no identity mapping"
+        if key not in self.ids:
+            return (
+                "the entry has no `id`, and identities.require_id is set "
+                "(`jitaccess identities pin` fills the ids in)"
+            )
+        if self.accounts.get(key) is None:
+            return "the entry has an `id`, and GitHub did not say this account's id"
+        return RENAMED.format(login=login)
 
     def logins_for(self, email: str) -> tuple[str, ...]:
-        """Every login mapped to an identity, sorted."""
-        wanted = email.lower()
-        return tuple(sorted(login for login, mail in self.by_login.items() if mail == wanted))
+        """Every login with an entry mapped to an identity, sorted (the rule is not inverted).
+
+        Under `require_id`, only entries with an id; an entry with an id is listed whatever
+        account uses its login now — used to ask people for review, never to count a review.
+        """
+        index = self._index.logins
+        if index is None:
+            built: dict[str, list[str]] = {}
+            for login, mail in self.by_login.items():
+                built.setdefault(mail, []).append(login)
+            index = {mail: tuple(sorted(logins)) for mail, logins in built.items()}
+            self._index.logins = index
+        found = index.get(email.lower(), ())
+        if self.settings.require_id:
+            found = tuple(login for login in found if login in self.ids)
+        return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,6 +338,7 @@ class Review:
     state: ReviewState
     commit_id: str
     submitted_at: datetime | None
+    user_id: int | None = None  # the reviewer's numeric account id (`review.user.id`)
 
 
 @dataclass(frozen=True)
@@ -334,6 +468,7 @@ class PullInfo:
     title: str = ""
     default_branch: str = ""  # the base repository's default branch, from the PR's `base.repo`
     requested_reviewers: tuple[str, ...] = ()  # logins whose review is requested
+    author_id: int | None = None  # the author's numeric account id (`pull.user.id`)
 
 
 @dataclass(frozen=True)

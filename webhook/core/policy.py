@@ -1,6 +1,9 @@
 """The workflow's configuration: `policy/jitaccess.yaml` and `policy/identities.yaml` (README:
 policy).
 
+`parse_identities` lives in `webhook.core.identities` (a file of 50,000 entries needs its own
+reader) and is imported here under its old address.
+
 Pure parsing with the same YAML hardening as request files. Every key has the documented default
 except `scope`; unknown keys at any level are problems, so a typo never silently falls back to a
 default.
@@ -9,24 +12,28 @@ default.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import timedelta
 from typing import TypeVar
 
 from webhook.core.durations import parse_duration
+from webhook.core.identities import EMAIL as EMAIL
+from webhook.core.identities import check_rule
+from webhook.core.identities import parse_identities as parse_identities
 from webhook.core.model import (
     ActivationSettings,
     ApprovalSettings,
     EligibilitySettings,
     EligibilitySourceName,
-    Identities,
+    IdentityRule,
+    IdentitySettings,
     JustificationSettings,
     Policy,
     Problem,
 )
 from webhook.core.problems import ProblemCode
-from webhook.core.request_file import LOGIN, PROJECT_ID, by_line, check_keys
+from webhook.core.request_file import PROJECT_ID, by_line, check_keys
 from webhook.core.safe_yaml import YamlValue, load, show
 
 #: Policy files are edited by administrators, but still read defensively.
@@ -39,10 +46,7 @@ MAX_COUNT = 100
 SCOPE = re.compile(
     rf"organizations/[1-9][0-9]{{0,19}}|folders/[1-9][0-9]{{0,19}}|projects/{PROJECT_ID.pattern}"
 )
-# Deliberately loose: one `@`, no whitespace or `:` (catches `user:alice@…`), a dot in the domain.
-EMAIL = re.compile(r"[^@\s:]{1,64}@[^@\s:]+\.[^@\s:.][^@\s:]*")
-
-SECTIONS = ("scope", "activation", "justification", "eligibility", "approval")
+SECTIONS = ("scope", "activation", "justification", "eligibility", "approval", "identities")
 
 T = TypeVar("T")
 
@@ -85,14 +89,15 @@ class _Section:
         try:
             return read(f"{self.name}.{key}", value)
         except _Invalid as e:
-            self.problems.append(e.problem)
+            self.problems.extend((e.problem, *e.more))
             return default
 
 
 class _Invalid(Exception):
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, more: Sequence[Problem] = ()) -> None:
         super().__init__(problem.message)
         self.problem = problem
+        self.more = tuple(more)
 
 
 def _duration(name: str, value: YamlValue) -> timedelta:
@@ -211,6 +216,43 @@ def _scope(name: str, value: YamlValue) -> str:
     return scope
 
 
+def _rule(name: str, value: YamlValue) -> IdentityRule:
+    """`identities.rule`: `{match: PATTERN, email: TEMPLATE}`, both checked now, so that a bad
+    pattern or a template naming a group the pattern lacks is a policy problem with its line,
+    not a surprise on some PR."""
+    if value.kind != "mapping":
+        raise _Invalid(
+            _p(
+                ProblemCode.WRONG_TYPE,
+                f"'{name}' must be a mapping like {{match: '^(?P<user>[a-z0-9-]+)_acme$', "
+                f"email: '{{user}}@acme.com'}}, not {value.describe()}",
+                value.line,
+            )
+        )
+    entries, problems = check_keys(value, ("match", "email"), (), where=f"{name}.")
+    for key in ("match", "email"):
+        if key not in entries:
+            problems.append(
+                _p(ProblemCode.MISSING_KEY, f"the key '{name}.{key}' is missing", value.line)
+            )
+    if problems:
+        raise _Invalid(problems[0], problems[1:])
+    match = _text(MAX_PATTERN)(f"{name}.match", entries["match"])
+    template = _text(MAX_PATTERN)(f"{name}.email", entries["email"])
+    pattern_problem, template_problem = check_rule(match, template)
+    if pattern_problem is not None:
+        raise _Invalid(
+            _p(ProblemCode.INVALID_PATTERN, f"'{name}.match' {pattern_problem}",
+               entries["match"].line)
+        )
+    if template_problem is not None:
+        raise _Invalid(
+            _p(ProblemCode.INVALID_RULE, f"'{name}.email' {template_problem}",
+               entries["email"].line)
+        )
+    return IdentityRule(match, template)
+
+
 def parse_policy(text: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]:
     """Parse `policy/jitaccess.yaml`; the policy, or None and every problem found."""
     doc, loaded = load(text, MAX_POLICY_BYTES)
@@ -278,79 +320,27 @@ def parse_policy(text: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]
         request_reviewers=r.get("request_reviewers", default_r.request_reviewers, _int(0)),
     )
 
-    for section in (a, j, e, r):
+    i = _Section("identities", top.get("identities"), _names(IdentitySettings))
+    default_i = IdentitySettings()
+    identities = IdentitySettings(
+        require_id=i.get("require_id", default_i.require_id, _bool),
+        rule=i.get("rule", default_i.rule, _rule),
+    )
+    if identities.require_id and identities.rule is not None:
+        rule_value = i.entries.get("rule")
+        i.problems.append(
+            _p(
+                ProblemCode.INVALID_RULE,
+                "'identities.rule' maps logins that have no entry, but with "
+                "'identities.require_id: true' only entries with an id map anyone; remove one",
+                rule_value.line if rule_value else None,
+            )
+        )
+
+    for section in (a, j, e, r, i):
         problems.extend(section.problems)
     if problems or scope is None:
         return None, by_line(problems)
-    return Policy(scope, activation, justification, eligibility, approval), ()
-
-
-def parse_identities(text: str | bytes) -> tuple[Identities, tuple[Problem, ...]]:
-    """Parse `policy/identities.yaml` (login: email); valid entries and every problem found.
-
-    Logins are case-insensitive on GitHub, so two entries differing only in case are ambiguous:
-    both are reported and neither is kept.
-    """
-    doc, loaded = load(text, MAX_POLICY_BYTES)
-    problems = list(loaded)
-    if doc is None:
-        return Identities({}), tuple(problems)  # an empty file maps nobody
-    if doc.kind != "mapping":
-        problems.append(
-            _p(
-                ProblemCode.NOT_A_MAPPING,
-                f"identities must be a mapping of GitHub login to email, not {doc.describe()}",
-                doc.line,
-            )
-        )
-        return Identities({}), tuple(problems)
-    by_login: dict[str, str] = {}
-    first_line: dict[str, int] = {}
-    ambiguous: set[str] = set()
-    for login, line, value in doc.entries:
-        valid = True
-        if not LOGIN.fullmatch(login):
-            problems.append(
-                _p(ProblemCode.INVALID_LOGIN, f"{show(login)} is not a GitHub login", line)
-            )
-            valid = False
-        if not value.is_string:
-            problems.append(
-                _p(
-                    ProblemCode.WRONG_TYPE,
-                    f"the identity of {show(login)} must be an email address, "
-                    f"not {value.describe()}",
-                    value.line,
-                )
-            )
-            continue
-        email = str(value.scalar).strip().lower()
-        if len(email) > 254 or not EMAIL.fullmatch(email) or not email.isascii():
-            problems.append(
-                _p(
-                    ProblemCode.INVALID_EMAIL,
-                    f"the identity of {show(login)} must be a bare email address like "
-                    f"alice@example.com, not {show(email)}",
-                    value.line,
-                )
-            )
-            continue
-        if not valid:
-            continue
-        key = login.lower()
-        if key in first_line:
-            problems.append(
-                _p(
-                    ProblemCode.DUPLICATE_LOGIN,
-                    f"{show(login)} is mapped twice (logins are case-insensitive; first on line "
-                    f"{first_line[key]})",
-                    line,
-                )
-            )
-            ambiguous.add(key)
-            continue
-        first_line[key] = line
-        by_login[key] = email
-    for key in ambiguous:
-        by_login.pop(key, None)
-    return Identities(by_login), by_line(problems)
+    return Policy(
+        scope, activation, justification, eligibility, approval, identities=identities
+    ), ()

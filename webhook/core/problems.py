@@ -80,6 +80,9 @@ class ProblemCode(enum.StrEnum):
     INVALID_LOGIN = "invalid_login"
     INVALID_EMAIL = "invalid_email"
     DUPLICATE_LOGIN = "duplicate_login"
+    INVALID_ID = "invalid_id"
+    DUPLICATE_ID = "duplicate_id"
+    INVALID_RULE = "invalid_rule"
 
     # -- the decision -----------------------------------------------------------------------------
     NO_IDENTITY_MAPPING = "no_identity_mapping"

@@ -46,10 +46,11 @@ ROLE = re.compile(
 #: Basic roles: IAM conditions cannot be attached to them, so they can never expire.
 BASIC_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
 
-# GitHub logins: ASCII letters, digits and single inner hyphens, at most 39 characters. Checked
+# GitHub logins: ASCII letters, digits and single inner hyphens, at most 39 characters; the
+# accounts of an Enterprise Managed Users enterprise end in `_<shortcode>` (`bob_acme`). Checked
 # before any case-insensitive comparison, so that look-alikes such as the Kelvin sign (U+212A,
 # which lower-cases to `k`) cannot pass for an ASCII login.
-LOGIN = re.compile(r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}")
+LOGIN = re.compile(r"(?=[A-Za-z0-9_-]{1,39}\Z)[A-Za-z0-9](?:-?[A-Za-z0-9])*(?:_[A-Za-z0-9]+)?")
 REQUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.ya?ml")
 
 # Characters refused in a justification: controls (a newline would forge log lines and break

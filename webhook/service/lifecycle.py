@@ -8,13 +8,15 @@ through the ports handed to it, so tests and the sandbox can run it against loca
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, assert_never
+from typing import Any, Generic, TypeVar, assert_never
 
 from webhook.core.audit_record import AuditRecord
 from webhook.core.decide import decide
@@ -25,6 +27,7 @@ from webhook.core.errors import (
     ListTooLongError,
     UpstreamError,
 )
+from webhook.core.identities import MAX_IDENTITIES_BYTES
 from webhook.core.merge import (
     NO_RECORDS,
     Activate,
@@ -66,7 +69,7 @@ from webhook.core.model import (
     State,
 )
 from webhook.core.names import IDENTITIES_PATH, POLICY_PATH, STATUS_CONTEXT
-from webhook.core.policy import parse_identities, parse_policy
+from webhook.core.policy import MAX_POLICY_BYTES, parse_identities, parse_policy
 
 # The ports are defined in core; imported under their own names so that the wiring and older
 # callers can still name them through this module.
@@ -97,14 +100,51 @@ log = logging.getLogger("jitaccess")
 #: of a decision on it (GitHub's timestamps are whole seconds; the records all follow it).
 RECORDS_MARGIN = timedelta(minutes=5)
 
-# The policy files arrive with every event, nearly always unchanged, and parsing them (a YAML
-# scanner written in Python that keeps line numbers for the messages) costs milliseconds per
-# file — tens for an identities file of a few hundred people. Parsing is pure and its results
-# immutable, so the results are kept by content (at most 64 KiB per file, a few files).
-_parse_policy = functools.lru_cache(maxsize=8)(parse_policy)
-_parse_identities = functools.lru_cache(maxsize=8)(parse_identities)
-
 T = TypeVar("T")
+
+
+class _ByContent(Generic[T]):
+    """A pure parser's results kept by the content they were parsed from.
+
+    The policy files arrive with every event, nearly always unchanged, and parsing an
+    identities file of 50,000 people costs a good part of a second. Results are immutable, so
+    they are kept by the content's SHA-256 (an identities file is up to 2 MiB: keeping the
+    files themselves as keys would hold megabytes, and compare them on every hit), the most
+    recent first. The bytes object of the last hit is recognised without hashing at all: the
+    GitHub adapter hands back the same object while GitHub answers 304 Not Modified.
+    """
+
+    def __init__(self, parse: Callable[[bytes], T], size: int = 4) -> None:
+        self._parse = parse
+        self._size = size
+        self._results: OrderedDict[bytes, T] = OrderedDict()
+        self._last: tuple[bytes, T] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, data: bytes) -> T:
+        """The parse of `data`, from the cache when it was parsed before."""
+        with self._lock:
+            last = self._last
+        if last is not None and last[0] is data:
+            return last[1]
+        key = hashlib.sha256(data).digest()
+        with self._lock:
+            result = self._results.get(key)
+            if result is not None:
+                self._results.move_to_end(key)
+        if result is None:
+            result = self._parse(data)  # outside the lock: a slow parse blocks no other file
+            with self._lock:
+                self._results[key] = result
+                while len(self._results) > self._size:
+                    self._results.popitem(last=False)
+        with self._lock:
+            self._last = (data, result)
+        return result
+
+
+_parse_policy = _ByContent(parse_policy)
+_parse_identities = _ByContent(parse_identities)
 
 
 def utcnow() -> datetime:
@@ -214,7 +254,9 @@ class Lifecycle:
         f_pull = self._submit(self.github.pull, number)
         f_reviews = self._submit(self._reviews, number)
         f_policy = self._submit(self.github.file_bytes, POLICY_PATH, None)
-        f_ids = self._submit(self.github.file_bytes, IDENTITIES_PATH, None)
+        f_ids = self._submit(
+            self.github.file_bytes, IDENTITIES_PATH, None, MAX_IDENTITIES_BYTES
+        )
         pull = f_pull.result()
         # The files judged must be those of the commit that receives the verdict: they are read
         # for the head sha just read, not for "the PR" (a push between two reads of the PR
@@ -255,8 +297,10 @@ class Lifecycle:
             reviews = tuple(
                 r for r in reviews if r.submitted_at is not None and r.submitted_at <= merged_at
             )
-        policy, policy_problems = self._policy(f_policy.result(), f_ids.result())
-        identities = policy[1] if policy else Identities()
+        policy, policy_problems = self._policy(f_policy, f_ids)
+        identities = (policy[1] if policy else Identities()).for_accounts(
+            _accounts(pull, reviews)
+        )
         settings = policy[0] if policy else None
 
         problems: list[Problem] = list(shape.problems)
@@ -369,30 +413,39 @@ class Lifecycle:
 
     @staticmethod
     def _policy(
-        policy_text: bytes | None, ids_text: bytes | None
+        f_policy: Future[bytes | None], f_ids: Future[bytes | None]
     ) -> tuple[tuple[Policy, Identities] | None, list[Problem]]:
+        """The policy and the identities read from the default branch, or every problem.
+
+        A file too large to read is a policy problem like any other (status `error`, with a
+        message on the PR), not a failed delivery.
+        """
         problems: list[Problem] = []
+        policy_text = _within_limit(f_policy, POLICY_PATH, MAX_POLICY_BYTES, problems)
+        ids_text = _within_limit(f_ids, IDENTITIES_PATH, MAX_IDENTITIES_BYTES, problems)
         if policy_text is None:
-            problems.append(
-                Problem(ProblemCode.POLICY_MISSING,
-                        f"{POLICY_PATH} is missing on the default branch", path=POLICY_PATH)
-            )
+            if not problems:
+                problems.append(
+                    Problem(ProblemCode.POLICY_MISSING,
+                            f"{POLICY_PATH} is missing on the default branch", path=POLICY_PATH)
+                )
             return None, problems
         policy, policy_problems = _parse_policy(policy_text)
         problems.extend(p.at(POLICY_PATH) for p in policy_problems)
         identities = Identities()
         if ids_text is None:
-            problems.append(
-                Problem(ProblemCode.IDENTITIES_MISSING,
-                        f"{IDENTITIES_PATH} is missing on the default branch",
-                        path=IDENTITIES_PATH)
-            )
+            if not any(p.path == IDENTITIES_PATH for p in problems):
+                problems.append(
+                    Problem(ProblemCode.IDENTITIES_MISSING,
+                            f"{IDENTITIES_PATH} is missing on the default branch",
+                            path=IDENTITIES_PATH)
+                )
         else:
             identities, id_problems = _parse_identities(ids_text)
             problems.extend(p.at(IDENTITIES_PATH) for p in id_problems)
         if policy is None:
             return None, problems
-        return (policy, identities), problems
+        return (policy, replace(identities, settings=policy.identities)), problems
 
     # -- publishing ------------------------------------------------------------------------------
 
@@ -753,6 +806,37 @@ class Lifecycle:
             self.audit.write(record)
         except AuditError as exc:
             log.error("audit entry %s not written: %s", record.event, exc)
+
+
+def _within_limit(
+    fetched: Future[bytes | None], path: str, limit: int, problems: list[Problem]
+) -> bytes | None:
+    """A policy file's bytes; None with a problem when it is too large to read."""
+    try:
+        return fetched.result()
+    except FileTooLargeError as exc:
+        problems.append(
+            Problem(ProblemCode.TOO_LARGE,
+                    f"{path} is {exc.size} bytes or more; the service reads at most {limit} "
+                    f"bytes ({limit // 1024} KiB) of it", path=path)
+        )
+        return None
+
+
+def _accounts(pull: PullInfo, reviews: Sequence[Review]) -> dict[str, int | None]:
+    """The numeric account id behind each login acting on the PR: its author and reviewers.
+
+    A login seen with two different ids in one event (renamed and claimed meanwhile) gets
+    none, so that no entry with an id matches it.
+    """
+    seen: dict[str, int | None] = {pull.author.lower(): pull.author_id}
+    for review in reviews:
+        key = review.login.lower()
+        if key in seen and seen[key] != review.user_id:
+            seen[key] = None
+        else:
+            seen[key] = review.user_id
+    return seen
 
 
 def _decided(ev: Evaluation) -> Decision:

@@ -1,4 +1,5 @@
-"""`jitaccess validate`: check request files locally or in CI before opening a PR.
+"""`jitaccess validate`: check request files — and the policy and identities files — locally or
+in CI before opening a PR.
 
 Reports every problem as `path:line: code: message` (compiler style, so editors and CI annotate
 the line) and exits 1 if there is any.
@@ -12,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from webhook.core.identities import MAX_IDENTITIES_BYTES
 from webhook.core.model import Policy, Problem
 from webhook.core.names import POLICY_PATH
 from webhook.core.policy import MAX_POLICY_BYTES, parse_identities, parse_policy
@@ -87,26 +89,68 @@ def _load_policy(policy_path: str, out: TextIO) -> tuple[Policy | None, int]:
     return policy, len(problems)
 
 
+def _load_identities(path: str, policy: Policy | None, out: TextIO) -> int:
+    """Check the identities file; how many problems were printed."""
+    data, problem = _read(Path(path), MAX_IDENTITIES_BYTES)
+    if data is None:
+        if problem is not None and problem.code == "missing_file":
+            print(f"note: {path} not found; identities not checked", file=out)
+            return 0
+        assert problem is not None
+        print(_format(path, problem), file=out)
+        return 1
+    identities, problems = parse_identities(data)
+    for p in problems:
+        print(_format(path, p), file=out)
+    unpinned = len(identities.by_login) - len(identities.ids)
+    if policy is not None and policy.identities.require_id and unpinned:
+        print(f"note: identities.require_id is set, and {unpinned} of the "
+              f"{len(identities.by_login)} entries in {path} have no id, so they map nobody; "
+              "`jitaccess identities pin` fills the ids in", file=out)
+    return len(problems)
+
+
+def _same_file(a: str, b: str | None) -> bool:
+    if b is None:
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def run_validate(
-    paths: Sequence[str], policy_path: str = POLICY_PATH, out: TextIO | None = None
+    paths: Sequence[str],
+    policy_path: str = POLICY_PATH,
+    out: TextIO | None = None,
+    *,
+    identities_path: str | None = None,
 ) -> int:
     """Check request files (or directories of them) against the policy; 1 if any problem.
 
+    The policy is checked too, and so is the identities file when `identities_path` is given.
     `policy/jitaccess.yaml` and `policy/identities.yaml`, when given, are checked as what they are.
     """
     if out is None:
         out = sys.stdout  # looked up now, not at import, so that redirections apply
     policy, count = _load_policy(policy_path, out)
+    if identities_path is not None:
+        count += _load_identities(identities_path, policy, out)
     checked = 0
     for given in paths:
         for path in _request_files(given):
+            if _same_file(path, identities_path):
+                checked += 1  # checked above, reported once
+                continue
             checked += 1
             problems: list[Problem] = []
             layout = _layout_problem(path)
             if layout is not None:
                 problems.append(layout)
             kind = _kind(path)
-            limit = MAX_REQUEST_BYTES if kind == "request" else MAX_POLICY_BYTES
+            limit = {"request": MAX_REQUEST_BYTES, "identities": MAX_IDENTITIES_BYTES}.get(
+                kind, MAX_POLICY_BYTES
+            )
             data, problem = _read(Path(path), limit)
             if data is None:
                 assert problem is not None
