@@ -776,20 +776,55 @@ def full_policy() -> Any:
     )
 
 
-def test_the_hand_conversion_matches_protobufs_own():
-    from google.iam.v1 import policy_pb2
+def test_an_answer_keeps_what_the_client_library_would_keep():
     from google.protobuf import json_format
 
-    from webhook.adapters.iam import policy_from_json, policy_to_json
+    from webhook.adapters.iam import wire_policy
 
-    message = full_policy()
-    wire_form = policy_to_json(message)
-    assert wire_form == json_format.MessageToDict(message)
-    assert policy_from_json(wire_form) == message
-    assert policy_from_json(json_format.MessageToDict(message)) == message
-    assert policy_to_json(policy_pb2.Policy()) == {}
-    edited = with_activations(wire_form, [binding()])
-    assert policy_from_json(edited) == json_format.ParseDict(edited, policy_pb2.Policy())
+    as_json = json_format.MessageToDict(full_policy())
+    assert wire_policy(as_json) == as_json
+    # Fields a `google.iam.v1.Policy` does not have are dropped, as the library drops them.
+    extra = {**as_json, "futureField": 1,
+             "bindings": [{**as_json["bindings"][0], "futureField": 2}, *as_json["bindings"][1:]]}
+    assert wire_policy(extra) == as_json
+    assert wire_policy({}) == {}
+
+
+@pytest.mark.parametrize(
+    ("answer", "complaint"),
+    [
+        ([], "the answer is not a JSON object"),
+        ({"bindings": {"role": ROLE}}, "bindings is not a list"),
+        ({"bindings": ["roles/x"]}, "a binding is not a role binding"),
+        ({"bindings": [{"role": ROLE, "members": "user:a@x.com"}]}, "members of a"),
+        ({"bindings": [{"role": ROLE, "members": [1]}]}, "members of a"),
+        ({"bindings": [{"role": ROLE, "condition": "x"}]}, "condition of a"),
+        ({"etag": 7}, "etag is not a string"),
+        ({"version": "3"}, "version is '3'"),
+    ],
+)
+def test_a_malformed_answer_is_refused(answer: Any, complaint: str):
+    from webhook.adapters.iam import wire_policy
+
+    with pytest.raises(ValueError, match=complaint):
+        wire_policy(answer)
+
+
+def test_a_malformed_policy_is_never_written_back(google: FakeGoogleHarness):
+    """Read as empty, the policy would be written back without its bindings."""
+    google.recorder.fail("POST", GET, 200, body={"version": 3, "etag": "BwE=", "bindings": {}})
+
+    with pytest.raises(ActivationError) as caught:
+        activator(google).activate(
+            PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+        )
+
+    assert str(caught.value) == (
+        f"Resource Manager returned an IAM policy for project {PROJECT} that could not be "
+        "understood: bindings is not a list"
+    )
+    assert google.count("POST", SET) == 0
+    assert google.world.bindings(RESOURCE) == [ELIGIBLE, PLAIN]
 
 
 def test_a_batched_write_names_the_distinct_justifications():
