@@ -810,18 +810,28 @@ def test_a_malformed_answer_is_refused(answer: Any, complaint: str):
         wire_policy(answer)
 
 
-def test_a_malformed_policy_is_never_written_back(google: FakeGoogleHarness):
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        ({"version": 3, "etag": "BwE=", "bindings": {}}, "bindings is not a list"),
+        ("<html>Service Unavailable</html>", "Expecting value"),
+    ],
+    ids=["not-a-policy", "not-json"],
+)
+def test_a_malformed_policy_is_never_written_back(
+    google: FakeGoogleHarness, body: Any, complaint: str
+):
     """Read as empty, the policy would be written back without its bindings."""
-    google.recorder.fail("POST", GET, 200, body={"version": 3, "etag": "BwE=", "bindings": {}})
+    google.recorder.fail("POST", GET, 200, body=body)
 
     with pytest.raises(ActivationError) as caught:
         activator(google).activate(
             PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
         )
 
-    assert str(caught.value) == (
+    assert str(caught.value).startswith(
         f"Resource Manager returned an IAM policy for project {PROJECT} that could not be "
-        "understood: bindings is not a list"
+        f"understood: {complaint}"
     )
     assert google.count("POST", SET) == 0
     assert google.world.bindings(RESOURCE) == [ELIGIBLE, PLAIN]

@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+from urllib.parse import quote
 
 from google.auth.transport.requests import AuthorizedSession
 
@@ -51,6 +52,7 @@ from webhook.adapters.google_clients import (
     GoogleCallError,
     GoogleClients,
     google_failure,
+    quote_error,
 )
 from webhook.core.budget import Budget, jittered_backoff, retry_bounded
 from webhook.core.conditions import parse_activation_expression
@@ -474,9 +476,11 @@ class Activator:
         return True
 
     def _pause(self, p: _Project, n: int, now: float) -> float:
-        """Equal-jitter exponential backoff after the batch's `n`-th conflict, capped by the
-        contention: `backoff_initial` for each conflict this process met on the project within
-        the conflict deadline (this one included), plus one, at most `backoff_max`."""
+        """The pause after the batch's `n`-th conflict: equal jitter on `backoff_initial *
+        2**(n-1)`, capped at `backoff_initial * (1 + k)` where k counts the conflicts this
+        process met on the project in the last `conflict_deadline` seconds (this one included),
+        and never above `backoff_max`. A quiet project's writer retries quickly; on a contended
+        one the writers of the instances spread out."""
         b = self._budget
         with p.cond:
             while p.conflicts and now - p.conflicts[0] > b.conflict_deadline:
@@ -514,16 +518,11 @@ class Activator:
     def _post(
         self, project: str, verb: str, body: JSON, headers: dict[str, str] | None = None
     ) -> JSON:
-        """One Resource Manager v3 call (`POST /v3/projects/{id}:{verb}`), its transient
-        errors (429, 5xx) retried until the budget's retry deadline; the policy it answers.
-
-        Plain JSON over the client's credentials rather than the client library: the library
-        converts every policy to and from protobuf through `json_format`, which walks the
-        descriptors field by field and costs tens of milliseconds per 1,500-binding policy,
-        three times per read-modify-write. Raises `_Conflict` or `_Failed`.
-        """
+        """One Resource Manager v3 call (`POST /v3/projects/{id}:{verb}`, plain JSON), its
+        transient errors (429, 5xx) retried until the budget's retry deadline; the policy it
+        answers, checked (`wire_policy`). Raises `_Conflict` or `_Failed`."""
         base = (self._clients.endpoints.resource_manager or RESOURCE_MANAGER_DEFAULT).rstrip("/")
-        url = f"{base}/v3/projects/{project}:{verb}"
+        url = f"{base}/v3/projects/{quote(project, safe='')}:{verb}"
         budget = self._budget
 
         def once(_attempt: int) -> JSON:
@@ -543,8 +542,8 @@ class Activator:
                 raise _Failed(failure)
             try:
                 return wire_policy(response.json())
-            except ValueError as error:
-                raise _Failed(google_failure(error)) from error
+            except ValueError as error:  # not JSON, or not a policy
+                raise _Failed(GoogleCallError(quote_error(error), kind="unreadable")) from error
 
         try:
             return retry_bounded(
@@ -597,8 +596,6 @@ def _refusal(
         f"Google Cloud refused to change the IAM policy of project {project} "
         f"({failure.status}: {failure.detail})"
     )
-
-
 
 
 # --------------------------------------------------------------------------------------------
