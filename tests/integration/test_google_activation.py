@@ -1,4 +1,4 @@
-"""Activation against the fake Google, through google-cloud-resource-manager over HTTP (§6).
+"""Activation against the fake Google: Resource Manager v3 IAM calls over HTTP (§6).
 
 The clock is fixed (jit-access's tests use 1 Jan 2040 too) and the exact policy JSON that
 reaches the fake is asserted.
