@@ -415,14 +415,67 @@ def seed_load_users(emu: Emulator, count: int) -> list[str]:
     return logins
 
 
+#: Bindings in LOAD_PROJECT's policy for the concurrent merges (`--quick`: QUICK_POLICY_SIZE).
+POLICY_SIZE = 1500
+QUICK_POLICY_SIZE = 300
+#: GitHub waits this long for a webhook's answer.
+GITHUB_WAIT = 10.0
+
+
+def filler_bindings(count: int) -> list[dict[str, Any]]:
+    """`count` bindings of the kinds a large project holds: plain grants (six in ten),
+    conditional ones that are no activation (three in ten), and live activations of other
+    people requested elsewhere (one in ten), which the service must read past and keep."""
+    out: list[dict[str, Any]] = []
+    for i in range(count):
+        role = f"roles/bench.role{i % 97}"
+        if i % 10 < 6:
+            out.append({"role": role, "members": [f"user:member{i}@example.com"]})
+        elif i % 10 < 9:
+            out.append({
+                "role": role,
+                "members": [f"group:team{i}@example.com"],
+                "condition": {
+                    "title": f"Team {i} buckets",
+                    "expression": f'resource.name.startsWith("projects/_/buckets/team-{i}-")',
+                },
+            })
+        else:
+            out.append({
+                "role": role,
+                "members": [f"user:other{i}@example.com"],
+                "condition": {
+                    "title": "JIT access activation",
+                    "description": f"Self-approved, justification: INC-{i}: seed "
+                                   f"(acme/elsewhere#{i})",
+                    "expression": '(request.time >= timestamp("2026-01-01T00:00:00Z") && '
+                                  'request.time < timestamp("2099-01-01T00:00:00Z"))',
+                },
+            })
+    return out
+
+
+def seed_big_policy(emu: Emulator, size: int) -> int:
+    """Fill LOAD_PROJECT's policy up to `size` bindings (in one write); returns its size."""
+    resource = f"projects/{LOAD_PROJECT}"
+    bindings = emu.world.bindings(resource)
+    bindings += filler_bindings(max(0, size - len(bindings)))
+    emu.world.set_policy(resource, {"version": 3, "bindings": bindings})
+    return len(bindings)
+
+
 @dataclass
 class ConcurrentResult:
-    """N merges delivered at once on one project."""
+    """N merges delivered at once on one project, spread over one or more service processes."""
 
     merges: int
+    processes: int
+    policy_bindings: int  # bindings in the project's policy when the burst started
     succeeded: int
     failed: int
     failures: list[str]
+    server_errors: int  # answers 5xx (or no answer at all)
+    over_github_wait: int  # answers that took GITHUB_WAIT seconds or more
     bindings_present: int
     set_calls: int
     conflicts: int  # 409 answers to setIamPolicy
@@ -432,9 +485,13 @@ class ConcurrentResult:
     median: float
 
 
-def concurrent_merges(bench: Bench, logins: Sequence[str], tag: str) -> ConcurrentResult:
-    """Open one request per login on LOAD_PROJECT, merge all, deliver the merges at once."""
+def concurrent_merges(
+    bench: Bench, logins: Sequence[str], tag: str, targets: Sequence[Target] = ()
+) -> ConcurrentResult:
+    """Open one request per login on LOAD_PROJECT, merge all, deliver the merges at once
+    (round-robin over `targets`, default the bench's target)."""
     emu = bench.emu
+    to = list(targets) or [bench.target]
     numbers = []
     for login in logins:
         n = emu.open_request(login, request_text(LOAD_PROJECT), name=f"load-{tag}.yaml")
@@ -443,6 +500,7 @@ def concurrent_merges(bench: Bench, logins: Sequence[str], tag: str) -> Concurre
         emu.github.merge(REPO, n, merged_by=login)
     payloads = [emu.pr_payload("closed", n) for n in numbers]
     resource = f"projects/{LOAD_PROJECT}"
+    size = len(emu.world.bindings(resource))
     accepted_before = len(iam_state(emu.world).reasons_for(resource))
     bench.forget_calls()
     barrier = threading.Barrier(len(payloads) + 1)
@@ -451,7 +509,7 @@ def concurrent_merges(bench: Bench, logins: Sequence[str], tag: str) -> Concurre
     def run(i: int) -> None:
         barrier.wait()
         try:
-            answers[i] = bench.target.deliver("pull_request", payloads[i])
+            answers[i] = to[i % len(to)].deliver("pull_request", payloads[i])
         except BaseException as exc:  # reported below
             answers[i] = exc
 
@@ -470,11 +528,14 @@ def concurrent_merges(bench: Bench, logins: Sequence[str], tag: str) -> Concurre
     accepted = len(iam_state(emu.world).reasons_for(resource)) - accepted_before
     failures: list[str] = []
     walls: list[float] = []
+    server_errors = 0
     for n, answer in zip(numbers, answers, strict=True):
         if isinstance(answer, BaseException):
             failures.append(f"#{n}: {answer!r}")
+            server_errors += 1
         elif answer.status != 200 or answer.body.get("state") != "activated":
             failures.append(f"#{n}: HTTP {answer.status} {answer.body.get('message', '')}")
+            server_errors += answer.status >= 500
         if isinstance(answer, Answer):
             walls.append(answer.wall)
     present = 0
@@ -487,9 +548,13 @@ def concurrent_merges(bench: Bench, logins: Sequence[str], tag: str) -> Concurre
     walls.sort()
     return ConcurrentResult(
         merges=len(numbers),
+        processes=len(to),
+        policy_bindings=size,
         succeeded=len(numbers) - len(failures),
         failed=len(failures),
         failures=failures,
+        server_errors=server_errors,
+        over_github_wait=sum(1 for w in walls if w >= GITHUB_WAIT),
         bindings_present=present,
         set_calls=set_calls,
         conflicts=set_calls - accepted,

@@ -41,7 +41,7 @@ MULTI = "has({}.multiPartyApprovalConstraint)"
 #: The emulated service's time budget. On loopback a healthy call takes milliseconds, so what a
 #: test waits to run out is short: a timeout test hangs a call for 1.5 s rather than 4, and a
 #: persistent 503 is given up after 1 s of retries rather than 6. What a healthy run needs time
-#: for stays as in production: the conflict deadline (a storm must reach its 6 attempts), the
+#: for stays as in production: the conflict deadline (concurrent writers retry until it), the
 #: turn wait (a burst of merges on one project), GitHub's timeout (latency spikes), the Policy
 #: Analyzer's timeout.
 SHORT_BUDGET = replace(

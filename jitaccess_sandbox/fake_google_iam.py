@@ -27,6 +27,7 @@ reached through `iam_state(world)`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import operator
@@ -219,6 +220,7 @@ def _cel_position(expression: str, at: int) -> str:
     return f"ERROR: <input>:{line}:{column}"
 
 
+@functools.lru_cache(maxsize=8192)
 def _cel_syntax_error(expression: str) -> str | None:
     """The CEL parser's complaint about an expression's tokens or brackets, or None.
 
@@ -292,6 +294,7 @@ def _validate_policy(
     bindings = policy.get("bindings", [])
     if not isinstance(bindings, list):
         return "Invalid JSON payload: bindings must be a list."
+    checked_roles: set[str] = set()  # a large policy grants few distinct roles
     for binding in bindings:
         if not isinstance(binding, dict) or not isinstance(binding.get("role"), str):
             return "Invalid policy: every binding needs a role."
@@ -325,9 +328,12 @@ def _validate_policy(
                     f"Invalid policy: condition description for {role} is longer than "
                     "256 characters."
                 )
+        if role in checked_roles:
+            continue
         problem = _role_problem(world, state, resource, role)
         if problem is not None:
             return problem
+        checked_roles.add(role)
     had_conditions = any(_is_conditional(b) for b in current.get("bindings", []))
     if had_conditions and version != 3 and policy.get("etag"):
         return (

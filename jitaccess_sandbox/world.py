@@ -19,6 +19,16 @@ from typing import Any
 JSON = dict[str, Any]
 
 
+def _copy_json(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars): what `copy.deepcopy` does for it, in a
+    fraction of the time (a large project's policy holds 1,500 bindings)."""
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
+
+
 class EtagMismatch(Exception):
     """setIamPolicy was given an etag that is not the policy's current one."""
 
@@ -87,22 +97,24 @@ class GoogleWorld:
         with self._lock:
             if resource not in self.policies:
                 self.policies[resource] = {"version": 1, "etag": self._new_etag(), "bindings": []}
-            return copy.deepcopy(self.policies[resource])
+            copied: JSON = _copy_json(self.policies[resource])
+            return copied
 
     def set_policy(self, resource: str, policy: JSON) -> JSON:
         """Replace the policy if `policy["etag"]` is current (or absent); returns the new policy."""
         with self._lock:
-            current = self.get_policy(resource)
+            current = self.policies.get(resource) or self.get_policy(resource)
             etag = policy.get("etag")
             if etag and etag != current["etag"]:
                 raise EtagMismatch(resource)
             stored = {
                 "version": policy.get("version", 1),
                 "etag": self._new_etag(),
-                "bindings": copy.deepcopy(policy.get("bindings", [])),
+                "bindings": _copy_json(policy.get("bindings", [])),
             }
             self.policies[resource] = stored
-            return copy.deepcopy(stored)
+            answer: JSON = _copy_json(stored)
+            return answer
 
     def add_binding(
         self,

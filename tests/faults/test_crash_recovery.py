@@ -140,6 +140,44 @@ def test_failed_rollback_is_reported_loudly_and_a_redelivery_audits_the_binding(
     assert "**2026-11-29T11:00:00Z**" in comment_of(emu, number, "activation")
 
 
+def test_a_rollback_restores_the_earlier_activation_the_write_replaced(emu: Emulator) -> None:
+    """alice holds an audited 4 h activation; her new 1 h request for the same role replaces it
+    in IAM (earlier activations of a role and member go in the same write), then the audit
+    entry fails. The undo must give her back what she had, not leave her with nothing."""
+    first = merged_ready(emu, duration="4h")
+    assert emu.merge(first).status == 200
+    [earlier] = emu.activations("payments-dev")
+    assert earlier["condition"]["expression"].endswith('timestamp("2026-11-29T14:00:00Z"))')
+
+    emu.advance(timedelta(minutes=30))
+    second = emu.open_request("alice", request_yaml(duration="1h"), name="again.yaml")
+    assert emu.pr_event("opened", second).body["state"] == "ready"
+    writes = emu.google.recorder.count("POST", SET_POLICY)
+    emu.google.recorder.fail(
+        "POST", LOG_WRITE, 500, body=google_error(500, "INTERNAL", "backend error"), times=-1
+    )
+    answer = emu.merge(second, delivery_id="merge-2")
+
+    assert answer.status == 502, answer.body
+    assert answer.body["message"].endswith(
+        "; the binding was removed again and the earlier activation it had replaced is back "
+        "(roles/cloudsql.admin until 2026-11-29T14:00:00Z)"
+    )
+    # The earlier binding is back exactly as it was; the new one is gone.
+    assert emu.activations("payments-dev") == [earlier]
+    # The grant, then one etag-guarded write that undid it.
+    assert emu.google.recorder.count("POST", SET_POLICY) == writes + 2
+    assert iam_state(emu.world).reasons_for("projects/payments-dev")[-2:] == [
+        JUSTIFICATION, "audit entry failed"
+    ]
+    failed = comment_of(emu, second, "failed")
+    assert "the earlier activation it had replaced is back (roles/cloudsql.admin until " in failed
+    assert "2026-11-29T14:00:00Z" in failed
+    # IAM and the audit log agree: the standing binding is the audited one of the first PR.
+    [standing] = assert_consistent(emu, second)
+    assert standing.number == first
+
+
 def test_a_redelivery_after_a_lost_activation_comment_writes_nothing_and_comments_once(
     emu: Emulator,
 ) -> None:

@@ -1,4 +1,4 @@
-"""Activation against the fake Google, through google-cloud-resource-manager over HTTP (§6).
+"""Activation against the fake Google: Resource Manager v3 IAM calls over HTTP (§6).
 
 The clock is fixed (jit-access's tests use 1 Jan 2040 too) and the exact policy JSON that
 reaches the fake is asserted.
@@ -118,6 +118,22 @@ def no_sleep() -> tuple[list[float], Any]:
     return slept, slept.append
 
 
+class SleepClock:
+    """A monotonic clock that only moves when the Activator sleeps: a storm's backoff then
+    runs to its deadline at once, with every pause recorded."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 def activator(google: FakeGoogleHarness, **kwargs: Any) -> Activator:
     kwargs.setdefault("sleep", lambda _s: None)
     return Activator(google.clients, **kwargs)
@@ -221,18 +237,52 @@ def test_conflicts_are_retried_with_a_fresh_read(google: FakeGoogleHarness):
     assert google.iam.reasons_for(RESOURCE) == [JUSTIFICATION]
 
 
-def test_a_conflict_storm_ends_in_an_activation_error(google: FakeGoogleHarness):
+def test_a_conflict_storm_is_retried_until_the_deadline(google: FakeGoogleHarness):
     google.recorder.fail("POST", SET, 409, body=ABORTED, times=-1)
-    slept: list[float] = []
+    clock = SleepClock()
 
-    with pytest.raises(ActivationError, match="kept changing concurrently; gave up after 6"):
-        activator(google, budget=PRODUCTION, sleep=slept.append, random=lambda: 1.0).activate(
-            PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
-        )
+    with pytest.raises(ActivationError) as caught:
+        activator(
+            google, budget=PRODUCTION, sleep=clock.sleep, clock=clock, random=lambda: 1.0
+        ).activate(PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42")
 
-    assert google.count("POST", SET) == 6
-    assert slept == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0])
+    assert str(caught.value) == (
+        f"The IAM policy of project {PROJECT} kept changing concurrently; gave up after 10 "
+        "attempts; retry later."
+    )
+    # Exponential (0.1, 0.2, 0.4 s) until the cap, which grows by 0.1 s with every conflict
+    # met on the project (0.5, 0.6, ...), up to backoff_max; the attempt after the 5 s
+    # deadline passed is the last.
+    assert clock.slept == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    assert sum(clock.slept[:-1]) < PRODUCTION.conflict_deadline <= sum(clock.slept)
+    assert google.count("POST", SET) == 10
+    assert google.count("POST", GET) == 10  # every retry reads the policy afresh
     assert google.world.bindings(RESOURCE) == [ELIGIBLE, PLAIN]
+
+
+def test_a_contended_project_backs_off_longer(google: FakeGoogleHarness):
+    """The backoff's cap follows the conflicts the process met on the project lately: after a
+    storm, a change meeting three conflicts waits longer than it would on a quiet project."""
+    clock = SleepClock()
+    act = activator(google, budget=PRODUCTION, sleep=clock.sleep, clock=clock,
+                    random=lambda: 1.0)
+    google.recorder.fail("POST", SET, 409, body=ABORTED, times=4)
+    act.activate(PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42")
+    assert clock.slept == pytest.approx([0.1, 0.2, 0.4, 0.5])  # quiet: the cap was low
+
+    clock.slept.clear()
+    google.recorder.fail("POST", SET, 409, body=ABORTED, times=4)
+    act.activate(PROJECT, [binding(email=BOB, number=43)], reason=JUSTIFICATION,
+                 pr_reference=f"{REPO}#43")
+    # Eight conflicts within the deadline: the cap is 0.9 s, the fourth pause 0.8 s.
+    assert clock.slept == pytest.approx([0.1, 0.2, 0.4, 0.8])
+
+    clock.now += PRODUCTION.conflict_deadline + 0.1  # the contention is forgotten
+    clock.slept.clear()
+    google.recorder.fail("POST", SET, 409, body=ABORTED, times=4)
+    act.activate(PROJECT, [binding(email="carol@example.com", number=44)],
+                 reason=JUSTIFICATION, pr_reference=f"{REPO}#44")
+    assert clock.slept == pytest.approx([0.1, 0.2, 0.4, 0.5])
 
 
 def test_conflict_retries_stop_at_the_deadline_but_not_before_five_attempts(
@@ -286,28 +336,30 @@ def test_a_412_failed_precondition_is_retried_like_a_conflict():
 
 def test_a_storm_of_412s_ends_like_a_storm_of_409s(google: FakeGoogleHarness):
     google.recorder.fail("POST", SET, 412, body=FAILED_PRECONDITION, times=-1)
+    clock = SleepClock()
 
-    with pytest.raises(ActivationError, match="kept changing concurrently; gave up after 6"):
-        activator(google).activate(
-            PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
-        )
+    with pytest.raises(ActivationError, match="kept changing concurrently; gave up after 10 "):
+        activator(
+            google, budget=PRODUCTION, sleep=clock.sleep, clock=clock, random=lambda: 1.0
+        ).activate(PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42")
 
-    assert google.count("POST", GET) == 6
-    assert google.count("POST", SET) == 6
+    assert google.count("POST", GET) == 10
+    assert google.count("POST", SET) == 10
     assert google.world.bindings(RESOURCE) == [ELIGIBLE, PLAIN]
 
 
-def test_real_backoff_of_a_storm_is_bounded(google: FakeGoogleHarness):
+def test_a_storm_with_real_backoff_ends_after_the_deadline(google: FakeGoogleHarness):
     google.recorder.fail("POST", SET, 409, body=ABORTED, times=-1)
-    started = time.monotonic()
+    budget = replace(google.budget, conflict_deadline=0.3)
 
-    with pytest.raises(ActivationError):
-        Activator(google.clients).activate(
+    with pytest.raises(ActivationError) as caught:
+        Activator(google.clients, budget=budget).activate(
             PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
         )
 
-    assert time.monotonic() - started < 5.0
-    assert google.count("POST", SET) == 6
+    made = int(str(caught.value).split("gave up after ")[1].split()[0])
+    assert made >= 5
+    assert google.count("POST", SET) == made
 
 
 def test_eight_concurrent_activations_all_land(google: FakeGoogleHarness):
@@ -403,7 +455,7 @@ def test_an_earlier_activation_of_the_same_role_and_member_is_replaced(google: F
     for b in (earlier, other_role, other_member):
         google.world.add_binding(RESOURCE, b.role, b.member, b.expression, b.title, b.description)
 
-    activator(google).activate(
+    result = activator(google).activate(
         PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
     )
 
@@ -414,6 +466,7 @@ def test_an_earlier_activation_of_the_same_role_and_member_is_replaced(google: F
         wire(other_member),
         wire(binding()),
     ]
+    assert result.replaced == (earlier,)  # what a rollback must put back
 
 
 def test_only_the_member_is_taken_out_of_a_shared_activation_binding(google: FakeGoogleHarness):
@@ -555,6 +608,57 @@ def test_remove_takes_back_exactly_the_activation(google: FakeGoogleHarness):
     assert google.iam.reasons_for(RESOURCE)[-1] == "JIT access: audit entry failed, rolling back"
 
 
+def test_a_rollback_restores_the_activation_the_write_replaced(google: FakeGoogleHarness):
+    act = activator(google)
+    earlier = binding(number=7, start=JAN1_2040 - timedelta(hours=1))
+    act.activate(PROJECT, [earlier], reason=JUSTIFICATION, pr_reference=f"{REPO}#7")
+    before = google.world.bindings(RESOURCE)
+    result = act.activate(PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42")
+    assert result.replaced == (earlier,)
+    writes = google.count("POST", SET)
+
+    restored = act.remove(
+        PROJECT, result.bindings, reason="audit entry failed", restore=result.replaced
+    )
+
+    assert restored == (earlier,)
+    assert google.world.bindings(RESOURCE) == before  # the earlier activation is back, exactly
+    assert google.count("POST", SET) == writes + 1  # in one write
+    assert google.iam.reasons_for(RESOURCE)[-1] == "audit entry failed"
+
+
+def test_a_rollback_restores_nothing_once_a_later_activation_stands(google: FakeGoogleHarness):
+    """Between the write and its rollback another request of the same member and role replaced
+    ours: the rollback has nothing to remove, and must not bring the earlier activation back
+    beside the current one."""
+    act = activator(google)
+    earlier = binding(number=7, start=JAN1_2040 - timedelta(hours=1))
+    act.activate(PROJECT, [earlier], reason=JUSTIFICATION, pr_reference=f"{REPO}#7")
+    ours = act.activate(PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42")
+    later = binding(number=43, start=JAN1_2040 + timedelta(minutes=5))
+    act.activate(PROJECT, [later], reason=JUSTIFICATION, pr_reference=f"{REPO}#43")
+    writes = google.count("POST", SET)
+
+    restored = act.remove(PROJECT, ours.bindings, reason="rollback", restore=ours.replaced)
+
+    assert restored == ()
+    assert google.world.bindings(RESOURCE) == [ELIGIBLE, PLAIN, wire(later)]
+    assert google.count("POST", SET) == writes
+
+
+def test_a_rollback_meeting_a_conflict_restores_on_the_fresh_read(google: FakeGoogleHarness):
+    act = activator(google)
+    earlier = binding(number=7, start=JAN1_2040 - timedelta(hours=1))
+    act.activate(PROJECT, [earlier], reason=JUSTIFICATION, pr_reference=f"{REPO}#7")
+    ours = act.activate(PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42")
+    google.recorder.fail("POST", SET, 409, body=ABORTED)
+
+    restored = act.remove(PROJECT, ours.bindings, reason="rollback", restore=ours.replaced)
+
+    assert restored == (earlier,)
+    assert google.world.bindings(RESOURCE) == [ELIGIBLE, PLAIN, wire(earlier)]
+
+
 def test_remove_of_absent_bindings_writes_nothing(google: FakeGoogleHarness):
     activator(google).remove(PROJECT, [binding()], reason="rollback")
 
@@ -639,3 +743,110 @@ def test_pure_functions_on_the_wire_form():
         "bindings": [ELIGIBLE, PLAIN, wire(active), wire(odd), "junk", wire(fresh)],
     }
     assert policy["bindings"][2] == wire(expired)  # the input is not modified
+
+
+# --------------------------------------------------------------------------------------------
+# Policy messages <-> wire form, and the reason of a batched write
+
+
+def full_policy() -> Any:
+    from google.iam.v1 import policy_pb2
+    from google.type import expr_pb2
+
+    return policy_pb2.Policy(
+        version=3,
+        etag=b"\x07\x05\xff etag",
+        bindings=[
+            policy_pb2.Binding(role="roles/browser", members=[f"user:{BOB}", "group:g@x.com"]),
+            policy_pb2.Binding(
+                role=ROLE, members=[f"user:{ALICE}"],
+                condition=expr_pb2.Expr(expression=SELF, title="Eligible", location="f.cel"),
+            ),
+            policy_pb2.Binding(role=ROLE2, members=[f"user:{ALICE}"],
+                               condition=expr_pb2.Expr(expression=WINDOW, description="d")),
+            policy_pb2.Binding(role="roles/viewer"),
+        ],
+        audit_configs=[policy_pb2.AuditConfig(
+            service="allServices",
+            audit_log_configs=[policy_pb2.AuditLogConfig(
+                log_type=policy_pb2.AuditLogConfig.LogType.DATA_READ,
+                exempted_members=[f"user:{BOB}"],
+            )],
+        )],
+    )
+
+
+def test_an_answer_keeps_what_the_client_library_would_keep():
+    from google.protobuf import json_format
+
+    from webhook.adapters.iam import wire_policy
+
+    as_json = json_format.MessageToDict(full_policy())
+    assert wire_policy(as_json) == as_json
+    # Fields a `google.iam.v1.Policy` does not have are dropped, as the library drops them.
+    extra = {**as_json, "futureField": 1,
+             "bindings": [{**as_json["bindings"][0], "futureField": 2}, *as_json["bindings"][1:]]}
+    assert wire_policy(extra) == as_json
+    assert wire_policy({}) == {}
+
+
+@pytest.mark.parametrize(
+    ("answer", "complaint"),
+    [
+        ([], "the answer is not a JSON object"),
+        ({"bindings": {"role": ROLE}}, "bindings is not a list"),
+        ({"bindings": ["roles/x"]}, "a binding is not a role binding"),
+        ({"bindings": [{"role": ROLE, "members": "user:a@x.com"}]}, "members of a"),
+        ({"bindings": [{"role": ROLE, "members": [1]}]}, "members of a"),
+        ({"bindings": [{"role": ROLE, "condition": "x"}]}, "condition of a"),
+        ({"etag": 7}, "etag is not a string"),
+        ({"version": "3"}, "version is '3'"),
+    ],
+)
+def test_a_malformed_answer_is_refused(answer: Any, complaint: str):
+    from webhook.adapters.iam import wire_policy
+
+    with pytest.raises(ValueError, match=complaint):
+        wire_policy(answer)
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        ({"version": 3, "etag": "BwE=", "bindings": {}}, "bindings is not a list"),
+        ("<html>Service Unavailable</html>", "Expecting value"),
+    ],
+    ids=["not-a-policy", "not-json"],
+)
+def test_a_malformed_policy_is_never_written_back(
+    google: FakeGoogleHarness, body: Any, complaint: str
+):
+    """Read as empty, the policy would be written back without its bindings."""
+    google.recorder.fail("POST", GET, 200, body=body)
+
+    with pytest.raises(ActivationError) as caught:
+        activator(google).activate(
+            PROJECT, [binding()], reason=JUSTIFICATION, pr_reference=f"{REPO}#42"
+        )
+
+    assert str(caught.value).startswith(
+        f"Resource Manager returned an IAM policy for project {PROJECT} that could not be "
+        f"understood: {complaint}"
+    )
+    assert google.count("POST", SET) == 0
+    assert google.world.bindings(RESOURCE) == [ELIGIBLE, PLAIN]
+
+
+def test_a_batched_write_names_the_distinct_justifications():
+    from webhook.adapters.iam import MAX_REASON, batch_reason
+
+    assert batch_reason(["INC-1: a"]) == "INC-1: a"
+    assert batch_reason(["INC-1: a", "INC-2: b\nX", "INC-1: a"]) == "INC-1: a | INC-2: b X"
+    many = [f"INC-{n}: restore the replica number {n}" for n in range(1, 41)]
+    reason = batch_reason(many)
+    assert len(reason) <= MAX_REASON
+    shown = reason.split(" | ")
+    assert shown[:-1] == many[: len(shown) - 1]
+    assert shown[-1] == f"and {40 - (len(shown) - 1)} more"
+    assert batch_reason(["x" * 600, "y"]) == "x" * 497 + "..."
+    assert batch_reason([]) == ""

@@ -272,27 +272,44 @@ class MemoryActivator:
             return self._result(False, found, already=found)
         # Earlier activations of the same role and member are replaced in the same write.
         wanted = tuple(bindings)
-        held[:] = [
-            b for b in held
-            if not (b.title == ACTIVATION_TITLE
-                    and any(b.role == w.role and b.member == w.member for w in wanted))
-        ] + list(wanted)
-        return self._result(True, wanted)
+
+        def earlier(b: Binding) -> bool:
+            return b.title == ACTIVATION_TITLE and any(
+                b.role == w.role and b.member == w.member for w in wanted
+            )
+
+        replaced = tuple(b for b in held if earlier(b))
+        held[:] = [b for b in held if not earlier(b)] + list(wanted)
+        return self._result(True, wanted, replaced=replaced)
 
     @staticmethod
     def _result(
-        written: bool, bindings: tuple[Binding, ...], already: tuple[Binding, ...] = ()
+        written: bool, bindings: tuple[Binding, ...], already: tuple[Binding, ...] = (),
+        replaced: tuple[Binding, ...] = (),
     ) -> ActivationResult:
         window = parse_activation_expression(bindings[0].expression) if bindings else None
         start, end = window if window is not None else (None, None)
-        return ActivationResult(written, bindings, already=already, start=start, end=end)
+        return ActivationResult(
+            written, bindings, already=already, replaced=replaced, start=start, end=end
+        )
 
-    def remove(self, project: str, bindings: Sequence[Binding], *, reason: str) -> None:
+    def remove(
+        self, project: str, bindings: Sequence[Binding], *, reason: str,
+        restore: Sequence[Binding] = (),
+    ) -> tuple[Binding, ...]:
         self.removals.append((project, tuple(bindings), reason))
         if self.fail_remove is not None:
             raise self.fail_remove
-        doomed = set(bindings)
-        self.bindings[project] = [b for b in self.bindings.get(project, []) if b not in doomed]
+        held = self.bindings.get(project, [])
+        removed = [b for b in held if b in set(bindings)]
+        kept = [b for b in held if b not in removed]
+        # As `Activator.remove`: an earlier activation comes back only in place of a binding
+        # this removal takes away, when no other activation of its role and member stands.
+        freed = {(b.role, b.member) for b in removed}
+        standing = {(b.role, b.member) for b in kept if b.title == ACTIVATION_TITLE}
+        restored = tuple(b for b in restore if (b.role, b.member) in freed - standing)
+        self.bindings[project] = kept + list(restored)
+        return restored
 
     def activations_for(self, project: str, pr_reference: str) -> tuple[Binding, ...]:
         self.lookups.append((project, pr_reference))

@@ -359,6 +359,27 @@ def test_an_audit_failure_takes_the_new_binding_away_again(world: World) -> None
     assert own_comments(world, n, ACTIVATION_MARKER_PREFIX) == []
 
 
+def test_an_audit_failure_puts_back_the_activation_the_write_replaced(world: World) -> None:
+    first = world.open_request(roles=(LOGS,))
+    world.merge(first)
+    assert world.lifecycle.on_merge(first, "d-1").state == "activated"
+    world.advance(timedelta(minutes=10))
+    second = world.open_request(roles=(LOGS,))
+    world.merge(second)
+    world.audit.fail = {audit_events.ACTIVATE_ROLE}
+
+    result = world.lifecycle.on_merge(second, "d-2")
+
+    assert result.failed
+    assert result.message.endswith(
+        "; the binding was removed again and the earlier activation it had replaced is back "
+        f"({LOGS} until {(NOW + timedelta(hours=1)).strftime('%Y-%m-%dT%H:%M:%SZ')})"
+    )
+    assert world.activator.held(PROJECT) == [self_binding(world, first)]
+    (comment,) = own_comments(world, second, ACTIVATION_FAILED_MARKER_PREFIX)
+    assert "the earlier activation it had replaced is back" in comment
+
+
 def test_a_rollback_that_fails_too_says_the_access_remains(world: World) -> None:
     n = world.open_request(roles=(LOGS,))
     world.merge(n)

@@ -70,7 +70,7 @@ def test_the_production_budget_is_the_one_the_settings_carry_by_default() -> Non
     assert settings.budget is PRODUCTION
     assert PRODUCTION == Budget(
         call_timeout=4.0, retry_deadline=6.0, backoff_initial=0.1, backoff_max=1.0,
-        conflict_deadline=5.0, conflict_attempts=6, turn_wait=6.0, analyzer_timeout=7.0,
+        conflict_deadline=5.0, turn_wait=6.0, analyzer_timeout=7.0,
         identity_attempts=3, identity_backoff=0.2, github_timeout=4, secret_timeout=5.0,
         secret_attempts=2, secret_pause=0.2,
     )

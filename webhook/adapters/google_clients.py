@@ -300,5 +300,7 @@ class GoogleClients:
         return (self.endpoints.cloud_identity or CLOUD_IDENTITY_DEFAULT).rstrip("/")
 
     def preload(self) -> None:
-        """Build every client now (App Engine warmup), so the first delivery does not pay for it."""
-        _ = self.projects, self.asset, self.logging, self.identity
+        """Build every client the adapters use now (App Engine warmup), so the first delivery
+        does not pay for it. (`projects` is not among them: IAM policies are read and written as
+        plain JSON, `adapters.iam`.)"""
+        _ = self.asset, self.logging, self.identity

@@ -1,47 +1,73 @@
 """Activation: add expiring IAM bindings to a project's policy, and take them away again (§6).
 
-Every change is one read-modify-write of the project's IAM policy (version 3) guarded by its etag.
+Every change is a read-modify-write of the project's IAM policy (version 3) guarded by its etag.
 A concurrent change makes IAM answer 409 `ABORTED` (other IAM surfaces answer 412
-`FAILED_PRECONDITION`, treated the same); the whole read-modify-write is then retried with
-jittered exponential backoff, as IAM asks. Within one process, changes of the same
-project's policy take turns (a lock per project): concurrent writers there would only make each
-other retry, and a burst of merges would run out of attempts; conflicts with other processes
-(App Engine instances) are still retried. A change that had to wait starts from the policy its
-predecessor read or wrote, saving a read (its etag guarantees it is current, or IAM answers 409
-and the change is retried on a fresh read). The policy manipulation itself is done by pure
-functions on the policy's JSON wire form (`{"version", "etag", "bindings": [...]}`), testable
-without a server; `Activator` is the thin adapter around Resource Manager.
+`FAILED_PRECONDITION`, treated the same); the whole read-modify-write is then retried on a fresh
+read, after a jittered exponential backoff, until the change's conflict deadline has passed (and
+at least `MIN_CONFLICT_ATTEMPTS` times).
+
+Across processes (App Engine instances) only the etag orders the writers, so each write should
+carry as much as it can. Within one process, the changes waiting for a project are therefore
+**batched**: a change that finds no write in progress for its project becomes the project's
+writer; changes arriving meanwhile queue up, and the writer's next attempt takes every queued
+change into its one read-modify-write (each change's edit applied in turn, in arrival order).
+When the write lands, every change of the batch gets its own result; when it fails, each its
+own error. A write IAM refuses as invalid (400) is retried change by change, so that one
+request's ungrantable role fails only that request. Once its batch is done the writer hands the
+role to the first change still queued, with the policy it wrote (its etag guarantees it is
+current, or IAM answers 409 and the batch re-reads). The backoff after a conflict grows with the
+attempt and is capped by the conflicts this process saw on the project lately: a quiet project
+retries quickly, a contended one spreads its writers out.
+
+One write carries one `x-goog-request-reason`: a batch sends the distinct justifications of the
+changes it writes, in order, as many as fit (`batch_reason`); the audit log carries each
+request's justification in full anyway.
+
+The policy edits are pure functions in `webhook.core.policy_edits`, on the policy's JSON wire
+form. The two calls (`getIamPolicy`, `setIamPolicy` of Resource Manager v3) are plain JSON over
+the clients' credentials, as Cloud Identity's are: the client library would convert every
+policy to protobuf and back through `json_format`, which costs tens of milliseconds per
+1,500-binding policy, three times per read-modify-write. Answers are checked before any edit
+(`wire_policy`): a policy misread as empty would be written back empty.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 import random as _random
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Literal
+from urllib.parse import quote
 
-from google.iam.v1 import policy_pb2
-from google.protobuf import json_format
+from google.auth.transport.requests import AuthorizedSession
 
 from webhook.adapters.google_clients import (
     CALL_FAILURES,
+    TRANSIENT_STATUSES,
     GoogleCallError,
     GoogleClients,
-    bounded_retry,
     google_failure,
+    quote_error,
 )
 from webhook.core.budget import Budget, jittered_backoff, retry_bounded
-from webhook.core.conditions import activation_of, parse_activation_expression
+from webhook.core.conditions import parse_activation_expression
 from webhook.core.errors import ActivationError
 from webhook.core.model import Binding
+from webhook.core.policy_edits import JSON as JSON
+from webhook.core.policy_edits import activation_bindings as activation_bindings
+from webhook.core.policy_edits import activation_edit, undo_edit
+from webhook.core.policy_edits import expired_activations as expired_activations
+from webhook.core.policy_edits import present_exactly as present_exactly
+from webhook.core.policy_edits import present_for_reference as present_for_reference
+from webhook.core.policy_edits import reference_suffix as reference_suffix
+from webhook.core.policy_edits import with_activations as with_activations
+from webhook.core.policy_edits import without_bindings as without_bindings
 from webhook.core.ports import ActivationResult as ActivationResult
-
-JSON = dict[str, Any]
 
 #: The header whose value Cloud Audit Logs record as the reason for a request.
 REASON_HEADER = "x-goog-request-reason"
@@ -50,190 +76,12 @@ MAX_REASON = 500
 #: Conflict attempts made whatever the budget's conflict deadline: a slow IAM must not cut the
 #: retries of a burst of concurrent changes short.
 MIN_CONFLICT_ATTEMPTS = 5
-
-
-# --------------------------------------------------------------------------------------------
-# Pure policy manipulation (JSON wire form)
-
-
-def _bindings(policy: Mapping[str, Any]) -> list[JSON]:
-    """The policy's bindings that are well-formed objects (anything else is kept as it is)."""
-    raw = policy.get("bindings", [])
-    return [b for b in raw if isinstance(b, dict)] if isinstance(raw, list) else []
-
-
-def _condition(binding: Mapping[str, Any]) -> Mapping[str, Any]:
-    condition = binding.get("condition")
-    return condition if isinstance(condition, Mapping) else {}
-
-
-def _members(binding: Mapping[str, Any]) -> list[str]:
-    members = binding.get("members", [])
-    return [m for m in members if isinstance(m, str)] if isinstance(members, list) else []
-
-
-def _same_member(a: str, b: str) -> bool:
-    # IAM compares member emails case-insensitively (it stores them lower-cased).
-    return a.lower() == b.lower()
-
-
-def reference_suffix(pr_reference: str) -> str:
-    """The end of every activation description of a PR: ` (<owner>/<repo>#<number>)`."""
-    return f"({pr_reference})"
-
-
-def activation_bindings(policy: Mapping[str, Any]) -> list[Binding]:
-    """Every JIT access activation in a policy, one `Binding` per member."""
-    return [b for b in _flatten(policy) if activation_of(b) is not None]
-
-
-def present_for_reference(
-    policy: Mapping[str, Any], wanted: Sequence[Binding], pr_reference: str
-) -> tuple[Binding, ...] | None:
-    """The activations of `pr_reference` matching every wanted binding, or None if any is missing.
-
-    A wanted binding is present when an activation with the same role and member has a
-    description ending in `(<pr_reference>)`; its window may differ (it was granted earlier).
-    """
-    suffix = reference_suffix(pr_reference)
-    existing = activation_bindings(policy)
-    found: list[Binding] = []
-    for want in wanted:
-        match = next(
-            (
-                b
-                for b in existing
-                if b.role == want.role
-                and _same_member(b.member, want.member)
-                and b.description.endswith(suffix)
-            ),
-            None,
-        )
-        if match is None:
-            return None
-        found.append(match)
-    return tuple(found)
-
-
-def present_exactly(policy: Mapping[str, Any], bindings: Iterable[Binding]) -> list[Binding]:
-    """Those of `bindings` the policy holds exactly (role, member, title, description, expr)."""
-    held = {
-        (b.role, b.member.lower(), b.title, b.description, b.expression) for b in _flatten(policy)
-    }
-    return [
-        b
-        for b in bindings
-        if (b.role, b.member.lower(), b.title, b.description, b.expression) in held
-    ]
-
-
-def _flatten(policy: Mapping[str, Any]) -> list[Binding]:
-    """Every conditional binding of a policy, one `Binding` per member."""
-    out: list[Binding] = []
-    for binding in _bindings(policy):
-        condition = _condition(binding)
-        role = binding.get("role")
-        if not isinstance(role, str) or not condition:
-            continue
-        for member in _members(binding):
-            out.append(
-                Binding(
-                    role=role,
-                    member=member,
-                    title=str(condition.get("title", "")),
-                    description=str(condition.get("description", "")),
-                    expression=str(condition.get("expression", "")),
-                )
-            )
-    return out
-
-
-def _to_wire(binding: Binding) -> JSON:
-    return {
-        "role": binding.role,
-        "members": [binding.member],
-        "condition": {
-            "title": binding.title,
-            "description": binding.description,
-            "expression": binding.expression,
-        },
-    }
-
-
-def _drop_members(
-    policy: Mapping[str, Any], drop: Callable[[str, str, Mapping[str, Any]], bool]
-) -> JSON:
-    """A copy of the policy without the (role, member, condition) triples `drop` selects."""
-    out = copy.deepcopy(dict(policy))
-    kept: list[Any] = []
-    raw = out.get("bindings", [])
-    for binding in raw if isinstance(raw, list) else []:
-        if not isinstance(binding, dict) or not isinstance(binding.get("role"), str):
-            kept.append(binding)  # not ours to judge; IAM will
-            continue
-        condition = _condition(binding)
-        members = binding.get("members", [])
-        if not isinstance(members, list):
-            kept.append(binding)
-            continue
-        remaining = [
-            m for m in members if not (isinstance(m, str) and drop(binding["role"], m, condition))
-        ]
-        if remaining:
-            binding["members"] = remaining
-            kept.append(binding)
-    out["bindings"] = kept
-    return out
-
-
-def with_activations(policy: Mapping[str, Any], bindings: Sequence[Binding]) -> JSON:
-    """The policy with `bindings` added and earlier activations of the same role and member gone.
-
-    Only bindings titled `JIT access activation` are replaced; eligible bindings and any other
-    grant of the role stay. The result is a version-3 policy keeping the read etag.
-    """
-    targets = {(b.role, b.member.lower()) for b in bindings}
-
-    def earlier(role: str, member: str, condition: Mapping[str, Any]) -> bool:
-        return (role, member.lower()) in targets and activation_of(condition) is not None
-
-    out = _drop_members(policy, earlier)
-    out["bindings"].extend(_to_wire(b) for b in bindings)
-    out["version"] = 3
-    return out
-
-
-def without_bindings(policy: Mapping[str, Any], bindings: Iterable[Binding]) -> JSON:
-    """The policy without exactly these bindings (same role, member, title, description, expr)."""
-    doomed = {(b.role, b.member.lower(), b.title, b.description, b.expression) for b in bindings}
-
-    def exact(role: str, member: str, condition: Mapping[str, Any]) -> bool:
-        key = (
-            role,
-            member.lower(),
-            condition.get("title"),
-            condition.get("description", ""),
-            condition.get("expression"),
-        )
-        return key in doomed
-
-    out = _drop_members(policy, exact)
-    out["version"] = 3
-    return out
-
-
-def expired_activations(policy: Mapping[str, Any], now: datetime) -> list[Binding]:
-    """The activations whose window has ended at `now` (end <= now).
-
-    An activation whose expression is not a window this service understands is never
-    considered expired: removing access on a guess is worse than leaving it to a person.
-    """
-    expired: list[Binding] = []
-    for binding in activation_bindings(policy):
-        activation = activation_of(binding)
-        if activation is not None and activation.end <= now:
-            expired.append(binding)
-    return expired
+#: Separates the justifications of a batched write in its request reason.
+REASON_SEPARATOR = " | "
+#: Resource Manager's public endpoint (GoogleEndpoints.resource_manager overrides it).
+RESOURCE_MANAGER_DEFAULT = "https://cloudresourcemanager.googleapis.com"
+#: Attempts of one call meeting transient errors; the budget's retry deadline ends them first.
+TRANSIENT_ATTEMPTS = 100
 
 
 def request_reason(text: str) -> str:
@@ -259,6 +107,31 @@ def request_reason(text: str) -> str:
 
 
 
+
+
+def batch_reason(reasons: Sequence[str]) -> str:
+    """The request reason of one write carrying several changes: their distinct reasons, in
+    order, each made safe (`request_reason`), as many as fit in `MAX_REASON`; the rest counted.
+
+    `["INC-1: a", "INC-2: b", "INC-1: a"]` → `INC-1: a | INC-2: b`; when they do not all fit,
+    `INC-1: a | INC-2: b | and 7 more`.
+    """
+    distinct = [r for r in dict.fromkeys(request_reason(r) for r in reasons) if r]
+    if len(distinct) <= 1:
+        return distinct[0] if distinct else ""
+    shown: list[str] = []
+    for n, reason in enumerate(distinct):
+        rest = len(distinct) - n - 1
+        tail = f"{REASON_SEPARATOR}and {rest} more" if rest else ""
+        candidate = REASON_SEPARATOR.join([*shown, reason]) + tail
+        if len(candidate) > MAX_REASON:
+            if not shown:  # even the first does not fit with the count: shorten it
+                return request_reason(distinct[0])
+            return REASON_SEPARATOR.join(shown) + f"{REASON_SEPARATOR}and {len(distinct) - n} more"
+        shown.append(reason)
+    return REASON_SEPARATOR.join(shown)
+
+
 # --------------------------------------------------------------------------------------------
 # The adapter
 
@@ -269,6 +142,7 @@ def _activation_result(
     attempts: int,
     etag: str,
     already: tuple[Binding, ...] = (),
+    replaced: tuple[Binding, ...] = (),
 ) -> ActivationResult:
     """The result of an activation, with the window its stored bindings hold.
 
@@ -279,12 +153,70 @@ def _activation_result(
     start, end = window if window is not None else (None, None)
     return ActivationResult(
         written=written, bindings=bindings, attempts=attempts, etag=etag, already=already,
-        start=start, end=end,
+        replaced=replaced, start=start, end=end,
     )
 
 
 class _Conflict(Exception):
     """The policy changed between our read and our write."""
+
+
+class _Transient(Exception):
+    """A 429 or 5xx answer: worth another try of the same call."""
+
+    def __init__(self, failure: GoogleCallError) -> None:
+        super().__init__(failure.detail)
+        self.failure = failure
+
+
+class _Failed(Exception):
+    """A Google call failed otherwise (translated once; each change words its own message)."""
+
+    def __init__(self, failure: GoogleCallError) -> None:
+        super().__init__(failure.detail)
+        self.failure = failure
+
+
+#: Where a change is: waiting in its project's queue, taken into a batch, or done.
+_State = Literal["queued", "taken", "done"]
+
+
+@dataclass(eq=False)
+class _Change:
+    """One caller's change of a project's policy, and what became of it."""
+
+    #: The pure edit: the policy with the change made, or None when there is nothing to do.
+    step: Callable[[JSON], JSON | None]
+    reason: str
+    roles: tuple[str, ...]
+    granting: bool
+    #: When the caller asked (the Activator's clock): its conflict deadline counts from here.
+    started: float
+    state: _State = "queued"
+    attempts: int = 0
+    #: A write carrying this change was sent (it may have landed even if its answer was lost).
+    wrote: bool = False
+    outcome: tuple[JSON, int, bool] | None = None
+    error: BaseException | None = None
+
+    def result(self) -> tuple[JSON, int, bool]:
+        """(the policy after the batch, attempts, whether this change was written), or raise."""
+        if self.error is not None:
+            raise self.error
+        assert self.outcome is not None, "a change was left unfinished"
+        return self.outcome
+
+
+@dataclass(eq=False)
+class _Project:
+    """The changes of one project's policy in this process: the queue, its writer, the policy
+    the last batch read or wrote, and when conflicts were met lately."""
+
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    queue: list[_Change] = field(default_factory=list)
+    writer: _Change | None = None
+    handoff: JSON | None = None
+    conflicts: deque[float] = field(default_factory=deque)
 
 
 class Activator:
@@ -297,60 +229,83 @@ class Activator:
         budget: Budget | None = None,
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clients = clients
         self._budget = budget if budget is not None else clients.budget
         self._sleep = sleep
-        self._backoff = jittered_backoff(self._budget, random)
-        self._turns: dict[str, threading.Lock] = {}
-        self._turns_guard = threading.Lock()
-        # project -> the policy the last change read or wrote, for the change waiting its turn
-        # (read and written only by the holder of the project's turn).
-        self._handoff: dict[str, JSON] = {}
+        self._random = random
+        #: Measures the conflict deadline and the contention window (tests that do not really
+        #: sleep pass a clock that advances as they "sleep").
+        self._clock = clock
+        self._projects: dict[str, _Project] = {}
+        self._projects_guard = threading.Lock()
+        self._transient_pause = jittered_backoff(self._budget, random)
+        self._http: AuthorizedSession | None = None
+        self._session_guard = threading.Lock()
 
     # -- public --------------------------------------------------------------------------------
 
     def activate(
         self, project: str, bindings: Sequence[Binding], *, reason: str, pr_reference: str
     ) -> ActivationResult:
-        """Add the bindings of one request in a single policy write (idempotent per PR)."""
+        """Add the bindings of one request in a single policy write (idempotent per PR).
+
+        The result names the earlier activations the write replaced (`replaced`), which a
+        rollback must put back.
+        """
         wanted = tuple(bindings)
-        # A write of ours may have landed although it failed: it answered a transient error
-        # and was sent again. A write refused with 409 on its first sending did not land.
-        wrote = False
+        replaced: tuple[Binding, ...] = ()
 
         def step(policy: JSON) -> JSON | None:
-            present = present_for_reference(policy, wanted, pr_reference)
-            if present is not None:
+            nonlocal replaced
+            if present_for_reference(policy, wanted, pr_reference) is not None:
                 return None
-            return with_activations(policy, wanted)
+            changed, replaced = activation_edit(policy, wanted)
+            return changed
 
-        def on_write() -> None:
-            nonlocal wrote
-            wrote = True
-
-        policy, attempts, written = self._read_modify_write(
-            project, step, reason=reason, roles=[b.role for b in wanted], on_write=on_write
-        )
+        change = self._new_change(step, reason, [b.role for b in wanted], granting=True)
+        policy, attempts, written = self._change(project, change)
         etag = str(policy.get("etag", ""))
         if written:
-            return _activation_result(True, wanted, attempts, etag)
+            return _activation_result(True, wanted, attempts, etag, replaced=replaced)
         present = present_for_reference(policy, wanted, pr_reference) or ()
-        if wrote and set(present) == set(wanted):
+        if change.wrote and set(present) == set(wanted):
             # Our own earlier attempt in this call landed (its answer was lost and the retry
             # met a conflict): it was this call that granted the access.
-            return _activation_result(True, wanted, attempts, etag)
+            return _activation_result(True, wanted, attempts, etag, replaced=replaced)
         return _activation_result(False, present, attempts, etag, already=present)
 
-    def remove(self, project: str, bindings: Sequence[Binding], *, reason: str) -> None:
-        """Remove exactly these bindings (to roll back an activation that has no audit entry)."""
-        doomed = tuple(bindings)
+    def remove(
+        self,
+        project: str,
+        bindings: Sequence[Binding],
+        *,
+        reason: str,
+        restore: Sequence[Binding] = (),
+    ) -> tuple[Binding, ...]:
+        """Remove exactly these bindings and put back the earlier activations they replaced
+        (`restore`, from the `ActivationResult`), in one write: the rollback of an activation
+        that has no audit entry. Returns the bindings restored.
+
+        An earlier activation comes back only where this write removes the binding that
+        replaced it, and no other activation of its role and member stands (`undo_edit`).
+        """
+        doomed, earlier = tuple(bindings), tuple(restore)
+        restored: tuple[Binding, ...] = ()
 
         def step(policy: JSON) -> JSON | None:
-            present = present_exactly(policy, doomed)
-            return without_bindings(policy, present) if present else None
+            nonlocal restored
+            edit = undo_edit(policy, doomed, earlier)
+            if edit is None:
+                return None
+            changed, _, restored = edit
+            return changed
 
-        self._read_modify_write(project, step, reason=reason, granting=False)
+        change = self._new_change(step, reason, [b.role for b in doomed], granting=False)
+        final, _, _ = self._change(project, change)
+        # What a write of ours restored and stands now (its answer may have been lost).
+        return tuple(present_exactly(final, restored)) if change.wrote else ()
 
     def remove_expired(
         self,
@@ -377,7 +332,8 @@ class Activator:
             tried.update(dict.fromkeys(expired))
             return without_bindings(policy, expired) if expired else None
 
-        final, _, _ = self._read_modify_write(project, step, reason=reason, granting=False)
+        change = self._new_change(step, reason, [], granting=False)
+        final, _, _ = self._change(project, change)
         # A write whose answer was lost may have landed before a retry found nothing left to
         # do: whatever we tried to remove and is gone now was removed by us (or, rarely, by a
         # concurrent cleanup, which makes one audit entry too many rather than one too few).
@@ -390,128 +346,258 @@ class Activator:
         A merge about to be refused reads them first: an earlier delivery may have granted the
         access and died before its audit entry, and a refusal must not stand beside a grant.
         """
-        policy = self._call(project, (), False, lambda: self._get(project))
+        try:
+            policy = self._get(project)
+        except _Failed as failed:
+            raise ActivationError(_refusal(project, (), False, failed.failure)) from None
         suffix = reference_suffix(pr_reference)
         return tuple(b for b in activation_bindings(policy) if b.description.endswith(suffix))
 
-    # -- the read-modify-write loop ------------------------------------------------------------
+    # -- the queue -----------------------------------------------------------------------------
 
-    def _read_modify_write(
-        self,
-        project: str,
-        step: Callable[[JSON], JSON | None],
-        *,
-        reason: str,
-        roles: Sequence[str] = (),
-        granting: bool = True,
-        on_write: Callable[[], None] = lambda: None,
-    ) -> tuple[JSON, int, bool]:
-        """Run `step` on fresh reads until its write lands; (final policy, attempts, written)."""
-        started = time.monotonic()
-        with self._turns_guard:
-            turn = self._turns.setdefault(project, threading.Lock())
-        waited = not turn.acquire(blocking=False)
-        if waited and not turn.acquire(timeout=self._budget.turn_wait):
-            raise ActivationError(
-                f"The IAM policy of project {project} is being changed by other requests; gave "
-                f"up waiting after {self._budget.turn_wait:g} s; retry later."
-            )
+    def _new_change(
+        self, step: Callable[[JSON], JSON | None], reason: str, roles: Sequence[str],
+        *, granting: bool,
+    ) -> _Change:
+        return _Change(step, reason, tuple(roles), granting, started=self._clock())
+
+    def _project(self, project: str) -> _Project:
+        with self._projects_guard:
+            return self._projects.setdefault(project, _Project())
+
+    def _change(self, project: str, change: _Change) -> tuple[JSON, int, bool]:
+        """Queue the change; write it (with whatever else is queued) or wait for its writer."""
+        p = self._project(project)
+        asked = time.monotonic()  # the turn wait is real waiting, whatever the clock
+        with p.cond:
+            p.queue.append(change)
+            if p.writer is None:
+                p.writer = change
+                # Nobody wrote just before us in this process: read afresh (the policy may
+                # have changed elsewhere since the last batch).
+                p.handoff = None
+            while change.state == "queued" and p.writer is not change:
+                left = self._budget.turn_wait - (time.monotonic() - asked)
+                if left <= 0:
+                    p.queue.remove(change)
+                    raise ActivationError(
+                        f"The IAM policy of project {project} is being changed by other "
+                        f"requests; gave up waiting after {self._budget.turn_wait:g} s; retry "
+                        "later."
+                    )
+                p.cond.wait(left)
+            # Taken into another writer's batch: its calls are bounded, and it always finishes
+            # every change it took (`_write`).
+            while change.state == "taken":
+                p.cond.wait()
+            if change.state == "done":
+                return change.result()
+            known, p.handoff = p.handoff, None
         try:
-            # Only a change that waited takes over its predecessor's policy: it is then at most
-            # one change old. A change that did not wait reads afresh (the policy may have been
-            # changed elsewhere since).
-            known = self._handoff.pop(project, None) if waited else None
-            result = self._attempt_changes(
-                project, step, started, reason, roles, granting, on_write, known
-            )
-            self._handoff[project] = result[0]
-            return result
-        except BaseException:
-            self._handoff.pop(project, None)
-            raise
+            self._write(project, p, known)
         finally:
-            turn.release()
+            with p.cond:
+                # Hand the writer's role to the first change still waiting, with the policy
+                # this batch ended on (`p.handoff`).
+                p.writer = p.queue[0] if p.queue else None
+                p.cond.notify_all()
+        return change.result()
 
-    def _attempt_changes(
-        self,
-        project: str,
-        step: Callable[[JSON], JSON | None],
-        started: float,
-        reason: str,
-        roles: Sequence[str],
-        granting: bool,
-        on_write: Callable[[], None],
-        known: JSON | None,
-    ) -> tuple[JSON, int, bool]:
-        header = request_reason(reason)
-        made = 0
+    def _take(self, p: _Project, batch: list[_Change]) -> None:
+        """Move every queued change into the batch."""
+        with p.cond:
+            for change in p.queue:
+                change.state = "taken"
+            batch.extend(p.queue)
+            p.queue.clear()
 
-        def once(attempt: int) -> tuple[JSON, int, bool]:
-            nonlocal made
-            made = attempt
-            if attempt == 1 and known is not None:
-                policy = known
-            else:
-                policy = self._call(project, roles, granting, lambda: self._get(project))
-            changed = step(policy)
-            if changed is None:
-                return policy, attempt, False
-            # `on_write` hears of a sending that failed transiently and is retried; a
-            # concurrent writer's identical binding must not pass for our own.
-            write = functools.partial(self._set, project, changed, header, on_write)
-            return self._call(project, roles, granting, write), attempt, True
+    def _finish(
+        self, p: _Project, change: _Change, *, outcome: tuple[JSON, int, bool] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        with p.cond:
+            change.outcome, change.error, change.state = outcome, error, "done"
+            p.cond.notify_all()
 
+    # -- the batched read-modify-write ---------------------------------------------------------
+
+    def _write(self, project: str, p: _Project, known: JSON | None) -> None:
+        """Write every queued change (the writer's own first), until its batch is done."""
+        batch: list[_Change] = []
         try:
-            # The deadline bounds a slow storm, but never below MIN_CONFLICT_ATTEMPTS.
-            return retry_bounded(
-                once,
-                retry_if=lambda error: isinstance(error, _Conflict),
-                attempts=self._budget.conflict_attempts,
-                at_least=MIN_CONFLICT_ATTEMPTS,
-                deadline=self._budget.conflict_deadline,
-                started=started,
-                pause=self._backoff,
-                sleep=self._sleep,
-            )
-        except _Conflict:
-            raise ActivationError(
-                f"The IAM policy of project {project} kept changing concurrently; "
-                f"gave up after {made} attempts; retry later."
-            ) from None
+            p.handoff = self._attempt(project, p, batch, known, absorb=True)
+        except BaseException as error:  # a bug: still finish every change taken
+            for change in batch:
+                if change.state != "done":
+                    self._finish(p, change, error=error)
+            raise
+
+    def _attempt(
+        self, project: str, p: _Project, batch: list[_Change], known: JSON | None,
+        *, absorb: bool,
+    ) -> JSON | None:
+        """Run the batch's read-modify-write until it lands, taking in the changes that queue up
+        meanwhile when `absorb`; finishes every change. Returns the policy it ended on."""
+        n = 0
+        while True:
+            if absorb:
+                self._take(p, batch)
+            n += 1
+            try:
+                policy = known if n == 1 and known is not None else self._get(project)
+            except _Failed as failed:
+                self._fail_all(project, p, batch, failed.failure)
+                return None
+            working, changed = policy, []
+            for change in batch:
+                change.attempts += 1
+                edited = change.step(working)
+                if edited is not None:
+                    working = edited
+                    changed.append(change)
+            final = policy
+            if changed:
+
+                def may_have_landed(changed: list[_Change] = changed) -> None:
+                    for change in changed:
+                        change.wrote = True
+
+                header = batch_reason([c.reason for c in changed])
+                try:
+                    # A write counts as ours once it landed, or once a sending of it failed
+                    # in a way that may have landed (a transient error, then sent again). A
+                    # write refused with 409 on its first sending did not land: a concurrent
+                    # writer's identical binding must not pass for our own.
+                    final = self._set(project, working, header, on_retry=may_have_landed)
+                    may_have_landed()
+                except _Conflict:
+                    if not self._after_conflict(project, p, batch, n):
+                        return None
+                    continue
+                except _Failed as failed:
+                    if failed.failure.status == 400 and len(batch) > 1:
+                        # IAM refused the policy as invalid: find out whose change it was by
+                        # writing them one at a time.
+                        last = None
+                        for change in list(batch):
+                            last = self._attempt(project, p, [change], None, absorb=False)
+                        return last
+                    self._fail_all(project, p, batch, failed.failure)
+                    return None
+            for change in batch:
+                self._finish(p, change, outcome=(final, change.attempts, change in changed))
+            return final
+
+    def _after_conflict(self, project: str, p: _Project, batch: list[_Change], n: int) -> bool:
+        """Give up the changes past their deadline; back off. False when none is left."""
+        now = self._clock()
+        with p.cond:
+            p.conflicts.append(now)
+        for change in list(batch):
+            if (
+                change.attempts >= MIN_CONFLICT_ATTEMPTS
+                and now - change.started >= self._budget.conflict_deadline
+            ):
+                batch.remove(change)
+                self._finish(p, change, error=ActivationError(
+                    f"The IAM policy of project {project} kept changing concurrently; "
+                    f"gave up after {change.attempts} attempts; retry later."
+                ))
+        if not batch:
+            return False
+        self._sleep(self._pause(p, n, now))
+        return True
+
+    def _pause(self, p: _Project, n: int, now: float) -> float:
+        """The pause after the batch's `n`-th conflict: equal jitter on `backoff_initial *
+        2**(n-1)`, capped at `backoff_initial * (1 + k)` where k counts the conflicts this
+        process met on the project in the last `conflict_deadline` seconds (this one included),
+        and never above `backoff_max`. A quiet project's writer retries quickly; on a contended
+        one the writers of the instances spread out."""
+        b = self._budget
+        with p.cond:
+            while p.conflicts and now - p.conflicts[0] > b.conflict_deadline:
+                p.conflicts.popleft()
+            recent = len(p.conflicts)
+        cap = min(b.backoff_max, b.backoff_initial * (1 + recent))
+        ceiling = min(cap, b.backoff_initial * float(2 ** (n - 1)))
+        return ceiling / 2 + self._random() * ceiling / 2
+
+    def _fail_all(
+        self, project: str, p: _Project, batch: list[_Change], failure: GoogleCallError
+    ) -> None:
+        for change in batch:
+            message = _refusal(project, change.roles, change.granting, failure)
+            self._finish(p, change, error=ActivationError(message))
 
     # -- single calls --------------------------------------------------------------------------
 
+    def _session(self) -> AuthorizedSession:
+        with self._session_guard:
+            if self._http is None:
+                endpoint = self._clients.endpoints.resource_manager
+                self._http = AuthorizedSession(  # type: ignore[no-untyped-call]
+                    self._clients.credentials_for(endpoint)
+                )
+            return self._http
+
     def _get(self, project: str) -> JSON:
-        response = self._clients.projects.get_iam_policy(
-            request={"resource": f"projects/{project}", "options": {"requested_policy_version": 3}},
-            retry=bounded_retry(self._budget),
-            timeout=self._budget.call_timeout,
-        )
-        return _policy_to_json(response)
+        return self._post(project, "getIamPolicy", {"options": {"requestedPolicyVersion": 3}})
 
     def _set(
         self, project: str, policy: JSON, reason: str,
         on_retry: Callable[[], None] = lambda: None,
     ) -> JSON:
-        message = json_format.ParseDict(policy, policy_pb2.Policy(), ignore_unknown_fields=True)
-        response = self._clients.projects.set_iam_policy(
-            request={"resource": f"projects/{project}", "policy": message},
-            retry=bounded_retry(self._budget, on_error=lambda _exc: on_retry()),
-            timeout=self._budget.call_timeout,
-            metadata=[(REASON_HEADER, reason)] if reason else [],
-        )
-        return _policy_to_json(response)
+        headers = {REASON_HEADER: reason} if reason else {}
+        return self._post(project, "setIamPolicy", {"policy": policy}, headers, on_retry)
 
-    @staticmethod
-    def _call(project: str, roles: Sequence[str], granting: bool, call: Callable[[], JSON]) -> JSON:
-        """Run one Google call, turning its failures into `_Conflict` or `ActivationError`."""
+    def _post(
+        self, project: str, verb: str, body: JSON, headers: dict[str, str] | None = None,
+        on_retry: Callable[[], None] = lambda: None,
+    ) -> JSON:
+        """One Resource Manager v3 call (`POST /v3/projects/{id}:{verb}`, plain JSON), its
+        transient errors (429, 5xx) retried until the budget's retry deadline; the policy it
+        answers, checked (`wire_policy`). Raises `_Conflict` or `_Failed`."""
+        base = (self._clients.endpoints.resource_manager or RESOURCE_MANAGER_DEFAULT).rstrip("/")
+        url = f"{base}/v3/projects/{quote(project, safe='')}:{verb}"
+        budget = self._budget
+
+        def once(_attempt: int) -> JSON:
+            try:
+                response = self._session().post(
+                    url, json=body, headers=headers, timeout=budget.call_timeout
+                )
+            except CALL_FAILURES as error:
+                # A timeout is not retried: another full timeout would break the webhook's 10 s.
+                on_retry()  # the request may have reached IAM and landed
+                raise _Failed(google_failure(error)) from error
+            if response.status_code in TRANSIENT_STATUSES:
+                on_retry()  # a 5xx may come after the change was made
+                raise _Transient(google_failure(response))
+            if response.status_code >= 400:
+                failure = google_failure(response)
+                if failure.conflict:  # 409 ABORTED or 412 FAILED_PRECONDITION
+                    raise _Conflict()
+                raise _Failed(failure)
+            try:
+                return wire_policy(response.json())
+            except ValueError as error:  # not JSON, or not a policy
+                raise _Failed(GoogleCallError(quote_error(error), kind="unreadable")) from error
+
         try:
-            return call()
-        except (*CALL_FAILURES, json_format.ParseError) as error:
-            failure = google_failure(error)
-        if failure.conflict:  # 409 ABORTED or 412 FAILED_PRECONDITION: the policy changed
-            raise _Conflict()
-        raise ActivationError(_refusal(project, roles, granting, failure))
+            return retry_bounded(
+                once,
+                retry_if=lambda error: isinstance(error, _Transient),
+                attempts=TRANSIENT_ATTEMPTS,
+                deadline=budget.retry_deadline,
+                pause=self._transient_pause,
+            )
+        except _Transient as last:
+            f = last.failure
+            raise _Failed(GoogleCallError(
+                f.detail, kind=f.kind, status=f.status, google_status=f.google_status,
+                retried=True,
+            )) from None
 
 
 def _refusal(
@@ -551,6 +637,60 @@ def _refusal(
     )
 
 
-def _policy_to_json(policy: Any) -> JSON:
-    """A `google.iam.v1.Policy` message in JSON wire form (camelCase, etag in base64)."""
-    return dict(json_format.MessageToDict(policy))
+# --------------------------------------------------------------------------------------------
+# The policy as Resource Manager answers it
+
+
+_CONDITION_FIELDS = ("expression", "title", "description", "location")
+
+
+def wire_policy(answer: object) -> JSON:
+    """The policy of a getIamPolicy or setIamPolicy answer in JSON wire form, checked and with
+    only the fields a `google.iam.v1.Policy` has (what the client library would keep); raises
+    ValueError for anything that is not such a policy.
+
+    Checked because the edits write the policy back: a policy misread as having no bindings
+    would be written back without them.
+    """
+    if not isinstance(answer, dict):
+        raise ValueError("the answer is not a JSON object")
+    out: JSON = {}
+    version = answer.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"version is {version!r}")
+    if version:
+        out["version"] = version
+    etag = answer.get("etag", "")
+    if not isinstance(etag, str):
+        raise ValueError("etag is not a string")
+    bindings = answer.get("bindings", [])
+    if not isinstance(bindings, list):
+        raise ValueError("bindings is not a list")
+    checked: list[JSON] = []
+    for binding in bindings:
+        if not isinstance(binding, dict) or not isinstance(binding.get("role", ""), str):
+            raise ValueError(f"a binding is not a role binding: {str(binding)[:80]}")
+        members = binding.get("members", [])
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise ValueError(f"the members of a {binding.get('role')} binding are not strings")
+        wire: JSON = {"role": binding.get("role", "")}
+        if members:
+            wire["members"] = members
+        condition = binding.get("condition")
+        if condition is not None:
+            if not isinstance(condition, dict) or not all(
+                isinstance(condition.get(k, ""), str) for k in _CONDITION_FIELDS
+            ):
+                raise ValueError(f"the condition of a {wire['role']} binding is malformed")
+            wire["condition"] = {k: condition[k] for k in _CONDITION_FIELDS if condition.get(k)}
+        checked.append(wire)
+    if checked:
+        out["bindings"] = checked
+    audit_configs = answer.get("auditConfigs")
+    if audit_configs is not None:
+        if not isinstance(audit_configs, list):
+            raise ValueError("auditConfigs is not a list")
+        out["auditConfigs"] = audit_configs
+    if etag:
+        out["etag"] = etag
+    return out

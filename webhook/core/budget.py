@@ -31,11 +31,9 @@ class Budget:
     #: conflicts both back off exponentially between these).
     backoff_initial: float = 0.1
     backoff_max: float = 1.0
-    #: Seconds the conflict retries of one IAM policy change may take in total, counted from the
-    #: start of the change (waiting for its turn included); never fewer than 5 attempts.
+    #: Seconds an IAM policy change keeps retrying concurrent changes (409 / 412), counted from
+    #: the start of the change (waiting for its turn included); never fewer than 5 attempts.
     conflict_deadline: float = 5.0
-    #: Attempts of one IAM policy change that keeps meeting concurrent changes (409 / 412).
-    conflict_attempts: int = 6
     #: Seconds an IAM policy change may wait for this process's other changes of the same
     #: project's policy. With the conflict deadline this keeps an activation within 10 s.
     turn_wait: float = 6.0

@@ -37,6 +37,9 @@ class ActivationResult:
     event): nothing was written and `bindings` are the ones found, which keep their original
     window. `already` holds the bindings found present in that case.
 
+    `replaced` are the earlier activations (same role and member) that the write took out of the
+    policy: a rollback of this activation must put them back (`ActivatorPort.remove`).
+
     `start` and `end` are the activation window of the stored bindings as IAM holds them (None
     when the stored expression is not an activation window the service can read). They are read
     from `bindings`, so two results with the same bindings have the same window, and they take
@@ -48,6 +51,7 @@ class ActivationResult:
     attempts: int = 1
     etag: str = ""
     already: tuple[Binding, ...] = ()
+    replaced: tuple[Binding, ...] = ()
     start: datetime | None = field(default=None, compare=False)
     end: datetime | None = field(default=None, compare=False)
 
@@ -117,7 +121,10 @@ class ActivatorPort(Protocol):
     def activate(
         self, project: str, bindings: Sequence[Binding], *, reason: str, pr_reference: str
     ) -> ActivationResult: ...
-    def remove(self, project: str, bindings: Sequence[Binding], *, reason: str) -> None: ...
+    def remove(
+        self, project: str, bindings: Sequence[Binding], *, reason: str,
+        restore: Sequence[Binding] = ...,
+    ) -> tuple[Binding, ...]: ...
     def activations_for(self, project: str, pr_reference: str) -> tuple[Binding, ...]: ...
 
 

@@ -70,6 +70,7 @@ from webhook.core.model import (
 )
 from webhook.core.names import IDENTITIES_PATH, POLICY_PATH, STATUS_CONTEXT
 from webhook.core.policy import MAX_POLICY_BYTES, parse_identities, parse_policy
+from webhook.core.policy_edits import restored_note
 
 # The ports are defined in core; imported under their own names so that the wiring and older
 # callers can still name them through this module.
@@ -755,8 +756,15 @@ class Lifecycle:
         except JitAccessError as exc:
             rollback, remains = "", False
             try:
-                self.activator.remove(request.project, stored, reason="audit entry failed")
+                # One write takes the new binding away and puts back the earlier activation it
+                # replaced (audited when it was granted).
+                restored = self.activator.remove(
+                    request.project, stored, reason="audit entry failed",
+                    restore=result.replaced,
+                )
                 rollback = "; the binding was removed again"
+                if restored:
+                    rollback += f" and {restored_note(restored)}"
             except JitAccessError as exc2:
                 log.error("rollback failed for %s: %s", decision.pr.reference, exc2)
                 rollback = f"; removing the binding again also failed: {exc2}"

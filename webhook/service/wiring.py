@@ -114,9 +114,12 @@ class GoogleSide:
             project, bindings, reason=reason, pr_reference=pr_reference
         )
 
-    def remove(self, project: str, bindings: Sequence[Binding], *, reason: str) -> None:
+    def remove(
+        self, project: str, bindings: Sequence[Binding], *, reason: str,
+        restore: Sequence[Binding] = (),
+    ) -> tuple[Binding, ...]:
         """Activator port: see `Activator.remove`."""
-        self.adapters().activator.remove(project, bindings, reason=reason)
+        return self.adapters().activator.remove(project, bindings, reason=reason, restore=restore)
 
     def activations_for(self, project: str, pr_reference: str) -> tuple[Binding, ...]:
         """Activator port: see `Activator.activations_for`."""
