@@ -96,7 +96,7 @@ _NORMALISE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"/comments/\d+(?=/|$)"), "/comments/{id}"),
     (re.compile(r"/contents/requests/[^/]+/[^/]+$"), "/contents/requests/{login}/{file}"),
     (re.compile(r"/projects/[a-z][a-z0-9-]+(?=/|:|$)"), "/projects/{project}"),
-    (re.compile(r"/groups/[^/:]+(?=/|:|$)"), "/groups/{group}"),
+    (re.compile(r"/groups/(?!-/)[^/:]+(?=/|:|$)"), "/groups/{group}"),  # `groups/-`: any group
     (re.compile(r"/(organizations|folders)/\d+(?=/|:|$)"), "/{scope}"),
 )
 

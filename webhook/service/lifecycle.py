@@ -18,6 +18,7 @@ from typing import Any, TypeVar, assert_never
 
 from webhook.core.audit_record import AuditRecord
 from webhook.core.decide import decide
+from webhook.core.eligibility import question_for, source_for
 from webhook.core.errors import (
     AuditError,
     FileTooLargeError,
@@ -166,8 +167,12 @@ class Lifecycle:
     def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         return self.executor.submit(fn, *args)
 
-    def evaluate(self, number: int, now: datetime | None = None) -> Evaluation:
-        """Read the PR, its files, reviews, request file and the policy, and decide."""
+    def evaluate(
+        self, number: int, now: datetime | None = None, *, granting: bool = False
+    ) -> Evaluation:
+        """Read the PR, its files, reviews, request file and the policy, and decide.
+
+        `granting`: the evaluation decides a merge (the only one that may grant access)."""
         now = now or self.clock()
         f_pull = self._submit(self.github.pull, number)
         f_files = self._submit(self.github.files, number)
@@ -219,17 +224,26 @@ class Lifecycle:
         eligibility: EligibilityFacts | None = None
         eligibility_problem: Problem | None = None
         requester = identities.email_for(pull.author)
-        if settings is not None and not policy_problems and request is not None and requester:
-            reviewer_ids = sorted(
-                {e for r in reviews if (e := identities.email_for(r.login)) is not None}
+        # Only a merge decision grants, and only an open PR shows a verdict: an evaluation of
+        # a closed PR for anything else (a late review) asks nothing.
+        granting = granting and pull.merged
+        publishing = pull.state == "open" and not granting
+        if (
+            settings is not None and not policy_problems and request is not None and requester
+            and (granting or publishing)
+        ):
+            question = question_for(
+                requester=requester, roles=request.roles, reviews=reviews, author=pull.author,
+                head_sha=pull.head_sha, identities=identities,
+                required=settings.approval.required, max_age=settings.approval.max_age,
+                now=now, publishing=publishing,
             )
             try:
                 eligibility = self.eligibility.check(
                     scope=settings.scope,
                     project=request.project,
-                    roles=request.roles,
-                    identities=[requester, *[e for e in reviewer_ids if e != requester]],
-                    settings=settings.eligibility,
+                    settings=source_for(settings.eligibility, granting=granting),
+                    question=question,
                 )
             except UpstreamError as exc:
                 log.warning("eligibility lookup failed for %s: %s", pr.reference, exc)
@@ -415,7 +429,7 @@ class Lifecycle:
 
     def _on_merge(self, number: int, delivery_id: str) -> LifecycleResult:
         now = self.clock()
-        ev = self.evaluate(number, now)
+        ev = self.evaluate(number, now, granting=True)
         earlier = self._earlier_records(ev) if records_needed(ev.decision, ev.pull) else NO_RECORDS
         action = merge_action(
             ev.decision, ev.pull, earlier,
