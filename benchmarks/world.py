@@ -71,6 +71,10 @@ EXPECTED_STATE = {
     "merge_self": "activated",
     "merge_multi": "activated",
     "non_request": None,
+    # eligibility at scale (benchmarks/scale.py)
+    "scale_opened": "pending",
+    "scale_review": "ready",
+    "scale_merge": "activated",
 }
 
 LOAD_PROJECT = "payments-load"

@@ -385,12 +385,12 @@ def test_cloud_identity_calls_are_one_search_per_person(google: Google):
 
 @pytest.mark.parametrize("groups", [1, 20, 250])
 def test_calls_do_not_grow_with_group_bindings(google: Google, groups: int):
-    reviewers = [f"rev{i:03d}@example.com" for i in range(30)]
+    reviewers = [f"rev{i:03d}@example.com" for i in range(5)]
+    google.world.add_group("reviewers@example.com", reviewers)
+    google.world.add_binding(PROJECT_RES, ROLE, "group:reviewers@example.com", MPA)
     for i in range(groups):
-        marker = SELF if i % 2 else MPA
-        members = reviewers[i // 2 :: max(1, (groups + 1) // 2)] if marker == MPA else [DAVE]
-        google.world.add_group(f"g{i:03d}@example.com", members)
-        google.world.add_binding(PROJECT_RES, ROLE, f"group:g{i:03d}@example.com", marker)
+        google.world.add_group(f"g{i:03d}@example.com", [DAVE])
+        google.world.add_binding(PROJECT_RES, ROLE, f"group:g{i:03d}@example.com", SELF)
     google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
 
     facts = check(google, ASSET, identities=(ALICE, *reviewers), peers=False)
@@ -399,10 +399,50 @@ def test_calls_do_not_grow_with_group_bindings(google: Google, groups: int):
     assert all(facts.of(r, ROLE).multi_party for r in reviewers)
     rec = google.recorder
     assert rec.count("GET", BATCH_GET) == 1
-    assert rec.count("GET", SEARCH) == 1 + len(reviewers)
-    # alice is in no group: one lookup shows the absent groups of her domain can be read.
-    assert rec.count("GET", LOOKUP) == (1 if groups > 1 else 0)
-    assert len(rec.calls) == 2 + len(reviewers) + (1 if groups > 1 else 0)
+    assert rec.count("GET", SEARCH) == 1  # alice's
+    # One lookup shows that the self-approval groups alice is absent from can be read; the
+    # reviewers' group is looked up and listed once (cheaper than five searches).
+    assert rec.count("GET", LOOKUP) == 2
+    assert rec.count("GET", r"/memberships$") == 1
+    assert len(rec.calls) == 5
+
+
+@pytest.mark.parametrize(("groups", "searches", "listed"), [(1, 0, 1), (10, 0, 10), (40, 30, 0)])
+def test_reviewers_cost_the_cheaper_of_searches_and_listings(
+    google: Google, groups: int, searches: int, listed: int
+):
+    reviewers = [f"rev{i:03d}@example.com" for i in range(30)]
+    for i in range(groups):
+        google.world.add_group(f"mp{i:03d}@example.com", reviewers[i::groups])
+        google.world.add_binding(PROJECT_RES, ROLE, f"group:mp{i:03d}@example.com", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+
+    facts = check(google, ASSET, identities=(ALICE, *reviewers), peers=False)
+
+    assert all(facts.of(r, ROLE) == MPA_ONLY for r in reviewers)
+    rec = google.recorder
+    assert rec.count("GET", SEARCH) == 1 + searches
+    assert rec.count("GET", LOOKUP) == listed
+    assert rec.count("GET", r"/memberships$") == listed
+    assert len(rec.calls) == 2 + min(len(reviewers), 2 * groups)
+
+
+def test_a_cut_listing_leaves_the_reviewers_it_does_not_show_to_a_search(google: Google):
+    reviewers = [f"rev{i:03d}@example.com" for i in range(6)]
+    google.world.add_group("reviewers@example.com", [*reviewers, "zz@example.com"])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:reviewers@example.com", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+    checker = EligibilityChecker(google.clients, budget=quick(google))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("webhook.adapters.eligibility.SETTLING_LISTING_MAX", 4)
+        facts = check(google, ASSET, identities=(ALICE, *reviewers, "zz@example.com"),
+                      checker=checker, peers=False)
+
+    assert all(facts.of(r, ROLE) == MPA_ONLY for r in [*reviewers, "zz@example.com"])
+    rec = google.recorder
+    assert rec.count("GET", r"/memberships$") == 1  # one page of 4
+    assert rec.count("GET", SEARCH) == 1 + 3  # alice; rev004, rev005 and zz, not shown
 
 
 def test_reviewers_are_not_looked_up_for_a_self_approval_role(google: Google):

@@ -116,3 +116,26 @@ def test_paths_are_normalised() -> None:
     assert normalise("/v1/organizations/123456789012/effectiveIamPolicies:batchGet") == (
         "/v1/{scope}/effectiveIamPolicies:batchGet"
     )
+
+
+def test_eligibility_at_scale_costs_what_the_design_says() -> None:
+    """The quick cells of the scale matrix, counted (their times are the benchmark's)."""
+    from benchmarks import scale
+    from benchmarks.world import seed_load_users
+
+    with emulated_world() as emu:
+        bench = Bench(emu, InProcessTarget(emu))
+        reviewers = scale.seed_identities(bench, seed_load_users(emu, 2), 100)
+        results = {(c.groups, c.reviewers): c for c in scale.matrix(bench, reviewers, True)}
+        assert emu.github.recorder.unexpected == []
+        assert emu.google.recorder.unexpected == []
+
+    google = {cell: {k: e.google for k, e in c.events.items()} for cell, c in results.items()}
+    # opened: batchGet, alice's groups, the multi-party group looked up and listed (the
+    # qualified peers), the audit entry. review: batchGet, alice's groups, the reviewer's
+    # groups (one search is cheaper than a lookup and a listing), the audit entry. merge: the
+    # same eligibility, then getIamPolicy, setIamPolicy and the audit entry.
+    assert google[(1, 1)] == {"opened": 5, "review": 4, "merge": 6}
+    # 125 multi-party groups: 100 reviewers' searches are cheaper than 250 lookups and
+    # listings; the qualified peers come from at most MAX_PEER_GROUPS groups.
+    assert google[(250, 100)] == {"opened": 3 + 2 * 8, "review": 103, "merge": 105}

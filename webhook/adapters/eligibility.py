@@ -79,14 +79,20 @@ MAX_GROUP_MEMBERS = 200
 #: `approval.request_reviewers` of them): more are left out, and the log says so.
 MAX_PEER_GROUPS = 8
 #: Concurrent Google calls per check (searches of many reviewers run side by side).
-MAX_WORKERS = 16
+MAX_WORKERS = 32
 #: Groups per page of a membership search (Cloud Identity's maximum), and pages followed before
 #: the search is given up for the group-by-group path (a person in 20,000 groups).
 SEARCH_PAGE_SIZE = 1000
 MAX_SEARCH_PAGES = 20
+#: Members per page of a group listing (Cloud Identity's maximum for the FULL view), and the
+#: members listed per group when a listing settles reviewers (see `_AssetCheck._reviewers`).
+LISTING_PAGE_SIZE = 500
+SETTLING_LISTING_MAX = 2000
 #: Groups of other domains looked up per check to say whether they can be read (see
 #: `_AssetCheck._unproven`); more are left out of the note.
 MAX_FOREIGN_LOOKUPS = 10
+#: Attempts of one Cloud Asset call answered with transient errors (within the retry deadline).
+ASSET_ATTEMPTS = 10
 #: Policy Analyzer accepts at most this many roles in an access selector.
 ANALYZER_MAX_ROLES = 10
 #: The label every Google Group carries; the membership searches require a label in the query.
@@ -446,8 +452,9 @@ class EligibilityChecker:
                 once,
                 retry_if=lambda e: isinstance(e, _AssetAnswer)
                 and e.response.status_code in TRANSIENT_STATUSES,
-                attempts=1000,  # bounded by the deadline
+                attempts=ASSET_ATTEMPTS,
                 deadline=budget.retry_deadline,
+                at_least=2,  # a transient answer is tried again at least once
                 pause=jittered_backoff(budget),
                 sleep=_sleep,
             )
@@ -591,13 +598,17 @@ class EligibilityChecker:
             raise GoogleError("Cloud Identity checkTransitiveMembership returned no answer")
         return has
 
-    def _list_members(self, group: str, email: str, nested: bool) -> tuple[frozenset[str], bool]:
-        """User members of a group, bounded; and whether the listing is complete."""
+    def _list_members(
+        self, group: str, email: str, nested: bool, limit: int | None = None
+    ) -> tuple[frozenset[str], bool]:
+        """User members of a group, at most about `limit` (default: the peers' bound); and
+        whether the listing is complete."""
         members: set[str] = set()
         token = ""
         suffix = "memberships:searchTransitiveMemberships" if nested else "memberships"
+        bound = limit if limit is not None else self._max_group_members
         while True:
-            params = {"pageSize": str(self._max_group_members)}
+            params = {"pageSize": str(min(bound, LISTING_PAGE_SIZE))}
             if not nested:
                 params["view"] = "FULL"  # `type` tells users from nested groups
             if token:
@@ -615,11 +626,11 @@ class EligibilityChecker:
             token = answer.get("nextPageToken") or ""
             if not token:
                 return frozenset(members), True
-            if len(members) >= self._max_group_members:
+            if len(members) >= bound:
                 log.warning(
-                    "group %s has more than %d members: only the first %d are offered as reviewers",
+                    "group %s has more than %d members: only the first %d are listed",
                     email,
-                    self._max_group_members,
+                    bound,
                     len(members),
                 )
                 return frozenset(members), False
@@ -909,15 +920,10 @@ class _AssetCheck:
         # Round 2: reviewers, and whether the requester's absences prove anything.
         roles = set(approval_roles(question, facts))
         multis = [b for b in bindings if b.marker is Marker.MULTI_PARTY and b.role in roles]
-        searches: dict[str, Future[_Found | None]] = {}
-        for who in question.reviewers:
-            if self._unsettled(who, multis):
-                searches[who] = self.pool.submit(self._search, who)
         proofs = self._unproven(requester, mine, self._improvable(bindings, facts))
-        found: dict[str, _Found] = {}
-        for who, future in searches.items():
-            candidates = frozenset(g for b in multis for g in b.groups)
-            found[who] = self._membership(who, future, candidates)
+        found, listings = self._reviewers(
+            [who for who in question.reviewers if self._unsettled(who, multis)], multis
+        )
         self._settle_proofs(proofs)
         for who in question.reviewers:
             theirs = [
@@ -931,7 +937,7 @@ class _AssetCheck:
         # Round 3: reviewers' unproven absences, and the peers of roles short of approvals.
         short = set(roles_short(question, facts)) if question.peers else set()
         later = self._unproven_reviewers(found, multis)
-        peers = self._peers([b for b in multis if b.role in short], later)
+        peers = self._peers([b for b in multis if b.role in short], later, listings)
         notes = (_skipped_note(sorted(self.skipped)),) if self.skipped else ()
         return EligibilityFacts(grants=grants, peers=peers, notes=notes)
 
@@ -1015,6 +1021,55 @@ class _AssetCheck:
 
     # -- memberships -------------------------------------------------------------------------
 
+    def _reviewers(
+        self, who: Sequence[str], multis: Sequence[_Binding]
+    ) -> tuple[dict[str, _Found], dict[str, frozenset[str]]]:
+        """The multi-party groups each reviewer in `who` is in; and the complete listings of
+        groups made on the way (group -> user members).
+
+        One search per reviewer, or, when that costs more, a listing of each multi-party group
+        (a lookup and, mostly, one page): the cost is the smaller of the two, and neither grows
+        with the self-approval bindings. A reviewer a cut listing does not show is searched.
+        """
+        groups = sorted({g for b in multis for g in b.groups})
+        found: dict[str, _Found] = {}
+        listings: dict[str, frozenset[str]] = {}
+        if not who:
+            return found, listings
+        if len(who) > 2 * len(groups):
+            names = {g: self._name(g) for g in groups}
+            answers = {g: f.result() for g, f in names.items()}
+            self._unreadable(answers)
+            jobs = {
+                g: (_readable, (self.checker._list_members, name, g, self.nested,
+                                SETTLING_LISTING_MAX))
+                for g, name in answers.items() if isinstance(name, str)
+            }
+            listed = _gather(self.pool, jobs)
+            self._unreadable(listed)
+            complete = {
+                g: members for g, (members, whole) in
+                ((g, a) for g, a in listed.items() if isinstance(a, tuple)) if whole
+            }
+            cut = {g: a[0] for g, a in listed.items() if isinstance(a, tuple) and not a[1]}
+            listings.update(complete)
+            if answers and any(isinstance(a, str) and _domain(g) == self.domain
+                               for g, a in answers.items()):
+                self.readable = True
+            rest = []
+            for person in who:
+                inside = {g for g, members in {**complete, **cut}.items() if person in members}
+                if inside or not cut:
+                    found[person] = _Found(frozenset(inside), True)
+                else:
+                    rest.append(person)
+            who = rest
+        candidates = frozenset(groups)
+        searches = {person: self.pool.submit(self._search, person) for person in who}
+        for person, future in searches.items():
+            found[person] = self._membership(person, future, candidates)
+        return found, listings
+
     def _search(self, who: str) -> _Found | None:
         """A pooled search of `who`'s groups (None: the search cannot serve)."""
         return self.checker._search_groups(who, self.nested)
@@ -1092,12 +1147,21 @@ class _AssetCheck:
         self,
         short: Sequence[_Binding],
         proofs: Mapping[str, Future[str | None | _GroupUnreadable]],
+        listings: Mapping[str, frozenset[str]],
     ) -> dict[str, frozenset[str]]:
         """Qualified peers of the roles short of approvals: direct members of their multi-party
-        bindings, and the listed members of (at most `max_peer_groups` of) their groups."""
+        bindings, and the listed members of (at most `max_peer_groups` of) their groups (the
+        listings made for the reviewers are used as they are)."""
         peers: dict[str, set[str]] = {}
         for b in short:
             peers.setdefault(b.role, set()).update(b.users)
+        if listings:
+            for b in short:
+                for g in b.groups:
+                    peers[b.role].update(listings.get(g, frozenset()))
+            answers = {g: f.result() for g, f in proofs.items()}
+            self._unreadable(answers)
+            return {role: frozenset(who) for role, who in peers.items() if who}
         groups = sorted({g for b in short for g in b.groups})
         limit = self.checker._max_peer_groups
         if len(groups) > limit:
@@ -1113,9 +1177,9 @@ class _AssetCheck:
             g: (_readable, (self.checker._list_members, name, g, self.nested))
             for g, name in answers.items() if g in names and isinstance(name, str)
         }
-        listings = _gather(self.pool, jobs)
-        self._unreadable(listings)
-        members = {g: answer[0] for g, answer in listings.items() if isinstance(answer, tuple)}
+        answered = _gather(self.pool, jobs)
+        self._unreadable(answered)
+        members = {g: answer[0] for g, answer in answered.items() if isinstance(answer, tuple)}
         for b in short:
             for g in b.groups:
                 peers[b.role].update(members.get(g, frozenset()))
