@@ -863,10 +863,12 @@ class _AssetCheck:
     1. batchGet ∥ the requester's groups (a search needs only the identity);
     2. the groups of the reviewers whose review could count, for the roles the requester needs
        approval for (none when every such role is self-approval for the requester, or when no
-       multi-party binding of them names a group); beside them, the lookups that show whether a
+       multi-party binding of them names a group): one search each, or one listing per
+       multi-party group when that is cheaper; beside them, the lookups that show whether a
        group absent from the requester's direct search could be read at all;
     3. when a role is still short of approvals and the PR is to name qualified peers: the
-       multi-party groups' member listings (at most `max_peer_groups` groups).
+       multi-party groups' member listings (at most `max_peer_groups` groups; none when round
+       2 listed them already).
 
     Runs on the caller's thread; only single HTTP calls run in the pool, so no pooled task
     waits for another.
@@ -1024,8 +1026,8 @@ class _AssetCheck:
     def _reviewers(
         self, who: Sequence[str], multis: Sequence[_Binding]
     ) -> tuple[dict[str, _Found], dict[str, frozenset[str]]]:
-        """The multi-party groups each reviewer in `who` is in; and the complete listings of
-        groups made on the way (group -> user members).
+        """The multi-party groups each reviewer in `who` is in; and the listings of groups made
+        on the way (group -> the user members shown).
 
         One search per reviewer, or, when that costs more, a listing of each multi-party group
         (a lookup and, mostly, one page): the cost is the smaller of the two, and neither grows
@@ -1047,22 +1049,21 @@ class _AssetCheck:
             }
             listed = _gather(self.pool, jobs)
             self._unreadable(listed)
-            complete = {
-                g: members for g, (members, whole) in
-                ((g, a) for g, a in listed.items() if isinstance(a, tuple)) if whole
-            }
-            cut = {g: a[0] for g, a in listed.items() if isinstance(a, tuple) and not a[1]}
-            listings.update(complete)
-            if answers and any(isinstance(a, str) and _domain(g) == self.domain
-                               for g, a in answers.items()):
+            shown = {g: a[0] for g, a in listed.items() if isinstance(a, tuple)}
+            cut = {g for g, a in listed.items() if isinstance(a, tuple) and not a[1]}
+            listings.update(shown)
+            if any(isinstance(a, str) and _domain(g) == self.domain for g, a in answers.items()):
                 self.readable = True
             rest = []
             for person in who:
-                inside = {g for g, members in {**complete, **cut}.items() if person in members}
-                if inside or not cut:
-                    found[person] = _Found(frozenset(inside), True)
-                else:
+                inside = frozenset(g for g, members in shown.items() if person in members)
+                held = {b.role for b in multis if person in b.users or b.groups & inside}
+                # A role the person is not shown to hold through a listing that was cut is
+                # not settled: their own search settles it.
+                if any(b.role not in held and b.groups & cut for b in multis):
                     rest.append(person)
+                else:
+                    found[person] = _Found(inside, True)
             who = rest
         candidates = frozenset(groups)
         searches = {person: self.pool.submit(self._search, person) for person in who}
