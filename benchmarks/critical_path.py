@@ -21,30 +21,34 @@ Every event starts with the same three steps:
 
 Eligibility (README: lifecycle, `asset-inventory` source) follows:
 
-3. `effectiveIamPolicies:batchGet` — needs the project (from the request file) and the scope
-   (from the policy).
-4. `groups:lookup` for each group on an eligible binding — the groups are only known from the
-   batchGet answer.
-5. `memberships:lookup` (a person in a self-approval group) or the membership listing (a
-   multi-party group, which also gives the qualified peers) — Cloud Identity addresses
-   memberships by the group's resource name (`groups/ID`), which only the lookup returns.
+3. `[effectiveIamPolicies:batchGet ∥ searchDirectGroups (requester)]` — batchGet needs the
+   project (from the request file) and the scope (from the policy); the search of the
+   requester's groups needs only the requester's identity (from the identities file), so it
+   runs beside it. (It could start one step earlier, beside the request file; the chain would
+   not be shorter, since everything after it also waits for batchGet.)
+4. `searchDirectGroups (reviewer)` — a reviewer's groups are looked up only for the roles the
+   requester needs approval for, which batchGet and the requester's groups tell; only for a
+   review that could count (known from step 1). None for self-approval.
+5. A request still short of approvals names its qualified peers: `groups:lookup` of each
+   multi-party group (its address, `groups/ID`, is only known from the lookup), then
+6. its member listing. Whether peers are needed is known only once the reviewers' eligibility
+   is (step 4, or step 3 when there is no review).
 
 An open PR then publishes the decision, all at once (they depend only on the decision):
 
-6. `[status ∥ comment (create or edit) ∥ review requests ∥ audit entry]`.
+- `[status ∥ comment (create or edit) ∥ review requests ∥ audit entry]`.
 
-A merge activates instead, strictly in order:
+A merge activates instead, strictly in order (it names no peers):
 
-6. `getIamPolicy` — the read-modify-write starts only once the decision is `ready`: a refused
-   merge must not touch IAM, and reading the policy as late as possible keeps the window for
-   a concurrent change (a 409 and a retry) short.
-7. `setIamPolicy` — needs the etag and bindings just read.
-8. `entries:write` (audit) — records the access actually granted (the binding written, or the
-   one already present); if it fails, the binding is removed again (README: activation), so it
-   cannot run
-   before or beside the write.
-9. `comment (create)` — announces the activation only once it is audited ("no access without
-   an audit record"); whether it was already posted is known from step 1.
+- `getIamPolicy` — the read-modify-write starts only once the decision is `ready`: a refused
+  merge must not touch IAM, and reading the policy as late as possible keeps the window for
+  a concurrent change (a 409 and a retry) short.
+- `setIamPolicy` — needs the etag and bindings just read.
+- `entries:write` (audit) — records the access actually granted (the binding written, or the
+  one already present); if it fails, the binding is removed again (README: activation), so it
+  cannot run before or beside the write.
+- `comment (create)` — announces the activation only once it is audited ("no access without
+  an audit record"); whether it was already posted is known from step 1.
 
 A merge also reads the audit log for an earlier decision (`entries:list`): it needs only the
 PR's URL and whether it is a merged request, both known after step 1, so it runs beside steps
@@ -60,7 +64,7 @@ from dataclasses import dataclass
 FIRST = "[pull ∥ reviews ∥ policy ∥ identities]"
 FILES = "[files at head ∥ comments]"
 REQUEST_FILE = "request file at head"
-BATCH_GET = "effectiveIamPolicies:batchGet"
+BATCH_GET = "[effectiveIamPolicies:batchGet ∥ searchDirectGroups (alice)]"
 
 
 @dataclass(frozen=True)
@@ -83,25 +87,23 @@ class Chain:
 
 CHAINS: dict[str, Chain] = {
     "opened_self": Chain((
-        FIRST, FILES, REQUEST_FILE, BATCH_GET, "groups:lookup developers@",
-        "memberships:lookup (alice)", "[status ∥ comment create ∥ audit requestRole]",
+        FIRST, FILES, REQUEST_FILE, BATCH_GET, "[status ∥ comment create ∥ audit requestRole]",
     )),
     "opened_multi": Chain((
         FIRST, FILES, REQUEST_FILE, BATCH_GET, "groups:lookup sre@", "memberships list (sre@)",
         "[status ∥ comment create ∥ request reviewers ∥ audit requestRole]",
     )),
     "review": Chain((
-        FIRST, FILES, REQUEST_FILE, BATCH_GET, "groups:lookup sre@", "memberships list (sre@)",
+        FIRST, FILES, REQUEST_FILE, BATCH_GET, "searchDirectGroups (bob)",
         "[status ∥ comment edit ∥ audit approveRole]",
     )),
     "merge_self": Chain((
-        FIRST, FILES, REQUEST_FILE, BATCH_GET, "groups:lookup developers@",
-        "memberships:lookup (alice)", "getIamPolicy", "setIamPolicy", "audit activateRole",
+        FIRST, FILES, REQUEST_FILE, BATCH_GET, "getIamPolicy", "setIamPolicy", "audit activateRole",
         "comment create",
     )),
     "merge_multi": Chain((
-        FIRST, FILES, REQUEST_FILE, BATCH_GET, "groups:lookup sre@", "memberships list (sre@)",
-        "getIamPolicy", "setIamPolicy", "audit activateRole", "comment create",
+        FIRST, FILES, REQUEST_FILE, BATCH_GET, "searchDirectGroups (bob)", "getIamPolicy",
+        "setIamPolicy", "audit activateRole", "comment create",
     )),
     "non_request": Chain((FIRST, FILES)),
 }

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, TextIO
 
+from benchmarks import scale
 from benchmarks.cleanup import run_cleanup
 from benchmarks.critical_path import CHAINS
 from benchmarks.identities import measure_identities, print_identities
@@ -190,6 +191,18 @@ def measure(args: argparse.Namespace, log: TextIO) -> dict[str, Any]:
                 report["concurrency"].append(asdict(result))
                 time.sleep(0.2)
             report["rss_end"] = service.rss()
+
+            # -- 7. eligibility at scale, at the injected latency ------------------------------
+            log.write(f"eligibility at scale at {args.latency_ms:g} ms per call…\n")
+            most = max(count for _, count in scale.cells(args.quick))
+            reviewers = scale.seed_identities(bench, logins, most)
+            bench.set_latency(latency)
+            report["scale"] = [asdict(c) for c in scale.matrix(bench, reviewers, args.quick)]
+
+            # -- 8. CPU with a large effective policy, no latency ------------------------------
+            log.write(f"CPU with a {scale.BIG_BINDINGS}-binding policy…\n")
+            bench.set_latency(0.0)
+            report["big_policy"] = scale.big_policy_cpu(bench, 3 if args.quick else 7)
         finally:
             service.close()
             if second is not None:
@@ -323,6 +336,32 @@ def print_report(r: dict[str, Any], out: TextIO) -> None:
         print_cleanup(r, out)
     # 8
     print_identities(r["identities"], _ok, w)
+
+    w(f"\n9. Eligibility at scale at {lat:g} ms per call: Google calls / GitHub calls / wall "
+      f"time per event\n   (G group bindings on the project, half of them multi-party groups "
+      f"sharing the R reviewers;\n   opened = pending, its qualified peers listed; review = all "
+      f"R approvals counted; target: every\n   event under {scale.TARGET_EVENT_S:g} s)\n")
+    w(f"{'G':>6}{'R':>6}" + "".join(f"{name:>24}" for name in ("opened", "review", "merge"))
+      + "   target\n")
+    for c in r.get("scale", []):
+        events = c["events"]
+        cols = "".join(
+            f"{e['google']:>7} /{e['github']:>4} /{e['wall_s']:>6.2f}s      "
+            for e in (events["opened"], events["review"], events["merge"])
+        )
+        slowest = max(e["wall_s"] for e in events.values())
+        w(f"{c['groups']:>6}{c['reviewers']:>6}  {cols} {_ok(slowest < scale.TARGET_EVENT_S)}\n")
+
+    # 10
+    big = r.get("big_policy")
+    if big:
+        w(f"\n10. Service CPU per event with {scale.BIG_BINDINGS} bindings on a project and its "
+          f"{scale.BIG_FOLDERS + 1} ancestors\n   (no latency; multi-party lifecycle; target "
+          f"median ≤ {scale.TARGET_BIG_CPU_MS:g} ms)\n")
+        for name, v in big.items():
+            w(f"   {name:<10}{v['median_ms']:>8.1f} ms median{v['max_ms']:>8.1f} ms max   "
+              f"{_ok(v['median_ms'] <= scale.TARGET_BIG_CPU_MS)}\n")
+
     end = r.get("load_average_end") or []
     w(f"\nload average at the end: {', '.join(f'{x:.2f}' for x in end)}\n")
 

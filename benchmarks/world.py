@@ -71,6 +71,10 @@ EXPECTED_STATE = {
     "merge_self": "activated",
     "merge_multi": "activated",
     "non_request": None,
+    # eligibility at scale (benchmarks/scale.py)
+    "scale_opened": "pending",
+    "scale_review": "ready",
+    "scale_merge": "activated",
 }
 
 LOAD_PROJECT = "payments-load"
@@ -97,7 +101,7 @@ _NORMALISE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"/comments/\d+(?=/|$)"), "/comments/{id}"),
     (re.compile(r"/contents/requests/[^/]+/[^/]+$"), "/contents/requests/{login}/{file}"),
     (re.compile(r"/projects/[a-z][a-z0-9-]+(?=/|:|$)"), "/projects/{project}"),
-    (re.compile(r"/groups/[^/:]+(?=/|:|$)"), "/groups/{group}"),
+    (re.compile(r"/groups/(?!-/)[^/:]+(?=/|:|$)"), "/groups/{group}"),  # `groups/-`: any group
     (re.compile(r"/(organizations|folders)/\d+(?=/|:|$)"), "/{scope}"),
 )
 

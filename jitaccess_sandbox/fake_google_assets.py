@@ -16,6 +16,15 @@ The shapes follow the public REST references and the google-cloud-asset REST tra
   `memberships:checkTransitiveMembership`, `memberships` (list) and
   `memberships:searchTransitiveMemberships`. A group that does not exist, and every group
   when the world's `groups_reader` is off, is Cloud Identity's ambiguous `403` `Error(2028)`.
+  And the searches by member, `groups/-/memberships:searchDirectGroups` and
+  `…:searchTransitiveGroups` (`query` a CEL conjunction that must name `member_key_id` and a
+  label, e.g. `member_key_id == 'a@x' && 'cloudidentity.googleapis.com/groups.discussion_forum'
+  in labels`), paged (200 by default, at most 1000). As the reference says, the direct search
+  silently leaves out groups the caller may not read (all of them without `groups_reader`, and
+  groups of other accounts, `add_foreign_membership`), while the transitive search answers
+  `403` unless the caller may read every group of the member. The transitive methods need
+  Cloud Identity Premium (or Workspace Enterprise): `set_identity_premium(world, False)` makes
+  them answer `403 PERMISSION_DENIED`.
 
 Anything the fake does not understand is answered `400` rather than guessed, so a client that
 sends something unexpected fails loudly in tests.
@@ -121,6 +130,31 @@ def set_analysis_duration(world: GoogleWorld, seconds: float) -> None:
     its client is prepared to wait, as the real analysis runs on until the server's deadline.
     """
     world.__dict__["_analysis_seconds"] = float(seconds)
+
+
+def set_identity_premium(world: GoogleWorld, premium: bool) -> None:
+    """Whether the account has Cloud Identity Premium (the transitive methods need it)."""
+    world.__dict__["_identity_premium"] = bool(premium)
+
+
+def _premium(world: GoogleWorld) -> bool:
+    return world.__dict__.get("_identity_premium", True) is not False
+
+
+def add_foreign_membership(world: GoogleWorld, member: str, group: str) -> None:
+    """Make `member` a member of `group`, a group of another Cloud Identity account.
+
+    This service's caller cannot read such a group: `groups:lookup` answers it with the
+    ambiguous 403, the direct search leaves it out, and the transitive search of the member
+    answers 403 (the caller must be able to read every group of the member).
+    """
+    foreign: dict[str, set[str]] = world.__dict__.setdefault("_foreign_memberships", {})
+    foreign.setdefault(member.lower(), set()).add(group.lower())
+
+
+def _foreign_groups(world: GoogleWorld, member: str) -> set[str]:
+    foreign = world.__dict__.get("_foreign_memberships", {})
+    return set(foreign.get(member.lower(), set())) if isinstance(foreign, dict) else set()
 
 
 def _analysis_seconds(world: GoogleWorld) -> float:
@@ -549,6 +583,8 @@ def _check_transitive(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
     refused = _unsupported(req.query, {"query"})
     if refused:
         return refused
+    if not _premium(world):
+        return _not_premium()
     group = _group_email_if_readable(world, req)
     if group is None:
         return _not_found_group(req)
@@ -600,6 +636,8 @@ def _search_transitive(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
     refused = _unsupported(req.query, {"pageSize", "pageToken"})
     if refused:
         return refused
+    if not _premium(world):
+        return _not_premium()
     group = _group_email_if_readable(world, req)
     if group is None:
         return _not_found_group(req)
@@ -628,6 +666,155 @@ def _search_transitive(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
     return _page(items, req.query, default=200, maximum=1000, key="memberships")
 
 
+def _not_premium() -> tuple[int, JSON]:
+    """The transitive methods' answer for an account without Cloud Identity Premium: the
+    reference says 403 PERMISSION_DENIED (the message is the generic one)."""
+    return google_error(403, "The caller does not have permission", "PERMISSION_DENIED")
+
+
+_DISCUSSION_FORUM = "cloudidentity.googleapis.com/groups.discussion_forum"
+#: The labels of every group of the fake world (each is a Google Group: a discussion forum).
+_GROUP_LABELS = {_DISCUSSION_FORUM: ""}
+_QUOTED = r"""(?P<q>['"])(?P<value>(?:\\.|(?!(?P=q)).)*)(?P=q)"""
+_CLAUSES = {
+    "member": re.compile(rf"member_key_id\s*==\s*{_QUOTED}"),
+    "namespace": re.compile(rf"member_key_namespace\s*==\s*{_QUOTED}"),
+    "label": re.compile(rf"{_QUOTED}\s+in\s+labels"),
+    "parent": re.compile(rf"parent\s*==\s*{_QUOTED}"),
+}
+_ORDER_BY = {"", "group_name", "group_name asc", "group_name desc", "groupKey", "groupKey asc",
+             "groupKey desc"}
+
+
+def _invalid_query() -> tuple[int, JSON]:
+    return google_error(400, "Request contains an invalid argument.", "INVALID_ARGUMENT")
+
+
+def _search_query(raw: str) -> tuple[str, list[str]] | None:
+    """(member, labels) of a search query (`member_key_id == … && '…' in labels`), or None.
+
+    Both are required, as the reference says; `parent == 'customers/…'` may narrow the search
+    (the fake world is one customer). Clauses are split on `&&` outside quotes.
+    """
+    clauses: list[str] = []
+    current, quote = "", ""
+    i = 0
+    while i < len(raw):
+        ch = raw[i]
+        if quote:
+            current += ch
+            if ch == "\\" and i + 1 < len(raw):
+                current += raw[i + 1]
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+            current += ch
+        elif raw.startswith("&&", i):
+            clauses.append(current.strip())
+            current = ""
+            i += 1
+        else:
+            current += ch
+        i += 1
+    clauses.append(current.strip())
+    member, labels = None, []
+    for clause in clauses:
+        found = None
+        for kind, pattern in _CLAUSES.items():
+            match = pattern.fullmatch(clause)
+            if match is not None:
+                found = kind, re.sub(r"\\(.)", r"\1", match["value"])
+                break
+        if found is None:
+            return None
+        kind, value = found
+        if kind == "member":
+            member = value.lower()
+        elif kind == "label":
+            labels.append(value)
+        elif kind == "namespace":
+            return None  # identity-mapped groups: the fake world has none
+        elif not value.startswith("customers/"):
+            return None
+    if not member or not labels:
+        return None
+    return member, labels
+
+
+def _groups_of(world: GoogleWorld, member: str, *, transitive: bool) -> dict[str, str]:
+    """Groups `member` is in, by email, with the relation (DIRECT, INDIRECT or both)."""
+    direct = {g for g, members in world.groups.items() if member in members}
+    if not transitive:
+        return {g: "DIRECT" for g in direct}
+    out: dict[str, str] = {}
+    for g in world.groups:
+        if world.is_member(g, member, transitive=True):
+            nested = any(
+                m in world.groups and world.is_member(m, member, transitive=True)
+                for m in world.groups[g]
+            )
+            if g in direct:
+                out[g] = "DIRECT_AND_INDIRECT" if nested else "DIRECT"
+            else:
+                out[g] = "INDIRECT"
+    return out
+
+
+def _search_groups(world: GoogleWorld, req: FakeRequest, *, transitive: bool) -> tuple[int, Any]:
+    allowed = {"query", "pageSize", "pageToken"} | (set() if transitive else {"orderBy"})
+    refused = _unsupported(req.query, allowed)
+    if refused:
+        return refused
+    if req.match["group"] != "groups/-":
+        return _invalid_query()  # these methods search across all groups: the parent is `-`
+    if transitive and not _premium(world):
+        return _not_premium()
+    parsed = _search_query(req.query.get("query", [""])[-1])
+    order = req.query.get("orderBy", [""])[-1]
+    if parsed is None or order not in _ORDER_BY:
+        return _invalid_query()
+    member, labels = parsed
+    relations = _groups_of(world, member, transitive=transitive)
+    foreign = _foreign_groups(world, member)
+    if transitive and ((relations and not world.groups_reader) or foreign):
+        # The caller must be able to read every transitive group of the member.
+        return google_error(403, "The caller does not have permission", "PERMISSION_DENIED")
+    if not world.groups_reader:
+        relations = {}  # silently left out: groups the caller may not read
+    shown = [g for g in relations if all(label in _GROUP_LABELS for label in labels)]
+    shown.sort(reverse=order.endswith(" desc"))
+    items: list[JSON] = []
+    for email in shown:
+        gid = world.group_ids[email]
+        item: JSON = {
+            "group": gid,
+            "groupKey": {"id": email},
+            "displayName": email.split("@", 1)[0],
+            "labels": dict(_GROUP_LABELS),
+        }
+        if transitive:
+            item["relationType"] = relations[email]
+            item["roles"] = [{"role": "MEMBER"}]
+        else:
+            item["membership"] = f"{gid}/memberships/{_member_id(gid, member)}"
+            item["roles"] = [{"name": "MEMBER"}]
+        items.append(item)
+    status, body = _page(items, req.query, default=200, maximum=1000, key="memberships")
+    if status == 200 and not body.get("memberships"):
+        body.pop("memberships", None)  # proto3 JSON leaves out an empty list
+    return status, body
+
+
+def _search_direct_groups(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
+    return _search_groups(world, req, transitive=False)
+
+
+def _search_transitive_groups(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
+    return _search_groups(world, req, transitive=True)
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -644,6 +831,8 @@ def routes(world: GoogleWorld) -> list[Route]:
         ("GET", rf"/v1/{_GROUP}/memberships:lookup", _membership_lookup),
         ("GET", rf"/v1/{_GROUP}/memberships:checkTransitiveMembership", _check_transitive),
         ("GET", rf"/v1/{_GROUP}/memberships:searchTransitiveMemberships", _search_transitive),
+        ("GET", rf"/v1/{_GROUP}/memberships:searchDirectGroups", _search_direct_groups),
+        ("GET", rf"/v1/{_GROUP}/memberships:searchTransitiveGroups", _search_transitive_groups),
         ("GET", rf"/v1/{_GROUP}/memberships", _list_memberships),
     )
     return [(method, re.compile(pattern), bind(handler)) for method, pattern, handler in table]

@@ -67,16 +67,53 @@ def test_without_groups_reader_the_requesters_group_is_an_error(emu: Emulator) -
 def test_a_group_of_the_requesters_domain_that_does_not_exist_is_an_error(
     emu: Emulator, group: str
 ) -> None:
-    # The same 403 as above: a binding naming a deleted group of the requester's own domain
-    # is for an administrator to fix, even though alice is eligible through another group.
-    emu.world.add_binding("projects/payments-dev", "roles/cloudsql.admin", f"group:{group}",
+    # The same 403 as above: alice (in no group now) may activate with approval, and a binding
+    # names a deleted group of her own domain that could let her self-activate. Her search
+    # found no group, so nothing shows that her domain's groups can be read: the one lookup
+    # gets the ambiguous 403, which is for an administrator to fix, not a silent "needs
+    # approval".
+    emu.world.groups["developers@example.com"].discard("alice@example.com")
+    emu.world.add_binding("projects/payments-prod", "roles/cloudsql.admin", f"group:{group}",
                           SELF, title="Eligible for JIT access")
-    number = emu.open_request("alice", request_yaml())
+    number = emu.open_request("alice", request_yaml(project="payments-prod"))
 
     answer = emu.pr_event("opened", number)
 
     assert answer.status == 200, answer.body
     assert_unreadable_group_error(emu, number, answer.body["state"], "ghost-team@example.com")
+    assert emu.google.recorder.count("GET", LOOKUP) == 1
+
+
+def test_once_the_domains_groups_are_readable_a_missing_group_grants_nobody(
+    emu: Emulator,
+) -> None:
+    # carol's search found sre@, so her domain's groups can be read (Groups Reader covers them
+    # all): a group she is not found in is one she is not in, even one that does not exist.
+    # (IAM keeps no `group:` member for a group that does not exist: it refuses such bindings
+    # and shows deleted groups as `deleted:group:…?uid=…`, which count for nobody.)
+    emu.world.add_binding("projects/payments-prod", "roles/cloudsql.admin",
+                          "group:ghost-team@example.com", SELF, title="Eligible for JIT access")
+    number = emu.open_request("carol", request_yaml(project="payments-prod"))
+
+    answer = emu.pr_event("opened", number)
+
+    assert answer.status == 200, answer.body
+    assert answer.body["state"] == "pending"
+    assert emu.google.recorder.count("GET", LOOKUP) == 1  # sre@, to list the qualified peers
+
+
+def test_a_group_that_cannot_change_the_outcome_is_not_looked_up(emu: Emulator) -> None:
+    # alice may self-activate through developers@: a binding of another group (one that does
+    # not exist, here) could give her nothing more, so it costs no call and is no error.
+    emu.world.add_binding("projects/payments-dev", "roles/cloudsql.admin",
+                          "group:ghost-team@example.com", SELF, title="Eligible for JIT access")
+    number = emu.open_request("alice", request_yaml())
+
+    answer = emu.pr_event("opened", number)
+
+    assert answer.status == 200, answer.body
+    assert answer.body["state"] == "ready"
+    assert emu.google.recorder.count("GET", LOOKUP) == 0
 
 
 def test_a_group_of_another_domain_is_skipped_with_a_note(emu: Emulator) -> None:

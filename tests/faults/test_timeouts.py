@@ -24,7 +24,7 @@ from tests.faults.conftest import (
 GET_POLICY = r"^/v3/projects/payments-dev:getIamPolicy$"
 SET_POLICY = r"^/v3/projects/payments-dev:setIamPolicy$"
 LOG_WRITE = r"^/v2/entries:write$"
-MEMBERSHIP_LOOKUP = r"^/v1/groups/[^/]+/memberships:lookup$"
+GROUP_SEARCH = r"^/v1/groups/-/memberships:searchDirectGroups$"
 CALL_TIMEOUT = SHORT_BUDGET.call_timeout
 HANG = CALL_TIMEOUT + 1.0  # seconds before the fake answers a "hanging" call
 
@@ -44,10 +44,14 @@ def test_every_google_call_just_below_the_timeout_still_activates(emu: Emulator)
     assert answer.status == 200, answer.body
     assert answer.body["written"] is True
     calls = [(c.method, c.path.rsplit("/", 1)[-1]) for c in emu.google.recorder.calls[before:]]
-    assert sorted(calls[:2]) == [
-        ("GET", "effectiveIamPolicies:batchGet"), ("POST", "entries:list"),
+    # The requester's groups are searched beside batchGet, and the audit log's read runs beside
+    # them (the chain stays four calls long).
+    assert sorted(calls[:3]) == [
+        ("GET", "effectiveIamPolicies:batchGet"),
+        ("GET", "memberships:searchDirectGroups"),
+        ("POST", "entries:list"),
     ]
-    assert calls[2:] == [
+    assert calls[3:] == [
         ("POST", "payments-qa:getIamPolicy"),
         ("POST", "payments-qa:setIamPolicy"),
         ("POST", "entries:write"),
@@ -99,13 +103,15 @@ def test_hanging_audit_write_rolls_back_and_a_redelivery_completes(emu: Emulator
     assert events(emu).count(ACTIVATE) == 1
 
 
-def test_hanging_cloud_identity_lookup_is_an_evaluation_error(emu: Emulator) -> None:
-    emu.google.recorder.fail("GET", MEMBERSHIP_LOOKUP, 503, delay=HANG)
+def test_hanging_cloud_identity_search_is_an_evaluation_error(emu: Emulator) -> None:
+    emu.google.recorder.fail("GET", GROUP_SEARCH, 503, delay=HANG)
     number = emu.open_request("alice", request_yaml())
     answer = emu.pr_event("opened", number)
     assert (answer.status, answer.body["state"]) == (200, "error")
     assert emu.status(number)["state"] == "error"  # type: ignore[index]
     [comment] = emu.comments(number)
-    assert f"Cloud Identity memberships:lookup timed out after {CALL_TIMEOUT:g} s" in comment
-    assert emu.google.recorder.count("GET", MEMBERSHIP_LOOKUP) == 1  # not retried
+    assert (
+        f"Cloud Identity memberships:searchDirectGroups timed out after {CALL_TIMEOUT:g} s"
+    ) in comment
+    assert emu.google.recorder.count("GET", GROUP_SEARCH) == 1  # not retried
     assert_consistent(emu, number)

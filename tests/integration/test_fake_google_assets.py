@@ -8,7 +8,12 @@ import pytest
 import requests
 
 from jitaccess_sandbox.fake_google import FakeGoogle
-from jitaccess_sandbox.fake_google_assets import analyzer_queries, set_analysis_duration
+from jitaccess_sandbox.fake_google_assets import (
+    add_foreign_membership,
+    analyzer_queries,
+    set_analysis_duration,
+    set_identity_premium,
+)
 from jitaccess_sandbox.world import GoogleWorld
 
 from .google_fixtures import running_fake_google
@@ -311,3 +316,121 @@ def test_analyzer_decides_activation_windows_at_the_access_time() -> None:
         "user:limited@example.com": 3,  # CONDITIONAL
         "user:late@example.com": 2,  # FALSE
     }
+
+
+# -- membership searches by member ------------------------------------------------------------
+
+LABEL = "cloudidentity.googleapis.com/groups.discussion_forum"
+SEARCH_DIRECT = "/v1/groups/-/memberships:searchDirectGroups"
+SEARCH_TRANSITIVE = "/v1/groups/-/memberships:searchTransitiveGroups"
+
+
+def _query(member: str, label: str = LABEL) -> str:
+    return f"member_key_id == '{member}' && '{label}' in labels"
+
+
+@pytest.fixture
+def groups_world() -> Iterator[Fake]:
+    world = GoogleWorld()
+    world.add_group("inner@example.com", ["c@example.com", "b@example.com"])
+    world.add_group("outer@example.com", ["b@example.com", "inner@example.com", "a@example.com"])
+    world.add_group("solo@example.com", ["a@example.com"])
+    with running_fake_google(world) as harness:
+        yield harness.url, world, harness.fake
+        assert harness.recorder.unexpected == []
+
+
+def test_direct_groups_of_a_member(groups_world: Fake) -> None:
+    world = groups_world[1]
+    answer = get(groups_world, SEARCH_DIRECT, query=_query("B@example.com"))
+    assert answer.status_code == 200
+    items = answer.json()["memberships"]
+    assert [m["groupKey"]["id"] for m in items] == ["inner@example.com", "outer@example.com"]
+    first = items[0]
+    gid = world.group_ids["inner@example.com"]
+    assert first["group"] == gid
+    assert first["membership"].startswith(f"{gid}/memberships/")
+    assert first["labels"] == {LABEL: ""}
+    assert first["roles"] == [{"name": "MEMBER"}]
+    assert "nextPageToken" not in answer.json()
+    # Nobody's groups: proto3 JSON leaves the empty list out.
+    assert get(groups_world, SEARCH_DIRECT, query=_query("z@example.com")).json() == {}
+
+
+def test_transitive_groups_of_a_member(groups_world: Fake) -> None:
+    answer = get(groups_world, SEARCH_TRANSITIVE, query=_query("c@example.com")).json()
+    assert [(m["groupKey"]["id"], m["relationType"]) for m in answer["memberships"]] == [
+        ("inner@example.com", "DIRECT"),
+        ("outer@example.com", "INDIRECT"),
+    ]
+    assert answer["memberships"][0]["roles"] == [{"role": "MEMBER"}]
+    b = get(groups_world, SEARCH_TRANSITIVE, query=_query("b@example.com")).json()
+    assert [(m["groupKey"]["id"], m["relationType"]) for m in b["memberships"]] == [
+        ("inner@example.com", "DIRECT"),
+        ("outer@example.com", "DIRECT_AND_INDIRECT"),
+    ]
+
+
+def test_searches_page(groups_world: Fake) -> None:
+    first = get(groups_world, SEARCH_DIRECT, query=_query("a@example.com"), pageSize=1).json()
+    assert [m["groupKey"]["id"] for m in first["memberships"]] == ["outer@example.com"]
+    second = get(groups_world, SEARCH_DIRECT, query=_query("a@example.com"), pageSize=1,
+                 pageToken=first["nextPageToken"]).json()
+    assert [m["groupKey"]["id"] for m in second["memberships"]] == ["solo@example.com"]
+    assert "nextPageToken" not in second
+
+
+@pytest.mark.parametrize("query", [
+    "member_key_id == 'a@example.com'",  # no label: the reference says both are required
+    f"'{LABEL}' in labels",  # no member
+    "nonsense",
+    f"member_key_id == 'a@example.com' && '{LABEL}' in labels && parent == 'groups/x'",
+])
+def test_searches_refuse_incomplete_queries(groups_world: Fake, query: str) -> None:
+    for path in (SEARCH_DIRECT, SEARCH_TRANSITIVE):
+        answer = get(groups_world, path, query=query)
+        assert answer.status_code == 400, (path, query)
+        assert answer.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_searches_take_a_customer_and_only_the_wildcard_parent(groups_world: Fake) -> None:
+    scoped = _query("a@example.com") + " && parent == 'customers/C0123abc'"
+    assert get(groups_world, SEARCH_DIRECT, query=scoped).status_code == 200
+    gid = groups_world[1].group_ids["outer@example.com"]
+    answer = get(groups_world, f"/v1/{gid}/memberships:searchDirectGroups",
+                 query=_query("a@example.com"))
+    assert answer.status_code == 400
+    other_label = _query("a@example.com", "cloudidentity.googleapis.com/groups.security")
+    assert get(groups_world, SEARCH_DIRECT, query=other_label).json() == {}
+
+
+def test_unreadable_groups_are_left_out_of_direct_and_refuse_transitive(groups_world: Fake) -> None:
+    world = groups_world[1]
+    add_foreign_membership(world, "c@example.com", "partners@other.example")
+    direct = get(groups_world, SEARCH_DIRECT, query=_query("c@example.com")).json()
+    assert [m["groupKey"]["id"] for m in direct["memberships"]] == ["inner@example.com"]
+    refused = get(groups_world, SEARCH_TRANSITIVE, query=_query("c@example.com"))
+    assert refused.status_code == 403
+    assert refused.json()["error"]["status"] == "PERMISSION_DENIED"
+
+    world.groups_reader = False
+    assert get(groups_world, SEARCH_DIRECT, query=_query("a@example.com")).json() == {}
+    assert get(groups_world, SEARCH_TRANSITIVE, query=_query("a@example.com")).status_code == 403
+    # Someone in no group at all has no group the caller could fail to read.
+    assert get(groups_world, SEARCH_TRANSITIVE, query=_query("z@example.com")).json() == {}
+
+
+def test_transitive_methods_need_premium(groups_world: Fake) -> None:
+    world = groups_world[1]
+    set_identity_premium(world, False)
+    outer = world.group_ids["outer@example.com"]
+    for path, params in (
+        (SEARCH_TRANSITIVE, {"query": _query("a@example.com")}),
+        (f"/v1/{outer}/memberships:checkTransitiveMembership",
+         {"query": "member_key_id == 'a@example.com'"}),
+        (f"/v1/{outer}/memberships:searchTransitiveMemberships", {}),
+    ):
+        answer = get(groups_world, path, **params)
+        assert answer.status_code == 403, path
+        assert answer.json()["error"]["status"] == "PERMISSION_DENIED"
+    assert get(groups_world, SEARCH_DIRECT, query=_query("a@example.com")).status_code == 200

@@ -14,12 +14,15 @@ from urllib.parse import parse_qs
 import pytest
 
 from jitaccess_sandbox.fake_google_assets import (
+    add_foreign_membership,
     analyzer_queries,
     set_analysis_duration,
     set_analyzer_quota,
+    set_identity_premium,
 )
 from webhook.adapters.eligibility import EligibilityChecker
 from webhook.core.budget import Budget
+from webhook.core.eligibility import EligibilityQuestion
 from webhook.core.errors import GoogleError
 from webhook.core.model import (
     EligibilityFacts,
@@ -54,6 +57,9 @@ ASSET = EligibilitySourceName.ASSET_INVENTORY
 ANALYZER = EligibilitySourceName.POLICY_ANALYZER
 
 IDENTITY_PATH = r"^/v1/groups"
+SEARCH = r"^/v1/groups/-/memberships:searchDirectGroups$"
+SEARCH_NESTED = r"^/v1/groups/-/memberships:searchTransitiveGroups$"
+LOOKUP = r"^/v1/groups:lookup$"
 BATCH_GET = r"effectiveIamPolicies:batchGet$"
 ANALYZE = r":analyzeIamPolicy$"
 
@@ -89,14 +95,19 @@ def check(
     project: str = PROJECT,
     nested: bool = False,
     checker: EligibilityChecker | None = None,
+    required: int = 1,
+    peers: bool = True,
 ) -> EligibilityFacts:
     checker = checker or EligibilityChecker(google.clients, budget=quick(google))
+    requester, *reviewers = identities
     return checker.check(
         scope=scope,
         project=project,
-        roles=roles,
-        identities=identities,
         settings=EligibilitySettings(source=source, nested_groups=nested),
+        question=EligibilityQuestion(
+            requester=requester, roles=roles, reviewers=tuple(reviewers), required=required,
+            peers=peers,
+        ),
     )
 
 
@@ -124,7 +135,9 @@ def test_direct_user_binding_gives_self_approval(google: Google, source: Eligibi
 
     assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
     assert facts.peers == {}
-    assert identity_calls(google) == 0
+    # The requester's groups are searched beside batchGet (a search needs only the identity),
+    # so a request without group bindings still costs that one call.
+    assert identity_calls(google) == (1 if source is ASSET else 0)
 
 
 def test_identities_and_members_compare_case_insensitively(
@@ -148,19 +161,24 @@ def test_multi_party_binding_and_peers(google: Google, source: EligibilitySource
 
 
 def test_several_identities_at_once(google: Google, source: EligibilitySourceName):
-    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE2, f"user:{ALICE}", MPA)
     google.world.add_binding(PROJECT_RES, ROLE, f"user:{BOB}", MPA)
     google.world.add_binding(PROJECT_RES, ROLE2, f"user:{CAROL}", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE2, f"user:{DAVE}", SELF)  # not a review's path
 
-    facts = check(google, source, identities=(ALICE, BOB, CAROL, DAVE), roles=(ROLE, ROLE2))
+    facts = check(
+        google, source, identities=(ALICE, BOB, CAROL, DAVE), roles=(ROLE, ROLE2), required=2
+    )
 
     assert facts.grants == {
-        ALICE: {ROLE: SELF_ONLY},
+        ALICE: {ROLE: MPA_ONLY, ROLE2: MPA_ONLY},
         BOB: {ROLE: MPA_ONLY},
         CAROL: {ROLE2: MPA_ONLY},
     }
-    assert facts.of(DAVE, ROLE) == RoleEligibility()
-    assert facts.peers == {ROLE: frozenset({BOB}), ROLE2: frozenset({CAROL})}
+    assert facts.of(DAVE, ROLE2) == RoleEligibility()
+    # Both roles are short of two approvals: their peers are named.
+    assert facts.peers == {ROLE: frozenset({ALICE, BOB}), ROLE2: frozenset({ALICE, CAROL})}
 
 
 def test_self_approval_and_multi_party_bindings_both_reported(
@@ -172,7 +190,7 @@ def test_self_approval_and_multi_party_bindings_both_reported(
     facts = check(google, source)
 
     assert facts.of(ALICE, ROLE) == RoleEligibility(self_approval=True, multi_party=True)
-    assert facts.peers == {ROLE: frozenset({ALICE})}
+    assert facts.peers == {}  # self-approval: nobody needs to review
 
 
 def test_self_approval_wins_when_one_condition_has_both_markers(
@@ -280,11 +298,36 @@ def test_peers_through_groups(google: Google, source: EligibilitySourceName, nes
     google.world.add_binding(FOLDER_A1, ROLE, "group:reviewers@example.com", MPA)
     google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
 
-    facts = check(google, source, identities=(ALICE, BOB), nested=nested)
+    facts = check(google, source, identities=(ALICE, BOB), nested=nested, required=2)
 
     assert facts.grants == {ALICE: {ROLE: MPA_ONLY}, BOB: {ROLE: MPA_ONLY}}
     expected = {ALICE, BOB, CAROL} | ({DAVE} if nested else set())
     assert facts.peers == {ROLE: frozenset(expected)}
+
+
+def test_no_peers_once_enough_reviewers_are_qualified(
+    google: Google, source: EligibilitySourceName
+):
+    google.world.add_group("reviewers@example.com", [BOB, CAROL])
+    google.world.add_binding(FOLDER_A1, ROLE, "group:reviewers@example.com", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+
+    facts = check(google, source, identities=(ALICE, BOB))
+
+    assert facts.grants == {ALICE: {ROLE: MPA_ONLY}, BOB: {ROLE: MPA_ONLY}}
+    assert facts.peers == {}
+    assert google.recorder.count("GET", r"/memberships$") == 0  # no listing
+
+
+def test_peers_are_not_listed_unless_asked(google: Google, source: EligibilitySourceName):
+    google.world.add_group("reviewers@example.com", [BOB, CAROL])
+    google.world.add_binding(FOLDER_A1, ROLE, "group:reviewers@example.com", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+
+    facts = check(google, source, peers=False)
+
+    assert facts.grants == {ALICE: {ROLE: MPA_ONLY}} and facts.peers == {}
+    assert google.recorder.count("GET", r"/memberships$") == 0
 
 
 def test_unreadable_group_of_the_requesters_domain_is_an_error(google: Google):
@@ -300,8 +343,10 @@ def test_unreadable_group_of_the_requesters_domain_is_an_error(google: Google):
     assert caught.value.status == 403
     assert "ghosts@example.com of the requester's domain example.com" in str(caught.value)
     assert "Error(2028): Permission denied for resource ghosts@example.com" in str(caught.value)
-    assert google.recorder.count("GET", r"^/v1/groups:lookup$") == 1
-    assert identity_calls(google) == 1
+    # alice's search found no group; the one lookup asks whether the group can be read at all.
+    assert google.recorder.count("GET", SEARCH) == 1
+    assert google.recorder.count("GET", LOOKUP) == 1
+    assert identity_calls(google) == 2
 
 
 def test_unknown_group_of_another_domain_is_not_membership_and_noted(google: Google):
@@ -313,32 +358,116 @@ def test_unknown_group_of_another_domain_is_not_membership_and_noted(google: Goo
     assert facts.grants == {} and facts.peers == {}
     [note] = facts.notes
     assert note.startswith("Not counted: the members of ghosts@partner.example, a group of")
-    assert google.recorder.count("GET", r"^/v1/groups:lookup$") == 1
-    assert identity_calls(google) == 1
+    assert google.recorder.count("GET", LOOKUP) == 1
+    assert identity_calls(google) == 2  # alice's search, then the lookup of the partner group
 
 
-def test_cloud_identity_calls_are_few_and_cached(google: Google):
-    """Each group is looked up once; multi-party groups are listed; others checked per person."""
+def test_cloud_identity_calls_are_one_search_per_person(google: Google):
+    """A person's groups are found by one search, whatever the number of group bindings."""
     google.world.add_group("devs@example.com", [ALICE])
     google.world.add_group("reviewers@example.com", [BOB, CAROL])
     google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
     google.world.add_binding(FOLDER_A, ROLE, "group:devs@example.com", SELF)  # same group again
+    google.world.add_binding(PROJECT_RES, ROLE2, f"user:{ALICE}", MPA)
     google.world.add_binding(PROJECT_RES, ROLE, "group:reviewers@example.com", MPA)
     google.world.add_binding(PROJECT_RES, ROLE2, "group:reviewers@example.com", MPA)
 
     facts = check(google, ASSET, identities=(ALICE, BOB), roles=(ROLE, ROLE2))
 
-    assert facts.grants == {
-        ALICE: {ROLE: SELF_ONLY},
-        BOB: {ROLE: MPA_ONLY, ROLE2: MPA_ONLY},
-    }
-    assert facts.peers == {ROLE: frozenset({BOB, CAROL}), ROLE2: frozenset({BOB, CAROL})}
+    # bob's review counts only for ROLE2, the role alice needs approval for.
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY, ROLE2: MPA_ONLY}, BOB: {ROLE2: MPA_ONLY}}
+    assert facts.peers == {}  # bob's approval is enough
     rec = google.recorder
     assert rec.count("GET", BATCH_GET) == 1
-    assert rec.count("GET", r"^/v1/groups:lookup$") == 2
-    assert rec.count("GET", r"/memberships:lookup$") == 2  # devs × (alice, bob)
-    assert rec.count("GET", r"/memberships$") == 1  # reviewers, listed once for both roles
-    assert identity_calls(google) == 5
+    assert rec.count("GET", SEARCH) == 2  # alice, bob
+    assert identity_calls(google) == 2
+
+
+@pytest.mark.parametrize("groups", [1, 20, 250])
+def test_calls_do_not_grow_with_group_bindings(google: Google, groups: int):
+    reviewers = [f"rev{i:03d}@example.com" for i in range(5)]
+    google.world.add_group("reviewers@example.com", reviewers)
+    google.world.add_binding(PROJECT_RES, ROLE, "group:reviewers@example.com", MPA)
+    for i in range(groups):
+        google.world.add_group(f"g{i:03d}@example.com", [DAVE])
+        google.world.add_binding(PROJECT_RES, ROLE, f"group:g{i:03d}@example.com", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+
+    facts = check(google, ASSET, identities=(ALICE, *reviewers), peers=False)
+
+    assert facts.of(ALICE, ROLE) == MPA_ONLY
+    assert all(facts.of(r, ROLE).multi_party for r in reviewers)
+    rec = google.recorder
+    assert rec.count("GET", BATCH_GET) == 1
+    assert rec.count("GET", SEARCH) == 1  # alice's
+    # One lookup shows that the self-approval groups alice is absent from can be read; the
+    # reviewers' group is looked up and listed once (cheaper than five searches).
+    assert rec.count("GET", LOOKUP) == 2
+    assert rec.count("GET", r"/memberships$") == 1
+    assert len(rec.calls) == 5
+
+
+@pytest.mark.parametrize(("groups", "searches", "listed"), [(1, 0, 1), (10, 0, 10), (40, 30, 0)])
+def test_reviewers_cost_the_cheaper_of_searches_and_listings(
+    google: Google, groups: int, searches: int, listed: int
+):
+    reviewers = [f"rev{i:03d}@example.com" for i in range(30)]
+    for i in range(groups):
+        google.world.add_group(f"mp{i:03d}@example.com", reviewers[i::groups])
+        google.world.add_binding(PROJECT_RES, ROLE, f"group:mp{i:03d}@example.com", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+
+    facts = check(google, ASSET, identities=(ALICE, *reviewers), peers=False)
+
+    assert all(facts.of(r, ROLE) == MPA_ONLY for r in reviewers)
+    rec = google.recorder
+    assert rec.count("GET", SEARCH) == 1 + searches
+    assert rec.count("GET", LOOKUP) == listed
+    assert rec.count("GET", r"/memberships$") == listed
+    assert len(rec.calls) == 2 + min(len(reviewers), 2 * groups)
+
+
+def test_a_cut_listing_leaves_the_reviewers_it_does_not_show_to_a_search(google: Google):
+    reviewers = [f"rev{i:03d}@example.com" for i in range(6)]
+    google.world.add_group("reviewers@example.com", [*reviewers, "zz@example.com"])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:reviewers@example.com", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+    checker = EligibilityChecker(google.clients, budget=quick(google))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("webhook.adapters.eligibility.SETTLING_LISTING_MAX", 4)
+        facts = check(google, ASSET, identities=(ALICE, *reviewers, "zz@example.com"),
+                      checker=checker, peers=False)
+
+    assert all(facts.of(r, ROLE) == MPA_ONLY for r in [*reviewers, "zz@example.com"])
+    rec = google.recorder
+    assert rec.count("GET", r"/memberships$") == 1  # one page of 4
+    assert rec.count("GET", SEARCH) == 1 + 3  # alice; rev004, rev005 and zz, not shown
+
+
+def test_reviewers_are_not_looked_up_for_a_self_approval_role(google: Google):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_group("reviewers@example.com", [BOB, CAROL])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, "group:reviewers@example.com", MPA)
+
+    facts = check(google, ASSET, identities=(ALICE, BOB, CAROL))
+
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
+    assert google.recorder.count("GET", SEARCH) == 1  # alice's only
+    assert identity_calls(google) == 1
+
+
+def test_reviewers_directly_bound_cost_no_search(google: Google):
+    google.world.add_group("reviewers@example.com", [CAROL])
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{BOB}", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE, "group:reviewers@example.com", MPA)
+
+    facts = check(google, ASSET, identities=(ALICE, BOB), peers=False)
+
+    assert facts.grants == {ALICE: {ROLE: MPA_ONLY}, BOB: {ROLE: MPA_ONLY}}
+    assert google.recorder.count("GET", SEARCH) == 1  # alice's only: bob's binding is direct
 
 
 def test_nested_groups_use_transitive_calls(google: Google):
@@ -351,12 +480,25 @@ def test_nested_groups_use_transitive_calls(google: Google):
     facts = check(google, ASSET, nested=True)
 
     assert facts.grants == {ALICE: {ROLE: RoleEligibility(self_approval=True, multi_party=True)}}
-    assert facts.peers == {ROLE: frozenset({ALICE})}
+    assert facts.peers == {}
     rec = google.recorder
-    assert rec.count("GET", r"/memberships:checkTransitiveMembership$") == 1
-    assert rec.count("GET", r"/memberships:searchTransitiveMemberships$") == 1
-    assert rec.count("GET", r"/memberships:lookup$") == 0
-    assert identity_calls(google) == 4
+    assert rec.count("GET", SEARCH_NESTED) == 1
+    assert identity_calls(google) == 1
+
+
+def test_nested_reviewers_and_peers(google: Google):
+    google.world.add_group("inner@example.com", [BOB])
+    google.world.add_group("reviewers@example.com", ["inner@example.com", CAROL])
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+    google.world.add_binding(PROJECT_RES, ROLE, "group:reviewers@example.com", MPA)
+
+    facts = check(google, ASSET, identities=(ALICE, BOB, DAVE), nested=True, required=2)
+
+    assert facts.grants == {ALICE: {ROLE: MPA_ONLY}, BOB: {ROLE: MPA_ONLY}}
+    assert facts.peers == {ROLE: frozenset({ALICE, BOB, CAROL})}
+    rec = google.recorder
+    assert rec.count("GET", SEARCH_NESTED) == 3  # alice, bob, dave
+    assert rec.count("GET", r"/memberships:searchTransitiveMemberships$") == 1  # the peers
 
 
 def test_large_groups_are_cut_and_members_still_checked(google: Google):
@@ -374,7 +516,7 @@ def test_large_groups_are_cut_and_members_still_checked(google: Google):
     assert google.recorder.count("GET", r"/memberships:lookup$") == 0
 
 
-def test_incomplete_listing_falls_back_to_membership_lookup(google: Google):
+def test_a_cut_listing_of_peers_does_not_decide_membership(google: Google):
     members = [f"user{i}@example.com" for i in range(5)]
     google.world.add_group("everyone@example.com", [*members, "zed@example.com"])
     google.world.add_binding(PROJECT_RES, ROLE, "group:everyone@example.com", MPA)
@@ -383,10 +525,9 @@ def test_incomplete_listing_falls_back_to_membership_lookup(google: Google):
     facts = check(google, ASSET, identities=("zed@example.com", DAVE), checker=checker)
 
     assert facts.grants == {"zed@example.com": {ROLE: MPA_ONLY}}
-    assert facts.peers == {
-        ROLE: frozenset({"user0@example.com", "user1@example.com", "zed@example.com"})
-    }
-    assert google.recorder.count("GET", r"/memberships:lookup$") == 2
+    assert facts.peers == {ROLE: frozenset({"user0@example.com", "user1@example.com"})}
+    assert google.recorder.count("GET", SEARCH) == 2  # zed, dave
+    assert google.recorder.count("GET", r"/memberships:lookup$") == 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,19 +552,21 @@ def test_bindings_above_the_scope_are_ignored(google: Google, source: Eligibilit
     google.world.add_binding(f"projects/{OTHER}", ROLE, f"user:{ALICE}", SELF)
     google.world.add_binding(FOLDER_A, ROLE, f"user:{CAROL}", MPA)
 
-    facts = check(google, source, scope=FOLDER_A, identities=(ALICE, BOB, CAROL))
+    facts = check(google, source, scope=FOLDER_A, identities=(CAROL, ALICE, BOB), required=3)
 
     assert facts.grants == {CAROL: {ROLE: MPA_ONLY}}
     assert facts.peers == {ROLE: frozenset({CAROL})}
+    assert check(google, source, scope=FOLDER_A).grants == {}  # alice, asking for herself
 
 
 def test_project_scope(google: Google, source: EligibilitySourceName):
     google.world.add_binding(FOLDER_A1, ROLE, f"user:{ALICE}", SELF)
     google.world.add_binding(PROJECT_RES, ROLE, f"user:{BOB}", SELF)
 
-    facts = check(google, source, scope=PROJECT_RES, identities=(ALICE, BOB))
-
-    assert facts.grants == {BOB: {ROLE: SELF_ONLY}}
+    assert check(google, source, scope=PROJECT_RES).grants == {}
+    assert check(google, source, scope=PROJECT_RES, identities=(BOB,)).grants == {
+        BOB: {ROLE: SELF_ONLY}
+    }
 
 
 def test_project_outside_scope_is_not_eligible(google: Google, source: EligibilitySourceName):
@@ -508,13 +651,17 @@ def test_one_unconditional_binding_lifts_the_conditions(
 
 def test_asset_inventory_spends_one_batch_get(google: Google):
     google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+    google.world.add_binding(ORG, ROLE2, f"user:{ALICE}", MPA)
     google.world.add_binding(ORG, ROLE2, f"user:{BOB}", MPA)
 
     check(google, ASSET, identities=(ALICE, BOB, CAROL), roles=(ROLE, ROLE2))
 
     assert google.recorder.count("GET", BATCH_GET) == 1
     assert google.recorder.count("GET", ANALYZE) == 0
-    assert len(google.recorder.calls) == 1
+    # No group binding: only the requester's search, sent beside batchGet, reaches Cloud
+    # Identity; bob and carol need none (bob's binding is direct, carol has none).
+    assert google.recorder.count("GET", SEARCH) == 1
+    assert len(google.recorder.calls) == 2
 
 
 def test_policy_analyzer_spends_one_query_and_no_group_calls(google: Google):
@@ -522,10 +669,14 @@ def test_policy_analyzer_spends_one_query_and_no_group_calls(google: Google):
     google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
     google.world.add_binding(FOLDER_A, ROLE2, "group:reviewers@example.com", MPA)
 
-    facts = check(google, ANALYZER, identities=(ALICE, BOB, DAVE), roles=(ROLE, ROLE2))
+    google.world.add_binding(FOLDER_A, ROLE2, f"user:{ALICE}", MPA)
 
-    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}, BOB: {ROLE2: MPA_ONLY}}
-    assert facts.peers == {ROLE2: frozenset({BOB, CAROL})}
+    facts = check(
+        google, ANALYZER, identities=(ALICE, BOB, DAVE), roles=(ROLE, ROLE2), required=2
+    )
+
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY, ROLE2: MPA_ONLY}, BOB: {ROLE2: MPA_ONLY}}
+    assert facts.peers == {ROLE2: frozenset({ALICE, BOB, CAROL})}
     assert google.recorder.count("GET", ANALYZE) == 1
     assert len(google.recorder.calls) == 1
     assert analyzer_queries(google.world) == 1
@@ -560,7 +711,7 @@ def test_permission_denied_names_the_permission(google: Google, source: Eligibil
     assert caught.value.status == 403
     assert "cloudasset.assets.analyzeIamPolicy" in str(caught.value)
     assert "roles/cloudasset.viewer" in str(caught.value)
-    assert google.recorder.count("GET") == 1
+    assert google.recorder.count("GET", BATCH_GET if source is ASSET else ANALYZE) == 1
 
 
 def test_policy_analyzer_quota_is_said_plainly_and_not_retried(google: Google):
@@ -623,7 +774,7 @@ def test_one_transient_failure_is_retried(google: Google):
     facts = check(google, ASSET)
 
     assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
-    assert google.recorder.count("GET") == 2
+    assert google.recorder.count("GET", BATCH_GET) == 2
 
 
 def test_policy_analyzer_is_not_retried_after_a_transient_failure(google: Google):
@@ -712,26 +863,47 @@ def test_group_cloud_identity_cannot_see_counts_as_no_membership(google: Google)
 
 
 def test_groups_of_other_domains_are_named_in_one_note(google: Google):
-    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_group("devs@example.com", [BOB])
     google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
     for partner in ("b@one.example", "a@two.example"):
-        google.world.add_binding(PROJECT_RES, ROLE, f"group:{partner}", MPA)
+        google.world.add_binding(PROJECT_RES, ROLE, f"group:{partner}", SELF)
 
     facts = check(google, ASSET, identities=(ALICE, BOB))
 
-    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
+    assert facts.grants == {ALICE: {ROLE: MPA_ONLY}}
     assert facts.notes == (
         "Not counted: the members of a@two.example, b@one.example, groups of other domains "
         "than the requester's that Cloud Identity does not show to this service.",
     )
 
 
+def test_groups_that_cannot_change_the_outcome_are_not_looked_up(google: Google):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, "group:ghosts@example.com", SELF)
+    for partner in ("b@one.example", "a@two.example"):
+        google.world.add_binding(PROJECT_RES, ROLE, f"group:{partner}", MPA)
+
+    facts = check(google, ASSET, identities=(ALICE, BOB))
+
+    # alice may self-activate through devs@: no other group could give her more.
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
+    assert facts.notes == ()
+    assert google.recorder.count("GET", LOOKUP) == 0
+    assert identity_calls(google) == 1
+
+
 def test_membership_of_a_foreign_group_that_turns_unreadable_is_not_counted(google: Google):
-    # The lookup succeeds, the membership check then gets Error(2028) (the group was deleted
-    # in between, or its account stopped sharing it): for another domain's group, not counted.
+    # Group by group (the search refused): the lookup succeeds, the membership check then gets
+    # Error(2028) (the group was deleted in between, or its account stopped sharing it): for
+    # another domain's group, not counted.
     gid = google.world.add_group("partners@other.example", [ALICE])
     google.world.add_binding(PROJECT_RES, ROLE, "group:partners@other.example", SELF)
     google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+    google.recorder.fail("GET", SEARCH, 403, body={"error": {
+        "code": 403, "message": "The caller does not have permission",
+        "status": "PERMISSION_DENIED"}})
     message = f"Error(2028): Permission denied for resource {gid} (or it may not exist)."
     google.recorder.fail(
         "GET", r"/memberships:lookup$", 403,
@@ -814,12 +986,12 @@ def test_cloud_identity_permission_denied(google: Google):
 def test_cloud_identity_transient_failure_is_retried(google: Google):
     google.world.add_group("devs@example.com", [ALICE])
     google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
-    google.recorder.fail("GET", r"/memberships:lookup$", 503)
+    google.recorder.fail("GET", SEARCH, 503)
 
     facts = check(google, ASSET)
 
     assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
-    assert google.recorder.count("GET", r"/memberships:lookup$") == 2
+    assert google.recorder.count("GET", SEARCH) == 2
 
 
 def test_cloud_identity_unavailable(google: Google):
@@ -837,7 +1009,17 @@ def test_cloud_identity_unavailable(google: Google):
 def test_cloud_identity_malformed_answer(google: Google):
     google.world.add_group("devs@example.com", [ALICE])
     google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
-    google.recorder.fail("GET", r"^/v1/groups:lookup$", 200, body={"unexpected": True})
+    google.recorder.fail("GET", SEARCH, 200, body={"memberships": "unexpected"})
+
+    with pytest.raises(GoogleError, match="searchDirectGroups for alice@example.com could not"):
+        check(google, ASSET)
+
+
+def test_cloud_identity_malformed_lookup(google: Google):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    google.recorder.fail("GET", SEARCH, 403)  # group by group
+    google.recorder.fail("GET", LOOKUP, 200, body={"unexpected": True})
 
     with pytest.raises(GoogleError, match="returned no group name"):
         check(google, ASSET)
@@ -874,25 +1056,119 @@ def test_cloud_identity_timeout_is_not_retried(google: Google):
     google.world.add_group("devs@example.com", [ALICE])
     google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
     google.recorder.fail(
-        "GET", r"^/v1/groups:lookup$", 200, body={"name": "groups/x"},
-        delay=google.budget.call_timeout + 0.5,
+        "GET", SEARCH, 200, body={}, delay=google.budget.call_timeout + 0.5,
     )
 
-    with pytest.raises(GoogleError, match="Cloud Identity groups:lookup timed out") as caught:
+    with pytest.raises(
+        GoogleError, match="Cloud Identity memberships:searchDirectGroups timed out"
+    ) as caught:
         check(google, ASSET)
 
     assert caught.value.status == 504
     assert identity_calls(google) == 1
 
 
-def test_peers_only_check_lists_multi_party_groups(google: Google):
-    """With nobody to check (e.g. reviewers' candidates only), self-approval groups cost nothing."""
+def test_without_a_requester_nothing_is_asked(google: Google):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+    checker = EligibilityChecker(google.clients, budget=quick(google))
+
+    facts = checker.check(
+        scope=ORG, project=PROJECT, settings=EligibilitySettings(),
+        question=EligibilityQuestion(requester=" ", roles=(ROLE,)),
+    )
+
+    assert facts == EligibilityFacts()
+    assert google.recorder.calls == []
+
+
+
+
+# --------------------------------------------------------------------------------------------
+# When a membership search cannot serve
+
+
+def test_transitive_search_refused_for_a_partner_group_falls_back_group_by_group(
+    google: Google, caplog: pytest.LogCaptureFixture
+):
+    # alice is also in a partner's group: searchTransitiveGroups then answers 403 (the caller
+    # must be able to read every group of the member), so her groups are checked one by one.
     google.world.add_group("devs@example.com", [ALICE])
-    google.world.add_group("reviewers@example.com", [BOB])
-    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    google.world.add_group("eng@example.com", ["devs@example.com"])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:eng@example.com", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, "group:ops@example.com", MPA)
+    google.world.add_group("ops@example.com", [CAROL])
+    add_foreign_membership(google.world, ALICE, "partner-team@other.example")
+
+    with caplog.at_level("WARNING", logger="webhook.adapters.eligibility"):
+        facts = check(google, ASSET, nested=True)
+
+    assert facts.grants == {ALICE: {ROLE: SELF_ONLY}}
+    rec = google.recorder
+    assert rec.count("GET", SEARCH_NESTED) == 1
+    assert rec.count("GET", LOOKUP) == 2  # eng@, ops@
+    assert rec.count("GET", r"/memberships:checkTransitiveMembership$") == 2
+    assert "searchTransitiveGroups refused to list the groups of alice@example.com" in caplog.text
+    assert "falling back to checking the eligible groups one by one" in caplog.text
+
+
+def test_a_refused_search_of_a_reviewer_falls_back_for_that_reviewer_only(google: Google):
+    google.world.add_group("reviewers@example.com", [BOB, CAROL])
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
     google.world.add_binding(PROJECT_RES, ROLE, "group:reviewers@example.com", MPA)
+    add_foreign_membership(google.world, BOB, "partner-team@other.example")
 
-    facts = check(google, ASSET, identities=())
+    facts = check(google, ASSET, identities=(ALICE, BOB, CAROL), nested=True, peers=False)
 
-    assert facts == EligibilityFacts(grants={}, peers={ROLE: frozenset({BOB})})
-    assert identity_calls(google) == 2
+    assert facts.grants == {ALICE: {ROLE: MPA_ONLY}, BOB: {ROLE: MPA_ONLY}, CAROL: {ROLE: MPA_ONLY}}
+    rec = google.recorder
+    assert rec.count("GET", SEARCH_NESTED) == 3
+    assert rec.count("GET", r"/memberships:checkTransitiveMembership$") == 1  # bob, reviewers@
+
+
+def test_without_premium_nested_groups_are_an_error_that_says_so(google: Google):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    set_identity_premium(google.world, False)
+
+    with pytest.raises(GoogleError, match="Cloud Identity Premium") as caught:
+        check(google, ASSET, nested=True)
+
+    assert caught.value.status == 403
+    assert google.recorder.count("GET", SEARCH_NESTED) == 1
+    assert google.recorder.count("GET", r"/memberships:checkTransitiveMembership$") == 1
+
+
+def test_without_premium_direct_membership_needs_no_premium(google: Google):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    set_identity_premium(google.world, False)
+
+    assert check(google, ASSET).grants == {ALICE: {ROLE: SELF_ONLY}}
+    assert google.recorder.count("GET", SEARCH) == 1
+
+
+def test_a_refused_direct_search_falls_back_to_membership_lookups(google: Google):
+    google.world.add_group("devs@example.com", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:devs@example.com", SELF)
+    google.recorder.fail("GET", SEARCH, 403, times=-1)
+
+    assert check(google, ASSET).grants == {ALICE: {ROLE: SELF_ONLY}}
+    assert google.recorder.count("GET", LOOKUP) == 1
+    assert google.recorder.count("GET", r"/memberships:lookup$") == 1
+
+
+def test_search_pages_are_followed(google: Google):
+    for i in range(5):
+        google.world.add_group(f"g{i}@example.com", [ALICE])
+    google.world.add_binding(PROJECT_RES, ROLE, "group:g4@example.com", SELF)
+    checker = EligibilityChecker(google.clients, search_page_size=2, budget=quick(google))
+
+    assert check(google, ASSET, checker=checker).grants == {ALICE: {ROLE: SELF_ONLY}}
+    calls = [c for c in google.recorder.calls if c.path.endswith(":searchDirectGroups")]
+    assert len(calls) == 3
+    sent = parse_qs(calls[0].query)
+    assert sent["query"] == [
+        "member_key_id == 'alice@example.com' && "
+        "'cloudidentity.googleapis.com/groups.discussion_forum' in labels"
+    ]
+    assert sent["pageSize"] == ["2"]

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from webhook.core.audit_record import ACTIVATE_ROLE, REFUSE_ACTIVATION, AuditRecord
 from webhook.core.conditions import ACTIVATION_TITLE, parse_activation_expression
+from webhook.core.eligibility import EligibilityQuestion, prune
 from webhook.core.errors import (
     ActivationError,
     AuditError,
@@ -211,26 +212,33 @@ class MemoryGitHub:
 
 
 class MemoryEligibility:
-    """Eligible bindings as a table: identity -> role -> how (the project is not checked)."""
+    """Eligible bindings as a table: identity -> role -> how (the project is not checked).
+
+    Answers what the question asks and no more, as the adapters do (`prune`): the requester for
+    every role, reviewers only for the roles that need approval, peers only of roles short of
+    approvals when asked.
+    """
 
     def __init__(self, grants: Mapping[str, Mapping[str, RoleEligibility]] | None = None) -> None:
         self.grants: dict[str, dict[str, RoleEligibility]] = {
             who.lower(): dict(roles) for who, roles in (grants or {}).items()
         }
         self.checks: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        self.questions: list[tuple[EligibilityQuestion, EligibilitySettings]] = []
         self.outage: GoogleError | None = None  # raised by every check while set
 
     def check(
-        self, *, scope: str, project: str, roles: Sequence[str], identities: Sequence[str],
-        settings: EligibilitySettings,
+        self, *, scope: str, project: str, settings: EligibilitySettings,
+        question: EligibilityQuestion,
     ) -> EligibilityFacts:
-        self.checks.append((project, tuple(roles), tuple(identities)))
+        self.checks.append((project, tuple(question.roles), question.identities))
+        self.questions.append((question, settings))
         if self.outage is not None:
             raise self.outage
-        people = [i.lower() for i in identities]
+        roles = question.roles
         grants = {
             who: {r: self.grants[who][r] for r in roles if r in self.grants.get(who, {})}
-            for who in people
+            for who in question.identities
             if who in self.grants
         }
         peers = {
@@ -238,7 +246,8 @@ class MemoryEligibility:
                          if r in held and held[r].multi_party)
             for r in roles
         }
-        return EligibilityFacts(grants={w: g for w, g in grants.items() if g}, peers=peers)
+        full = EligibilityFacts(grants={w: g for w, g in grants.items() if g}, peers=peers)
+        return prune(question, full)
 
 
 @dataclass

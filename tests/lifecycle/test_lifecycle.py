@@ -451,3 +451,48 @@ def test_a_pr_github_does_not_call_merged_activates_nothing_and_looks_up_nothing
     assert result.message == f"PR #{n} is not merged; nothing to activate"
     assert world.github.calls["comments_with"] == 0
     assert world.activator.activations == [] and world.audit.records == []
+
+
+# ----------------------------------------------------------------------------------------------
+# What eligibility is asked
+
+
+def test_only_reviews_that_could_count_are_asked_about(world: World) -> None:
+    n = world.open_request(roles=(SQL,))
+    world.review(n, "mallory")  # no identity mapping
+    world.review(n, "carol", ReviewState.COMMENTED)
+    world.review(n, "dave", ReviewState.CHANGES_REQUESTED)
+    world.review(n, "bob")
+
+    world.lifecycle.on_review(n, "d-1", "bob")
+
+    ((question, settings),) = world.eligibility.questions
+    assert question.requester == "alice@example.com"
+    assert question.reviewers == ("bob@example.com",)
+    assert question.peers is True  # the open PR names qualified peers
+    assert settings.source.value == "asset-inventory"
+
+
+def test_policy_analyzer_answers_the_merge_only(world: World) -> None:
+    analyzer = b"eligibility:\n  source: policy-analyzer\n"
+    world.github.default_files["policy/jitaccess.yaml"] += analyzer
+    n = world.open_request(roles=(LOGS,))
+    world.lifecycle.on_change(n, "d-1", opened=True)
+    world.merge(n)
+
+    result = world.lifecycle.on_merge(n, "d-2")
+
+    assert result.state == "activated"
+    sources = [s.source.value for _, s in world.eligibility.questions]
+    assert sources == ["asset-inventory", "policy-analyzer"]
+    assert [q.peers for q, _ in world.eligibility.questions] == [True, False]
+
+
+def test_a_review_of_a_closed_pr_asks_nothing(world: World) -> None:
+    n = world.open_request(roles=(SQL,))
+    world.github.pulls[n] = replace(world.github.pulls[n], state="closed")
+    world.review(n, "bob")
+
+    world.lifecycle.on_review(n, "d-1", "bob")
+
+    assert world.eligibility.checks == []

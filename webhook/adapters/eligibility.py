@@ -1,28 +1,45 @@
 """Eligibility (README: lifecycle): who holds an eligible binding for which role on a project, and
 how.
 
-Two sources, chosen by `eligibility.source` in the policy:
+Two sources, chosen by `eligibility.source` in the policy (and by `webhook.core.eligibility.
+source_for`: Policy Analyzer answers only the merge):
 
 - `asset-inventory`: one Cloud Asset `effectiveIamPolicies:batchGet` returns the project's
-  policy and its ancestors' up to the scope; bindings are evaluated here, and `group:` members
-  are resolved through the Cloud Identity Groups API (a few small calls, run concurrently).
+  policy and its ancestors' up to the scope; bindings are evaluated here. Group bindings are
+  resolved per person, not per group: Cloud Identity's `groups/-/memberships:searchDirectGroups`
+  (or `…:searchTransitiveGroups` with `nested_groups: true`) answers "which groups is this
+  identity in" in one call, so a check costs the same whatever the number of group bindings.
+  Where a search cannot serve (the transitive one needs Cloud Identity Premium and the right to
+  read every group of the member, and answers 403 otherwise), that person is checked group by
+  group (`groups:lookup`, then `memberships:lookup` or `checkTransitiveMembership`), and the
+  log says so.
 - `policy-analyzer`: one Cloud Asset `analyzeIamPolicy` query, groups expanded by the API,
   answers for the requester, the reviewers and every other qualified peer at once. The free
   tier allows 20 queries per organization per day, so a check never spends more than one.
 
-Both return the same `EligibilityFacts`. Only `user:` and `group:` members count: service
-accounts cannot author or review pull requests, and `domain:`, `principal…://` and `allUsers`
-style members would make whole populations eligible, which jit-access does not support either.
-Activation bindings (title `JIT access activation`, a time window) carry no marker, so they are
-never mistaken for eligibility.
+What is asked is an `EligibilityQuestion` (`webhook.core.eligibility`): the requester for every
+requested role; the reviewers whose review could count, only for the roles the requester needs
+approval for; the qualified peers only when a role is still short of approvals. Both sources
+return the same `EligibilityFacts`: reviewers' entries say only whether they are eligible
+through the multi-party marker, which is all a review needs.
+
+Only `user:` and `group:` members count: service accounts cannot author or review pull requests,
+and `domain:`, `principal…://` and `allUsers` style members would make whole populations
+eligible, which jit-access does not support either. Activation bindings (title `JIT access
+activation`, a time window) carry no marker, so they are never mistaken for eligibility.
+
+The batchGet answer is read as plain JSON over an authorized session rather than through the
+client library: turning a 1,500-binding answer into protobuf messages cost about 35 µs of CPU per
+binding, nearly all of the check's CPU, for bindings of which only a few concern the request.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import requests
@@ -30,13 +47,19 @@ from google.api_core import exceptions as gexc
 
 from webhook.adapters.google_clients import (
     TRANSIENT_STATUSES,
+    GoogleCallError,
     GoogleClients,
-    bounded_retry,
     google_failure,
     quote_error,
 )
-from webhook.core.budget import Budget, retry_bounded
+from webhook.core.budget import Budget, jittered_backoff, retry_bounded
 from webhook.core.conditions import marker_of, resource_condition
+from webhook.core.eligibility import (
+    EligibilityQuestion,
+    approval_roles,
+    prune,
+    roles_short,
+)
 from webhook.core.errors import GoogleError
 from webhook.core.model import (
     EligibilityFacts,
@@ -49,13 +72,32 @@ from webhook.core.model import (
 log = logging.getLogger(__name__)
 
 CRM = "//cloudresourcemanager.googleapis.com/"
+CLOUD_ASSET_DEFAULT = "https://cloudasset.googleapis.com"
 
 #: Members listed per group when looking for qualified peers; bigger groups are cut (and logged).
 MAX_GROUP_MEMBERS = 200
-#: Concurrent Cloud Identity calls per check.
-MAX_WORKERS = 8
+#: Groups listed per check when looking for qualified peers (the PR names at most ten, and asks
+#: `approval.request_reviewers` of them): more are left out, and the log says so.
+MAX_PEER_GROUPS = 8
+#: Concurrent Google calls per check (searches of many reviewers run side by side).
+MAX_WORKERS = 32
+#: Groups per page of a membership search (Cloud Identity's maximum), and pages followed before
+#: the search is given up for the group-by-group path (a person in 20,000 groups).
+SEARCH_PAGE_SIZE = 1000
+MAX_SEARCH_PAGES = 20
+#: Members per page of a group listing (Cloud Identity's maximum for the FULL view), and the
+#: members listed per group when a listing settles reviewers (see `_AssetCheck._reviewers`).
+LISTING_PAGE_SIZE = 500
+SETTLING_LISTING_MAX = 2000
+#: Groups of other domains looked up per check to say whether they can be read (see
+#: `_AssetCheck._unproven`); more are left out of the note.
+MAX_FOREIGN_LOOKUPS = 10
+#: Attempts of one Cloud Asset call answered with transient errors (within the retry deadline).
+ASSET_ATTEMPTS = 10
 #: Policy Analyzer accepts at most this many roles in an access selector.
 ANALYZER_MAX_ROLES = 10
+#: The label every Google Group carries; the membership searches require a label in the query.
+DISCUSSION_FORUM = "cloudidentity.googleapis.com/groups.discussion_forum"
 
 _ASSET_PERMISSION = (
     "cloudasset.assets.analyzeIamPolicy, cloudasset.assets.searchAllResources and "
@@ -91,15 +133,17 @@ class _Binding:
     attached: str
 
 
-@dataclass
-class _GroupFacts:
-    """What Cloud Identity said about one group during one check."""
+@dataclass(frozen=True)
+class _Found:
+    """The groups a search says an identity is in (lower-case emails).
 
-    email: str
-    name: str | None = None  # groups/ID; None when Cloud Identity does not know the group
-    listed: frozenset[str] | None = None  # user members, when listed completely
-    some_members: frozenset[str] = frozenset()  # members seen in an incomplete listing
-    members: set[str] = field(default_factory=set)  # identities confirmed as members
+    `complete`: every group the identity is in was visible. The transitive search answers 403
+    rather than leave one out; the direct search silently leaves out the groups the caller may
+    not read, so absence from its answer proves nothing by itself (see `_AssetCheck._unproven`).
+    """
+
+    groups: frozenset[str]
+    complete: bool
 
 
 class _GroupUnreadable(GoogleError):
@@ -107,7 +151,7 @@ class _GroupUnreadable(GoogleError):
 
     The same answer is given for a group that does not exist, for a group of another account
     and when the service account lacks the Groups Reader admin role, so it cannot be read as
-    "nobody is a member": what it means depends on whose group it is (see `_settle_unreadable`).
+    "nobody is a member": what it means depends on whose group it is (see `_unreadable`).
     """
 
     def __init__(self, detail: str) -> None:
@@ -162,6 +206,39 @@ def _outside_scope_by_name(scope: str, project: str) -> bool:
     return not scoped.isdigit() and scoped != project
 
 
+def _policy_bindings(body: Any, name: str, wanted: set[str]) -> list[_Binding]:
+    """The eligible bindings for `wanted` roles in a batchGet answer (JSON) for `name`."""
+    if not isinstance(body, dict):
+        raise ValueError("the answer is not an object")
+    results = [
+        r for r in body.get("policyResults", []) or []
+        if isinstance(r, dict) and r.get("fullResourceName") == name
+    ]
+    if len(results) != 1:
+        raise ValueError(f"expected one result for {name}, got {len(results)}")
+    found: list[_Binding] = []
+    for info in results[0].get("policies", []) or []:
+        policy = info.get("policy") if isinstance(info, dict) else None
+        attached = info.get("attachedResource", "") if isinstance(info, dict) else ""
+        if not isinstance(policy, dict):
+            raise ValueError("a policy entry without a policy")
+        for binding in policy.get("bindings", []) or []:
+            if not isinstance(binding, dict):
+                raise ValueError("a binding that is not an object")
+            role = binding.get("role")
+            if not isinstance(role, str) or role not in wanted:
+                continue  # most bindings: no condition is parsed for them
+            condition = binding.get("condition")
+            expression = condition.get("expression") if isinstance(condition, dict) else None
+            hit = _eligible(role, expression if isinstance(expression, str) else None, wanted)
+            if hit is None:
+                continue
+            members = binding.get("members", [])
+            users, groups = _members(members if isinstance(members, list) else [])
+            found.append(_Binding(role, hit[0], hit[1], users, groups, str(attached)))
+    return found
+
+
 # --------------------------------------------------------------------------------------------
 # Facts assembly (pure)
 
@@ -178,6 +255,24 @@ def _conditions(bindings: Sequence[_Binding]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _role_eligibility(found: Iterable[_Binding]) -> dict[str, RoleEligibility]:
+    """How the eligible bindings an identity holds make it eligible, per role."""
+    by_role: dict[str, list[_Binding]] = {}
+    for binding in found:
+        by_role.setdefault(binding.role, []).append(binding)
+    out: dict[str, RoleEligibility] = {}
+    for role, held in by_role.items():
+        selfs = [b for b in held if b.marker is Marker.SELF_APPROVAL]
+        multis = [b for b in held if b.marker is Marker.MULTI_PARTY]
+        out[role] = RoleEligibility(
+            self_approval=bool(selfs),
+            multi_party=bool(multis),
+            self_conditions=_conditions(selfs),
+            multi_party_conditions=_conditions(multis),
+        )
+    return out
+
+
 def _assemble(
     eligible: Mapping[_Binding, frozenset[str]],
     identities: Sequence[str],
@@ -185,19 +280,9 @@ def _assemble(
     """Facts from each eligible binding and the users it makes eligible."""
     grants: dict[str, dict[str, RoleEligibility]] = {}
     for identity in identities:
-        by_role: dict[str, list[_Binding]] = {}
-        for binding, users in eligible.items():
-            if identity in users:
-                by_role.setdefault(binding.role, []).append(binding)
-        for role, found in by_role.items():
-            selfs = [b for b in found if b.marker is Marker.SELF_APPROVAL]
-            multis = [b for b in found if b.marker is Marker.MULTI_PARTY]
-            grants.setdefault(identity, {})[role] = RoleEligibility(
-                self_approval=bool(selfs),
-                multi_party=bool(multis),
-                self_conditions=_conditions(selfs),
-                multi_party_conditions=_conditions(multis),
-            )
+        held = _role_eligibility(b for b, users in eligible.items() if identity in users)
+        if held:
+            grants[identity] = held
     peers: dict[str, set[str]] = {}
     for binding, users in eligible.items():
         if binding.marker is Marker.MULTI_PARTY:
@@ -221,11 +306,18 @@ class _Transient(Exception):
         self.status = status
 
 
+class _AssetAnswer(Exception):
+    """A Cloud Asset answer other than 200 (retried when its status is transient)."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
 def _asset_error(
-    what: str, scope: str, error: BaseException, *, analyzer: bool, timeout: float
+    what: str, scope: str, failure: GoogleCallError, *, analyzer: bool, timeout: float
 ) -> GoogleError:
     """A clear GoogleError for a failed Cloud Asset call (that waited at most `timeout` s)."""
-    failure = google_failure(error)
     suffix = " (after retries)" if failure.retried else ""
     status = failure.status
     detail = failure.detail
@@ -271,204 +363,132 @@ class EligibilityChecker:
         *,
         max_group_members: int = MAX_GROUP_MEMBERS,
         max_workers: int = MAX_WORKERS,
+        max_peer_groups: int = MAX_PEER_GROUPS,
+        search_page_size: int = SEARCH_PAGE_SIZE,
         budget: Budget | None = None,
     ) -> None:
         self._clients = clients
         self._max_group_members = max_group_members
         self._max_workers = max_workers
+        self._max_peer_groups = max_peer_groups
+        self._search_page_size = search_page_size
         self._budget = budget if budget is not None else clients.budget
+        self._session_lock = threading.Lock()
+        self._asset_session: requests.Session | None = None
 
     def check(
         self,
         *,
         scope: str,
         project: str,
-        roles: Sequence[str],
-        identities: Sequence[str],
         settings: EligibilitySettings,
+        question: EligibilityQuestion,
     ) -> EligibilityFacts:
-        """Eligibility of `identities` for `roles` on `project`, and the peers of each role.
+        """What `question` asks about `project`: the requester's eligibility for its roles,
+        the reviewers' for the roles that need approval, the peers of roles short of it.
 
-        The first identity is the requester's: a group of its domain that Cloud Identity will
-        not show, or a partial analysis that does not show its eligibility, is an error.
+        A group of the requester's domain that Cloud Identity will not show, or a partial
+        analysis that does not show the requester's eligibility, is an error.
         """
-        wanted_roles = {r for r in roles if isinstance(r, str) and r}
-        people = list(dict.fromkeys(i.strip().lower() for i in identities if i and i.strip()))
-        if not wanted_roles:
+        requester = question.requester.strip().lower()
+        reviewers = tuple(dict.fromkeys(
+            r.strip().lower() for r in question.reviewers
+            if r and r.strip() and r.strip().lower() != requester
+        ))
+        wanted = tuple(dict.fromkeys(r for r in question.roles if isinstance(r, str) and r))
+        if not wanted or not requester:
             return EligibilityFacts()
+        question = replace(question, requester=requester, reviewers=reviewers, roles=wanted)
         if _outside_scope_by_name(scope, project):
             log.warning(
                 "project %s is outside the eligibility scope %s: nobody is eligible", project, scope
             )
             return EligibilityFacts()
         if settings.source is EligibilitySourceName.POLICY_ANALYZER:
-            return self._with_analyzer(scope, project, wanted_roles, people, settings)
-        return self._with_asset_inventory(scope, project, wanted_roles, people, settings)
+            facts = self._with_analyzer(
+                scope, project, set(wanted), list(question.identities), settings
+            )
+            return prune(question, facts)
+        with ThreadPoolExecutor(
+            max_workers=self._max_workers, thread_name_prefix="eligibility"
+        ) as pool:
+            return _AssetCheck(self, pool, scope, project, question, settings.nested_groups).run()
 
-    # -- asset-inventory ---------------------------------------------------------------------
+    # -- Cloud Asset -------------------------------------------------------------------------
+
+    def _session(self) -> requests.Session:
+        """An authorized session for Cloud Asset (built once)."""
+        with self._session_lock:
+            if self._asset_session is None:
+                from google.auth.transport.requests import AuthorizedSession
+
+                endpoint = self._clients.endpoints.cloud_asset
+                self._asset_session = AuthorizedSession(  # type: ignore[no-untyped-call]
+                    self._clients.credentials_for(endpoint)
+                )
+            return self._asset_session
+
+    def _asset_get(self, path: str, params: Mapping[str, str | list[str]]) -> requests.Response:
+        """GET a Cloud Asset method; transient answers retried within the retry deadline.
+
+        Raises the failure translated once (`GoogleCallError`); a timeout is not retried
+        (another full timeout would break the webhook's 10 s budget), nor a refused
+        connection (as the client library's retry would not).
+        """
+        base = (self._clients.endpoints.cloud_asset or CLOUD_ASSET_DEFAULT).rstrip("/")
+        url = f"{base}/v1/{path}"
+        budget = self._budget
+        session = self._session()
+        attempts = [0]
+
+        def once(attempt: int) -> requests.Response:
+            attempts[0] = attempt
+            response = session.get(url, params=params, timeout=budget.call_timeout)
+            if response.status_code != 200:
+                raise _AssetAnswer(response)
+            return response
+
+        try:
+            return retry_bounded(
+                once,
+                retry_if=lambda e: isinstance(e, _AssetAnswer)
+                and e.response.status_code in TRANSIENT_STATUSES,
+                attempts=ASSET_ATTEMPTS,
+                deadline=budget.retry_deadline,
+                at_least=2,  # a transient answer is tried again at least once
+                pause=jittered_backoff(budget),
+                sleep=_sleep,
+            )
+        except _AssetAnswer as answer:
+            failure = google_failure(answer.response)
+            failure.retried = attempts[0] > 1
+            raise failure from None
+        except requests.RequestException as error:
+            raise google_failure(error) from error
 
     def _effective_bindings(self, scope: str, project: str, wanted: set[str]) -> list[_Binding]:
         """The eligible bindings on the project and its ancestors within scope (one call)."""
         name = _full_project_name(project)
         what = f"Cloud Asset effectiveIamPolicies:batchGet for project {project}"
         try:
-            response = self._clients.asset.batch_get_effective_iam_policies(
-                request={"scope": scope, "names": [name]},
-                retry=bounded_retry(self._budget),
-                timeout=self._budget.call_timeout,
-            )
-        except gexc.NotFound:
-            log.warning(
-                "project %s is not found within the eligibility scope %s: nobody is eligible",
-                project,
-                scope,
-            )
-            return []
-        except Exception as error:  # the client library's whole failure surface, mapped once
+            response = self._asset_get(f"{scope}/effectiveIamPolicies:batchGet", {"names": name})
+        except GoogleCallError as failure:
+            if failure.status == 404:
+                log.warning(
+                    "project %s is not found within the eligibility scope %s: nobody is eligible",
+                    project,
+                    scope,
+                )
+                return []
             raise _asset_error(
-                what, scope, error, analyzer=False, timeout=self._budget.call_timeout
-            ) from error
+                what, scope, failure, analyzer=False, timeout=self._budget.call_timeout
+            ) from failure
         try:
-            results = [r for r in response.policy_results if r.full_resource_name == name]
-            if len(results) != 1:
-                raise ValueError(f"expected one result for {name}, got {len(results)}")
-            found: list[_Binding] = []
-            for info in results[0].policies:
-                for binding in info.policy.bindings:
-                    expression = (
-                        binding.condition.expression if binding.HasField("condition") else None
-                    )
-                    hit = _eligible(binding.role, expression, wanted)
-                    if hit is None:
-                        continue
-                    users, groups = _members(binding.members)
-                    found.append(
-                        _Binding(
-                            binding.role, hit[0], hit[1], users, groups, info.attached_resource
-                        )
-                    )
-            return found
-        except Exception as error:
+            return _policy_bindings(response.json(), name, wanted)
+        except Exception as error:  # a malformed answer of any shape
             raise GoogleError(
                 f"{what} returned an answer that could not be read ({error})"
             ) from error
-
-    def _with_asset_inventory(
-        self,
-        scope: str,
-        project: str,
-        wanted: set[str],
-        people: list[str],
-        settings: EligibilitySettings,
-    ) -> EligibilityFacts:
-        bindings = self._effective_bindings(scope, project, wanted)
-        if not bindings:
-            return EligibilityFacts()
-        peer_groups = {g for b in bindings if b.marker is Marker.MULTI_PARTY for g in b.groups}
-        # Self-approval groups matter only for the people asked about; multi-party groups also
-        # give the peers.
-        needed = peer_groups | ({g for b in bindings for g in b.groups} if people else set())
-        groups = {g: _GroupFacts(g) for g in sorted(needed)}
-        skipped: list[str] = []
-        if groups:
-            with ThreadPoolExecutor(
-                max_workers=self._max_workers, thread_name_prefix="eligibility"
-            ) as pool:
-                skipped = self._resolve_groups(
-                    pool, groups, peer_groups, people, settings.nested_groups
-                )
-        eligible: dict[_Binding, frozenset[str]] = {}
-        for binding in bindings:
-            users = set(binding.users)
-            for g in binding.groups & groups.keys():
-                facts = groups[g]
-                users.update(facts.members)
-                if binding.marker is Marker.MULTI_PARTY:
-                    users.update(facts.listed if facts.listed is not None else facts.some_members)
-            eligible[binding] = frozenset(users)
-        result = _assemble(eligible, people)
-        if skipped:
-            result = replace(result, notes=(_skipped_note(skipped),))
-        return result
-
-    def _resolve_groups(
-        self,
-        pool: ThreadPoolExecutor,
-        groups: dict[str, _GroupFacts],
-        peer_groups: set[str],
-        people: list[str],
-        nested: bool,
-    ) -> list[str]:
-        """Fill in group names, listings (for peers) and the memberships of `people`.
-
-        `people[0]` is the requester. A group Cloud Identity will not show is an error when
-        it is of the requester's domain; groups of other domains are dropped from `groups`
-        and returned, so that the comment can say whose members were not counted.
-        """
-        domain = _domain(people[0]) if people else None
-        skipped: list[str] = []
-        # 1. Group names (one lookup per group, concurrently).
-        names = _gather(pool, {g: (_readable, (self._lookup_group, g)) for g in groups})
-        _settle_unreadable(groups, names, domain, skipped)
-        for g, gname in names.items():
-            if g not in groups or isinstance(gname, _GroupUnreadable):
-                continue  # left out by _settle_unreadable
-            groups[g].name = gname
-            if gname is None:
-                log.warning(
-                    "group %s is unknown to Cloud Identity: its members are not eligible", g
-                )
-        known = {g: f for g, f in groups.items() if f.name is not None}
-        # 2. Listings of multi-party groups (they give peers and settle memberships) and
-        #    membership checks of the people in the other groups, concurrently.
-        jobs: dict[Any, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
-        for g, facts in known.items():
-            assert facts.name is not None
-            if g in peer_groups:
-                jobs[("list", g)] = (_readable, (self._list_members, facts.name, g, nested))
-            else:
-                for person in people:
-                    jobs[("member", g, person)] = (
-                        _readable, (self._is_member, facts.name, person, nested)
-                    )
-        answers = _gather(pool, jobs)
-        _settle_unreadable(groups, answers, domain, skipped)
-        self._apply(groups, answers, people)
-        known = {g: f for g, f in known.items() if g in groups}
-        # 3. People not settled by an incomplete listing: ask about them one by one.
-        again: dict[Any, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
-        for g, facts in known.items():
-            if g in peer_groups and facts.listed is None:
-                assert facts.name is not None
-                for person in people:
-                    if person not in facts.some_members:
-                        again[("member", g, person)] = (
-                            _readable,
-                            (self._is_member, facts.name, person, nested),
-                        )
-        if again:
-            answers = _gather(pool, again)
-            _settle_unreadable(groups, answers, domain, skipped)
-            self._apply(groups, answers, people)
-        return skipped
-
-    @staticmethod
-    def _apply(
-        groups: dict[str, _GroupFacts], answers: Mapping[Any, Any], people: list[str]
-    ) -> None:
-        for key, answer in answers.items():
-            if key[1] not in groups:
-                continue  # a group left out (see _settle_unreadable)
-            if key[0] == "list":
-                members, complete = answer
-                facts = groups[key[1]]
-                if complete:
-                    facts.listed = frozenset(members)
-                else:
-                    facts.some_members = frozenset(members)
-                facts.members.update(p for p in people if p in members)
-            elif answer:
-                groups[key[1]].members.add(key[2])
 
     # -- Cloud Identity ----------------------------------------------------------------------
 
@@ -579,13 +599,17 @@ class EligibilityChecker:
             raise GoogleError("Cloud Identity checkTransitiveMembership returned no answer")
         return has
 
-    def _list_members(self, group: str, email: str, nested: bool) -> tuple[frozenset[str], bool]:
-        """User members of a group, bounded; and whether the listing is complete."""
+    def _list_members(
+        self, group: str, email: str, nested: bool, limit: int | None = None
+    ) -> tuple[frozenset[str], bool]:
+        """User members of a group, at most about `limit` (default: the peers' bound); and
+        whether the listing is complete."""
         members: set[str] = set()
         token = ""
         suffix = "memberships:searchTransitiveMemberships" if nested else "memberships"
+        bound = limit if limit is not None else self._max_group_members
         while True:
-            params = {"pageSize": str(self._max_group_members)}
+            params = {"pageSize": str(min(bound, LISTING_PAGE_SIZE))}
             if not nested:
                 params["view"] = "FULL"  # `type` tells users from nested groups
             if token:
@@ -603,14 +627,66 @@ class EligibilityChecker:
             token = answer.get("nextPageToken") or ""
             if not token:
                 return frozenset(members), True
-            if len(members) >= self._max_group_members:
+            if len(members) >= bound:
                 log.warning(
-                    "group %s has more than %d members: only the first %d are offered as reviewers",
+                    "group %s has more than %d members: only the first %d are listed",
                     email,
-                    self._max_group_members,
+                    bound,
                     len(members),
                 )
                 return frozenset(members), False
+
+    def _search_groups(self, email: str, nested: bool) -> _Found | None:
+        """The groups `email` is in, from one membership search (paged); None when the search
+        cannot serve and the groups must be checked one by one.
+
+        `searchTransitiveGroups` (nested groups) needs Cloud Identity Premium or Workspace
+        Enterprise and the right to read every group of the member (a partner's group among
+        them is enough to be refused): it answers 403 otherwise. `searchDirectGroups` works in
+        every edition but leaves out the groups the caller may not read.
+        """
+        method = "searchTransitiveGroups" if nested else "searchDirectGroups"
+        quoted = email.replace("\\", "\\\\").replace("'", "\\'")
+        query = f"member_key_id == '{quoted}' && '{DISCUSSION_FORUM}' in labels"
+        groups: set[str] = set()
+        token = ""
+        for _page in range(MAX_SEARCH_PAGES):
+            params = {"query": query, "pageSize": str(self._search_page_size)}
+            if token:
+                params["pageToken"] = token
+            try:
+                answer = self._identity_get(f"groups/-/memberships:{method}", params)
+            except GoogleError as error:
+                if error.status != 403:
+                    raise
+                log.warning(
+                    "Cloud Identity %s refused to list the groups of %s (%s): %s; falling back "
+                    "to checking the eligible groups one by one", method, email, error,
+                    "it needs Cloud Identity Premium (or Google Workspace Enterprise) and the "
+                    "right to read every group of the member" if nested
+                    else "the service account needs the Groups Reader admin role",
+                )
+                return None
+            if answer is None:
+                log.warning("Cloud Identity %s is not found: falling back to checking the "
+                            "eligible groups one by one", method)
+                return None
+            items = answer.get("memberships", []) if isinstance(answer, dict) else None
+            if not isinstance(items, list):
+                raise GoogleError(f"Cloud Identity {method} for {email} could not be read")
+            for item in items:
+                key = item.get("groupKey") if isinstance(item, dict) else None
+                group = key.get("id") if isinstance(key, dict) else None
+                if isinstance(group, str) and group:
+                    groups.add(group.lower())
+            token = answer.get("nextPageToken") or ""
+            if not token:
+                return _Found(frozenset(groups), complete=nested)
+        log.warning(
+            "%s is in more than %d groups: falling back to checking the eligible groups one by one",
+            email, MAX_SEARCH_PAGES * self._search_page_size,
+        )
+        return None
 
     # -- policy-analyzer ---------------------------------------------------------------------
 
@@ -668,7 +744,7 @@ class EligibilityChecker:
             )
         except Exception as error:  # the client library's whole failure surface, mapped once
             raise _asset_error(
-                what, scope, error, analyzer=True, timeout=timeout
+                what, scope, google_failure(error), analyzer=True, timeout=timeout
             ) from error
         try:
             eligible = self._analysis(response, scope, wanted, settings.nested_groups)
@@ -780,6 +856,338 @@ def _partial(
 # Small helpers
 
 
+class _AssetCheck:
+    """One asset-inventory check: effective policies, then group memberships by person.
+
+    Calls are made in rounds, each only once the previous one has told what is needed:
+
+    1. batchGet ∥ the requester's groups (a search needs only the identity);
+    2. the groups of the reviewers whose review could count, for the roles the requester needs
+       approval for (none when every such role is self-approval for the requester, or when no
+       multi-party binding of them names a group): one search each, or one listing per
+       multi-party group when that is cheaper; beside them, the lookups that show whether a
+       group absent from the requester's direct search could be read at all;
+    3. when a role is still short of approvals and the PR is to name qualified peers: the
+       multi-party groups' member listings (at most `max_peer_groups` groups; none when round
+       2 listed them already).
+
+    Runs on the caller's thread; only single HTTP calls run in the pool, so no pooled task
+    waits for another.
+    """
+
+    def __init__(
+        self,
+        checker: EligibilityChecker,
+        pool: ThreadPoolExecutor,
+        scope: str,
+        project: str,
+        question: EligibilityQuestion,
+        nested: bool,
+    ) -> None:
+        self.checker = checker
+        self.pool = pool
+        self.scope = scope
+        self.project = project
+        self.question = question
+        self.nested = nested
+        self.domain = _domain(question.requester)
+        self.names: dict[str, Future[str | None | _GroupUnreadable]] = {}
+        self.skipped: set[str] = set()  # groups of other domains left out (noted on the PR)
+        # Whether the groups of the requester's domain are known to be readable: a search that
+        # found one, or a lookup of one, shows the Groups Reader role (it covers every group).
+        self.readable = False
+
+    # -- the rounds --------------------------------------------------------------------------
+
+    def run(self) -> EligibilityFacts:
+        question = self.question
+        requester = question.requester
+        wanted = set(question.roles)
+        f_bindings = self.pool.submit(
+            self.checker._effective_bindings, self.scope, self.project, wanted
+        )
+        f_mine = self.pool.submit(self._search, requester)
+        bindings = f_bindings.result()
+        if not bindings:
+            return EligibilityFacts()
+        all_groups = frozenset(g for b in bindings for g in b.groups)
+        mine = self._membership(requester, f_mine, all_groups) if all_groups else _Found(
+            frozenset(), True
+        )
+        held = [b for b in bindings if requester in b.users or b.groups & mine.groups]
+        grants: dict[str, dict[str, RoleEligibility]] = {}
+        if held:
+            grants[requester] = _role_eligibility(held)
+        facts = EligibilityFacts(grants=grants)
+
+        # Round 2: reviewers, and whether the requester's absences prove anything.
+        roles = set(approval_roles(question, facts))
+        multis = [b for b in bindings if b.marker is Marker.MULTI_PARTY and b.role in roles]
+        proofs = self._unproven(requester, mine, self._improvable(bindings, facts))
+        found, listings = self._reviewers(
+            [who for who in question.reviewers if self._unsettled(who, multis)], multis
+        )
+        self._settle_proofs(proofs)
+        for who in question.reviewers:
+            theirs = [
+                b for b in multis
+                if who in b.users or (who in found and b.groups & found[who].groups)
+            ]
+            if theirs:
+                grants[who] = _role_eligibility(theirs)  # multi-party bindings only
+        facts = EligibilityFacts(grants=grants)
+
+        # Round 3: reviewers' unproven absences, and the peers of roles short of approvals.
+        short = set(roles_short(question, facts)) if question.peers else set()
+        later = self._unproven_reviewers(found, multis)
+        peers = self._peers([b for b in multis if b.role in short], later, listings)
+        notes = (_skipped_note(sorted(self.skipped)),) if self.skipped else ()
+        return EligibilityFacts(grants=grants, peers=peers, notes=notes)
+
+    # -- who needs asking ----------------------------------------------------------------------
+
+    @staticmethod
+    def _unsettled(who: str, multis: Sequence[_Binding]) -> bool:
+        """Does a reviewer's eligibility for some approval role depend on their groups?"""
+        direct = {b.role for b in multis if who in b.users}
+        return any(b.groups for b in multis if b.role not in direct)
+
+    def _improvable(
+        self, bindings: Sequence[_Binding], facts: EligibilityFacts
+    ) -> frozenset[str]:
+        """Groups whose membership could give the requester more than it has: self-approval
+        groups of roles it may not self-activate, multi-party ones of roles it has no path to."""
+        out: set[str] = set()
+        for b in bindings:
+            mine = facts.of(self.question.requester, b.role)
+            if mine.self_approval:
+                continue
+            if b.marker is Marker.SELF_APPROVAL or not mine.multi_party:
+                out.update(b.groups)
+        return frozenset(out)
+
+    def _unproven(
+        self, who: str, found: _Found, relevant: frozenset[str]
+    ) -> dict[str, Future[str | None | _GroupUnreadable]]:
+        """Lookups that tell whether `who`'s absence from relevant groups proves anything.
+
+        A direct search leaves out groups the caller may not read. Absent from a group of the
+        requester's domain, the person is not a member if that domain's groups can be read at
+        all, which one lookup shows (an unreadable group of that domain is then the error it
+        always is). Absent from a group of another domain, the lookup tells whether the group
+        can be read; if not, the note on the PR names it, as the group-by-group path would.
+        """
+        if found.complete:
+            return {}
+        absent = sorted(relevant - found.groups)
+        if any(_domain(g) == self.domain for g in found.groups):
+            self.readable = True
+        proofs: dict[str, Future[str | None | _GroupUnreadable]] = {}
+        own = [g for g in absent if _domain(g) == self.domain]
+        if own and not self.readable:
+            proofs[own[0]] = self._name(own[0])
+        foreign = [g for g in absent if _domain(g) != self.domain]
+        if len(foreign) > MAX_FOREIGN_LOOKUPS:
+            log.warning(
+                "%s is in none of %d groups of other domains that could make them eligible; "
+                "only the first %d are looked up", who, len(foreign), MAX_FOREIGN_LOOKUPS,
+            )
+        for g in foreign[:MAX_FOREIGN_LOOKUPS]:
+            proofs[g] = self._name(g)
+        return proofs
+
+    def _settle_proofs(self, proofs: Mapping[str, Future[str | None | _GroupUnreadable]]) -> None:
+        answers = {g: f.result() for g, f in proofs.items()}
+        self._unreadable(answers)
+        if any(_domain(g) == self.domain and isinstance(a, str) for g, a in answers.items()):
+            self.readable = True
+
+    def _unproven_reviewers(
+        self, found: Mapping[str, _Found], multis: Sequence[_Binding]
+    ) -> dict[str, Future[str | None | _GroupUnreadable]]:
+        """One lookup, when a reviewer's direct search left out a group of the requester's
+        domain and nothing has shown yet that such groups can be read."""
+        if self.readable:
+            return {}
+        groups = frozenset(g for b in multis for g in b.groups)
+        for result in found.values():
+            if any(_domain(g) == self.domain for g in result.groups):
+                self.readable = True
+                return {}
+        for result in found.values():
+            if result.complete:
+                continue
+            own = sorted(g for g in groups - result.groups if _domain(g) == self.domain)
+            if own:
+                return {own[0]: self._name(own[0])}
+        return {}
+
+    # -- memberships -------------------------------------------------------------------------
+
+    def _reviewers(
+        self, who: Sequence[str], multis: Sequence[_Binding]
+    ) -> tuple[dict[str, _Found], dict[str, frozenset[str]]]:
+        """The multi-party groups each reviewer in `who` is in; and the listings of groups made
+        on the way (group -> the user members shown).
+
+        One search per reviewer, or, when that costs more, a listing of each multi-party group
+        (a lookup and, mostly, one page): the cost is the smaller of the two, and neither grows
+        with the self-approval bindings. A reviewer a cut listing does not show is searched.
+        """
+        groups = sorted({g for b in multis for g in b.groups})
+        found: dict[str, _Found] = {}
+        listings: dict[str, frozenset[str]] = {}
+        if not who:
+            return found, listings
+        if len(who) > 2 * len(groups):
+            names = {g: self._name(g) for g in groups}
+            answers = {g: f.result() for g, f in names.items()}
+            self._unreadable(answers)
+            jobs = {
+                g: (_readable, (self.checker._list_members, name, g, self.nested,
+                                SETTLING_LISTING_MAX))
+                for g, name in answers.items() if isinstance(name, str)
+            }
+            listed = _gather(self.pool, jobs)
+            self._unreadable(listed)
+            shown = {g: a[0] for g, a in listed.items() if isinstance(a, tuple)}
+            cut = {g for g, a in listed.items() if isinstance(a, tuple) and not a[1]}
+            listings.update(shown)
+            if any(isinstance(a, str) and _domain(g) == self.domain for g, a in answers.items()):
+                self.readable = True
+            rest = []
+            for person in who:
+                inside = frozenset(g for g, members in shown.items() if person in members)
+                held = {b.role for b in multis if person in b.users or b.groups & inside}
+                # A role the person is not shown to hold through a listing that was cut is
+                # not settled: their own search settles it.
+                if any(b.role not in held and b.groups & cut for b in multis):
+                    rest.append(person)
+                else:
+                    found[person] = _Found(inside, True)
+            who = rest
+        candidates = frozenset(groups)
+        searches = {person: self.pool.submit(self._search, person) for person in who}
+        for person, future in searches.items():
+            found[person] = self._membership(person, future, candidates)
+        return found, listings
+
+    def _search(self, who: str) -> _Found | None:
+        """A pooled search of `who`'s groups (None: the search cannot serve)."""
+        return self.checker._search_groups(who, self.nested)
+
+    def _membership(
+        self, who: str, search: Future[_Found | None], candidates: frozenset[str]
+    ) -> _Found:
+        """The candidate groups `who` is in: from the search, or group by group when the
+        search could not serve."""
+        result = search.result()
+        if result is not None:
+            if any(_domain(g) == self.domain for g in result.groups):
+                self.readable = True  # a group of the domain was shown: Groups Reader works
+            return _Found(result.groups & candidates, result.complete)
+        log.warning(
+            "checking %s against %d group(s) one by one instead", who, len(candidates)
+        )
+        return _Found(self._group_by_group(who, candidates), True)
+
+    def _group_by_group(self, who: str, candidates: frozenset[str]) -> frozenset[str]:
+        """The candidate groups `who` is in, asked group by group (lookup, then membership)."""
+        names = {g: self._name(g) for g in sorted(candidates)}
+        answers = {g: f.result() for g, f in names.items()}
+        self._unreadable(answers)
+        known = {g: n for g, n in answers.items() if isinstance(n, str)}
+        for g, n in answers.items():
+            if n is None:
+                log.warning("group %s is unknown to Cloud Identity: its members are not eligible",
+                            g)
+        jobs = {
+            g: (_readable, (self.checker._is_member, name, who, self.nested))
+            for g, name in known.items()
+        }
+        member = _gather(self.pool, jobs)
+        self._unreadable(member)
+        return frozenset(g for g, yes in member.items() if yes is True)
+
+    def _name(self, group: str) -> Future[str | None | _GroupUnreadable]:
+        """The (pooled, once per check) lookup of a group's resource name."""
+        if group not in self.names:
+            self.names[group] = self.pool.submit(_readable, self.checker._lookup_group, group)
+        return self.names[group]
+
+    def _unreadable(self, answers: Mapping[str, Any]) -> None:
+        """Settle Cloud Identity's ambiguous 403 for each group that got it.
+
+        The service account is expected to read every group of the requester's domain. If one
+        cannot be read, either the account lacks Groups Reader or a binding names a group that
+        does not exist; both need an administrator, and "nobody is eligible" would hide that:
+        an error naming the group. A group of another domain (a partner's) is outside what the
+        service can read: it grants nobody, and the PR's note names it.
+        """
+        unreadable = {g: a for g, a in answers.items() if isinstance(a, _GroupUnreadable)}
+        own = sorted(g for g in unreadable if self.domain and _domain(g) == self.domain)
+        if own:
+            raise GoogleError(
+                f"Cloud Identity will not show the group {_named(own)} of the requester's "
+                f"domain {self.domain} ({quote_error(unreadable[own[0]].detail)}): the service "
+                "account needs the Groups Reader admin role (grant it in the Google Admin "
+                "console), or an eligible binding names a group that does not exist (correct or "
+                "remove it); eligibility through the group cannot be judged until then",
+                status=403,
+            )
+        for group in sorted(unreadable):
+            if group not in self.skipped:
+                log.warning(
+                    "group %s of another domain is not visible to Cloud Identity (%s): its "
+                    "members are not counted", group, unreadable[group].detail,
+                )
+                self.skipped.add(group)
+
+    # -- peers -------------------------------------------------------------------------------
+
+    def _peers(
+        self,
+        short: Sequence[_Binding],
+        proofs: Mapping[str, Future[str | None | _GroupUnreadable]],
+        listings: Mapping[str, frozenset[str]],
+    ) -> dict[str, frozenset[str]]:
+        """Qualified peers of the roles short of approvals: direct members of their multi-party
+        bindings, and the listed members of (at most `max_peer_groups` of) their groups (the
+        listings made for the reviewers are used as they are)."""
+        peers: dict[str, set[str]] = {}
+        for b in short:
+            peers.setdefault(b.role, set()).update(b.users)
+        if listings:
+            for b in short:
+                for g in b.groups:
+                    peers[b.role].update(listings.get(g, frozenset()))
+            answers = {g: f.result() for g, f in proofs.items()}
+            self._unreadable(answers)
+            return {role: frozenset(who) for role, who in peers.items() if who}
+        groups = sorted({g for b in short for g in b.groups})
+        limit = self.checker._max_peer_groups
+        if len(groups) > limit:
+            log.warning(
+                "%d groups may approve %s on %s: qualified peers are listed from the first %d",
+                len(groups), ", ".join(sorted({b.role for b in short})), self.project, limit,
+            )
+        listed = groups[:limit]
+        names = {g: self._name(g) for g in listed}
+        answers = {g: f.result() for g, f in {**proofs, **names}.items()}
+        self._unreadable(answers)
+        jobs = {
+            g: (_readable, (self.checker._list_members, name, g, self.nested))
+            for g, name in answers.items() if g in names and isinstance(name, str)
+        }
+        answered = _gather(self.pool, jobs)
+        self._unreadable(answered)
+        members = {g: answer[0] for g, answer in answered.items() if isinstance(answer, tuple)}
+        for b in short:
+            for g in b.groups:
+                peers[b.role].update(members.get(g, frozenset()))
+        return {role: frozenset(who) for role, who in peers.items() if who}
+
+
 def _sleep(seconds: float) -> None:
     import time
 
@@ -823,45 +1231,6 @@ def _named(groups: Sequence[str]) -> str:
     shown = ", ".join(groups[:MAX_GROUPS_NAMED])
     more = len(groups) - MAX_GROUPS_NAMED
     return f"{shown} and {more} more" if more > 0 else shown
-
-
-def _settle_unreadable(
-    groups: dict[str, _GroupFacts],
-    answers: Mapping[Any, Any],
-    domain: str | None,
-    skipped: list[str],
-) -> None:
-    """Decide what Cloud Identity's ambiguous 403 means for each group that got it.
-
-    The service account is expected to read every group of the requester's own domain. If one
-    cannot be read, either the account lacks Groups Reader or a binding names a group that no
-    longer exists; both need an administrator, and "nobody is eligible" would hide that (and
-    turn every request through the group into a wrong "not eligible"): an error naming the
-    group and the role. A group of another domain (a partner's) is outside what the service
-    can read: it grants nobody, and it is dropped from `groups` and added to `skipped`.
-    """
-    unreadable: dict[str, _GroupUnreadable] = {}
-    for key, answer in answers.items():
-        if isinstance(answer, _GroupUnreadable):
-            unreadable.setdefault(key if isinstance(key, str) else key[1], answer)
-    own = sorted(g for g in unreadable if domain and _domain(g) == domain)
-    if own:
-        raise GoogleError(
-            f"Cloud Identity will not show the group {_named(own)} of the requester's domain "
-            f"{domain} ({quote_error(unreadable[own[0]].detail)}): the service account needs "
-            "the Groups Reader admin role (grant it in the Google Admin console), or an "
-            "eligible binding names a group that does not exist (correct or remove it); "
-            "eligibility through the group cannot be judged until then",
-            status=403,
-        )
-    for group in sorted(unreadable):
-        if group in groups:
-            log.warning(
-                "group %s of another domain is not visible to Cloud Identity (%s): its members "
-                "are not counted", group, unreadable[group].detail,
-            )
-            del groups[group]
-            skipped.append(group)
 
 
 def _skipped_note(skipped: Sequence[str]) -> str:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from webhook.core.audit_record import AuditRecord
+from webhook.core.eligibility import EligibilityQuestion
 from webhook.core.model import (
     Binding,
     ChangedFile,
@@ -103,11 +104,12 @@ class GitHubPort(Protocol):
 
 
 class EligibilityPort(Protocol):
-    """Who is eligible for which role (`adapters.eligibility.EligibilityChecker`)."""
+    """Who is eligible for which role (`adapters.eligibility.EligibilityChecker`): what the
+    question asks, and no more (`webhook.core.eligibility`)."""
 
     def check(
-        self, *, scope: str, project: str, roles: Sequence[str], identities: Sequence[str],
-        settings: EligibilitySettings,
+        self, *, scope: str, project: str, settings: EligibilitySettings,
+        question: EligibilityQuestion,
     ) -> EligibilityFacts: ...
 
 

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar, assert_never
 
 from webhook.core.audit_record import AuditRecord
 from webhook.core.decide import decide
+from webhook.core.eligibility import question_for, source_for
 from webhook.core.errors import (
     AuditError,
     FileTooLargeError,
@@ -247,10 +248,13 @@ class Lifecycle:
         return self.executor.submit(fn, *args)
 
     def evaluate(
-        self, number: int, now: datetime | None = None, *, at_merge: AtMerge | None = None
+        self, number: int, now: datetime | None = None, *, at_merge: AtMerge | None = None,
+        granting: bool = False,
     ) -> Evaluation:
         """Read the PR, its files, reviews, request file and the policy, and decide (as of the
-        merge with `at_merge`)."""
+        merge with `at_merge`).
+
+        `granting`: the evaluation decides a merge (the only one that may grant access)."""
         now = now or self.clock()
         f_pull = self._submit(self.github.pull, number)
         f_reviews = self._submit(self._reviews, number)
@@ -316,17 +320,26 @@ class Lifecycle:
         eligibility: EligibilityFacts | None = None
         eligibility_problem: Problem | None = None
         requester = identities.email_for(pull.author)
-        if settings is not None and not policy_problems and request is not None and requester:
-            reviewer_ids = sorted(
-                {e for r in reviews if (e := identities.email_for(r.login)) is not None}
+        # Only a merge decision grants, and only an open PR shows a verdict: an evaluation of
+        # a closed PR for anything else (a late review) asks nothing.
+        granting = granting and pull.merged
+        publishing = pull.state == "open" and not granting
+        if (
+            settings is not None and not policy_problems and request is not None and requester
+            and (granting or publishing)
+        ):
+            question = question_for(
+                requester=requester, roles=request.roles, reviews=reviews, author=pull.author,
+                head_sha=pull.head_sha, identities=identities,
+                required=settings.approval.required, max_age=settings.approval.max_age,
+                now=now, publishing=publishing,
             )
             try:
                 eligibility = self.eligibility.check(
                     scope=settings.scope,
                     project=request.project,
-                    roles=request.roles,
-                    identities=[requester, *[e for e in reviewer_ids if e != requester]],
-                    settings=settings.eligibility,
+                    settings=source_for(settings.eligibility, granting=granting),
+                    question=question,
                 )
             except UpstreamError as exc:
                 log.warning("eligibility lookup failed for %s: %s", pr.reference, exc)
@@ -575,7 +588,9 @@ class Lifecycle:
                 log_reads.append(self._submit(self._decisions, pull))
 
         try:
-            ev = self.evaluate(number, now, at_merge=AtMerge(default_branch, read_log))
+            ev = self.evaluate(
+                number, now, at_merge=AtMerge(default_branch, read_log), granting=True
+            )
         except BaseException:
             wait(log_reads)  # nothing of this event may still run once it is answered
             raise

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from webhook.adapters.github_api import GitHubAuth, GitHubRepo
 from webhook.core.audit_record import AuditRecord
+from webhook.core.eligibility import EligibilityQuestion
 from webhook.core.errors import ConfigError, GitHubError, JitAccessError
 from webhook.core.model import Binding, EligibilityFacts, EligibilitySettings
 from webhook.core.names import POLICY_PATH
@@ -98,12 +99,12 @@ class GoogleSide:
             return self._adapters
 
     def check(
-        self, *, scope: str, project: str, roles: Sequence[str], identities: Sequence[str],
-        settings: EligibilitySettings,
+        self, *, scope: str, project: str, settings: EligibilitySettings,
+        question: EligibilityQuestion,
     ) -> EligibilityFacts:
         """Eligibility port: see `EligibilityChecker.check`."""
         return self.adapters().eligibility.check(
-            scope=scope, project=project, roles=roles, identities=identities, settings=settings
+            scope=scope, project=project, settings=settings, question=question
         )
 
     def activate(
