@@ -33,6 +33,7 @@ policy to protobuf and back through `json_format`, which costs tens of milliseco
 
 from __future__ import annotations
 
+import logging
 import random as _random
 import threading
 import time
@@ -68,6 +69,8 @@ from webhook.core.policy_edits import reference_suffix as reference_suffix
 from webhook.core.policy_edits import with_activations as with_activations
 from webhook.core.policy_edits import without_bindings as without_bindings
 from webhook.core.ports import ActivationResult as ActivationResult
+
+log = logging.getLogger(__name__)
 
 #: The header whose value Cloud Audit Logs record as the reason for a request.
 REASON_HEADER = "x-goog-request-reason"
@@ -349,6 +352,13 @@ class Activator:
         try:
             policy = self._get(project)
         except _Failed as failed:
+            if failed.failure.kind == "answered" and failed.failure.status in (403, 404):
+                # Resource Manager answers 403 for a project that does not exist (and 404 for
+                # a malformed one): nothing can have been granted there by this service, which
+                # could not read the policy it would have had to write.
+                log.warning("no IAM policy to read for %s (%s): no activation there",
+                            project, failed.failure.summary)
+                return ()
             raise ActivationError(_refusal(project, (), False, failed.failure)) from None
         suffix = reference_suffix(pr_reference)
         return tuple(b for b in activation_bindings(policy) if b.description.endswith(suffix))

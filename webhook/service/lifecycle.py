@@ -317,6 +317,9 @@ class Lifecycle:
             request = None
 
         pr = PullRequestRef(self.repository, number, pull.author, pull.head_sha, pull.html_url)
+        # A merge is judged at the moment it happened: a redelivery hours later must not find
+        # that the approvals have aged since (neither in what is looked up, nor in the decision).
+        as_of = pull.merged_at if at_merge is not None and pull.merged_at is not None else now
         eligibility: EligibilityFacts | None = None
         eligibility_problem: Problem | None = None
         requester = identities.email_for(pull.author)
@@ -332,7 +335,7 @@ class Lifecycle:
                 requester=requester, roles=request.roles, reviews=reviews, author=pull.author,
                 head_sha=pull.head_sha, identities=identities,
                 required=settings.approval.required, max_age=settings.approval.max_age,
-                now=now, publishing=publishing,
+                now=as_of, publishing=publishing,
             )
             try:
                 eligibility = self.eligibility.check(
@@ -355,9 +358,6 @@ class Lifecycle:
             reviews=reviews,
             reviews_complete=reviews_complete,
         )
-        # A merge is judged at the moment it happened: a redelivery hours later must not find
-        # that the approvals have aged since.
-        as_of = pull.merged_at if at_merge is not None and pull.merged_at is not None else now
         decision = decide(facts, as_of)
         if eligibility_problem is not None and decision.state is State.ERROR:
             decision = replace(decision, problems=(eligibility_problem,))
