@@ -42,7 +42,8 @@ A merge activates instead, strictly in order:
 9. `comment (create)` — announces the activation only once it is audited ("no access without
    an audit record"); whether it was already posted is known from step 1.
 
-A PR that touches no request needs step 1 only (the file list says so).
+A PR that touches no request needs step 1 (the file list says so), then reads its current
+verdict and publishes `success` ("Not an access request") unless it is already there.
 """
 
 from __future__ import annotations
@@ -94,5 +95,5 @@ CHAINS: dict[str, Chain] = {
         FIRST, REQUEST_FILE, BATCH_GET, "groups:lookup sre@", "memberships list (sre@)",
         "getIamPolicy", "setIamPolicy", "audit activateRole", "comment create",
     )),
-    "non_request": Chain((FIRST,)),
+    "non_request": Chain((FIRST, "status read", "status")),
 }

@@ -70,7 +70,7 @@ EXPECTED_STATE = {
     "review": "ready",
     "merge_self": "activated",
     "merge_multi": "activated",
-    "non_request": None,
+    "non_request": "success",
 }
 
 LOAD_PROJECT = "payments-load"
