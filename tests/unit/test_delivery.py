@@ -388,7 +388,8 @@ def merge_group(**changes: Any) -> dict[str, Any]:
     """A merge_group checks_requested payload, shaped as GitHub's documentation shows it."""
     group = {
         "head_sha": "2ffea6db159f6b6c47a24e778fb9ef40cf6b1c7d",
-        "head_ref": "refs/heads/gh-readonly-queue/main/pr-104-929f8209d40f77f4abc622a499c93a83babdbe64",
+        "head_ref": "refs/heads/gh-readonly-queue/main/pr-104-"
+        "929f8209d40f77f4abc622a499c93a83babdbe64",
         "base_sha": "929f8209d40f77f4abc622a499c93a83babdbe64",
         "base_ref": "refs/heads/main",
         **changes,
