@@ -84,7 +84,7 @@ def test_readiness_is_decided_again_for_the_group(app_emu: Emulator) -> None:
     emu.github.dismiss(REPO, number, review_id)  # its delivery has not arrived yet
     group, answer = emu.queue(number)
     assert answer.body["state"] == "failure"
-    assert group_run(emu, group).title.startswith(f"Merge group: #{number} is not ready")
+    assert (group_run(emu, group).title or "").startswith(f"Merge group: #{number} is not ready")
 
 
 def test_a_group_without_requests_passes_without_a_google_call(app_emu: Emulator) -> None:
@@ -105,7 +105,7 @@ def test_a_group_passes_only_when_every_request_in_it_is_ready(app_emu: Emulator
     group, answer = emu.queue(ready, waiting)
     assert answer.body["state"] == "failure"
     run = group_run(emu, group)
-    assert run.title.startswith(f"Merge group: #{waiting} is not ready")
+    assert (run.title or "").startswith(f"Merge group: #{waiting} is not ready")
     assert f"(#{ready}): Ready" in (run.summary or "")
 
 
@@ -184,5 +184,5 @@ def test_a_group_that_cannot_be_checked_fails_at_once(app_emu: Emulator) -> None
     assert (answer.status, answer.body["state"]) == (502, "failure")
     run = group_run(emu, group)
     assert run.conclusion == "failure"
-    assert run.title.startswith("Merge group could not be checked: GitHub: comparing ")
+    assert (run.title or "").startswith("Merge group could not be checked: GitHub: comparing ")
     assert "Queue the pull requests again to retry." in (run.summary or "")
