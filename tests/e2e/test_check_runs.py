@@ -340,3 +340,20 @@ def test_with_a_token_the_verdict_stays_a_commit_status(emu: Emulator) -> None:
     assert emu.check_runs(number) == []
     assert emu.github.recorder.count("POST", CHECK_CREATES) == 0
     assert emu.github.recorder.count("GET", CHECK_READS) == 0
+
+
+def test_rerun_of_an_older_commits_check_does_nothing(app_emu: Emulator) -> None:
+    """After a push, the old head's check run is no longer the PR's: re-running it changes
+    nothing (the new head has its own check run to re-run)."""
+    emu = app_emu
+    number = emu.open_request("alice", request_yaml(project=PROD))
+    emu.pr_event("opened", number)
+    old = emu.check_run(number)
+    assert old is not None
+    emu.github.push(REPO, number, {"requests/alice/request.yaml": request_yaml()})
+    emu.pr_event("synchronize", number)
+    before = (creates(emu), updates(emu))
+    answer = emu.deliver("check_run", emu.github.check_run_event(REPO, old.id))
+    assert answer.body == {"message": f"Re-run of {old.head_sha[:12]}: no open or merged PR has "
+                                      "this head commit; nothing to do"}
+    assert (creates(emu), updates(emu)) == before

@@ -1,11 +1,11 @@
 """Re-runs and merge groups: the deliveries that GitHub's checks and merge queue cause.
 
 A Re-run (`check_run` / `check_suite` `rerequested`) names a commit and perhaps some PRs; each
-candidate PR is read again from GitHub, and what the Re-run does follows from its state then:
-an open PR is evaluated and its verdict published anew; a merged PR whose head is that commit
-goes through the very merge handler a redelivered merge event goes through (`on_merge`), with
-its record checks — so a Re-run grants at most what a redelivery would, never twice — and the
-outcome is published on its head.
+candidate PR is read again from GitHub, and what the Re-run does follows from its state then,
+for a PR whose head is still that commit: an open PR is evaluated and its verdict published
+anew; a merged PR goes through the very merge handler a redelivered merge event goes through
+(`on_merge`), with its record checks — so a Re-run grants at most what a redelivery would,
+never twice — and the outcome is published on its head.
 
 A merge group (`merge_group` `checks_requested`) is judged from its files against its base: see
 `core.merge_queue`. Activation still happens on each PR's own merge event.
@@ -59,13 +59,17 @@ class CheckEvents:
                 if exc.status == 404:
                     continue  # a payload may name a PR of another repository
                 raise
+            if pull.head_sha != head_sha:
+                # The check of an older commit: the PR's current head has a check of its own
+                # (re-running that one is what re-evaluates the PR).
+                continue
             if pull.state == "open":
                 results.append(self.lifecycle.reevaluate(number))
-            elif pull.merged and pull.head_sha == head_sha:
+            elif pull.merged:
                 results.append(self._retry_merge(number, head_sha, pull.html_url, delivery_id))
         if not results:
             return LifecycleResult(
-                f"Re-run of {head_sha[:12]}: no open PR, and no PR merged with this head; "
+                f"Re-run of {head_sha[:12]}: no open or merged PR has this head commit; "
                 "nothing to do"
             )
         failed = [r for r in results if r.failed]
