@@ -108,7 +108,8 @@ def test_conflict_storm_gives_up_after_six_attempts_and_a_redelivery_completes(
     failed = comment_of(emu, number, "failed")
     assert "kept changing concurrently; gave up after 6 attempts" in failed
     assert "No access was granted" in failed
-    assert "redelivering the merge event" in failed
+    assert "choose **Re-run** on the `jit-access` check" in failed
+    assert "redeliver the merge event" in failed
 
     stop(storm)
     emu.advance(timedelta(minutes=3))
