@@ -54,7 +54,8 @@ A merge also reads the audit log for an earlier decision (`entries:list`): it ne
 PR's URL and whether it is a merged request, both known after step 1, so it runs beside steps
 2–5 and is off the critical path.
 
-A PR that touches no request needs steps 1 and 2 only (the file list says so).
+A PR that touches no request needs steps 1 and 2 (the file list says so), then reads its current
+verdict and publishes `success` ("Not an access request") unless it is already there.
 """
 
 from __future__ import annotations
@@ -105,5 +106,5 @@ CHAINS: dict[str, Chain] = {
         FIRST, FILES, REQUEST_FILE, BATCH_GET, "searchDirectGroups (bob)", "getIamPolicy",
         "setIamPolicy", "audit activateRole", "comment create",
     )),
-    "non_request": Chain((FIRST, FILES)),
+    "non_request": Chain((FIRST, FILES, "status read", "status")),
 }

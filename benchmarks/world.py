@@ -70,7 +70,7 @@ EXPECTED_STATE = {
     "review": "ready",
     "merge_self": "activated",
     "merge_multi": "activated",
-    "non_request": None,
+    "non_request": "success",
     # eligibility at scale (benchmarks/scale.py)
     "scale_opened": "pending",
     "scale_review": "ready",

@@ -17,13 +17,13 @@ from typing import Any
 
 import requests
 
-from jitaccess_sandbox.fake_github import FakeGitHub
+from jitaccess_sandbox.fake_github import FakeCheckRun, FakeGitHub, FakeMergeGroup
 from jitaccess_sandbox.fake_google import FakeGoogle
 from jitaccess_sandbox.httpserver import LocalServer
 from jitaccess_sandbox.world import GoogleWorld
 from webhook.core.budget import PRODUCTION, Budget
 from webhook.core.conditions import ACTIVATION_TITLE
-from webhook.core.names import IDENTITIES_PATH, POLICY_PATH
+from webhook.core.names import IDENTITIES_PATH, POLICY_PATH, STATUS_CONTEXT
 from webhook.service.app import create_app, sign
 from webhook.service.config import GoogleEndpoints, Settings
 from webhook.service.wiring import Service
@@ -102,7 +102,10 @@ class Emulator:
         repo: str = REPO,
         budget: Budget = SHORT_BUDGET,
         default_branch: str = "main",
+        app: bool = False,
     ) -> None:
+        """`app`: the service authenticates as the fake's GitHub App, installed on the
+        repository (its verdicts are then check runs), instead of with a token."""
         self.repo = repo
         self._now = (now or datetime.now(UTC)).replace(microsecond=0)
         self._clock_lock = threading.Lock()
@@ -118,11 +121,19 @@ class Emulator:
         self.github.put_file(self.repo, POLICY_PATH, policy_yaml)
         self.github.put_file(self.repo, IDENTITIES_PATH, identities_yaml)
         google_url = self._g_server.url
+        self.installation: int | None = None
+        if app:
+            self.installation = self.github.install(self.repo)
+            # The adapter renews installation tokens by the real clock and the fake issues them
+            # by the emulated one: a token that outlives both keeps them from disagreeing.
+            self.github.token_ttl = timedelta(days=3650)
         self.settings = Settings(
             webhook_secret=SECRET,
             repository=self.repo,
             google_project=AUDIT_PROJECT,
-            token=TOKEN,
+            token=None if app else TOKEN,
+            app_id=self.github.app_id if app else None,
+            app_private_key=self.github.app_private_key_pem if app else None,
             api_url=self.github.api_url(self._gh_server.url),
             endpoints=GoogleEndpoints(google_url, google_url, google_url, google_url),
             budget=budget,
@@ -269,6 +280,29 @@ class Emulator:
         """The latest `jit-access` commit status on the PR's head."""
         pr = self.github.pull(self.repo, number)
         return self.github.latest_status(self.repo, pr.head_sha)
+
+    def check_run(self, number: int) -> FakeCheckRun | None:
+        """The newest `jit-access` check run on the PR's head."""
+        pr = self.github.pull(self.repo, number)
+        return self.github.latest_check_run(self.repo, pr.head_sha)
+
+    def check_runs(self, number: int) -> list[FakeCheckRun]:
+        """Every `jit-access` check run on the PR's head, oldest first."""
+        pr = self.github.pull(self.repo, number)
+        return self.github.check_runs(self.repo, pr.head_sha, STATUS_CONTEXT)
+
+    def rerun(self, number: int, **kw: Any) -> Answer:
+        """Choose Re-run on the `jit-access` check of the PR's head: `check_run` rerequested."""
+        run = self.check_run(number)
+        if run is None:
+            raise LookupError(f"no jit-access check run on the head of #{number}")
+        return self.deliver("check_run", self.github.check_run_event(self.repo, run.id), **kw)
+
+    def queue(self, *numbers: int, **kw: Any) -> tuple[FakeMergeGroup, Answer]:
+        """Queue PRs in the merge queue: GitHub builds a merge group and delivers
+        `merge_group` checks_requested."""
+        group = self.github.queue(self.repo, numbers)
+        return group, self.deliver("merge_group", self.github.merge_group_event(group), **kw)
 
     def comments(self, number: int) -> list[str]:
         """Bodies of the PR's comments, oldest first."""

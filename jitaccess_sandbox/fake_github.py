@@ -1,14 +1,14 @@
 """A fake GitHub REST API, served over HTTP to the real PyGithub client in tests and the sandbox.
 
 `FakeGitHub` is a WSGI app that speaks the subset of the REST API this service uses, the way
-PyGithub 2.x calls it: repositories and their files, a history of commits (each with its
-parents, so that a comparison `base...head` starts at their merge base, as on GitHub), pull
-requests with their files, reviews, review requests, issue comments (with `since=`) and commit
-statuses; token and GitHub App (JWT → installation token) authentication. Every `url`-like
-field it returns is built from the base URL the request came in on (PyGithub refuses to follow
-URLs on another host), list endpoints paginate for real (`per_page`, `page`, `Link` with
-`rel="next"`/`"last"`), and every answer carries rate-limit headers. It can be mounted under a
-path prefix (`prefix="/api/v3"`, as GitHub Enterprise Server).
+PyGithub 2.x calls it: repositories and their files, a history of commits (each with its parents, so
+that a comparison `base...head` starts at their merge base, as on GitHub), pull requests with their
+files, reviews, review requests, issue comments (with `since=`), commit statuses, check runs (with
+their annotations) and merge groups of a merge queue; token and GitHub App (JWT → installation
+token) authentication. Every `url`-like field it returns is built from the base URL the request came
+in on (PyGithub refuses to follow URLs on another host), list endpoints paginate for real
+(`per_page`, `page`, `Link` with `rel="next"`/`"last"`), and every answer carries rate-limit
+headers. It can be mounted under a path prefix (`prefix="/api/v3"`, as GitHub Enterprise Server).
 
 Requests go through a `Recorder` (faults.py): tests read `fake.recorder.calls`, inject latency
 and faults (and, with `fake.after`, a change such as a push landing right after a given read),
@@ -71,6 +71,25 @@ _RAW_MEDIA = re.compile(r"application/vnd\.github(?:\.v3)?\.raw(?:\+json)?(?:\s*
 def _wants_raw(accept: str) -> bool:
     """Whether an Accept header asks for the contents API's raw media type."""
     return any(_RAW_MEDIA.fullmatch(part.strip()) for part in accept.split(","))
+
+# What the App is granted (deploy/github-app-manifest.json).
+APP_PERMISSIONS = {
+    "checks": "write", "contents": "read", "merge_queues": "read", "metadata": "read",
+    "pull_requests": "write",
+}
+APP_EVENTS = (
+    "check_run", "check_suite", "merge_group", "pull_request", "pull_request_review",
+)
+CHECK_STATUSES = ("queued", "in_progress", "completed")
+CHECK_CONCLUSIONS = (
+    "success", "failure", "neutral", "cancelled", "timed_out", "action_required", "skipped",
+)
+ANNOTATION_LEVELS = ("notice", "warning", "failure")
+# GitHub refuses more annotations in one check-run request, and a longer summary or text (422).
+MAX_ANNOTATIONS_PER_REQUEST = 50
+MAX_CHECK_OUTPUT_CHARS = 65535
+# GitHub's compare lists at most this many files (on the first page).
+MAX_COMPARE_FILES = 300
 
 
 def iso(moment: datetime) -> str:
@@ -205,6 +224,45 @@ class _Hook:
 
 
 @dataclass
+class FakeCheckRun:
+    """A check run, with every annotation appended to it and every request body accepted."""
+
+    id: int
+    repo: str
+    head_sha: str
+    name: str
+    app_id: int
+    suite_id: int
+    started_at: datetime
+    status: str = "queued"
+    conclusion: str | None = None
+    completed_at: datetime | None = None
+    external_id: str = ""
+    details_url: str | None = None
+    title: str | None = None
+    summary: str | None = None
+    text: str | None = None
+    annotations: list[JSON] = field(default_factory=list)
+    requests: list[JSON] = field(default_factory=list)  # bodies of the create and updates
+
+
+@dataclass(frozen=True)
+class FakeMergeGroup:
+    """A merge group of a merge queue: a commit built from the base and the queued PRs."""
+
+    repo: str
+    numbers: tuple[int, ...]
+    base_ref: str  # branch name
+    base_sha: str
+    head_sha: str
+
+    @property
+    def head_ref(self) -> str:
+        """`refs/heads/gh-readonly-queue/<base>/pr-<last PR>-<base sha>`, as GitHub names it."""
+        return f"refs/heads/gh-readonly-queue/{self.base_ref}/pr-{self.numbers[-1]}-{self.base_sha}"
+
+
+@dataclass
 class _Principal:
     """Who a request authenticates as."""
 
@@ -315,6 +373,8 @@ class FakeGitHub:
         self.user_tokens: dict[str, str] = {}  # token -> login
         self.installation_tokens: dict[str, tuple[int, datetime]] = {}  # token -> (id, expiry)
         self.installations: dict[int, str] = {}  # installation id -> account login
+        self.check_run_list: dict[int, FakeCheckRun] = {}  # id -> check run
+        self.check_suites: dict[tuple[str, str, int], int] = {}  # (repo, sha, app) -> suite id
         self._ids = itertools.count(1001)
         self._lock = threading.RLock()
         self.bot_login = f"{app_slug}[bot]"
@@ -620,6 +680,36 @@ class FakeGitHub:
             pr.updated_at = when
             return sha
 
+    @staticmethod
+    def _apply(fake: FakeRepo, pr: FakePull, tree: dict[str, bytes]) -> dict[str, bytes]:
+        """`tree` with the PR's changes (its head against the commit it was opened on)."""
+        start, head = fake.commits[pr.base_sha], fake.commits[pr.head_sha]
+        for path in set(start) | set(head):
+            if path not in head:
+                tree.pop(path, None)
+            elif start.get(path) != head[path]:
+                tree[path] = head[path]
+        return tree
+
+    def queue(self, repo: str, numbers: Iterable[int]) -> FakeMergeGroup:
+        """Build a merge group as the merge queue does: a new commit holding the base branch
+        as it is now and the changes of each queued PR, in order. No branch moves."""
+        with self._lock:
+            fake = self._repo(repo)
+            pulls = [self._pull(repo, n) for n in numbers]
+            if not pulls:
+                raise ValueError("a merge group holds at least one pull request")
+            base_ref = pulls[0].base_ref
+            base_sha = fake.branches[base_ref]
+            tree = dict(fake.commits[base_sha])
+            for pr in pulls:
+                tree = self._apply(fake, pr, tree)
+            head_sha = _new_sha()
+            fake.commits[head_sha] = tree
+            return FakeMergeGroup(
+                fake.full_name, tuple(pr.number for pr in pulls), base_ref, base_sha, head_sha
+            )
+
     def close(self, repo: str, number: int) -> None:
         """Close a PR without merging."""
         with self._lock:
@@ -735,6 +825,47 @@ class FakeGitHub:
         found = [s for s in self.statuses(repo, sha) if s["context"] == context]
         return found[-1] if found else None
 
+    # -- check runs ------------------------------------------------------------------------------
+
+    def check_runs(
+        self, repo: str, sha: str, name: str | None = None
+    ) -> list[FakeCheckRun]:
+        """Copies of a commit's check runs (of one name when given), oldest first."""
+        with self._lock:
+            return [
+                copy.deepcopy(run) for run in self.check_run_list.values()
+                if run.repo.lower() == repo.lower() and run.head_sha == sha
+                and (name is None or run.name == name)
+            ]
+
+    def latest_check_run(
+        self, repo: str, sha: str, name: str = STATUS_CONTEXT
+    ) -> FakeCheckRun | None:
+        """The newest check run of a name on a commit, or None."""
+        runs = self.check_runs(repo, sha, name)
+        return runs[-1] if runs else None
+
+    def add_check_run(
+        self, repo: str, sha: str, name: str, *, app_id: int, status: str = "completed",
+        conclusion: str | None = "success", title: str = "", summary: str = "",
+    ) -> int:
+        """A check run made by any App (e.g. another one, with `app_id`); returns its id."""
+        with self._lock:
+            fake = self._repo(repo)
+            run = self._new_check_run(fake, sha, name, app_id)
+            run.status, run.conclusion = status, conclusion
+            run.title, run.summary = title, summary
+            if status == "completed":
+                run.completed_at = self.clock()
+            return run.id
+
+    def _new_check_run(self, fake: FakeRepo, sha: str, name: str, app_id: int) -> FakeCheckRun:
+        key = (fake.full_name.lower(), sha, app_id)
+        suite = self.check_suites.setdefault(key, next(self._ids))
+        run = FakeCheckRun(next(self._ids), fake.full_name, sha, name, app_id, suite, self.clock())
+        self.check_run_list[run.id] = run
+        return run
+
     # -- webhook payloads ------------------------------------------------------------------------
 
     def pull_request_event(
@@ -798,6 +929,71 @@ class FakeGitHub:
                 "repository": self._repo_json(ctx, fake),
                 "sender": user,
             }
+
+    def check_run_event(
+        self, repo: str, run_id: int, action: str = "rerequested", *, sender: str | None = None
+    ) -> JSON:
+        """A `check_run` webhook payload for one of the repository's check runs (Re-run: the
+        App it belongs to gets `rerequested`). `sender` defaults to the repository owner."""
+        ctx = _webhook_ctx()
+        with self._lock:
+            fake = self._repo(repo)
+            run = self.check_run_list[run_id]
+            body = self._check_run_json(ctx, fake, run)
+            body["check_suite"] = self._suite_json(ctx, fake, run.head_sha, run.app_id)
+            return self._app_payload(ctx, fake, {
+                "action": action, "check_run": body,
+                "sender": self._user_json(ctx, sender or fake.owner),
+            })
+
+    def check_suite_event(
+        self, repo: str, sha: str, action: str = "rerequested", *, sender: str | None = None
+    ) -> JSON:
+        """A `check_suite` webhook payload for the App's check suite on a commit (Re-run all
+        checks: `rerequested`)."""
+        ctx = _webhook_ctx()
+        with self._lock:
+            fake = self._repo(repo)
+            return self._app_payload(ctx, fake, {
+                "action": action,
+                "check_suite": self._suite_json(ctx, fake, sha, self.app_id),
+                "sender": self._user_json(ctx, sender or fake.owner),
+            })
+
+    def merge_group_event(
+        self, group: FakeMergeGroup, action: str = "checks_requested", *,
+        sender: str | None = None,
+    ) -> JSON:
+        """A `merge_group` webhook payload for a merge group (`checks_requested` when it is
+        created, `destroyed` when it is merged, invalidated or dequeued)."""
+        ctx = _webhook_ctx()
+        with self._lock:
+            fake = self._repo(group.repo)
+            now = iso(self.clock())
+            person = {"name": fake.owner, "email": f"{fake.owner}@users.noreply.github.com"}
+            merge_group: JSON = {
+                "head_sha": group.head_sha,
+                "head_ref": group.head_ref,
+                "base_sha": group.base_sha,
+                "base_ref": f"refs/heads/{group.base_ref}",
+                "head_commit": {
+                    "id": group.head_sha, "tree_id": _new_sha(),
+                    "message": f"Merge pull request #{group.numbers[-1]}",
+                    "timestamp": now, "author": person, "committer": person,
+                },
+            }
+            out: JSON = {"action": action, "merge_group": merge_group}
+            if action == "destroyed":
+                out["reason"] = "merged"
+            out["sender"] = self._user_json(ctx, sender or fake.owner)
+            return self._app_payload(ctx, fake, out)
+
+    def _app_payload(self, ctx: _Ctx, fake: FakeRepo, body: JSON) -> JSON:
+        """A payload with the repository and, for an installed App, the installation."""
+        body["repository"] = self._repo_json(ctx, fake)
+        if fake.installation_id is not None:
+            body["installation"] = {"id": fake.installation_id, "node_id": "MDIzOkludGVn"}
+        return body
 
     # -- faults ----------------------------------------------------------------------------------
 
@@ -1060,6 +1256,92 @@ class FakeGitHub:
             "author_association": "NONE",
         }
 
+    def _app_json(self, ctx: _Ctx, app_id: int) -> JSON:
+        ours = app_id == self.app_id
+        slug = self.app_slug if ours else f"app-{app_id}"
+        return {
+            "id": app_id, "slug": slug, "node_id": f"A_{app_id}", "name": slug,
+            "owner": self._user_json(ctx, next(iter(self.installations.values()), "octocat")),
+            "description": "", "external_url": f"{ctx.web}/apps/{slug}",
+            "html_url": f"{ctx.web}/apps/{slug}",
+            "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z",
+        }
+
+    def _pull_ref_json(self, ctx: _Ctx, repo: FakeRepo, pr: FakePull) -> JSON:
+        """A pull request as check runs and suites list it."""
+        mini = {"id": repo.id, "url": f"{ctx.base}/repos/{repo.full_name}", "name": repo.name}
+        return {
+            "url": f"{ctx.base}/repos/{repo.full_name}/pulls/{pr.number}",
+            "id": pr.id, "number": pr.number,
+            "head": {"ref": pr.head_ref, "sha": pr.head_sha, "repo": mini},
+            "base": {"ref": pr.base_ref, "sha": pr.base_sha, "repo": mini},
+        }
+
+    def _pulls_with_head(self, ctx: _Ctx, repo: FakeRepo, sha: str) -> list[JSON]:
+        return [
+            self._pull_ref_json(ctx, repo, pr)
+            for (name, _), pr in sorted(self.pulls.items())
+            if name == repo.full_name.lower() and pr.head_sha == sha
+        ]
+
+    def _check_run_json(self, ctx: _Ctx, repo: FakeRepo, run: FakeCheckRun) -> JSON:
+        api = f"{ctx.base}/repos/{repo.full_name}"
+        return {
+            "id": run.id,
+            "node_id": f"CR_{run.id}",
+            "head_sha": run.head_sha,
+            "external_id": run.external_id,
+            "url": f"{api}/check-runs/{run.id}",
+            "html_url": f"{ctx.web}/{repo.full_name}/runs/{run.id}",
+            "details_url": run.details_url,
+            "status": run.status,
+            "conclusion": run.conclusion,
+            "started_at": iso(run.started_at),
+            "completed_at": iso(run.completed_at) if run.completed_at else None,
+            "output": {
+                "title": run.title,
+                "summary": run.summary,
+                "text": run.text,
+                "annotations_count": len(run.annotations),
+                "annotations_url": f"{api}/check-runs/{run.id}/annotations",
+            },
+            "name": run.name,
+            "check_suite": {"id": run.suite_id},
+            "app": self._app_json(ctx, run.app_id),
+            "pull_requests": self._pulls_with_head(ctx, repo, run.head_sha),
+        }
+
+    def _suite_json(self, ctx: _Ctx, repo: FakeRepo, sha: str, app_id: int) -> JSON:
+        suite = self.check_suites.get((repo.full_name.lower(), sha, app_id)) or next(self._ids)
+        runs = [
+            r for r in self.check_run_list.values()
+            if r.suite_id == suite and r.repo.lower() == repo.full_name.lower()
+        ]
+        done = bool(runs) and all(r.status == "completed" for r in runs)
+        conclusions = {r.conclusion for r in runs}
+        heads = [pr.head_ref for (name, _), pr in self.pulls.items()
+                 if name == repo.full_name.lower() and pr.head_sha == sha]
+        api = f"{ctx.base}/repos/{repo.full_name}"
+        return {
+            "id": suite,
+            "node_id": f"CS_{suite}",
+            "head_branch": heads[0] if heads else None,
+            "head_sha": sha,
+            "status": "completed" if done else "queued",
+            "conclusion": (
+                ("failure" if "failure" in conclusions else "success") if done else None
+            ),
+            "url": f"{api}/check-suites/{suite}",
+            "before": None,
+            "after": sha,
+            "pull_requests": self._pulls_with_head(ctx, repo, sha),
+            "app": self._app_json(ctx, app_id),
+            "created_at": iso(self.clock()),
+            "updated_at": iso(self.clock()),
+            "latest_check_runs_count": len(runs),
+            "check_runs_url": f"{api}/check-suites/{suite}/check-runs",
+        }
+
     def _file_json(self, ctx: _Ctx, repo: FakeRepo, path: str, ref: str, data: bytes) -> JSON:
         api = f"{ctx.base}/repos/{repo.full_name}"
         quoted = urllib.parse.quote(path)
@@ -1107,6 +1389,15 @@ class FakeGitHub:
             ("POST", f"{repo}/issues/{num}/comments", "token", self._post_comment),
             ("GET", f"{repo}/issues/comments/(?P<id>\\d+)", "token", self._get_comment),
             ("PATCH", f"{repo}/issues/comments/(?P<id>\\d+)", "token", self._patch_comment),
+            ("POST", f"{repo}/check-runs", "token", self._post_check_run),
+            ("GET", f"{repo}/check-runs/(?P<id>\\d+)", "token", self._get_check_run),
+            ("PATCH", f"{repo}/check-runs/(?P<id>\\d+)", "token", self._patch_check_run),
+            ("GET", f"{repo}/check-runs/(?P<id>\\d+)/annotations", "token",
+             self._get_annotations),
+            ("GET", f"{repo}/commits/(?P<ref>[^/]+)/check-runs", "token", self._list_check_runs),
+            ("GET", f"{repo}/commits/(?P<ref>[^/]+)/pulls", "token", self._commit_pulls),
+            ("GET", f"{repo}/compare/(?P<basehead>.+)", "token", self._compare),
+            ("GET", f"{repo}/pulls", "token", self._list_pulls),
         ]
         return [(m, re.compile(p), auth, h) for m, p, auth, h in table]
 
@@ -1330,8 +1621,8 @@ class FakeGitHub:
             "name": self.app_slug,
             "owner": self._user_json(ctx, next(iter(self.installations.values()), "octocat")),
             "html_url": f"{ctx.web}/apps/{self.app_slug}",
-            "permissions": {"contents": "read", "pull_requests": "write", "statuses": "write"},
-            "events": ["pull_request", "pull_request_review"],
+            "permissions": APP_PERMISSIONS,
+            "events": list(APP_EVENTS),
             "created_at": "2024-01-01T00:00:00Z",
             "updated_at": "2024-01-01T00:00:00Z",
         })
@@ -1347,8 +1638,8 @@ class FakeGitHub:
             "access_tokens_url": f"{ctx.base}/app/installations/{inst}/access_tokens",
             "repositories_url": f"{ctx.base}/installation/repositories",
             "html_url": f"{ctx.web}/settings/installations/{inst}",
-            "permissions": {"contents": "read", "pull_requests": "write", "statuses": "write"},
-            "events": ["pull_request", "pull_request_review"],
+            "permissions": APP_PERMISSIONS,
+            "events": list(APP_EVENTS),
             "created_at": "2024-01-01T00:00:00Z",
             "updated_at": "2024-01-01T00:00:00Z",
         }
@@ -1375,7 +1666,7 @@ class FakeGitHub:
         return _Resp(201, {
             "token": token,
             "expires_at": iso(expires),
-            "permissions": {"contents": "read", "pull_requests": "write", "statuses": "write"},
+            "permissions": APP_PERMISSIONS,
             "repository_selection": "selected",
         })
 
@@ -1685,10 +1976,286 @@ class FakeGitHub:
         comment.updated_at = self.clock()
         return _Resp(200, self._comment_json(ctx, comment))
 
+    # -- handlers: check runs --------------------------------------------------------------------
+
+    def _app_principal(self, ctx: _Ctx) -> int:
+        """The App a request acts for; check runs are written by GitHub Apps only."""
+        if ctx.principal.kind != "installation":
+            raise _HttpError(403, "You must authenticate via a GitHub App.")
+        return self.app_id
+
+    @staticmethod
+    def _invalid(text: str) -> _HttpError:
+        return _HttpError(422, f"Invalid request.\n\n{text}")
+
+    @staticmethod
+    def _invalid_annotations() -> _HttpError:
+        # What GitHub answers for an annotation with a bad line, column or path.
+        return _HttpError(422, "Validation Failed", errors=[
+            {"resource": "CheckRun", "code": "invalid", "field": "annotations"}])
+
+    def _missing(self, data: JSON, keys: Iterable[str]) -> str | None:
+        missing = [k for k in keys if k not in data or data[k] is None]
+        if not missing:
+            return None
+        names = ", ".join(f'"{k}"' for k in missing)
+        return f"{names} {'wasn' if len(missing) == 1 else 'weren'}'t supplied."
+
+    def _member(self, field_name: str, value: Any, allowed: tuple[str, ...]) -> None:
+        if value not in allowed:
+            shown = json.dumps(value) if value is not None else "nil"
+            raise self._invalid(
+                f"For 'properties/{field_name}', {shown} is not a member of "
+                f"[{', '.join(json.dumps(a) for a in allowed)}]."
+            )
+
+    def _check_output(self, output: Any) -> tuple[JSON, list[JSON]]:
+        """A check run's `output`, validated as GitHub validates it; returns it and its
+        annotations."""
+        if not isinstance(output, dict):
+            raise self._invalid(f"For 'properties/output', {json.dumps(output)} is not an object.")
+        missing = self._missing(output, ("title", "summary"))
+        if missing:
+            raise self._invalid(missing)
+        for key in ("title", "summary", "text"):
+            value = output.get(key)
+            if value is not None and not isinstance(value, str):
+                raise self._invalid(f"For 'properties/{key}', {json.dumps(value)} is not a string.")
+        for key in ("summary", "text"):
+            value = output.get(key)
+            if isinstance(value, str) and len(value) > MAX_CHECK_OUTPUT_CHARS:
+                raise self._invalid(
+                    f"No more than {MAX_CHECK_OUTPUT_CHARS} characters are allowed in {key}; "
+                    f"{len(value)} were supplied."
+                )
+        annotations = output.get("annotations") or []
+        if not isinstance(annotations, list):
+            raise self._invalid_annotations()
+        if len(annotations) > MAX_ANNOTATIONS_PER_REQUEST:
+            raise self._invalid(
+                f"No more than {MAX_ANNOTATIONS_PER_REQUEST} items are allowed; "
+                f"{len(annotations)} were supplied."
+            )
+        problems = [
+            m for a in annotations if isinstance(a, dict)
+            and (m := self._missing(a, ("path", "start_line", "end_line", "annotation_level",
+                                        "message")))
+        ]
+        if problems:
+            raise self._invalid("\n".join(problems))
+        for a in annotations:
+            if not isinstance(a, dict):
+                raise self._invalid_annotations()
+            self._member("annotation_level", a["annotation_level"], ANNOTATION_LEVELS)
+            start, end = a["start_line"], a["end_line"]
+            lines_ok = (
+                isinstance(start, int) and isinstance(end, int) and not isinstance(start, bool)
+                and not isinstance(end, bool) and 1 <= start <= end
+            )
+            columns = "start_column" in a or "end_column" in a
+            if (not lines_ok or not isinstance(a["path"], str) or not a["path"]
+                    or not isinstance(a["message"], str) or (columns and start != end)):
+                raise self._invalid_annotations()
+        return output, [dict(a) for a in annotations]
+
+    def _apply_check_run(self, run: FakeCheckRun, data: JSON) -> None:
+        """Apply a create or update body. A completed check run keeps its status and
+        conclusion: GitHub does not change them once a check run is completed."""
+        status = data.get("status")
+        conclusion = data.get("conclusion")
+        if status is not None:
+            self._member("status", status, CHECK_STATUSES)
+        if conclusion is not None:
+            self._member("conclusion", conclusion, CHECK_CONCLUSIONS)
+            status = "completed"  # GitHub: providing a conclusion completes the check run
+        if status == "completed" and conclusion is None and run.conclusion is None:
+            raise _HttpError(422, "Validation Failed", errors=[
+                {"resource": "CheckRun", "code": "missing_field", "field": "conclusion"}])
+        output, annotations = (
+            self._check_output(data["output"]) if "output" in data else (None, [])
+        )
+        for key in ("external_id", "details_url"):
+            if key in data and data[key] is not None and not isinstance(data[key], str):
+                shown = json.dumps(data[key])
+                raise self._invalid(f"For 'properties/{key}', {shown} is not a string.")
+        if run.status != "completed":
+            if status is not None:
+                run.status = status
+            if conclusion is not None:
+                run.conclusion = conclusion
+            if run.status == "completed" and run.completed_at is None:
+                run.completed_at = self.clock()
+        if "external_id" in data:
+            run.external_id = data["external_id"] or ""
+        if "details_url" in data:
+            run.details_url = data["details_url"]
+        if output is not None:
+            run.title, run.summary = output["title"], output["summary"]
+            if "text" in output:
+                run.text = output["text"]
+            run.annotations.extend(annotations)  # appended, never replaced
+        run.requests.append(copy.deepcopy(data))
+
+    def _post_check_run(self, ctx: _Ctx) -> _Resp:
+        repo = self._ctx_repo(ctx)
+        app_id = self._app_principal(ctx)
+        data = ctx.json()
+        if not isinstance(data, dict):
+            raise _HttpError(400, "Problems parsing JSON")
+        missing = self._missing(data, ("name", "head_sha"))
+        if missing:
+            raise self._invalid(missing)
+        sha = data["head_sha"]
+        if not isinstance(sha, str) or sha not in repo.commits:
+            raise _HttpError(422, f"No commit found for SHA: {sha}")
+        # Validate before anything is stored: a refused request leaves no check run behind.
+        probe = FakeCheckRun(0, repo.full_name, sha, str(data["name"]), app_id, 0, self.clock())
+        self._apply_check_run(probe, copy.deepcopy(data))
+        run = self._new_check_run(repo, sha, str(data["name"]), app_id)
+        self._apply_check_run(run, data)
+        return _Resp(201, self._check_run_json(ctx, repo, run))
+
+    def _ctx_check_run(self, ctx: _Ctx) -> tuple[FakeRepo, FakeCheckRun]:
+        repo = self._ctx_repo(ctx)
+        run = self.check_run_list.get(int(ctx.match["id"]))
+        if run is None or run.repo.lower() != repo.full_name.lower():
+            raise _not_found()
+        return repo, run
+
+    def _patch_check_run(self, ctx: _Ctx) -> _Resp:
+        repo, run = self._ctx_check_run(ctx)
+        app_id = self._app_principal(ctx)
+        if run.app_id != app_id:
+            raise _HttpError(
+                403, f"Invalid app_id `{run.app_id}` - check run can only be modified by the "
+                "GitHub App that created it."
+            )
+        data = ctx.json()
+        if not isinstance(data, dict):
+            raise _HttpError(400, "Problems parsing JSON")
+        probe = copy.deepcopy(run)
+        self._apply_check_run(probe, copy.deepcopy(data))
+        self._apply_check_run(run, data)
+        return _Resp(200, self._check_run_json(ctx, repo, run))
+
+    def _get_check_run(self, ctx: _Ctx) -> _Resp:
+        repo, run = self._ctx_check_run(ctx)
+        return _Resp(200, self._check_run_json(ctx, repo, run))
+
+    def _get_annotations(self, ctx: _Ctx) -> _Resp:
+        _, run = self._ctx_check_run(ctx)
+        return self._paginate(ctx, [
+            {"path": a["path"], "start_line": a["start_line"], "end_line": a["end_line"],
+             "start_column": a.get("start_column"), "end_column": a.get("end_column"),
+             "annotation_level": a["annotation_level"], "title": a.get("title"),
+             "message": a["message"], "raw_details": a.get("raw_details"),
+             "blob_href": f"{ctx.web}/{run.repo}/blob/{run.head_sha}/{a['path']}"}
+            for a in run.annotations
+        ])
+
+    def _list_check_runs(self, ctx: _Ctx) -> _Resp:
+        repo = self._ctx_repo(ctx)
+        sha = self._ref_sha(repo, ctx.match["ref"])
+        name, status, app = ctx.arg("check_name"), ctx.arg("status"), ctx.arg("app_id")
+        which = ctx.arg("filter") or "latest"
+        if which not in ("latest", "all"):
+            self._member("filter", which, ("latest", "all"))
+        runs = [
+            r for r in self.check_run_list.values()
+            if r.repo.lower() == repo.full_name.lower() and r.head_sha == sha
+            and (not name or r.name == name) and (not status or r.status == status)
+            and (not app or str(r.app_id) == app)
+        ]
+        if which == "latest":  # the newest check run of each name in each suite
+            newest: dict[tuple[int, str], FakeCheckRun] = {}
+            for r in runs:
+                newest[(r.suite_id, r.name)] = r
+            runs = list(newest.values())
+        runs.sort(key=lambda r: r.id, reverse=True)
+        page = self._paginate(ctx, [self._check_run_json(ctx, repo, r) for r in runs])
+        return _Resp(200, {"total_count": len(runs), "check_runs": page.payload}, page.headers)
+
+    # -- handlers: comparisons and pull request listings -----------------------------------------
+
+    def _compare(self, ctx: _Ctx) -> _Resp:
+        repo = self._ctx_repo(ctx)
+        base_ref, sep, head_ref = ctx.match["basehead"].partition("...")
+        if not sep:
+            raise _not_found()
+        base_sha, head_sha = repo.branches.get(base_ref, base_ref), repo.branches.get(
+            head_ref, head_ref)
+        if base_sha not in repo.commits or head_sha not in repo.commits:
+            raise _not_found()
+        # The fake keeps no history: the two trees are compared, which is what GitHub's
+        # three-dot compare shows when the base is an ancestor of the head (a merge group's
+        # base always is).
+        base, head = repo.commits[base_sha], repo.commits[head_sha]
+        files: list[JSON] = []
+        for path in sorted(set(base) | set(head)):
+            if path not in base:
+                status = "added"
+            elif path not in head:
+                status = "removed"
+            elif base[path] != head[path]:
+                status = "modified"
+            else:
+                continue
+            data = head.get(path, base.get(path, b""))
+            files.append({
+                "sha": _blob_sha(data) if path in head else "0" * 40,
+                "filename": path, "status": status,
+                "additions": 0, "deletions": 0, "changes": 0,
+                "blob_url": f"{ctx.web}/{repo.full_name}/blob/{head_sha}/{path}",
+                "contents_url": f"{ctx.base}/repos/{repo.full_name}/contents/{path}"
+                f"?ref={head_sha}",
+            })
+        api = f"{ctx.base}/repos/{repo.full_name}"
+        commit = {"sha": head_sha, "url": f"{api}/commits/{head_sha}"}
+        return _Resp(200, {
+            "url": f"{api}/compare/{base_ref}...{head_ref}",
+            "html_url": f"{ctx.web}/{repo.full_name}/compare/{base_ref}...{head_ref}",
+            "status": "ahead" if files else "identical",
+            "ahead_by": 1 if files else 0,
+            "behind_by": 0,
+            "total_commits": 1 if files else 0,
+            "base_commit": {"sha": base_sha, "url": f"{api}/commits/{base_sha}"},
+            "merge_base_commit": {"sha": base_sha, "url": f"{api}/commits/{base_sha}"},
+            "commits": [commit] if files else [],
+            "files": files[:MAX_COMPARE_FILES],
+        })
+
+    def _list_pulls(self, ctx: _Ctx) -> _Resp:
+        repo = self._ctx_repo(ctx)
+        state, base = ctx.arg("state") or "open", ctx.arg("base")
+        if state not in ("open", "closed", "all"):
+            raise _HttpError(422, "Validation Failed", errors=[
+                {"resource": "PullRequest", "code": "invalid", "field": "state"}])
+        found = [
+            pr for (name, _), pr in sorted(self.pulls.items(), key=lambda kv: -kv[0][1])
+            if name == repo.full_name.lower() and (state == "all" or pr.state == state)
+            and (not base or pr.base_ref == base)
+        ]
+        return self._paginate(ctx, [self._pull_json(ctx, repo, pr) for pr in found])
+
+    def _commit_pulls(self, ctx: _Ctx) -> _Resp:
+        repo = self._ctx_repo(ctx)
+        sha = self._ref_sha(repo, ctx.match["ref"])
+        # GitHub lists the merged PR that brought the commit onto the default branch, and open
+        # PRs with it; the fake keeps no history, so a PR's head is on the default branch only
+        # as its merge commit.
+        found = [
+            pr for (name, _), pr in sorted(self.pulls.items())
+            if name == repo.full_name.lower()
+            and ((pr.state == "open" and pr.head_sha == sha) or pr.merge_commit_sha == sha)
+        ]
+        return self._paginate(ctx, [self._pull_json(ctx, repo, pr) for pr in found])
+
 
 __all__ = [
+    "FakeCheckRun",
     "FakeComment",
     "FakeGitHub",
+    "FakeMergeGroup",
     "FakePull",
     "FakeRepo",
     "FakeReview",

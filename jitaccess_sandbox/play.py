@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from jitaccess_sandbox.emulator import REPO, SECRET, TOKEN, Answer, Emulator
+from jitaccess_sandbox.fake_github import FakeCheckRun
 
 
 @dataclass
@@ -171,8 +172,64 @@ def _scene_invalid(t: Transcript, emu: Emulator) -> None:
             and entry.get("severity") == "WARNING")
 
 
+def _check_run(t: Transcript, run: FakeCheckRun | None, label: str) -> None:
+    if run is None:
+        t.say(f"{label}: none")
+        return
+    t.say(f"{label} = {run.status}/{run.conclusion}: {run.title}")
+    for a in run.annotations:
+        t.say(f"    annotation {a['path']}:{a['start_line']} [{a['annotation_level']}] "
+              f"{a['title']}: {a['message']}")
+
+
+def _scene_github_app(t: Transcript, _: Emulator) -> None:
+    t.title("4. With a GitHub App: check runs, annotations, Re-run and the merge queue")
+    t.say("A second world, where the service authenticates as the installed GitHub App: its")
+    t.say("verdict is then a check run `jit-access` instead of a commit status.")
+    with Emulator(app=True) as emu:
+        text = _request("payments-prod", "roles/owner", "8h", "need it")
+        n, _status = _open(t, emu, "carol", "owner.yaml", text)
+        run = emu.check_run(n)
+        _check_run(t, run, "check run jit-access")
+        t.check("the invalid request's check run failed",
+                run is not None and run.conclusion == "failure")
+        t.check(
+            "one annotation on each bad line (3: role, 4: duration, 5: justification)",
+            run is not None and [a["start_line"] for a in run.annotations] == [3, 4, 5],
+        )
+        t.check("no commit status with the App", emu.status(n) is None)
+
+        t.say("\nalice asks for payments-prod; bob approves, but his review's delivery is lost:")
+        text = _request("payments-prod", "roles/cloudsql.admin", "1h", "CHG-77: failover drill")
+        m, _status = _open(t, emu, "alice", "drill.yaml", text)
+        _check_run(t, emu.check_run(m), "check run jit-access")
+        emu.github.add_review(REPO, m, "bob", "APPROVED")
+        _delivery(t, f"check_run rerequested (Re-run on #{m})", emu.rerun(m))
+        run = emu.check_run(m)
+        _check_run(t, run, "check run jit-access (new, after Re-run)")
+        t.check("Re-run evaluated the PR again (success)",
+                run is not None and run.conclusion == "success")
+
+        t.say("\nBoth PRs are queued in the merge queue, each in its own merge group:")
+        group, answer = emu.queue(m)
+        _delivery(t, f"merge_group checks_requested (#{m})", answer)
+        ready = emu.github.latest_check_run(REPO, group.head_sha)
+        _check_run(t, ready, "check run on the merge group")
+        t.check("the group with a ready request passes",
+                ready is not None and ready.conclusion == "success")
+        group, answer = emu.queue(n)
+        _delivery(t, f"merge_group checks_requested (#{n})", answer)
+        bad = emu.github.latest_check_run(REPO, group.head_sha)
+        _check_run(t, bad, "check run on the merge group")
+        t.check("the group with an invalid request fails",
+                bad is not None and bad.conclusion == "failure")
+        t.check("a merge group activates nothing", emu.activations("payments-prod") == [])
+        gh = emu.github.recorder
+        t.check("no unexpected API calls (App world)", not gh.unexpected, f"{gh.unexpected}")
+
+
 SCENES: list[Callable[[Transcript, Emulator], None]] = [
-    _scene_self_approval, _scene_multi_party, _scene_invalid,
+    _scene_self_approval, _scene_multi_party, _scene_invalid, _scene_github_app,
 ]
 
 

@@ -202,10 +202,10 @@ def test_github_app_lifecycle_fetches_one_installation_token(app_emu: AppEmulato
     answer = emu.deliver("pull_request", payload)
     assert answer.status == 200, answer.body
     assert answer.body["state"] == "ready"
-    status = emu.status(number)
-    assert status is not None
-    assert status["state"] == "success"
-    assert status["creator"]["login"] == "jit-access[bot]"  # written with the installation token
+    # With the App the verdict is a check run, written with the installation token.
+    assert emu.status(number) is None
+    run = emu.github.latest_check_run(emu.repo, emu.github.pull(emu.repo, number).head_sha)
+    assert run is not None and (run.conclusion, run.app_id) == ("success", emu.github.app_id)
 
     answer = emu.merge(number)
     assert answer.status == 200, answer.body

@@ -246,9 +246,28 @@ def test_editing_an_existing_request_fails(existing: Emulator) -> None:
     assert audit_events(emu) == []
 
 
-def test_deleting_a_request_fails(existing: Emulator) -> None:
+def test_deleting_a_request_is_a_revocation_pr(existing: Emulator) -> None:
+    """A PR whose only change deletes merged request files ends access: it needs no approval
+    and passes, naming the files; it asks Google nothing and gets no comment."""
     emu = existing
-    number = emu.github.open_pr(REPO, "alice", removed=["requests/alice/old.yaml"])
+    number = emu.github.open_pr(REPO, "bob", removed=["requests/alice/old.yaml"])
+    answer = emu.pr_event("opened", number)
+    assert (answer.status, answer.body) == (200, {
+        "message": f"PR #{number} is a revocation PR: Revocation: ends access granted by "
+        "requests/alice/old.yaml", "state": "success",
+    })
+    assert status_of(emu, number) == (
+        "success", "Revocation: ends access granted by requests/alice/old.yaml"
+    )
+    assert emu.comments(number) == []
+    assert emu.google.recorder.calls == [] and audit_events(emu) == []
+
+
+def test_deleting_a_request_beside_another_change_fails(existing: Emulator) -> None:
+    emu = existing
+    number = emu.github.open_pr(
+        REPO, "alice", {"README.md": "x\n"}, removed=["requests/alice/old.yaml"]
+    )
     assert deliver_opened(emu, number) == "invalid"
     message = "requests/alice/old.yaml: a request PR must not delete requests"
     assert emu.status(number) is None
@@ -287,7 +306,9 @@ def test_directory_name_is_case_insensitive_and_yml_is_accepted(shared: Emulator
     assert status_of(emu, number) == ("success", "Ready: self-approval for 1 role")
 
 
-def test_request_targeting_another_branch_fails(shared: Emulator) -> None:
+def test_request_targeting_another_branch_fails_without_a_verdict(shared: Emulator) -> None:
+    """Branch protection does not apply there, and a verdict on its head commit could show on a
+    request PR into main that shares it: the comment explains, no status is set."""
     emu = shared
     number = emu.github.open_pr(REPO, "alice", {PATH: request_yaml()}, base="release")
     assert deliver_opened(emu, number) == "invalid"
@@ -298,18 +319,41 @@ def test_request_targeting_another_branch_fails(shared: Emulator) -> None:
     assert problems(emu, number) == [f"- {message}"]
 
 
-def test_pr_touching_nothing_under_requests_is_ignored(emu: Emulator) -> None:
+def test_a_pr_into_another_branch_that_is_no_request_gets_nothing(emu: Emulator) -> None:
+    number = emu.github.open_pr(REPO, "carol", {"README.md": "# access\n"}, base="release")
+    emu.github.recorder.calls.clear()
+    answer = emu.pr_event("opened", number)
+    assert answer.body == {
+        "message": f"PR #{number} touches no request; it targets release, which gets no verdict"
+    }
+    assert emu.status(number) is None and emu.comments(number) == []
+    assert writes_to_pr(emu, number) == 0
+
+
+def test_pr_touching_nothing_under_requests_passes_without_comment(emu: Emulator) -> None:
+    """A required jit-access check must never block code or policy changes: `success`, and
+    nothing else — no comment, no review request, no Google call."""
     number = emu.github.open_pr(REPO, "carol", {"README.md": "# access\n"})
     emu.github.recorder.calls.clear()
     answer = emu.pr_event("opened", number)
     assert answer.status == 200
-    assert answer.body == {"message": f"PR #{number} touches no request; ignored"}
-    assert emu.status(number) is None
+    assert answer.body == {
+        "message": f"PR #{number} touches no request: Not an access request", "state": "success"
+    }
+    assert status_of(emu, number) == ("success", "Not an access request")
+    assert emu.status(number)["target_url"].endswith(f"/{REPO}/pull/{number}")  # type: ignore[index]
     assert emu.comments(number) == []
-    assert writes_to_pr(emu, number) == 0
-    assert emu.github.recorder.count("POST") == 0  # no review requests either
+    assert writes_to_pr(emu, number) == 1  # the status
+    assert emu.github.recorder.count("POST") == 1  # no review requests either
     assert emu.github.recorder.count("PATCH") == 0
+    assert emu.google.recorder.calls == []
     assert emu.audit() == []
+    # a push changes nothing: the same verdict is not posted again
+    emu.github.push(REPO, number, {"README.md": "# access, again\n"})
+    assert emu.pr_event("synchronize", number).body["state"] == "success"
+    assert emu.github.recorder.count("POST", r"/statuses/") == 2  # the new head's
+    assert emu.pr_event("synchronize", number).body["state"] == "success"
+    assert emu.github.recorder.count("POST", r"/statuses/") == 2
     # the same when it is merged: nothing to activate
     emu.github.merge(REPO, number)
     answer = emu.deliver("pull_request", emu.pr_payload("closed", number))
@@ -319,8 +363,9 @@ def test_pr_touching_nothing_under_requests_is_ignored(emu: Emulator) -> None:
 
 def test_readme_under_requests_is_not_a_request(emu: Emulator) -> None:
     number = emu.github.open_pr(REPO, "carol", {"requests/README.md": "# how to request\n"})
-    assert emu.pr_event("opened", number).body["message"].endswith("touches no request; ignored")
-    assert emu.status(number) is None and emu.comments(number) == []
+    assert emu.pr_event("opened", number).body["message"].endswith("Not an access request")
+    assert status_of(emu, number) == ("success", "Not an access request")
+    assert emu.comments(number) == []
 
 
 # ----------------------------------------------------------------------------------------------
@@ -355,7 +400,7 @@ def test_policy_change_in_another_pr_applies_only_once_merged(emu: Emulator) -> 
     policy_pr = emu.github.open_pr(
         REPO, "carol", modified={"policy/jitaccess.yaml": LOOSE_POLICY}
     )
-    assert emu.pr_event("opened", policy_pr).body["message"].endswith("ignored")
+    assert emu.pr_event("opened", policy_pr).body["message"].endswith("Not an access request")
     number = emu.open_request("alice", request_yaml(duration="8h"))
     assert deliver_opened(emu, number) == "invalid"
     assert status_of(emu, number) == (
@@ -387,7 +432,7 @@ def test_identities_are_read_from_main_not_from_an_open_pr(emu: Emulator) -> Non
         REPO, "carol",
         modified={"policy/identities.yaml": ids.decode() + "erin: erin@example.com\n"},
     )
-    assert emu.pr_event("opened", ids_pr).body["message"].endswith("ignored")
+    assert emu.pr_event("opened", ids_pr).body["message"].endswith("Not an access request")
     number = emu.open_request("erin", request_yaml())
     assert emu.pr_event("opened", number).body["state"] == "not_eligible"
     assert status_of(emu, number) == ("failure", "Not eligible: erin has no identity mapping")

@@ -235,8 +235,8 @@ def test_ping_is_pong(emu: Emulator) -> None:
     assert no_upstream_calls(emu)
 
 
-@pytest.mark.parametrize("event,action", [("issues", "opened"), ("check_run", "rerequested"),
-                                          ("push", None)])
+@pytest.mark.parametrize("event,action", [("issues", "opened"), ("check_run", "created"),
+                                          ("merge_group", "destroyed"), ("push", None)])
 def test_unhandled_event_is_ignored_with_a_reason(
     emu: Emulator, event: str, action: str | None
 ) -> None:

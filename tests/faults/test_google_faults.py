@@ -111,7 +111,8 @@ def test_conflict_storm_gives_up_at_the_deadline_and_a_redelivery_completes(
     failed = comment_of(emu, number, "failed")
     assert f"kept changing concurrently; gave up after {made} attempts" in failed
     assert "No access was granted" in failed
-    assert "redelivering the merge event" in failed
+    assert "choose **Re-run** on the `jit-access` check" in failed
+    assert "redeliver the merge event" in failed
 
     stop(storm)
     emu.advance(timedelta(minutes=3))

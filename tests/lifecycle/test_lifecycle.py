@@ -161,13 +161,19 @@ def test_an_approval_that_does_not_count_is_not_audited(world: World) -> None:
     assert world.audit.records == []
 
 
-def test_a_pr_that_touches_no_request_is_left_alone(world: World) -> None:
+def test_a_pr_that_touches_no_request_passes_and_is_otherwise_left_alone(world: World) -> None:
     n = world.open_request()
     world.github.changed[n] = ()
 
-    assert "touches no request" in world.lifecycle.on_change(n, "d-1", opened=True).message
-    assert "nothing to activate" in world.lifecycle.on_merge(n, "d-2").message
-    assert world.github.statuses == [] and world.github.bodies(n) == []
+    result = world.lifecycle.on_change(n, "d-1", opened=True)
+    assert "touches no request" in result.message and result.state == "success"
+    # A required jit-access check must not block code or policy changes: success, no comment.
+    [status] = world.github.statuses
+    assert (status.state, status.description) == ("success", "Not an access request")
+    assert "touches no request" in world.lifecycle.on_change(n, "d-2", opened=False).message
+    assert len(world.github.statuses) == 1  # unchanged: not posted again
+    assert "nothing to activate" in world.lifecycle.on_merge(n, "d-3").message
+    assert world.github.bodies(n) == []
     assert world.eligibility.checks == [] and world.audit.records == []
 
 

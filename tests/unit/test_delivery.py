@@ -91,8 +91,10 @@ REAL = {
     "issue_comment.created.on-pull-request.json": Verdict(
         Kind.IGNORED, "ignored: issue_comment/created is not handled", Reason.UNHANDLED
     ),
+    # The facts have no App id (a token): check runs are not the service's then.
     "check_run.rerequested.json": Verdict(
-        Kind.IGNORED, "ignored: check_run/rerequested is not handled", Reason.UNHANDLED
+        Kind.IGNORED, "ignored: check_run/rerequested (the service publishes commit statuses, "
+        "not check runs, without GitHub App credentials)", Reason.NOT_OUR_CHECK,
     ),
     # an App installation event names no repository
     "installation.created.json": Verdict(
@@ -313,3 +315,115 @@ def test_acted_on_events_need_a_valid_number(name: str, number: object) -> None:
     data["pull_request"]["number"] = number
     with pytest.raises(MalformedPayload, match="no valid pull_request.number"):
         verdict_of(name, data)
+
+
+# --------------------------------------------------------------------------------------------
+# Re-runs of the check (GitHub App credentials) and merge groups
+
+SHA = "d6fde92930d4715a2b49857d24b940956b26d2d3"  # the head of check_run.rerequested.json
+
+
+def our_check_run(**changes: Any) -> dict[str, Any]:
+    """The real check_run rerequested payload, as if the check were jit-access of App 2."""
+    data = payload("check_run.rerequested.json")
+    data["check_run"]["name"] = "jit-access"
+    data["check_run"].update(changes)
+    return data
+
+
+def rerun_of(data: dict[str, Any], event: str = "check_run", **kw: Any) -> Verdict:
+    return classify(event, data, facts_for(data, **{"app_id": 2, **kw}))
+
+
+def test_a_rerun_of_our_check_names_its_commit() -> None:
+    assert rerun_of(our_check_run()) == Verdict(Kind.RERUN, head_sha=SHA)
+
+
+def test_a_rerun_of_another_apps_check_or_another_check_is_ignored() -> None:
+    data = payload("check_run.rerequested.json")  # App 2's check "randscape"
+    assert rerun_of(data).reason is Reason.NOT_OUR_CHECK
+    assert rerun_of(our_check_run(), app_id=3) == Verdict(
+        Kind.IGNORED, "ignored: check_run of another App", Reason.NOT_OUR_CHECK
+    )
+
+
+def test_the_prs_of_a_rerun_are_candidates_without_repeats_and_bounded() -> None:
+    pulls = [{"number": n} for n in (7, 7, 0, -1, "8", True, *range(100, 120))]
+    verdict = rerun_of(our_check_run(pull_requests=pulls))
+    assert verdict.numbers == (7, *range(100, 109))
+
+
+def test_our_external_id_names_the_pr_when_github_lists_none() -> None:
+    """A fork's branch: GitHub lists no PR for the check suite (`pull_requests: []`)."""
+    data = our_check_run(external_id="jit-access/1 pr=12 notes=0123456789abcdef")
+    assert rerun_of(data).numbers == (12,)
+    data = our_check_run(external_id="someone-else pr=12")
+    assert rerun_of(data).numbers == ()
+
+
+@pytest.mark.parametrize("head", [None, "", "xyz", SHA.upper(), SHA[:39], 12])
+def test_a_rerun_needs_a_valid_head_commit(head: object) -> None:
+    with pytest.raises(MalformedPayload):
+        rerun_of(our_check_run(head_sha=head))
+
+
+def test_a_check_suite_rerun_is_a_rerun_of_its_head() -> None:
+    data = payload("check_run.rerequested.json")
+    suite = data.pop("check_run")["check_suite"]
+    suite["pull_requests"] = [{"number": 5}]
+    data["check_suite"] = suite
+    assert rerun_of(data, "check_suite") == Verdict(Kind.RERUN, head_sha=SHA, numbers=(5,))
+
+
+@pytest.mark.parametrize("action", ["created", "completed", "requested_action"])
+def test_other_check_run_actions_are_unhandled(action: str) -> None:
+    data = our_check_run()
+    data["action"] = action
+    assert rerun_of(data) == Verdict(
+        Kind.IGNORED, f"ignored: check_run/{action} is not handled", Reason.UNHANDLED
+    )
+
+
+def merge_group(**changes: Any) -> dict[str, Any]:
+    """A merge_group checks_requested payload, shaped as GitHub's documentation shows it."""
+    group = {
+        "head_sha": "2ffea6db159f6b6c47a24e778fb9ef40cf6b1c7d",
+        "head_ref": "refs/heads/gh-readonly-queue/main/pr-104-"
+        "929f8209d40f77f4abc622a499c93a83babdbe64",
+        "base_sha": "929f8209d40f77f4abc622a499c93a83babdbe64",
+        "base_ref": "refs/heads/main",
+        **changes,
+    }
+    return {"action": "checks_requested", "merge_group": group,
+            "repository": {"full_name": "acme/access"}, "installation": {"id": 1}}
+
+
+def test_a_merge_group_names_its_head_base_and_queued_pr() -> None:
+    verdict = classify("merge_group", merge_group(), KnownFacts("acme/access", 1))
+    assert verdict == Verdict(
+        Kind.MERGE_GROUP, head_sha="2ffea6db159f6b6c47a24e778fb9ef40cf6b1c7d",
+        base="929f8209d40f77f4abc622a499c93a83babdbe64", base_ref="main", numbers=(104,),
+    )
+
+
+def test_a_merge_group_without_base_sha_compares_with_its_branch() -> None:
+    data = merge_group(head_ref="refs/heads/elsewhere")
+    del data["merge_group"]["base_sha"]  # older payloads have none
+    verdict = classify("merge_group", data, KnownFacts("acme/access"))
+    assert (verdict.base, verdict.base_ref, verdict.numbers) == ("main", "main", ())
+
+
+@pytest.mark.parametrize("changes", [
+    {"head_sha": "nope"}, {"base_ref": "main"}, {"base_ref": None}, {"base_ref": "refs/heads/"},
+])
+def test_a_merge_group_needs_a_head_and_a_base_branch(changes: dict[str, Any]) -> None:
+    with pytest.raises(MalformedPayload):
+        classify("merge_group", merge_group(**changes), KnownFacts("acme/access"))
+
+
+def test_a_destroyed_merge_group_needs_nothing() -> None:
+    data = merge_group()
+    data["action"] = "destroyed"
+    assert classify("merge_group", data, KnownFacts("acme/access")) == Verdict(
+        Kind.IGNORED, "ignored: merge_group/destroyed is not handled", Reason.UNHANDLED
+    )

@@ -205,12 +205,15 @@ def test_flask_app_routes_every_deployed_url(path: str, method: str) -> None:
 def test_github_app_manifest_is_minimal() -> None:
     manifest = json.loads((ROOT / "deploy" / "github-app-manifest.json").read_text("utf-8"))
     assert manifest["default_permissions"] == {
+        "checks": "write",  # the jit-access check run (with an App the verdict is no status)
         "contents": "read",  # policy/ and request files from the default branch and PR head
+        "merge_queues": "read",  # needed to receive merge_group events
         "pull_requests": "write",  # comments, review requests
-        "statuses": "write",  # the jit-access commit status
         "metadata": "read",  # mandatory for every App
     }
-    assert sorted(manifest["default_events"]) == ["pull_request", "pull_request_review"]
+    assert sorted(manifest["default_events"]) == [
+        "check_run", "check_suite", "merge_group", "pull_request", "pull_request_review",
+    ]
     assert manifest["hook_attributes"]["url"].endswith(".r.appspot.com/webhook")
     assert manifest["hook_attributes"]["active"] is True
     assert manifest["public"] is False

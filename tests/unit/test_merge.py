@@ -410,7 +410,10 @@ def test_a_pending_request_publishes_its_comment_status_and_review_requests() ->
 
     assert plan == PublishPlan(
         comment=status_comment(PENDING),
-        status=StatusUpdate("pending", "Waiting for 1 approval (roles/cloudsql.admin)", URL),
+        status=StatusUpdate(
+            "pending", "Waiting for 1 approval (roles/cloudsql.admin)", URL,
+            summary=status_comment(PENDING),  # a check run's summary: the comment's content
+        ),
         reviewers=("bob", "carol"),  # approval.request_reviewers: 2
         audit=record,
     )
@@ -428,7 +431,9 @@ def test_every_other_state_sets_its_status_and_asks_nobody(decision: Decision, s
     plan = publish_plan(decision, pull(), shape=OWN, policy=POLICY, reviews=(),
                         request_reviews=True)
 
-    assert plan.status == StatusUpdate(state, status_description(decision), URL)
+    assert plan.status == StatusUpdate(
+        state, status_description(decision), URL, summary=status_comment(decision)
+    )
     assert plan.reviewers == ()
     assert plan.audit is None
 

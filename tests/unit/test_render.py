@@ -376,8 +376,9 @@ def test_activation_failed_comment_explains_redelivery() -> None:
     assert "activating it failed: Google Cloud: permission denied\n" in text
     assert "No access was granted" in text
     assert (
-        "redelivering the merge event (GitHub → Settings → Webhooks → Recent deliveries → "
-        "Redeliver) within 1h of the merge"
+        "To retry within 1h of the merge, choose **Re-run** on the `jit-access` check of this "
+        "pull request (with the GitHub App), or have an administrator redeliver the merge event "
+        "(Settings → Webhooks → Recent deliveries → Redeliver)."
     ) in text
 
 

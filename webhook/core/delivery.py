@@ -1,7 +1,8 @@
 """What a webhook delivery is: one rule book, from the event, the payload and a few facts.
 
 `classify(event, payload, facts)` answers whether the delivery is ignored (and why), a pull
-request change or a review to evaluate, or a merge to activate. It reads no network, clock or
+request change or a review to evaluate, a merge to activate, a Re-run of the `jit-access` check,
+or a merge group to judge. It reads no network, clock or
 environment: the caller hands in the facts — the repository served, the GitHub App installation
 serving it, the service's own login. A caller may look those up lazily; the rules read each one
 only where it decides something (the installation only when the payload names one, the own login
@@ -14,10 +15,15 @@ the lifecycle. The rules here only keep deliveries that cannot matter from costi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
+
+from webhook.core.checks import pr_hint
+from webhook.core.merge_queue import queued_pr
+from webhook.core.names import STATUS_CONTEXT
 
 #: Every hidden marker the service writes starts its comment with this (see `render`): the
 #: status comment, and the activation, refusal and activation-failure records.
@@ -27,6 +33,11 @@ MARKER_PREFIX = "<!-- jit-access:"
 PR_CHANGE_ACTIONS = ("opened", "reopened", "synchronize", "edited", "ready_for_review")
 #: `pull_request_review` actions after which the request is evaluated again.
 REVIEW_ACTIONS = ("submitted", "edited", "dismissed")
+#: Events whose `rerequested` action is a person's Re-run of the check (App credentials only).
+CHECK_EVENTS = ("check_run", "check_suite")
+#: Pull requests of a Re-run payload looked at, at most (GitHub lists those sharing the head).
+MAX_RERUN_PULLS = 10
+_SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 
 
 class MalformedPayload(ValueError):
@@ -40,6 +51,8 @@ class Kind(Enum):
     CHANGE = "change"  # a pull request changed: evaluate it and publish the decision
     REVIEW = "review"  # a review was submitted or dismissed: evaluate and publish
     MERGE = "merge"  # a pull request was merged: decide again and activate, or refuse
+    RERUN = "rerun"  # someone chose Re-run on the check: re-evaluate, or retry the activation
+    MERGE_GROUP = "merge group"  # the merge queue asks for the verdict on a merge group
 
 
 class Reason(Enum):
@@ -54,6 +67,7 @@ class Reason(Enum):
     TEXT_EDIT = "title or description edit"
     COMMENT_REVIEW = "comment review or review edit"
     CLOSED_UNMERGED = "closed without merge"
+    NOT_OUR_CHECK = "another App's check, or no App credentials"
 
 
 class Facts(Protocol):
@@ -74,6 +88,11 @@ class Facts(Protocol):
         """The service's own GitHub login; None when it is not known."""
         ...
 
+    @property
+    def app_id(self) -> int | None:
+        """The service's GitHub App id; None with a token (there are no check runs then)."""
+        ...
+
 
 @dataclass(frozen=True)
 class KnownFacts:
@@ -82,6 +101,7 @@ class KnownFacts:
     repository: str
     installation_id: int | None = None
     own_login: str | None = None
+    app_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,13 @@ class Verdict:
     # For a foreign installation: the installation the delivery named, when it is a valid id
     # (a reinstalled App delivers with a new one).
     installation: int | None = None
+    # For Re-runs and merge groups: the commit the check belongs to, the PRs the payload names
+    # (only candidates: each is read again from GitHub), and for merge groups the base to
+    # compare the head with (its commit, else its branch) and the base branch.
+    head_sha: str | None = None
+    numbers: tuple[int, ...] = ()
+    base: str | None = None
+    base_ref: str | None = None
 
     @property
     def ignored(self) -> bool:
@@ -131,6 +158,10 @@ def classify(event: str, payload: Mapping[str, Any], facts: Facts) -> Verdict:
         return _pull_request(action, payload)
     if event == "pull_request_review":
         return _review(action, payload)
+    if event in CHECK_EVENTS:
+        return _rerun(event, action, payload, facts)
+    if event == "merge_group":
+        return _merge_group(action, payload)
     return unhandled(event, action)
 
 
@@ -223,6 +254,71 @@ def _review(action: str | None, payload: Mapping[str, Any]) -> Verdict:
             Reason.COMMENT_REVIEW, f"PR #{number}: review comment or edit; nothing to do"
         )
     return Verdict(Kind.REVIEW, number=number, reviewer=login if isinstance(login, str) else None)
+
+
+def _rerun(
+    event: str, action: str | None, payload: Mapping[str, Any], facts: Facts
+) -> Verdict:
+    """A person chose Re-run (`check_run`) or Re-run all checks (`check_suite`).
+
+    GitHub sends `rerequested` only to the App whose check it is, and this service's App makes
+    no check but `jit-access`; both are checked anyway, as is the head commit. Only a trigger:
+    the PRs named are candidates, each read again, and what a Re-run does follows from what
+    GitHub says about the PR then.
+    """
+    if action != "rerequested":
+        return unhandled(event, action)
+    ours = facts.app_id
+    check = payload.get(event)
+    if ours is None or not isinstance(check, Mapping):
+        return _ignored(
+            Reason.NOT_OUR_CHECK, f"ignored: {event}/{action} (the service publishes commit "
+            "statuses, not check runs, without GitHub App credentials)"
+        )
+    app = check.get("app")
+    named = app.get("id") if isinstance(app, Mapping) else None
+    if not (_is_id(named) and named == ours):
+        return _ignored(Reason.NOT_OUR_CHECK, f"ignored: {event} of another App")
+    if event == "check_run" and check.get("name") != STATUS_CONTEXT:
+        return _ignored(Reason.NOT_OUR_CHECK, f"ignored: check run {check.get('name')!r}")
+    head = check.get("head_sha")
+    if not isinstance(head, str) or not _SHA.match(head):
+        raise MalformedPayload(f"payload has no valid {event}.head_sha")
+    numbers: list[int] = []
+    pulls = check.get("pull_requests")
+    for pr in pulls if isinstance(pulls, list) else []:
+        number = pr.get("number") if isinstance(pr, Mapping) else None
+        if isinstance(number, int) and _is_id(number) and number < 2**31 and number not in numbers:
+            numbers.append(number)
+    # Our own check run names its PR in external_id: GitHub lists no PR for a fork's branch.
+    hint = pr_hint(check.get("external_id")) if event == "check_run" else None
+    if hint is not None and hint not in numbers:
+        numbers.append(hint)
+    return Verdict(Kind.RERUN, head_sha=head, numbers=tuple(numbers[:MAX_RERUN_PULLS]))
+
+
+def _merge_group(action: str | None, payload: Mapping[str, Any]) -> Verdict:
+    """The merge queue asks for the checks of a merge group (`checks_requested`); a group that
+    is `destroyed` needs nothing."""
+    if action != "checks_requested":
+        return unhandled("merge_group", action)
+    group = payload.get("merge_group")
+    group = group if isinstance(group, Mapping) else {}
+    head, base_sha, base_ref = group.get("head_sha"), group.get("base_sha"), group.get("base_ref")
+    if not isinstance(head, str) or not _SHA.match(head):
+        raise MalformedPayload("payload has no valid merge_group.head_sha")
+    branch = (
+        base_ref.removeprefix("refs/heads/")
+        if isinstance(base_ref, str) and base_ref.startswith("refs/heads/") else None
+    )
+    if not branch:
+        raise MalformedPayload("payload has no valid merge_group.base_ref")
+    base = base_sha if isinstance(base_sha, str) and _SHA.match(base_sha) else branch
+    number = queued_pr(group.get("head_ref") if isinstance(group.get("head_ref"), str) else None)
+    return Verdict(
+        Kind.MERGE_GROUP, head_sha=head, base=base, base_ref=branch,
+        numbers=(number,) if number is not None else (),
+    )
 
 
 def _ignored(reason: Reason, message: str) -> Verdict:

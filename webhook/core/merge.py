@@ -9,11 +9,12 @@ merge" can be tested with plain values.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from webhook.core import audit_record as audit_events
 from webhook.core.audit_record import AuditRecord
+from webhook.core.checks import Annotation, annotations_for
 from webhook.core.conditions import build_binding, parse_activation_expression
 from webhook.core.decide import review_order
 from webhook.core.durations import format_duration
@@ -29,10 +30,20 @@ from webhook.core.model import (
     ReviewState,
     State,
 )
+from webhook.core.names import STATUS_DESCRIPTION_MAX
 from webhook.core.ports import AuditedDecision
 from webhook.core.problems import ProblemCode
 from webhook.core.records import activation_insert_id, refusal_insert_id
-from webhook.core.render import rfc3339, status_comment, status_description
+from webhook.core.render import (
+    cut,
+    inert,
+    not_a_request_summary,
+    plain,
+    revocation_summary,
+    rfc3339,
+    status_comment,
+    status_description,
+)
 
 # ----------------------------------------------------------------------------------------------
 # What an earlier delivery left behind
@@ -303,6 +314,11 @@ class StatusUpdate:
     state: str  # success | pending | failure | error
     description: str
     target_url: str | None
+    # With GitHub App credentials the verdict is a check run (`core.checks`): its summary (the
+    # status comment's content) and one annotation per request-file problem with a line. A
+    # commit status has neither.
+    summary: str = ""
+    annotations: tuple[Annotation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -353,10 +369,86 @@ def publish_plan(
         status = StatusUpdate(
             decision.state.commit_status, status_description(decision), pull.html_url or None
         )
+    if not targets_default_branch(pull):
+        # Branch protection does not apply to other branches, and a verdict on this head
+        # commit could show on a request PR into the default branch that shares it; the
+        # comment explains why the PR is no valid request.
+        status = None
+    comment = status_comment(decision)
+    if status is not None:
+        status = replace(status, summary=comment, annotations=annotations_for(decision))
     reviewers: tuple[str, ...] = ()
     if request_reviews and policy is not None and decision.state is State.PENDING:
         reviewers = reviewers_to_request(decision, pull, policy, reviews)
-    return PublishPlan(status_comment(decision), status, reviewers, audit)
+    return PublishPlan(comment, status, reviewers, audit)
+
+
+def targets_default_branch(pull: PullInfo) -> bool:
+    """Does the PR target the repository's default branch, the only one where a verdict is
+    published?"""
+    return bool(pull.default_branch) and pull.base_ref == pull.default_branch
+
+
+#: The description of the verdict on a PR that touches nothing under requests/.
+NOT_A_REQUEST = "Not an access request"
+
+
+def verdict_without_request(
+    pull: PullInfo, *, revokes: Sequence[str] = (), ends: Sequence[str] = ()
+) -> StatusUpdate | None:
+    """The verdict on an open PR that asks for no access: `success`, so that a required
+    `jit-access` check never blocks code or policy changes; None (no verdict) for a PR into
+    another branch.
+
+    `revokes` are the request files a revocation PR deletes. `ends` are the PRs whose access it
+    ends (`owner/repo#n`), when the caller has found them; the description then names those
+    rather than the files. Either way nothing is decided here: revoking only reduces access, and
+    merging the PR is what revokes.
+    """
+    if not targets_default_branch(pull):
+        return None
+    if not revokes:
+        return StatusUpdate(
+            "success", NOT_A_REQUEST, pull.html_url or None, summary=not_a_request_summary()
+        )
+    named = [plain(x) for x in (ends or revokes)]
+    what = "access of" if ends else "access granted by"
+    description = f"Revocation: ends {what} {', '.join(named)}"
+    if len(description) > STATUS_DESCRIPTION_MAX:
+        noun = "request" if ends else "request file"
+        description = f"Revocation: ends the access of {len(named)} {noun}s"
+    return StatusUpdate(
+        "success", description, pull.html_url or None,
+        summary=revocation_summary(revokes, ends),
+    )
+
+
+def verdict_after_merge(
+    state: str | None, message: str, *, target_url: str | None
+) -> StatusUpdate | None:
+    """The verdict a Re-run of a merged PR leaves on its head, from what the merge handler
+    did (`state`: activated, refused or failed; None: nothing to activate, so no verdict)."""
+    text = message.split(": ", 1)[1] if message.startswith("PR #") and ": " in message else message
+    text = text[:1].upper() + text[1:]
+    match state:
+        case "activated":
+            return StatusUpdate(
+                "success", cut(text), target_url,
+                summary=f"### jit-access: ✅ {inert(text)}",
+            )
+        case "refused":
+            return StatusUpdate(
+                "failure", cut(text), target_url,
+                summary=f"### jit-access: ❌ {inert(text)}\n\nA refusal is final: open a new "
+                "request pull request.",
+            )
+        case "failed":
+            return StatusUpdate(
+                "failure", cut(f"{text}; choose Re-run to retry"), target_url,
+                summary=f"### jit-access: ⚠️ {inert(text)}\n\nChoose **Re-run** to retry "
+                "within `activation.max_delay` of the merge.",
+            )
+    return None
 
 
 def reviewers_to_request(

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from webhook.core.audit_record import AuditRecord
+from webhook.core.checks import CheckRun, Unread
 from webhook.core.eligibility import EligibilityQuestion
+from webhook.core.merge_queue import GroupFile, OpenPull
 from webhook.core.model import (
     Binding,
     ChangedFile,
@@ -26,8 +28,14 @@ from webhook.core.model import (
     Review,
 )
 
+if TYPE_CHECKING:  # merge imports this module: a runtime import would be circular
+    from webhook.core.merge import StatusUpdate
+
 #: The clock of the service: the current time, UTC.
 Clock = Callable[[], datetime]
+
+#: The `jit-access` verdict a commit carries: a commit status (token) or a check run (App).
+PublishedVerdict = CommitStatus | CheckRun
 
 
 @dataclass(frozen=True)
@@ -142,3 +150,24 @@ class AuditPort(Protocol):
     def decisions(
         self, pull_request_url: str, *, since: datetime
     ) -> tuple[AuditedDecision, ...]: ...
+
+
+class VerdictPort(Protocol):
+    """Where the `jit-access` verdict goes: commit statuses with a token
+    (`service.verdicts.StatusVerdicts`), check runs with a GitHub App
+    (`adapters.github_checks.CheckRuns`)."""
+
+    def current(self, sha: str) -> PublishedVerdict | None: ...
+    def publish(
+        self, sha: str, update: StatusUpdate, *,
+        current: PublishedVerdict | None | Unread = ..., fresh: bool = ..., pr: int | None = ...,
+    ) -> bool: ...
+
+
+class CommitReadsPort(Protocol):
+    """What Re-runs and merge groups read besides a PR (`adapters.github_checks.CommitReads`)."""
+
+    def group_files(self, base: str, head: str) -> tuple[GroupFile, ...]: ...
+    def open_pulls(self, base: str) -> tuple[OpenPull, ...]: ...
+    def pulls_for_commit(self, sha: str) -> tuple[int, ...]: ...
+    def blob_sha(self, path: str, ref: str) -> str | None: ...

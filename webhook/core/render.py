@@ -317,6 +317,58 @@ def _next_steps(decision: Decision) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
+# Verdicts on PRs that ask for no access (check run summaries; no comment is posted)
+
+
+def not_a_request_summary() -> str:
+    """The check run summary of a PR that touches nothing under requests/."""
+    return (
+        "### jit-access: ✅ Not an access request\n\nThis pull request changes nothing under "
+        "`requests/`, so there is no access to decide: the check passes."
+    )
+
+
+def revocation_summary(paths: Sequence[str], ends: Sequence[str] = ()) -> str:
+    """The check run summary of a revocation PR: the request files it deletes and, when known,
+    the PRs whose access it ends."""
+    lines = [
+        "### jit-access: ✅ Revocation", "",
+        "This pull request only deletes request files. Revoking ends access and needs no "
+        "approval.", "",
+    ]
+    if ends:
+        lines += ["**Ends the access of**", ""]
+        lines += [f"- {_escape(reference)}" for reference in ends[:MAX_PROBLEMS_SHOWN]]
+        lines.append("")
+    lines += ["**Deletes**", ""]
+    lines += [f"- {_code(path)}" for path in paths[:MAX_PROBLEMS_SHOWN]]
+    if len(paths) > MAX_PROBLEMS_SHOWN:
+        lines.append(f"- … and {len(paths) - MAX_PROBLEMS_SHOWN} more")
+    return "\n".join(lines)
+
+
+def cut(text: str, limit: int = STATUS_DESCRIPTION_MAX) -> str:
+    """A status description or check title cut to fit, with an ellipsis."""
+    return _truncate(text, limit)
+
+
+def inert(text: str) -> str:
+    """Text that may come from a requester, made inert for one line of markdown."""
+    return _escape(text)
+
+
+def code(text: str) -> str:
+    """Text from a repository (a path) as an inert inline code span."""
+    return _code(text)
+
+
+def plain(text: str) -> str:
+    """Text from a repository (a path, a login) for a status description: one line, without
+    invisible characters."""
+    return _plain(text)
+
+
+# --------------------------------------------------------------------------------------------
 # Comments after a merge (new comments, so that GitHub notifies the participants)
 
 
@@ -407,9 +459,10 @@ def activation_failed_comment(
         "",
         outcome,
         "",
-        "An administrator can retry by redelivering the merge event (GitHub → Settings → "
-        "Webhooks → Recent deliveries → Redeliver) within "
-        f"{_span(max_delay)} of the merge; later, open a new request pull request.",
+        f"To retry within {_span(max_delay)} of the merge, choose **Re-run** on the "
+        "`jit-access` check of this pull request (with the GitHub App), or have an "
+        "administrator redeliver the merge event (Settings → Webhooks → Recent deliveries → "
+        "Redeliver). Later, open a new request pull request.",
     ]
     return _finish(lines)
 

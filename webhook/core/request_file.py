@@ -336,6 +336,23 @@ def _is_request_area(path: str | None) -> bool:
     return path is not None and path.startswith(REQUESTS_DIR) and path != REQUESTS_README
 
 
+def is_request_area(path: str | None) -> bool:
+    """Is the path under requests/ (its README aside), where request files live?"""
+    return _is_request_area(path)
+
+
+def revoked_paths(files: Sequence[ChangedFile]) -> tuple[str, ...]:
+    """The request files a revocation PR deletes, sorted; () when the PR is no revocation PR.
+
+    A revocation PR's only change is deleting request files (merged earlier: a file the PR can
+    delete is on its base). Deleting only ever ends access, so whose files they are does not
+    matter; anything else in the PR makes it an ordinary PR, judged by `check_pr_shape`.
+    """
+    if not files or any(f.status != "removed" or not _is_request_area(f.filename) for f in files):
+        return ()
+    return tuple(sorted(f.filename for f in files))
+
+
 def request_path_problem(path: str, author: str | None = None) -> Problem | None:
     """Why a path is not `requests/<author>/<name>.yaml`, or None when it is."""
     parts = path.split("/")

@@ -75,6 +75,10 @@ class _ServiceFacts:
     def own_login(self) -> str | None:
         return self._service.own_login()
 
+    @property
+    def app_id(self) -> int | None:
+        return self._service.settings.app_id if self._service.settings.app_private_key else None
+
 
 def _answer(status: int, message: str, **extra: Any) -> tuple[Response, int]:
     return jsonify({"message": message, **extra}), status

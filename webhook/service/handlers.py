@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.core.delivery import (
+    CHECK_EVENTS,
     PR_CHANGE_ACTIONS,
     REVIEW_ACTIONS,
     Kind,
@@ -18,6 +19,7 @@ from webhook.core.delivery import (
     Verdict,
     pr_number,
 )
+from webhook.service.checks import CheckEvents
 from webhook.service.lifecycle import Lifecycle, LifecycleResult
 from webhook.service.routing import Delivery, Outcome, Router
 
@@ -98,5 +100,32 @@ def build_router(lifecycle: Lifecycle) -> Router:
             return _outcome(
                 lifecycle.on_review(verdict.number, delivery.delivery_id, verdict.reviewer)
             )
+
+    checks = CheckEvents(lifecycle)
+
+    for event in CHECK_EVENTS:
+
+        @router.register(event, action="rerequested")
+        def on_check_rerequested(delivery: Delivery) -> Outcome:
+            verdict = _verdict(delivery, Kind.RERUN)
+            if verdict.ignored or verdict.head_sha is None:
+                return Outcome(200, verdict.message)
+            # The payload is only a trigger: each PR it names is read again.
+            return _outcome(
+                checks.on_rerun(verdict.head_sha, verdict.numbers, delivery.delivery_id)
+            )
+
+    @router.register("merge_group", action="checks_requested")
+    def on_merge_group_checks_requested(delivery: Delivery) -> Outcome:
+        verdict = _verdict(delivery, Kind.MERGE_GROUP)
+        if (
+            verdict.ignored or verdict.head_sha is None or verdict.base is None
+            or verdict.base_ref is None
+        ):
+            return Outcome(200, verdict.message)
+        return _outcome(
+            checks.on_merge_group(verdict.head_sha, verdict.base, verdict.base_ref,
+                                  verdict.numbers)
+        )
 
     return router

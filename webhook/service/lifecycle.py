@@ -7,7 +7,6 @@ through the ports handed to it, so tests and the sandbox can run it against loca
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import threading
@@ -19,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar, assert_never
 
 from webhook.core.audit_record import AuditRecord
+from webhook.core.checks import UNREAD, Unread
 from webhook.core.decide import decide
 from webhook.core.eligibility import question_for, source_for
 from webhook.core.errors import (
@@ -41,6 +41,7 @@ from webhook.core.merge import (
     NotMerged,
     Refuse,
     RetryLater,
+    StatusUpdate,
     activation_record,
     already_activated,
     change_record,
@@ -50,12 +51,13 @@ from webhook.core.merge import (
     refusal_record,
     review_record,
     status_belongs_to,
+    targets_default_branch,
+    verdict_without_request,
 )
 from webhook.core.model import (
     AccessRequest,
     Binding,
     ChangedFiles,
-    CommitStatus,
     Decision,
     EligibilityFacts,
     Facts,
@@ -69,18 +71,20 @@ from webhook.core.model import (
     Review,
     State,
 )
-from webhook.core.names import IDENTITIES_PATH, POLICY_PATH, STATUS_CONTEXT
+from webhook.core.names import IDENTITIES_PATH, POLICY_PATH
 from webhook.core.policy import MAX_POLICY_BYTES, parse_identities, parse_policy
 from webhook.core.policy_edits import restored_note
 
 # The ports are defined in core; imported under their own names so that the wiring and older
 # callers can still name them through this module.
 from webhook.core.ports import ActivatorPort as ActivatorPort
-from webhook.core.ports import AuditedDecision
+from webhook.core.ports import AuditedDecision, PublishedVerdict
 from webhook.core.ports import AuditPort as AuditPort
 from webhook.core.ports import Clock as Clock
+from webhook.core.ports import CommitReadsPort as CommitReadsPort
 from webhook.core.ports import EligibilityPort as EligibilityPort
 from webhook.core.ports import GitHubPort as GitHubPort
+from webhook.core.ports import VerdictPort as VerdictPort
 from webhook.core.problems import ProblemCode
 from webhook.core.records import (
     COMMENT_MARKER,
@@ -94,7 +98,13 @@ from webhook.core.render import (
     refusal_comment,
     rfc3339,
 )
-from webhook.core.request_file import MAX_REQUEST_BYTES, check_pr_shape, parse_request
+from webhook.core.request_file import (
+    MAX_REQUEST_BYTES,
+    check_pr_shape,
+    parse_request,
+    revoked_paths,
+)
+from webhook.service.verdicts import StatusVerdicts
 
 log = logging.getLogger("jitaccess")
 
@@ -172,12 +182,14 @@ class Evaluation:
     comments: tuple[PullComment, ...] | None = None
     # What the diff at the head says (None when the PR is not a request).
     shape: PrShape | None = None
-    # The head commit's current jit-access status, read beside the request file so that
-    # publishing can skip an unchanged status without a round trip of its own (status_read:
-    # whether it was read; status None then means the commit has no such status, or the read
-    # failed and the status is posted anyway).
+    # The head commit's current jit-access verdict (commit status or check run), read beside
+    # the request file so that publishing can skip an unchanged verdict without a round trip
+    # of its own (status_read: whether it was read; status None then means the commit has no
+    # verdict yet, or the read failed and the verdict is published anyway).
     status_read: bool = False
-    status: CommitStatus | None = None
+    status: PublishedVerdict | None = None
+    # For a revocation PR (its only change deletes request files): the files it deletes.
+    revokes: tuple[str, ...] = ()
 
     @property
     def is_request(self) -> bool:
@@ -231,9 +243,15 @@ class Lifecycle:
         audit: AuditPort,
         clock: Clock = utcnow,
         executor: ThreadPoolExecutor | None = None,
+        verdicts: VerdictPort | None = None,
+        commits: CommitReadsPort | None = None,
     ) -> None:
         self.repository = repository
         self.github = github
+        # Check runs with a GitHub App, commit statuses (through `github`) otherwise.
+        self.verdicts: VerdictPort = verdicts or StatusVerdicts(github)
+        # What Re-runs and merge groups read besides PRs (None: they are not served).
+        self.commits = commits
         self.eligibility = eligibility
         self.activator = activator
         self.audit = audit
@@ -278,10 +296,18 @@ class Lifecycle:
             changed.files, pull.author, pull.base_ref, default_branch,
             complete=changed.complete,
         )
-        if not shape.is_request:
+        revokes = revoked_paths(changed.files) if targets_default_branch(pull) else ()
+        if not shape.is_request or revokes:
             for f in (f_reviews, f_policy, f_ids, f_comments):
                 f.result()  # surface errors, keep the pool tidy
-            return Evaluation(pull, None, None, None)
+            # It asks for no access, but still gets a verdict (on the default branch only):
+            # read the current one so that an unchanged verdict is not published again.
+            read, current = False, None
+            if pull.state == "open" and targets_default_branch(pull):
+                read, current = self._current_verdict(pull)
+            return Evaluation(
+                pull, None, None, None, status_read=read, status=current, revokes=revokes
+            )
         if at_merge is not None:
             at_merge.on_request(pull)
         f_request = (
@@ -289,9 +315,9 @@ class Lifecycle:
             if shape.path is not None
             else None
         )
-        # Only a PR that may set the status on its head reads the current one (see `publish`).
+        # Only a PR that may set the verdict on its head reads the current one (see `publish`).
         f_status = (
-            self._submit(self.github.commit_status, pull.head_sha, STATUS_CONTEXT)
+            self._submit(self.verdicts.current, pull.head_sha)
             if pull.state == "open" and status_belongs_to(pull, shape)
             else None
         )
@@ -367,7 +393,7 @@ class Lifecycle:
             try:
                 status = f_status.result()
             except UpstreamError as exc:
-                log.warning("the status of %s could not be read: %s", pr.reference, exc)
+                log.warning("the verdict of %s could not be read: %s", pr.reference, exc)
         return Evaluation(
             pull, facts, decision, settings, f_comments.result(), shape,
             status_read=status_read, status=status,
@@ -404,6 +430,14 @@ class Lifecycle:
         except ListTooLongError as exc:
             log.warning("PR #%d: %s; its approvals cannot be judged", number, exc)
             return (), False
+
+    def _current_verdict(self, pull: PullInfo) -> tuple[bool, PublishedVerdict | None]:
+        """The head commit's current verdict: (read, verdict); a failed read publishes anyway."""
+        try:
+            return True, self.verdicts.current(pull.head_sha)
+        except UpstreamError as exc:
+            log.warning("the verdict of #%s could not be read: %s", pull.number, exc)
+            return False, None
 
     @staticmethod
     def _request(
@@ -464,10 +498,11 @@ class Lifecycle:
     # -- publishing ------------------------------------------------------------------------------
 
     def publish(
-        self, ev: Evaluation, *, request_reviews: bool, audit: AuditRecord | None = None
+        self, ev: Evaluation, *, request_reviews: bool, audit: AuditRecord | None = None,
+        fresh_verdict: bool = False,
     ) -> None:
-        """Set the commit status, update the status comment, ask qualified peers to review, and
-        write `audit` (if any), all at once."""
+        """Publish the verdict, update the status comment, ask qualified peers to review, and
+        write `audit` (if any), all at once. `fresh_verdict`: a Re-run (a new check run)."""
         decision = ev.decision
         assert decision is not None
         plan = publish_plan(
@@ -482,22 +517,8 @@ class Lifecycle:
             ),
         ]
         if plan.status is not None:
-            # GitHub keeps at most 1,000 statuses per commit and context: a status equal to
-            # the current one (read with the facts) is not posted again.
-            set_status = (
-                functools.partial(self.github.set_status, current=ev.status)
-                if ev.status_read
-                else self.github.set_status
-            )
             futures.append(
-                self._submit(
-                    set_status,
-                    ev.pull.head_sha,
-                    plan.status.state,
-                    plan.status.description,
-                    STATUS_CONTEXT,
-                    plan.status.target_url,
-                )
+                self._submit(self._publish_verdict, ev, plan.status, fresh_verdict)
             )
         if plan.audit is not None:
             # Beside the GitHub writes, not after them: the entry records what happened on the
@@ -512,6 +533,23 @@ class Lifecycle:
         errors = [e for f in futures if (e := f.exception()) is not None]
         if errors:
             raise errors[0]
+
+    def _publish_verdict(self, ev: Evaluation, update: StatusUpdate, fresh: bool) -> bool:
+        """Publish `update` on the PR's head unless it equals the verdict read with the facts
+        (GitHub keeps at most 1,000 statuses per commit and context)."""
+        return self.publish_verdict(
+            ev.pull.head_sha, update, current=ev.status if ev.status_read else UNREAD,
+            fresh=fresh, pr=ev.pull.number,
+        )
+
+    def publish_verdict(
+        self, sha: str, update: StatusUpdate, *,
+        current: PublishedVerdict | None | Unread = UNREAD, fresh: bool = False,
+        pr: int | None = None,
+    ) -> bool:
+        """Publish a verdict on a commit (a check run with the App, else a commit status);
+        returns whether anything was sent."""
+        return self.verdicts.publish(sha, update, current=current, fresh=fresh, pr=pr)
 
     def on_change(self, number: int, delivery_id: str, *, opened: bool) -> LifecycleResult:
         """A PR was opened, reopened, pushed or edited: re-evaluate and publish."""
@@ -534,28 +572,50 @@ class Lifecycle:
 
         return self._refresh(number, audit)[1]
 
+    def reevaluate(self, number: int) -> LifecycleResult:
+        """Someone chose Re-run on the check of an open PR: evaluate and publish again, the
+        verdict as a new check run (as GitHub expects for a rerequested check)."""
+        return self._refresh(number, fresh_verdict=True)[1]
+
     def _refresh(
-        self, number: int, audit: Callable[[Evaluation], AuditRecord | None] = lambda ev: None
+        self, number: int, audit: Callable[[Evaluation], AuditRecord | None] = lambda ev: None,
+        *, fresh_verdict: bool = False,
     ) -> tuple[Evaluation | None, LifecycleResult]:
         # One event per PR at a time in this process: the comment listing read with the facts
         # must still hold when the status comment is created or edited.
         with self._pr_lock(number):
-            return self._refresh_locked(number, audit)
+            return self._refresh_locked(number, audit, fresh_verdict)
 
     def _refresh_locked(
-        self, number: int, audit: Callable[[Evaluation], AuditRecord | None]
+        self, number: int, audit: Callable[[Evaluation], AuditRecord | None],
+        fresh_verdict: bool = False,
     ) -> tuple[Evaluation | None, LifecycleResult]:
         ev = self.evaluate(number)
         if not ev.is_request:
-            return None, LifecycleResult(f"PR #{number} touches no request; ignored")
+            return None, self._publish_without_request(ev, fresh_verdict)
         if ev.pull.state != "open":
             return None, LifecycleResult(f"PR #{number} is {ev.pull.state}; nothing to publish")
         decision = ev.decision
         assert decision is not None
-        self.publish(ev, request_reviews=True, audit=audit(ev))
+        self.publish(ev, request_reviews=True, audit=audit(ev), fresh_verdict=fresh_verdict)
         return ev, LifecycleResult(
             f"PR #{number}: {decision.state.value}", state=decision.state.value
         )
+
+    def _publish_without_request(self, ev: Evaluation, fresh: bool) -> LifecycleResult:
+        """A PR that asks for no access: `success` on its head (no comment, no Google call),
+        so that a required check never blocks it; nothing for a PR into another branch."""
+        number = ev.pull.number
+        kind = "is a revocation PR" if ev.revokes else "touches no request"
+        if ev.pull.state != "open":
+            return LifecycleResult(f"PR #{number} {kind}; nothing to publish")
+        update = verdict_without_request(ev.pull, revokes=ev.revokes)
+        if update is None:
+            return LifecycleResult(
+                f"PR #{number} {kind}; it targets {ev.pull.base_ref}, which gets no verdict"
+            )
+        self._publish_verdict(ev, update, fresh)
+        return LifecycleResult(f"PR #{number} {kind}: {update.description}", state="success")
 
     # -- merge -----------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from webhook.adapters.github_api import GitHubAuth, GitHubRepo
+from webhook.adapters.github_checks import CheckRuns, CommitReads
 from webhook.core.audit_record import AuditRecord
 from webhook.core.eligibility import EligibilityQuestion
 from webhook.core.errors import ConfigError, GitHubError, JitAccessError
@@ -162,6 +163,12 @@ class Service:
         """Build the real adapters for a configuration (no network calls yet)."""
         github = github_repo(settings)
         google = GoogleSide(settings)
+        # With a GitHub App the verdict is a check run; a token can only set commit statuses.
+        verdicts = (
+            CheckRuns(github, settings.app_id)
+            if settings.app_id is not None and settings.app_private_key
+            else None
+        )
         lifecycle = Lifecycle(
             repository=settings.repository,
             github=github,
@@ -173,6 +180,8 @@ class Service:
             # serves 8 deliveries at a time (app.yaml), so 8 workers would queue a burst's
             # calls behind each other. Idle workers cost a thread and a GitHub client each.
             executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="jit"),
+            verdicts=verdicts,
+            commits=CommitReads(github),
         )
         return cls(settings, github, google, lifecycle, clock)
 
