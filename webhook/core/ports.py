@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Protocol
 from webhook.core.audit_record import AuditRecord
 from webhook.core.checks import CheckRun, Unread
 from webhook.core.eligibility import EligibilityQuestion
-from webhook.core.merge_queue import GroupFile, OpenPull
 from webhook.core.model import (
     Binding,
     ChangedFile,
@@ -30,6 +29,7 @@ from webhook.core.model import (
 
 if TYPE_CHECKING:  # merge imports this module: a runtime import would be circular
     from webhook.core.merge import StatusUpdate
+    from webhook.core.merge_queue import GroupFile, OpenPull
 
 #: The clock of the service: the current time, UTC.
 Clock = Callable[[], datetime]
