@@ -704,8 +704,8 @@ class FakeGitHub:
             tree = dict(fake.commits[base_sha])
             for pr in pulls:
                 tree = self._apply(fake, pr, tree)
-            head_sha = _new_sha()
-            fake.commits[head_sha] = tree
+            # Its parent is the base, so that a comparison base...head starts there.
+            head_sha = self._new_commit(fake, tree, (base_sha,))
             return FakeMergeGroup(
                 fake.full_name, tuple(pr.number for pr in pulls), base_ref, base_sha, head_sha
             )

@@ -56,7 +56,10 @@ def test_a_group_with_a_ready_request_passes_and_activates_nothing(app_emu: Emul
         "completed", "success", "Merge group: the request is ready"
     )
     assert f"(#{number}): Ready: self-approval for 1 role" in (run.summary or "")
-    assert emu.github.recorder.count("GET", COMPARE) == 1
+    # The group's own comparison, once (the PR's evaluations compare its head, as every
+    # evaluation does).
+    group_compare = rf"^/repos/{REPO}/compare/{group.base_sha}\.\.\.{group.head_sha}$"
+    assert emu.github.recorder.count("GET", group_compare) == 1
     # Activation waits for the PR's own merge event.
     assert emu.activations("payments-dev") == []
     assert [e["labels"]["event"] for e in emu.audit()] == ["gitops.requestRole"]

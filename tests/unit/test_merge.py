@@ -503,7 +503,10 @@ def test_the_owners_pr_into_the_default_branch_sets_the_status(
     assert status_belongs_to(pull(), shape)
     plan = publish_plan(SELF_READY, pull(), shape=shape, policy=POLICY, reviews=(),
                         request_reviews=True)
-    assert plan.status == StatusUpdate("success", status_description(SELF_READY), URL)
+    assert plan.status is not None
+    assert (plan.status.state, plan.status.description, plan.status.target_url) == (
+        "success", status_description(SELF_READY), URL
+    )
 
 
 @pytest.mark.parametrize(
