@@ -342,12 +342,23 @@ class Activator:
             return _activation_result(True, wanted, attempts, etag)
         return _activation_result(False, present, attempts, etag, already=present)
 
-    def remove(self, project: str, bindings: Sequence[Binding], *, reason: str) -> None:
-        """Remove exactly these bindings (to roll back an activation that has no audit entry)."""
+    def remove(
+        self,
+        project: str,
+        bindings: Sequence[Binding],
+        *,
+        reason: str,
+        before_write: Callable[[Sequence[Binding]], None] | None = None,
+    ) -> None:
+        """Remove exactly these bindings (to roll back an activation that has no audit entry,
+        or an orphaned activation). `before_write`, when given, is called with those still
+        present before every write; if it raises, nothing is written."""
         doomed = tuple(bindings)
 
         def step(policy: JSON) -> JSON | None:
             present = present_exactly(policy, doomed)
+            if present and before_write is not None:
+                before_write(present)
             return without_bindings(policy, present) if present else None
 
         self._read_modify_write(project, step, reason=reason, granting=False)

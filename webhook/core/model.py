@@ -113,6 +113,11 @@ class ApprovalSettings:
 
 
 @dataclass(frozen=True)
+class CleanupSettings:
+    remove_orphans: bool = False  # true: reconciliation removes orphaned activations
+
+
+@dataclass(frozen=True)
 class Policy:
     """`policy/jitaccess.yaml`, typed, with the documented defaults."""
 
@@ -121,6 +126,7 @@ class Policy:
     justification: JustificationSettings = JustificationSettings()
     eligibility: EligibilitySettings = EligibilitySettings()
     approval: ApprovalSettings = ApprovalSettings()
+    cleanup: CleanupSettings = CleanupSettings()
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from webhook.core.durations import parse_duration
 from webhook.core.model import (
     ActivationSettings,
     ApprovalSettings,
+    CleanupSettings,
     EligibilitySettings,
     EligibilitySourceName,
     Identities,
@@ -41,7 +42,7 @@ SCOPE = re.compile(
 # Deliberately loose: one `@`, no whitespace or `:` (catches `user:alice@…`), a dot in the domain.
 EMAIL = re.compile(r"[^@\s:]{1,64}@[^@\s:]+\.[^@\s:.][^@\s:]*")
 
-SECTIONS = ("scope", "activation", "justification", "eligibility", "approval")
+SECTIONS = ("scope", "activation", "justification", "eligibility", "approval", "cleanup")
 
 T = TypeVar("T")
 
@@ -277,11 +278,16 @@ def parse_policy(text: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]
         request_reviewers=r.get("request_reviewers", default_r.request_reviewers, _int(0)),
     )
 
-    for section in (a, j, e, r):
+    c = _Section("cleanup", top.get("cleanup"), _names(CleanupSettings))
+    cleanup = CleanupSettings(
+        remove_orphans=c.get("remove_orphans", CleanupSettings().remove_orphans, _bool),
+    )
+
+    for section in (a, j, e, r, c):
         problems.extend(section.problems)
     if problems or scope is None:
         return None, by_line(problems)
-    return Policy(scope, activation, justification, eligibility, approval), ()
+    return Policy(scope, activation, justification, eligibility, approval, cleanup), ()
 
 
 def parse_identities(text: str | bytes) -> tuple[Identities, tuple[Problem, ...]]:
