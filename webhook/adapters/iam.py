@@ -405,6 +405,11 @@ class Activator:
         suffix = reference_suffix(pr_reference)
         return tuple(b for b in activation_bindings(policy) if b.description.endswith(suffix))
 
+    def activations_in(self, project: str) -> tuple[Binding, ...]:
+        """Every activation in the project's IAM policy (one getIamPolicy, no write)."""
+        policy = self._call(project, (), False, lambda: self._get(project))
+        return tuple(activation_bindings(policy))
+
     # -- the read-modify-write loop ------------------------------------------------------------
 
     def _read_modify_write(

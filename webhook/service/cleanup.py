@@ -192,6 +192,24 @@ class CleanupReport:
             )
         return text
 
+    def details(self) -> list[str]:
+        """One line per binding removed, orphaned or left alone as foreign, for people."""
+        lines = [
+            f"removed: {r.binding.member} {r.binding.role} on {r.project} "
+            f"(ended {utc_timestamp(r.end) if r.end else 'at an unknown time'})"
+            for r in self.removed
+        ]
+        gone = set(self.orphans_removed)
+        for kind, found in (("orphaned", self.orphaned), ("foreign", self.foreign)):
+            for f in found:
+                pr = str(f.reference) if f.reference else "no pull request"
+                done = " (removed)" if f in gone else ""
+                lines.append(
+                    f"{kind}{done}: {f.binding.member} {f.binding.role} on {f.project} until "
+                    f"{utc_timestamp(f.end)}, {pr}: {f.reason}"
+                )
+        return lines
+
     def as_json(self) -> dict[str, Any]:
         """The report as JSON-ready data (`left` only when the time budget ran out; `orphaned`,
         `orphans_removed`, `foreign` and `commented` only when not empty)."""
