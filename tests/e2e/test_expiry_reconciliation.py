@@ -242,3 +242,19 @@ def test_an_unreadable_audit_log_calls_nothing_orphaned(emu: Emulator) -> None:
     assert "orphaned" not in body
     assert "The audit log could not be read" in body["errors"]["reconciliation"]
     assert len(emu.activations(DEV)) == 1
+
+
+def test_no_orphan_removal_without_its_entry(emu: Emulator) -> None:
+    add_activation(emu, f"Self-approved, justification: x ({emu.repo}#77)")
+    emu.advance(timedelta(minutes=30))
+    assert len(run_cleanup(emu)["orphaned"]) == 1  # reported; not removed
+    emu.github.put_file(emu.repo, POLICY_PATH, POLICY_YAML + "cleanup:\n  remove_orphans: true\n")
+    emu.google.recorder.fail("POST", r"/v2/entries:write", 403, times=10, body={
+        "error": {"code": 403, "message": "Permission denied", "status": "PERMISSION_DENIED"}})
+    sets = emu.google.recorder.count("POST", r".*:setIamPolicy")
+    body = run_cleanup(emu)
+    assert "orphans_removed" not in body
+    assert "The audit entry (gitops.removeOrphan) could not be written" in body["errors"][DEV]
+    assert len(emu.activations(DEV)) == 1
+    assert emu.google.recorder.count("POST", r".*:setIamPolicy") == sets
+    assert len(events(emu, "gitops.orphanedActivation")) == 1
