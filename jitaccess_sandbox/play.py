@@ -8,6 +8,7 @@ command exits non-zero when any check fails.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -15,10 +16,18 @@ import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TextIO
+
+import requests
 
 from jitaccess_sandbox.emulator import REPO, SECRET, TOKEN, Answer, Emulator
 from jitaccess_sandbox.fake_github import FakeCheckRun
+from jitaccess_sandbox.httpserver import LocalServer
+from webhook.core.conditions import ACTIVATION_TITLE
+from webhook.core.reconcile import EXPIRED_MARKER_PREFIX, reference_of
+from webhook.core.render import rfc3339
+from webhook.service.app import create_app
 
 
 @dataclass
@@ -228,8 +237,60 @@ def _scene_github_app(t: Transcript, _: Emulator) -> None:
         t.check("no unexpected API calls (App world)", not gh.unexpected, f"{gh.unexpected}")
 
 
+def _scene_after_merge(t: Transcript, emu: Emulator) -> None:
+    t.title("5. After the merge: expiry comments and reconciliation with the audit log")
+    dev = emu.activations("payments-dev")
+    reference = reference_of(dev[0]["condition"]["description"]) if dev else None
+    t.check("alice's payments-dev activation names its PR", reference is not None)
+    number = reference.number if reference else 0
+    start = emu.clock()
+    t.say("An administrator adds, by hand, an activation binding for eve that claims the same PR;")
+    t.say("no audit entry explains it:")
+    expression = (
+        f'(request.time >= timestamp("{rfc3339(start)}") && '
+        f'request.time < timestamp("{rfc3339(start + timedelta(hours=3))}"))'
+    )
+    emu.world.add_binding(
+        "projects/payments-dev", "roles/cloudsql.admin", "user:eve@example.com", expression,
+        title=ACTIVATION_TITLE,
+        description=f"Self-approved, justification: INC-4711: trust me ({REPO}#{number})",
+    )
+    emu.advance(timedelta(minutes=90))
+    t.say("\n90 minutes later alice's 1 h activation has ended; App Engine cron runs the cleanup:")
+    token = "sandbox-cleanup-token-0123456789"
+    settings = dataclasses.replace(emu.settings, cleanup_token=token)
+    with LocalServer(create_app(settings, service=emu.service)) as server:
+        resp = requests.post(f"{server.url}/tasks/cleanup", timeout=30,
+                             headers={"Authorization": f"Bearer {token}"})
+    body = resp.json() if resp.headers.get("Content-Type", "").startswith("application/json") \
+        else {}
+    t.say(f"→ POST /tasks/cleanup\n← HTTP {resp.status_code}: {body.get('message', '')}")
+    t.block("cleanup answer", json.dumps(body, indent=2))
+    t.check("alice's expired activation was removed",
+            [r.get("member") for r in body.get("removed", [])] == ["user:alice@example.com"])
+    comments = [c for c in emu.comments(number) if c.startswith(EXPIRED_MARKER_PREFIX)]
+    t.block(f"expiry comment on PR #{number} (new)", comments[-1] if comments else "")
+    t.check("the PR was told once when its access ended",
+            len(comments) == 1 and "ended at" in comments[0])
+    orphans = body.get("orphaned", [])
+    t.check("eve's hand-made binding is reported as orphaned",
+            [o.get("member") for o in orphans] == ["user:eve@example.com"])
+    entry: dict[str, Any] = next((e for e in reversed(emu.audit())
+                  if e.get("labels", {}).get("event") == "gitops.orphanedActivation"), {})
+    t.block("audit entry (log jitaccess)", json.dumps(
+        {"severity": entry.get("severity"), "labels": entry.get("labels")}, indent=2))
+    t.check("gitops.orphanedActivation written, severity WARNING",
+            entry.get("severity") == "WARNING")
+    t.check("bob's approved payments-prod activation is accounted for (not orphaned)",
+            all(o.get("project") != "payments-prod" for o in orphans))
+    t.check("the orphan stays (cleanup.remove_orphans is false)",
+            any(b["members"] == ["user:eve@example.com"]
+                for b in emu.activations("payments-dev")))
+
+
 SCENES: list[Callable[[Transcript, Emulator], None]] = [
     _scene_self_approval, _scene_multi_party, _scene_invalid, _scene_github_app,
+    _scene_after_merge,
 ]
 
 

@@ -1,4 +1,5 @@
-"""The `jitaccess` command: validate request files, run the sandbox, serve, clean up."""
+"""The `jitaccess` command: validate request files, run the sandbox, serve, clean up, list the
+live activations."""
 
 from __future__ import annotations
 
@@ -98,7 +99,35 @@ def _cleanup(args: argparse.Namespace) -> int:
         print(f"jitaccess cleanup: {exc}", file=sys.stderr)
         return 1
     print(report.summary())
+    for line in report.details():
+        print(f"  {line}")
     return 1 if report.errors else 0
+
+
+def _active(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from google.auth.exceptions import DefaultCredentialsError
+
+    from webhook.core.errors import ConfigError, JitAccessError
+    from webhook.service.active import NO_CREDENTIALS, as_text, dumps, find_active, setup_from
+
+    try:
+        setup = setup_from(os.environ, args.policy, args.repository)
+    except ConfigError as exc:
+        print(f"jitaccess active: {exc}", file=sys.stderr)
+        return 2
+    now = datetime.now(UTC)
+    try:
+        findings = find_active(setup, now, project=args.project)
+    except DefaultCredentialsError:
+        print(f"jitaccess active: {NO_CREDENTIALS}", file=sys.stderr)
+        return 2
+    except JitAccessError as exc:
+        print(f"jitaccess active: {exc}", file=sys.stderr)
+        return 1
+    print(dumps(findings, now) if args.json else "\n".join(as_text(findings, now)))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cleanup", help="remove expired activations in the policy's scope")
     p.set_defaults(func=_cleanup)
+
+    p = sub.add_parser(
+        "active", help="list live activations and whether the audit log accounts for them"
+    )
+    p.add_argument("--project", help="only this project (read from its IAM policy)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--policy", default=POLICY_PATH, help="policy file (for the scope)")
+    p.add_argument("--repository", help="OWNER/NAME (default: GITHUB_REPOSITORY)")
+    p.set_defaults(func=_active, verbose=False)
 
     return parser
 

@@ -105,6 +105,7 @@ def test_bearer_token_removes_expired_activations(emu: Emulator) -> None:
                          "end": "2026-11-29T11:00:00Z"}],
             "projects": [DEV],
             "errors": {},
+            "commented": [1],
         }
     assert emu.activations(DEV) == []
     assert eligible_bindings(emu) == eligible  # the eligible binding is untouched

@@ -263,3 +263,66 @@ def test_the_fake_dates_an_entry_without_a_time_when_it_was_received(
     (entry,) = answer["entries"]
     assert entry["timestamp"] == entry["receiveTimestamp"] == "2040-01-01T10:00:00.000000Z"
     assert "timestamp" not in google.world.log_entries[0]  # stored as written
+
+
+# --------------------------------------------------------------------------------------------
+# Reconciliation's read: every activation and orphan entry since a time, in one query
+
+
+def test_activation_entries_are_read_in_one_query_for_every_pr(
+    google: FakeGoogleHarness,
+) -> None:
+    from webhook.adapters.cloud_logging import ORPHANED_ACTIVATION
+
+    log = AuditLog(google.clients)
+    log.write(activation())
+    log.write(activation())  # the same entry again: read once
+    log.write(activation(OTHER_PR, insert_id="activate:acme/access#420@x",
+                         roles=("roles/a", "roles/b")))
+    log.write(AuditRecord(event=ORPHANED_ACTIVATION, user="eve@example.com",
+                          project="payments-dev", roles=("roles/x",), timestamp=START,
+                          insert_id="orphan:payments-dev:roles/x:user:eve@example.com:a:b"))
+    log.write(REFUSAL)  # not read
+    log.write(activation(timestamp=MERGED - timedelta(hours=2),
+                         insert_id="activate:old"))  # before `since`
+
+    found = log.activation_entries(since=MERGED - timedelta(hours=1))
+
+    assert [(e.event, e.pull_request, e.roles, e.insert_id) for e in found] == [
+        (ACTIVATE_ROLE, PR, ("roles/cloudsql.admin",), f"activate:acme/access#42@{HEAD}"),
+        (ACTIVATE_ROLE, OTHER_PR, ("roles/a", "roles/b"), "activate:acme/access#420@x"),
+        (ORPHANED_ACTIVATION, "", ("roles/x",),
+         "orphan:payments-dev:roles/x:user:eve@example.com:a:b"),
+    ]
+    first = found[0]
+    assert (first.user, first.project, first.start, first.end) == (
+        "alice@example.com", "payments-prod", START, START + timedelta(hours=1))
+    assert google.count("POST", LIST) == 1
+    assert list_body(google)["filter"] == (
+        f'logName="{LOG}" AND (labels.event="gitops.activateRole" OR '
+        'labels.event="gitops.orphanedActivation") AND timestamp>="2040-01-01T08:59:40Z"'
+    )
+    assert list_body(google)["pageSize"] == 1000
+
+
+def test_activation_entries_past_the_cap_fail_rather_than_judge_on_part(
+    google: FakeGoogleHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import webhook.adapters.cloud_logging as cloud_logging
+
+    monkeypatch.setattr(cloud_logging, "MAX_RECONCILE_ENTRIES", 2)
+    monkeypatch.setattr(cloud_logging, "RECONCILE_PAGE", 2)
+    log = AuditLog(google.clients)
+    for i in range(3):
+        log.write(activation(insert_id=f"activate:{i}", timestamp=START + timedelta(seconds=i)))
+    with pytest.raises(AuditError, match="more than 2 activation entries"):
+        log.activation_entries(since=START)
+    assert google.count("POST", LIST) == 2  # two pages of two: the third entry shows the cap
+
+
+def test_an_unreadable_log_is_an_audit_error(google: FakeGoogleHarness) -> None:
+    google.recorder.fail("POST", LIST, 403, body={"error": {
+        "code": 403, "message": "Permission 'logging.logEntries.list' denied",
+        "status": "PERMISSION_DENIED"}})
+    with pytest.raises(AuditError, match="The audit log could not be read: .*403"):
+        AuditLog(google.clients).activation_entries(since=START)

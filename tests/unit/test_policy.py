@@ -262,3 +262,14 @@ def test_identities_invalid(text: str, code: str) -> None:
     identities, problems = parse_identities(text)
     assert identities == Identities({})
     assert [p.code for p in problems] == [code]
+
+
+def test_cleanup_remove_orphans_read_and_checked() -> None:
+    policy, problems = parse_policy("scope: folders/42\ncleanup: {remove_orphans: true}\n")
+    assert problems == () and policy is not None
+    assert policy.cleanup.remove_orphans is True
+    assert parse_policy("scope: folders/42\n")[0] == Policy("folders/42")
+    _, problems = parse_policy("scope: folders/42\ncleanup: {remove_orphans: 'yes'}\n")
+    assert [(p.code, p.line) for p in problems] == [("wrong_type", 2)]
+    _, problems = parse_policy("scope: folders/42\ncleanup: {remove_orphan: true}\n")
+    assert [p.code for p in problems] == ["unknown_key"]

@@ -102,6 +102,7 @@ def test_policy_problems_are_reported_against_the_policy(repo: Path) -> None:
         "policy/jitaccess.yaml:2: unknown_key: unknown key 'activaton' (did you mean "
         "'activation'?); the keys are scope, activation, justification, eligibility, approval, "
         "identities",
+        "cleanup",
         "1 file checked, 1 problem",
     ]
 

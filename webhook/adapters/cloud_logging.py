@@ -18,7 +18,7 @@ project), which is why only a merge makes it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from webhook.core.audit_record import (
     APPROVE_ROLE,
     EVENTS,
     LABEL_KEYS,
+    ORPHANED_ACTIVATION,
     REFUSE_ACTIVATION,
     REMOVE_EXPIRED,
     REQUEST_ROLE,
@@ -43,6 +44,7 @@ from webhook.core.audit_record import (
 from webhook.core.budget import Budget
 from webhook.core.errors import AuditError
 from webhook.core.ports import AuditedDecision
+from webhook.core.reconcile import AuditedActivation
 
 if TYPE_CHECKING:
     # google-cloud-logging takes about 0.1 s to import: loaded at the first write (or by the
@@ -51,7 +53,8 @@ if TYPE_CHECKING:
 
 # The records are pure and live in `audit_record`; re-exported for callers.
 __all__ = [
-    "ACTIVATE_ROLE", "APPROVE_ROLE", "EVENTS", "LABEL_KEYS", "REFUSE_ACTIVATION",
+    "ACTIVATE_ROLE", "APPROVE_ROLE", "EVENTS", "LABEL_KEYS", "ORPHANED_ACTIVATION",
+    "REFUSE_ACTIVATION",
     "REMOVE_EXPIRED", "REQUEST_ROLE", "AuditLog", "AuditRecord",
 ]
 
@@ -61,6 +64,13 @@ DECISION_EVENTS = (ACTIVATE_ROLE, REFUSE_ACTIVATION)
 #: Logging), so a handful is plenty, and a bound keeps a flooded log from costing many reads.
 MAX_DECISIONS = 20
 
+
+#: The events reconciliation reads back with `AuditLog.activation_entries`.
+RECONCILE_EVENTS = (ACTIVATE_ROLE, ORPHANED_ACTIVATION)
+#: Entries per page of that read (the API's largest page), and in all: past the cap the read
+#: fails rather than judge bindings on part of the record.
+RECONCILE_PAGE = 1000
+MAX_RECONCILE_ENTRIES = 20_000
 
 #: What reading the audit log can raise: a call's failures, and an entry of an unexpected shape.
 READ_FAILURES: tuple[type[BaseException], ...] = (*CALL_FAILURES, KeyError)
@@ -153,8 +163,54 @@ class AuditLog:
                 )
             )
 
+        entries = self._read(read)
+        found: dict[tuple[str, datetime | None], AuditedDecision] = {}
+        for entry in entries:
+            decision = _audited(entry, pull_request_url)
+            if decision is not None:
+                # Cloud Logging already shows an id and time once; kept once here too.
+                found.setdefault((decision.insert_id, decision.timestamp), decision)
+        return tuple(found.values())
+
+    def activation_entries(self, *, since: datetime) -> tuple[AuditedActivation, ...]:
+        """Every `gitops.activateRole` and `gitops.orphanedActivation` entry dated at or after
+        `since`, oldest first, each once: one `entries.list` query, however many bindings are
+        judged with it (pages of RECONCILE_PAGE entries; AuditError past
+        MAX_RECONCILE_ENTRIES)."""
+        project = self._clients.audit_project or ""
+        log_name = f"projects/{project}/logs/{self._log_name}"
+        events = " OR ".join(f"labels.event={_quoted(e)}" for e in RECONCILE_EVENTS)
+        query = (
+            f"logName={_quoted(log_name)} AND ({events}) "
+            f"AND timestamp>={_quoted(audit_time(since))}"
+        )
+        from google.cloud.logging import ASCENDING
+
+        def read() -> list[Any]:
+            return list(
+                self._clients.logging.list_entries(
+                    resource_names=[f"projects/{project}"], filter_=query, order_by=ASCENDING,
+                    page_size=RECONCILE_PAGE, max_results=MAX_RECONCILE_ENTRIES + 1,
+                )
+            )
+
+        entries = self._read(read)
+        if len(entries) > MAX_RECONCILE_ENTRIES:
+            raise AuditError(
+                f"The audit log holds more than {MAX_RECONCILE_ENTRIES} activation entries "
+                f"since {audit_time(since)}: too many to reconcile in one run"
+            )
+        found: dict[tuple[str, datetime | None], AuditedActivation] = {}
+        for entry in entries:
+            activation = _activation_entry(entry)
+            if activation is not None:
+                found.setdefault((activation.insert_id, _entry_time(entry)), activation)
+        return tuple(found.values())
+
+    def _read(self, read: Callable[[], list[Any]]) -> list[Any]:
+        """Run one `entries.list` read with bounded retries; AuditError when it fails."""
         try:
-            entries = bounded_retry(self._budget)(read)()
+            return bounded_retry(self._budget)(read)()
         except READ_FAILURES as error:
             failure = google_failure(error)
             if failure.retried:
@@ -164,13 +220,30 @@ class AuditLog:
             else:
                 why = failure.detail
             raise AuditError(f"The audit log could not be read: {why}") from None
-        found: dict[tuple[str, datetime | None], AuditedDecision] = {}
-        for entry in entries:
-            decision = _audited(entry, pull_request_url)
-            if decision is not None:
-                # Cloud Logging already shows an id and time once; kept once here too.
-                found.setdefault((decision.insert_id, decision.timestamp), decision)
-        return tuple(found.values())
+
+
+def _entry_time(entry: Any) -> datetime | None:
+    timestamp = getattr(entry, "timestamp", None)
+    return timestamp.astimezone(UTC) if isinstance(timestamp, datetime) else None
+
+
+def _activation_entry(entry: Any) -> AuditedActivation | None:
+    """An entry of `entries.list` as reconciliation reads it, or None if it is not one."""
+    labels = entry.labels if isinstance(getattr(entry, "labels", None), dict) else {}
+    event = labels.get("event")
+    if event not in RECONCILE_EVENTS:
+        return None  # the query matched case-insensitively; the names the service writes
+    roles = tuple(r for r in str(labels.get("role", "")).split(",") if r)
+    return AuditedActivation(
+        event=str(event),
+        user=str(labels.get("user", "")),
+        project=str(labels.get("project", "")),
+        roles=roles,
+        start=_label_time(labels.get("activation_start")),
+        end=_label_time(labels.get("activation_end")),
+        pull_request=str(labels.get("pull_request", "")),
+        insert_id=str(getattr(entry, "insert_id", "") or ""),
+    )
 
 
 def decisions_filter(log_name: str, pull_request_url: str, since: datetime) -> str:

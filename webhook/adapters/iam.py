@@ -286,10 +286,13 @@ class Activator:
         *,
         reason: str,
         restore: Sequence[Binding] = (),
+        before_write: Callable[[Sequence[Binding]], None] | None = None,
     ) -> tuple[Binding, ...]:
         """Remove exactly these bindings and put back the earlier activations they replaced
         (`restore`, from the `ActivationResult`), in one write: the rollback of an activation
-        that has no audit entry. Returns the bindings restored.
+        that has no audit entry, or the removal of an orphaned activation. Returns the bindings
+        restored. `before_write`, when given, is called with the bindings still present before
+        every write; if it raises, nothing is written.
 
         An earlier activation comes back only where this write removes the binding that
         replaced it, and no other activation of its role and member stands (`undo_edit`).
@@ -299,6 +302,10 @@ class Activator:
 
         def step(policy: JSON) -> JSON | None:
             nonlocal restored
+            if before_write is not None:
+                present = present_exactly(policy, doomed)
+                if present:
+                    before_write(present)
             edit = undo_edit(policy, doomed, earlier)
             if edit is None:
                 return None
@@ -362,6 +369,14 @@ class Activator:
             raise ActivationError(_refusal(project, (), False, failed.failure)) from None
         suffix = reference_suffix(pr_reference)
         return tuple(b for b in activation_bindings(policy) if b.description.endswith(suffix))
+
+    def activations_in(self, project: str) -> tuple[Binding, ...]:
+        """Every activation in the project's IAM policy (one getIamPolicy, no write)."""
+        try:
+            policy = self._get(project)
+        except _Failed as failed:
+            raise ActivationError(_refusal(project, (), False, failed.failure)) from None
+        return tuple(activation_bindings(policy))
 
     # -- the queue -----------------------------------------------------------------------------
 

@@ -17,13 +17,20 @@ APPROVE_ROLE = "gitops.approveRole"
 ACTIVATE_ROLE = "gitops.activateRole"
 REFUSE_ACTIVATION = "gitops.refuseActivation"
 REMOVE_EXPIRED = "gitops.removeExpired"
+ORPHANED_ACTIVATION = "gitops.orphanedActivation"
+REMOVE_ORPHAN = "gitops.removeOrphan"
 
-EVENTS = (REQUEST_ROLE, APPROVE_ROLE, ACTIVATE_ROLE, REFUSE_ACTIVATION, REMOVE_EXPIRED)
+EVENTS = (
+    REQUEST_ROLE, APPROVE_ROLE, ACTIVATE_ROLE, REFUSE_ACTIVATION, REMOVE_EXPIRED,
+    ORPHANED_ACTIVATION, REMOVE_ORPHAN,
+)
 
 _SEVERITY = {
     ACTIVATE_ROLE: "NOTICE",
     REMOVE_EXPIRED: "NOTICE",
     REFUSE_ACTIVATION: "WARNING",
+    ORPHANED_ACTIVATION: "WARNING",
+    REMOVE_ORPHAN: "NOTICE",
 }
 
 #: The label keys of every entry, in the order of README: audit log.
@@ -112,5 +119,7 @@ class AuditRecord:
             ACTIVATE_ROLE: "was granted",
             REFUSE_ACTIVATION: "was refused",
             REMOVE_EXPIRED: "no longer holds the expired",
+            ORPHANED_ACTIVATION: "holds an activation no audit entry explains:",
+            REMOVE_ORPHAN: "no longer holds the orphaned activation",
         }.get(self.event, self.event)
         return f"{who} {verb} {roles}{where}{until}"

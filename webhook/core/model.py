@@ -164,6 +164,11 @@ class IdentitySettings:
 
 
 @dataclass(frozen=True)
+class CleanupSettings:
+    remove_orphans: bool = False  # true: reconciliation removes orphaned activations
+
+
+@dataclass(frozen=True)
 class Policy:
     """`policy/jitaccess.yaml`, typed, with the documented defaults."""
 
@@ -173,6 +178,7 @@ class Policy:
     eligibility: EligibilitySettings = EligibilitySettings()
     approval: ApprovalSettings = ApprovalSettings()
     identities: IdentitySettings = IdentitySettings()
+    cleanup: CleanupSettings = CleanupSettings()
 
 
 class _ReverseIndex:

@@ -24,6 +24,7 @@ from webhook.core.identities import parse_identities as parse_identities
 from webhook.core.model import (
     ActivationSettings,
     ApprovalSettings,
+    CleanupSettings,
     EligibilitySettings,
     EligibilitySourceName,
     IdentityRule,
@@ -46,7 +47,9 @@ MAX_COUNT = 100
 SCOPE = re.compile(
     rf"organizations/[1-9][0-9]{{0,19}}|folders/[1-9][0-9]{{0,19}}|projects/{PROJECT_ID.pattern}"
 )
-SECTIONS = ("scope", "activation", "justification", "eligibility", "approval", "identities")
+SECTIONS = (
+    "scope", "activation", "justification", "eligibility", "approval", "identities", "cleanup",
+)
 
 T = TypeVar("T")
 
@@ -337,10 +340,16 @@ def parse_policy(text: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]
             )
         )
 
-    for section in (a, j, e, r, i):
+    c = _Section("cleanup", top.get("cleanup"), _names(CleanupSettings))
+    cleanup = CleanupSettings(
+        remove_orphans=c.get("remove_orphans", CleanupSettings().remove_orphans, _bool),
+    )
+
+    for section in (a, j, e, r, i, c):
         problems.extend(section.problems)
     if problems or scope is None:
         return None, by_line(problems)
     return Policy(
-        scope, activation, justification, eligibility, approval, identities=identities
+        scope, activation, justification, eligibility, approval, identities=identities,
+        cleanup=cleanup,
     ), ()

@@ -27,10 +27,30 @@ project after its time budget (`cleanup_deadline`, well below App Engine's 10-mi
 deadline); projects in flight finish, and the rest are left to the next run, which finds their
 expired bindings still there. At the default pace a run cleans about 3,300 projects; a larger
 fleet takes more than one cron run unless the quota, and with it the pace, is raised.
+
+After the removals, two steps that need no further IAM read (`webhook.core.reconcile` decides):
+
+- Expiry comments. Each PR of this repository whose activation this run removed gets one
+  comment saying when the access ended (one per PR, whatever the number of roles). The record
+  that it was posted is the comment itself: its hidden marker `<!-- jit-access:expired <end> -->`
+  among the service's own comments since the end time (one listing per PR, only when something
+  of it was removed). A run that removes the same binding again (an interrupted run, a binding
+  put back) finds the marker and stays silent; a deleted comment is posted again, which is
+  harmless.
+- Reconciliation. The live activations the search returned (its answer holds the matching
+  bindings, so no extra policy read is made) are judged against the audit log with one
+  `entries.list` query of the activation and orphan entries since the oldest window judged,
+  whatever the number of bindings. An orphan gets its `gitops.orphanedActivation` entry once
+  (deterministic insertId, and the same read shows the entries already written); with
+  `cleanup.remove_orphans` it is removed, its `gitops.removeOrphan` entry written first, inside
+  the etag-guarded read-modify-write, as for expired ones. The search is eventually consistent:
+  a binding that has just been removed may still be judged (its removal then finds nothing to
+  remove), one just written is judged by the next run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -38,21 +58,41 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from webhook.adapters.cloud_logging import REMOVE_EXPIRED, AuditLog, AuditRecord
+from google.protobuf import json_format
+
+from webhook.adapters.cloud_logging import (
+    ORPHANED_ACTIVATION,
+    REMOVE_EXPIRED,
+    AuditLog,
+    AuditRecord,
+)
 from webhook.adapters.google_clients import (
     CALL_FAILURES,
     GoogleClients,
     bounded_retry,
     google_failure,
 )
-from webhook.adapters.iam import Activator
+from webhook.adapters.iam import Activator, activation_bindings
+from webhook.core.audit_record import REMOVE_ORPHAN
 from webhook.core.budget import PRODUCTION, Budget
 from webhook.core.conditions import ACTIVATION_TITLE, activation_of
 from webhook.core.durations import utc_timestamp
 from webhook.core.errors import GoogleError, JitAccessError
 from webhook.core.model import Binding
+from webhook.core.reconcile import (
+    AuditedActivation,
+    LiveActivation,
+    expired_marker,
+    expiry_comment,
+    live_activations,
+    needs_audit,
+    orphan_insert_id,
+    ours,
+    reconcile,
+    reference_of,
+)
 
 PROJECT_ASSET_TYPE = "cloudresourcemanager.googleapis.com/Project"
 _PROJECT_PREFIX = "//cloudresourcemanager.googleapis.com/projects/"
@@ -60,6 +100,8 @@ _PROJECT_PREFIX = "//cloudresourcemanager.googleapis.com/projects/"
 QUERY = f'policy:"{ACTIVATION_TITLE}"'
 #: Reason sent with every cleanup write (shown in Cloud Audit Logs).
 REASON = "JIT access: removing expired activations"
+#: Reason sent with the removal of an orphaned activation.
+ORPHAN_REASON = "JIT access: removing an activation no audit entry explains"
 #: Projects cleaned at once. At 200 ms per call a project takes about 0.6 s (read, audit entry,
 #: write), so 8 workers can start 13 projects a second: more than the pace below allows, with
 #: room for slower calls and conflict retries. More would also outgrow the HTTP connection pool
@@ -78,6 +120,19 @@ CLEANUP_DEADLINE = PRODUCTION.cleanup_deadline
 BACKDATE_LIMIT = timedelta(days=1)
 
 log = logging.getLogger("jitaccess")
+
+
+class PullRequestNotes(Protocol):
+    """What cleanup needs of GitHub: the expiry comments on this repository's PRs."""
+
+    def noted(self, number: int, marker: str, *, since: datetime) -> bool:
+        """True when a comment of the service's own starting with `marker` was posted (or
+        edited) on PR `number` at or after `since`."""
+        ...
+
+    def note(self, number: int, body: str) -> None:
+        """Post a new comment on PR `number`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -99,6 +154,13 @@ class CleanupReport:
     projects: tuple[str, ...] = ()
     errors: Mapping[str, str] = field(default_factory=dict)
     left: tuple[str, ...] = ()
+    #: Live activations no audit entry explains, and those of them this run removed.
+    orphaned: tuple[LiveActivation, ...] = ()
+    orphans_removed: tuple[LiveActivation, ...] = ()
+    #: Live activations this service never judges (jit-access's own, another repository's).
+    foreign: tuple[LiveActivation, ...] = ()
+    #: PRs that got their expiry comment in this run.
+    commented: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -116,6 +178,12 @@ class CleanupReport:
             f"removed {len(self.removed)} expired activation(s) "
             f"in {len(self.projects)} project(s)"
         )
+        if self.orphaned:
+            text += f"; {len(self.orphaned)} orphaned activation(s)"
+            if self.orphans_removed:
+                text += f" ({len(self.orphans_removed)} removed)"
+        if self.foreign:
+            text += f"; {len(self.foreign)} foreign activation(s) left alone"
         if self.errors:
             text += "; failed: " + "; ".join(f"{p}: {m}" for p, m in sorted(self.errors.items()))
         if self.left:
@@ -124,8 +192,27 @@ class CleanupReport:
             )
         return text
 
+    def details(self) -> list[str]:
+        """One line per binding removed, orphaned or left alone as foreign, for people."""
+        lines = [
+            f"removed: {r.binding.member} {r.binding.role} on {r.project} "
+            f"(ended {utc_timestamp(r.end) if r.end else 'at an unknown time'})"
+            for r in self.removed
+        ]
+        gone = set(self.orphans_removed)
+        for kind, found in (("orphaned", self.orphaned), ("foreign", self.foreign)):
+            for f in found:
+                pr = str(f.reference) if f.reference else "no pull request"
+                done = " (removed)" if f in gone else ""
+                lines.append(
+                    f"{kind}{done}: {f.binding.member} {f.binding.role} on {f.project} until "
+                    f"{utc_timestamp(f.end)}, {pr}: {f.reason}"
+                )
+        return lines
+
     def as_json(self) -> dict[str, Any]:
-        """The report as JSON-ready data (`left` only when the time budget ran out)."""
+        """The report as JSON-ready data (`left` only when the time budget ran out; `orphaned`,
+        `orphans_removed`, `foreign` and `commented` only when not empty)."""
         out: dict[str, Any] = {
             "removed": [
                 {
@@ -141,6 +228,14 @@ class CleanupReport:
         }
         if self.left:
             out["left"] = list(self.left)
+        for key, found in (
+            ("orphaned", self.orphaned), ("orphans_removed", self.orphans_removed),
+            ("foreign", self.foreign),
+        ):
+            if found:
+                out[key] = [f.as_json() for f in found]
+        if self.commented:
+            out["commented"] = list(self.commented)
         return out
 
 
@@ -195,6 +290,11 @@ class Cleaner:
 
     def projects_with_activations(self, scope: str) -> list[str]:
         """Project IDs in `scope` whose policies hold activation bindings (per Cloud Asset)."""
+        return list(self.activations_in(scope))
+
+    def activations_in(self, scope: str) -> dict[str, list[Binding]]:
+        """The activation bindings of each project in `scope`, as Cloud Asset's search answers
+        (eventually consistent: minutes behind IAM), projects in the search's order."""
         try:
             pager = self._clients.asset.search_all_iam_policies(
                 request={
@@ -206,15 +306,15 @@ class Cleaner:
                 retry=bounded_retry(self._budget),
                 timeout=self._budget.call_timeout,
             )
-            found: dict[str, None] = {}  # in the search's order, each once (a list is O(n²))
+            found: dict[str, list[Binding]] = {}  # in the search's order, each once
             for result in pager:  # further pages are fetched with the same retry and timeout
                 resource = str(result.resource)
                 if not resource.startswith(_PROJECT_PREFIX):
                     continue  # only project policies are cleaned up
                 project = resource[len(_PROJECT_PREFIX) :]
                 if project and "/" not in project:
-                    found[project] = None
-            return list(found)
+                    found.setdefault(project, []).extend(_search_activations(result))
+            return found
         except CALL_FAILURES as error:
             failure = google_failure(error)
             if failure.retried:
@@ -227,15 +327,25 @@ class Cleaner:
             ) from None
 
     def cleanup(
-        self, scope: str, now: datetime, *, cleanup_deadline: float = CLEANUP_DEADLINE
+        self,
+        scope: str,
+        now: datetime,
+        *,
+        cleanup_deadline: float = CLEANUP_DEADLINE,
+        repository: str | None = None,
+        notes: PullRequestNotes | None = None,
+        remove_orphans: bool = False,
     ) -> CleanupReport:
-        """Remove every activation in `scope` that ended at or before `now`.
+        """Remove every activation in `scope` that ended at or before `now`; with `repository`,
+        reconcile the live ones with the audit log (and remove orphans with `remove_orphans`);
+        with `notes` too, comment on the PRs whose activations expired.
 
         No project is started once `cleanup_deadline` seconds have passed since the call (the
         search included); projects in flight finish, the others are reported as `left`.
         """
         deadline = self._monotonic() + cleanup_deadline
-        projects = self.projects_with_activations(scope)
+        found = self.activations_in(scope)
+        projects = list(found)
         pacer = _Pacer(self._pace, self._monotonic)
 
         def run(project: str) -> _Outcome | None:
@@ -269,7 +379,98 @@ class Cleaner:
                 "cleanup stopped by its time budget (%g s); %d project(s) left for the next run",
                 cleanup_deadline, len(left),
             )
-        return CleanupReport(tuple(removed), tuple(handled), errors, tuple(left))
+        report = CleanupReport(tuple(removed), tuple(handled), errors, tuple(left))
+        if repository is None:
+            return report
+        commented = self._note_expiry(removed, repository, notes, errors) if notes else []
+        orphaned, orphans_removed, foreign = self._reconcile(
+            found, now, repository, remove_orphans, errors
+        )
+        return dataclasses.replace(
+            report, errors=errors, orphaned=tuple(orphaned),
+            orphans_removed=tuple(orphans_removed), foreign=tuple(foreign),
+            commented=tuple(commented),
+        )
+
+    def _note_expiry(
+        self, removed: Sequence[Removal], repository: str, notes: PullRequestNotes,
+        errors: dict[str, str],
+    ) -> list[int]:
+        """One expiry comment per PR of `repository` whose activations were removed, unless
+        the PR already has it (module docstring); the PRs commented on."""
+        by_pr: dict[int, list[Removal]] = {}
+        for removal in removed:
+            reference = reference_of(removal.binding.description)
+            if reference is not None and ours(reference, repository) and removal.end:
+                by_pr.setdefault(reference.number, []).append(removal)
+        commented: list[int] = []
+        for number, removals in by_pr.items():
+            end = max(r.end for r in removals if r.end is not None)
+            marker = expired_marker(end)
+            try:
+                if notes.noted(number, marker, since=end):
+                    continue
+                grants = [(r.project, r.binding.role, r.binding.member) for r in removals]
+                notes.note(number, expiry_comment(end, grants))
+                commented.append(number)
+            except JitAccessError as e:
+                errors[f"{repository}#{number}"] = f"the expiry comment failed: {e}"
+        return commented
+
+    def _reconcile(
+        self, found: Mapping[str, Sequence[Binding]], now: datetime, repository: str,
+        remove_orphans: bool, errors: dict[str, str],
+    ) -> tuple[list[LiveActivation], list[LiveActivation], list[LiveActivation]]:
+        """Judge the live activations (one audit read); (orphaned, removed, foreign)."""
+        live = live_activations(
+            ((project, b) for project, bindings in found.items() for b in bindings), now
+        )
+        since = needs_audit(live, repository, now)
+        entries: tuple[AuditedActivation, ...] = ()
+        judged = True
+        if since is not None:
+            try:
+                entries = self._audit.activation_entries(since=since)
+            except JitAccessError as e:
+                errors["reconciliation"] = str(e)
+                judged = False  # nothing is called orphaned on a record that could not be read
+        findings = reconcile(live, entries, repository, now)
+        foreign = [f for f in findings if f.state == "foreign"]
+        if not judged:
+            return [], [], foreign
+        orphaned = [f for f in findings if f.state == "orphaned"]
+        reported = {e.insert_id for e in entries if e.event == ORPHANED_ACTIVATION}
+        removed: list[LiveActivation] = []
+        for orphan in orphaned:
+            try:
+                if orphan_insert_id(orphan) not in reported:
+                    self._audit.write(_orphan_record(orphan, now, ORPHANED_ACTIVATION))
+                if remove_orphans and self._remove_orphan(orphan, now):
+                    removed.append(orphan)
+            except JitAccessError as e:
+                errors[orphan.project] = str(e)
+        for orphan in orphaned:
+            log.warning(
+                "orphaned activation of %s for %s on %s: %s", orphan.binding.role,
+                orphan.binding.member, orphan.project, orphan.reason,
+            )
+        return orphaned, removed, foreign
+
+    def _remove_orphan(self, orphan: LiveActivation, now: datetime) -> bool:
+        """Remove one orphan, its `gitops.removeOrphan` entry written before the write; True
+        when a write removed it."""
+        wrote = False
+
+        def audit_first(present: Sequence[Binding]) -> None:
+            nonlocal wrote
+            if not wrote:
+                self._audit.write(_orphan_record(orphan, now, REMOVE_ORPHAN))
+            wrote = True
+
+        self._activator.remove(
+            orphan.project, [orphan.binding], reason=ORPHAN_REASON, before_write=audit_first
+        )
+        return wrote
 
     def _clean(self, project: str, now: datetime) -> _Outcome:
         """One project: audit entries first, then the etag-guarded removal (module docstring)."""
@@ -294,6 +495,50 @@ class Cleaner:
             return _Outcome(error=str(e))
         # Only bindings a write tried to remove can be gone, and each was audited before.
         return _Outcome(removed=tuple(audited[b] for b in gone))
+
+
+def _search_activations(result: Any) -> list[Binding]:
+    """The activation bindings of one `searchAllIamPolicies` result (its matching bindings)."""
+    policy = getattr(result, "policy", None)
+    if policy is None:
+        return []
+    message = getattr(policy, "_pb", policy)  # proto-plus wraps the protobuf message
+    try:
+        wire = json_format.MessageToDict(message)
+    except (TypeError, AttributeError):
+        return []
+    return activation_bindings(wire)
+
+
+def _orphan_record(orphan: LiveActivation, now: datetime, event: str) -> AuditRecord:
+    """The entry reporting (or removing) an orphaned activation, the same in every run."""
+    binding = orphan.binding
+    who = binding.member.partition(":")[2] or binding.member
+    if event == REMOVE_ORPHAN:
+        message = (
+            f"Removed the orphaned activation of {binding.role} for {who} on project "
+            f"{orphan.project} ({orphan.reason}): {binding.description}"
+        )
+    else:
+        message = (
+            f"Orphaned activation of {binding.role} for {who} on project {orphan.project}: "
+            f"{orphan.reason}: {binding.description}"
+        )
+    kind = "orphan" if event == ORPHANED_ACTIVATION else "remove-orphan"
+    return AuditRecord(
+        event=event,
+        user=binding.member,
+        project=orphan.project,
+        roles=(binding.role,),
+        activation_start=orphan.start,
+        activation_end=orphan.end,
+        message=message,
+        severity="WARNING" if event == ORPHANED_ACTIVATION else None,
+        # Deterministic, so that a repeated report is one entry; dated at the window's start
+        # when Logging still accepts that (then the next run's read finds it too).
+        timestamp=orphan.start if timedelta(0) <= now - orphan.start <= BACKDATE_LIMIT else now,
+        insert_id=orphan_insert_id(orphan, kind),
+    )
 
 
 def _removal(project: str, binding: Binding) -> Removal:

@@ -52,6 +52,23 @@ def github_repo(settings: Settings) -> GitHubRepo:
     return GitHubRepo(auth)
 
 
+class ExpiryNotes:
+    """The cleanup's port to GitHub (`cleanup.PullRequestNotes`): expiry comments on PRs."""
+
+    def __init__(self, github: GitHubRepo) -> None:
+        self._github = github
+
+    def noted(self, number: int, marker: str, *, since: datetime) -> bool:
+        """True when one of the service's own comments since `since` starts with `marker`
+        (1 call per 100 comments since then; +1 for `self_login` the first time)."""
+        listed = self._github.comments(number, since=since)
+        return bool(self._github.comments_with(number, marker, listed))
+
+    def note(self, number: int, body: str) -> None:
+        """Post the comment (1 call)."""
+        self._github.create_comment(number, body)
+
+
 @dataclass(frozen=True)
 class GoogleAdapters:
     """The Google side: clients and the adapters built on them."""
@@ -233,7 +250,9 @@ class Service:
                 f"{POLICY_PATH} is invalid: " + "; ".join(p.message for p in problems)
             )
         return self.cleaner.cleanup(
-            policy.scope, self.clock(), cleanup_deadline=self.settings.budget.cleanup_deadline
+            policy.scope, self.clock(), cleanup_deadline=self.settings.budget.cleanup_deadline,
+            repository=self.settings.repository, notes=ExpiryNotes(self.github),
+            remove_orphans=policy.cleanup.remove_orphans,
         )
 
     def warmup(self) -> None:
