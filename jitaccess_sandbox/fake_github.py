@@ -755,7 +755,13 @@ class FakeGitHub:
                         "url": f"https://api.github.com/repos/{repo}/pulls/{number}"
                     },
                 },
-                "comment": {"id": comment_id, "user": user, "body": body},
+                # A comment posted on the fake (`add_comment`) is sent as GitHub shows it.
+                "comment": (
+                    self._comment_json(ctx, self.comment_list[comment_id])
+                    if comment_id in self.comment_list
+                    and self.comment_list[comment_id].repo.lower() == repo.lower()
+                    else {"id": comment_id, "user": user, "body": body}
+                ),
                 "repository": self._repo_json(ctx, fake),
                 "sender": user,
             }

@@ -17,12 +17,15 @@ APPROVE_ROLE = "gitops.approveRole"
 ACTIVATE_ROLE = "gitops.activateRole"
 REFUSE_ACTIVATION = "gitops.refuseActivation"
 REMOVE_EXPIRED = "gitops.removeExpired"
+REVOKE_ROLE = "gitops.revokeRole"
 
-EVENTS = (REQUEST_ROLE, APPROVE_ROLE, ACTIVATE_ROLE, REFUSE_ACTIVATION, REMOVE_EXPIRED)
+EVENTS = (REQUEST_ROLE, APPROVE_ROLE, ACTIVATE_ROLE, REFUSE_ACTIVATION, REMOVE_EXPIRED,
+          REVOKE_ROLE)
 
 _SEVERITY = {
     ACTIVATE_ROLE: "NOTICE",
     REMOVE_EXPIRED: "NOTICE",
+    REVOKE_ROLE: "NOTICE",
     REFUSE_ACTIVATION: "WARNING",
 }
 
@@ -74,6 +77,8 @@ class AuditRecord:
     severity: str | None = None  # None: by event (NOTICE, WARNING or INFO)
     timestamp: datetime | None = None  # when it happened; None: when Cloud Logging receives it
     insert_id: str | None = None  # Cloud Logging treats entries with the same id and time as one
+    # Labels some events carry beside LABEL_KEYS (a revocation's `revoked_by` and `reason`).
+    extra_labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def effective_severity(self) -> str:
@@ -94,6 +99,7 @@ class AuditRecord:
             "pull_request": self.pull_request,
             "commit": self.commit,
             "delivery_id": self.delivery_id,
+            **{key: value for key, value in self.extra_labels if key not in LABEL_KEYS},
         }
 
     def payload(self) -> dict[str, Any]:
@@ -112,5 +118,6 @@ class AuditRecord:
             ACTIVATE_ROLE: "was granted",
             REFUSE_ACTIVATION: "was refused",
             REMOVE_EXPIRED: "no longer holds the expired",
+            REVOKE_ROLE: "was revoked",
         }.get(self.event, self.event)
         return f"{who} {verb} {roles}{where}{until}"

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+from webhook.core.revocation import parse_command
+
 #: Every hidden marker the service writes starts its comment with this (see `render`): the
 #: status comment, and the activation, refusal and activation-failure records.
 MARKER_PREFIX = "<!-- jit-access:"
@@ -40,6 +42,7 @@ class Kind(Enum):
     CHANGE = "change"  # a pull request changed: evaluate it and publish the decision
     REVIEW = "review"  # a review was submitted or dismissed: evaluate and publish
     MERGE = "merge"  # a pull request was merged: decide again and activate, or refuse
+    REVOKE = "revoke"  # a new `/jit revoke` comment on a pull request: revoke its activation
 
 
 class Reason(Enum):
@@ -54,6 +57,7 @@ class Reason(Enum):
     TEXT_EDIT = "title or description edit"
     COMMENT_REVIEW = "comment review or review edit"
     CLOSED_UNMERGED = "closed without merge"
+    NOT_A_COMMAND = "comment without a command"
 
 
 class Facts(Protocol):
@@ -97,6 +101,12 @@ class Verdict:
     # For a foreign installation: the installation the delivery named, when it is a valid id
     # (a reinstalled App delivers with a new one).
     installation: int | None = None
+    # For a `/jit revoke` comment: the comment's id, author, creation time (as GitHub signed
+    # it, RFC 3339) and the reason given after the command.
+    comment_id: int | None = None
+    commenter: str | None = None
+    comment_created_at: str | None = None
+    command_reason: str = ""
 
     @property
     def ignored(self) -> bool:
@@ -131,6 +141,8 @@ def classify(event: str, payload: Mapping[str, Any], facts: Facts) -> Verdict:
         return _pull_request(action, payload)
     if event == "pull_request_review":
         return _review(action, payload)
+    if event == "issue_comment":
+        return _issue_comment(action, payload)
     return unhandled(event, action)
 
 
@@ -223,6 +235,42 @@ def _review(action: str | None, payload: Mapping[str, Any]) -> Verdict:
             Reason.COMMENT_REVIEW, f"PR #{number}: review comment or edit; nothing to do"
         )
     return Verdict(Kind.REVIEW, number=number, reviewer=login if isinstance(login, str) else None)
+
+
+def _issue_comment(action: str | None, payload: Mapping[str, Any]) -> Verdict:
+    """A new comment whose first line is `/jit revoke [reason]` on a pull request; every
+    other comment, and every edit or deletion, is ignored (an edit must not turn an old
+    comment into a command, nor repeat one)."""
+    issue = payload.get("issue")
+    comment = payload.get("comment")
+    if not isinstance(issue, Mapping) or not isinstance(comment, Mapping):
+        return _ignored(Reason.NOT_A_COMMAND, "ignored: not a comment on a pull request")
+    body = comment.get("body")
+    command = parse_command(body) if isinstance(body, str) else None
+    if command is None or not isinstance(issue.get("pull_request"), Mapping):
+        return _ignored(Reason.NOT_A_COMMAND, "ignored: no command for the service")
+    if action != "created":
+        return _ignored(
+            Reason.NOT_A_COMMAND, f"ignored: a command in a comment {action}; only new "
+            "comments are commands"
+        )
+    number = issue.get("number")
+    comment_id = comment.get("id")
+    user = comment.get("user")
+    login = user.get("login") if isinstance(user, Mapping) else None
+    created = comment.get("created_at")
+    if (
+        not _is_id(number) or not isinstance(number, int) or number >= 2**31
+        or not isinstance(comment_id, int) or not _is_id(comment_id)
+        or not isinstance(login, str) or not login
+    ):
+        raise MalformedPayload("issue_comment payload has no valid issue number, comment id "
+                               "or author")
+    return Verdict(
+        Kind.REVOKE, number=number, comment_id=comment_id, commenter=login,
+        comment_created_at=created if isinstance(created, str) else None,
+        command_reason=command.reason,
+    )
 
 
 def _ignored(reason: Reason, message: str) -> Verdict:

@@ -113,6 +113,13 @@ class ApprovalSettings:
 
 
 @dataclass(frozen=True)
+class RevocationSettings:
+    """Who besides the requester and the qualified reviewers may revoke an activation."""
+
+    revokers: tuple[str, ...] = ()  # GitHub logins, lower-cased
+
+
+@dataclass(frozen=True)
 class Policy:
     """`policy/jitaccess.yaml`, typed, with the documented defaults."""
 
@@ -121,6 +128,7 @@ class Policy:
     justification: JustificationSettings = JustificationSettings()
     eligibility: EligibilitySettings = EligibilitySettings()
     approval: ApprovalSettings = ApprovalSettings()
+    revocation: RevocationSettings = RevocationSettings()
 
 
 @dataclass(frozen=True)

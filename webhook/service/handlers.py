@@ -19,6 +19,7 @@ from webhook.core.delivery import (
     pr_number,
 )
 from webhook.service.lifecycle import Lifecycle, LifecycleResult
+from webhook.service.revocation import Revocations, RevokeCommandEvent, parse_time
 from webhook.service.routing import Delivery, Outcome, Router
 
 __all__ = ["MalformedPayload", "PR_CHANGE_ACTIONS", "REVIEW_ACTIONS", "build_router",
@@ -98,5 +99,21 @@ def build_router(lifecycle: Lifecycle) -> Router:
             return _outcome(
                 lifecycle.on_review(verdict.number, delivery.delivery_id, verdict.reviewer)
             )
+
+    revocations = Revocations(lifecycle)
+
+    @router.register("issue_comment", action="created")
+    def on_comment_created(delivery: Delivery) -> Outcome:
+        verdict = _verdict(delivery, Kind.REVOKE)
+        if (
+            verdict.ignored or verdict.number is None or verdict.comment_id is None
+            or verdict.commenter is None
+        ):
+            return Outcome(200, verdict.message)
+        command = RevokeCommandEvent(
+            verdict.number, verdict.comment_id, verdict.commenter, verdict.command_reason,
+            parse_time(verdict.comment_created_at),
+        )
+        return _outcome(revocations.on_command(command, delivery.delivery_id))
 
     return router

@@ -1,0 +1,312 @@
+"""The rule book of revocation: the `/jit revoke` command, who may revoke, what is recorded.
+
+Pure, like `merge`: the service gathers the facts (the merged PR, its request, the commenter,
+the policy, the activation bindings IAM holds), calls these functions and applies the effects
+they name. Revoking only ever removes access, so it never asks whether the requester is still
+eligible; it is still authorised, audited and said on the PR.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from webhook.core import audit_record as audit_events
+from webhook.core.audit_record import AuditRecord
+from webhook.core.conditions import activation_of
+from webhook.core.model import (
+    AccessRequest,
+    Binding,
+    ChangedFile,
+    EligibilityFacts,
+    Identities,
+    PullInfo,
+    Review,
+    ReviewState,
+)
+from webhook.core.records import revoke_insert_id, revoke_marker
+
+# The renderer's inert spans and comment finishing are shared with the other comments, so that
+# requester text is shown the same way everywhere.
+from webhook.core.render import _code, _escape, _finish, _mention, rfc3339
+
+#: The command, at the start of a comment's first line.
+COMMAND = "/jit revoke"
+#: Longest reason kept (the rest of the first line); longer ones are cut.
+MAX_REASON = 200
+
+
+@dataclass(frozen=True)
+class RevokeCommand:
+    """A `/jit revoke [reason]` comment: the reason ("" when none was given)."""
+
+    reason: str = ""
+
+
+def parse_command(body: str) -> RevokeCommand | None:
+    """The command of a comment whose first line is `/jit revoke [reason]`, or None.
+
+    Only the first line counts, so that quoting or mentioning the command in a discussion
+    does nothing; `/jit revoked` or `/jit revoke-all` are not the command.
+    """
+    first = body.lstrip("\ufeff").split("\n", 1)[0].strip()
+    if not first.startswith(COMMAND):
+        return None
+    rest = first[len(COMMAND):]
+    if rest and not rest[0].isspace():
+        return None
+    reason = " ".join(rest.split())
+    if len(reason) > MAX_REASON:
+        reason = reason[: MAX_REASON - 1] + "…"
+    return RevokeCommand(reason)
+
+
+class Authority(enum.Enum):
+    """Why someone may, or may not, revoke a PR's activation."""
+
+    REQUESTER = "the requester"
+    REVOKER = "a listed revoker"
+    REVIEWER = "a qualified reviewer"
+    ASK_ELIGIBILITY = "a reviewer, qualified if eligible with approval"  # needs a Google lookup
+    UNMAPPED = "no identity mapping"
+    NOT_ALLOWED = "not allowed"
+
+    @property
+    def allowed(self) -> bool:
+        """May revoke without anything more being looked up."""
+        return self in (Authority.REQUESTER, Authority.REVOKER, Authority.REVIEWER)
+
+
+def authority(
+    login: str,
+    *,
+    author: str,
+    revokers: Iterable[str],
+    identities: Identities,
+    reviews: Sequence[Review],
+) -> Authority:
+    """Who `login` is for revoking the activation of a PR by `author`, from what costs no call.
+
+    An unmapped login is refused first: the service acts on Google identities only. The
+    requester and the policy's revokers may always revoke; a reviewer of the PR may when their
+    identity is eligible with approval for one of its roles (`qualified_peer`, one eligibility
+    lookup); anyone else may not, and costs no Google call.
+    """
+    me = identities.email_for(login)
+    if me is None:
+        return Authority.UNMAPPED
+    if login.lower() == author.lower():
+        return Authority.REQUESTER
+    if login.lower() in {r.lower() for r in revokers}:
+        return Authority.REVOKER
+    requester = identities.email_for(author)
+    if requester is not None and me.lower() == requester.lower():
+        return Authority.REQUESTER  # another login of the same person
+    if any(
+        r.login.lower() == login.lower() and r.state is not ReviewState.PENDING for r in reviews
+    ):
+        return Authority.ASK_ELIGIBILITY
+    return Authority.NOT_ALLOWED
+
+
+def qualified_peer(
+    eligibility: EligibilityFacts, identity: str, roles: Iterable[str], requester: str | None
+) -> bool:
+    """Is `identity` a qualified peer for one of `roles`: eligible through the multi-party
+    marker, and not the requester's own identity?"""
+    if requester is not None and identity.lower() == requester.lower():
+        return False
+    return any(eligibility.of(identity, role).multi_party for role in roles)
+
+
+# ----------------------------------------------------------------------------------------------
+# The revocation PR
+
+
+def revocation_paths(
+    files: Sequence[ChangedFile], *, base_ref: str, default_branch: str, complete: bool = True
+) -> tuple[str, ...] | None:
+    """The request files a revocation PR deletes, or None when the PR is not one.
+
+    A revocation PR targets the default branch and its only changes delete request files
+    (`requests/<login>/<name>.yaml|yml`). Anything else — another change beside, a rename, a
+    file outside requests/, another branch, a list too long to be whole — is not one, and is
+    judged as any other PR.
+    """
+    if not complete or not files or not default_branch or base_ref != default_branch:
+        return None
+    paths: list[str] = []
+    for f in files:
+        parts = f.filename.split("/")
+        if (
+            f.status != "removed" or len(parts) != 3 or parts[0] != "requests"
+            or not parts[1] or not re.fullmatch(r"[^/]+\.ya?ml", parts[2])
+        ):
+            return None
+        paths.append(f.filename)
+    return tuple(paths)
+
+
+# ----------------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """One revocation as it is recorded and said: of which PR, by whom, why, when."""
+
+    pull: PullInfo  # the revoked request PR
+    pr_reference: str  # owner/repo#n
+    key: str  # what asked for it (records.revoke_key_for_comment / _for_pull)
+    revoker: str  # the login who asked
+    revoker_identity: str  # their Google identity (or login, when they have none)
+    reason: str
+    at: datetime  # when it was asked for (the comment's creation, the revocation PR's merge)
+
+
+def revocation_record(
+    revocation: Revocation,
+    request: AccessRequest | None,
+    bindings: Sequence[Binding],
+    delivery_id: str,
+    *,
+    requester: str = "",
+) -> AuditRecord:
+    """`gitops.revokeRole` for the removed `bindings`: labels as the activation's plus
+    `revoked_by` and `reason`; dated when the revocation was asked for, with one insert id per
+    command, so that a redelivery writes the same entry again and Cloud Logging keeps one.
+    `requester` is the user named when the bindings are no longer known (a redelivery that
+    completes an entry an earlier delivery could not write)."""
+    roles = tuple(dict.fromkeys(b.role for b in bindings)) or (
+        request.roles if request else ()
+    )
+    users = tuple(dict.fromkeys(b.member for b in bindings))
+    windows = [w for b in bindings if (w := activation_of(b)) is not None]
+    project = request.project if request else ""
+    reason = revocation.reason
+    return AuditRecord(
+        event=audit_events.REVOKE_ROLE,
+        user=users[0] if users else requester,
+        project=project,
+        roles=roles,
+        justification=request.justification if request else "",
+        activation_start=min((w.start for w in windows), default=None),
+        activation_end=max((w.end for w in windows), default=None),
+        pull_request=revocation.pull.html_url,
+        commit=revocation.pull.head_sha,
+        delivery_id=delivery_id,
+        message=(
+            f"{revocation.revoker_identity} revoked {', '.join(roles) or 'no role'} on "
+            f"{project} ({revocation.pr_reference})" + (f": {reason}" if reason else "")
+        ),
+        timestamp=revocation.at,
+        insert_id=revoke_insert_id(revocation.pr_reference, revocation.key),
+        extra_labels=(("revoked_by", revocation.revoker_identity), ("reason", reason)),
+    )
+
+
+def request_reason(revocation: Revocation) -> str:
+    """The `x-goog-request-reason` of the IAM write, so that Cloud Audit Logs say who and why."""
+    why = f": {revocation.reason}" if revocation.reason else ""
+    return (
+        f"Revoked by {revocation.revoker_identity} ({revocation.pr_reference}, "
+        f"{revocation.key}){why}"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Comments
+
+
+def _who(revocation: Revocation) -> str:
+    return _mention(revocation.revoker)
+
+
+def _reason_line(reason: str) -> list[str]:
+    return ["", f"Reason: {_code(reason)}"] if reason else []
+
+
+def revoked_comment(
+    revocation: Revocation, project: str, bindings: Sequence[Binding], *, audited: bool = True
+) -> str:
+    """The comment after a revocation: who revoked which roles, when, and why.
+
+    `audited` False: the access was removed but its audit entry could not be written; the
+    comment says so and how the entry gets written.
+    """
+    roles = list(dict.fromkeys(b.role for b in bindings))
+    lines = [
+        revoke_marker(revocation.key, "done" if audited else "failed"),
+        "### jit-access: 🔒 Access revoked",
+        "",
+        f"{_who(revocation)} revoked these roles on project {_code(project)} at "
+        f"**{rfc3339(revocation.at)}**:",
+        "",
+        *[f"- {_code(role)}" for role in roles],
+        *_reason_line(revocation.reason),
+        "",
+    ]
+    if audited:
+        lines.append("The activation bindings were removed; the revocation is recorded in the "
+                     "audit log.")
+    else:
+        lines.append(
+            "**The activation bindings were removed, but the audit entry of the revocation "
+            "could not be written.** An administrator must redeliver this event (GitHub → "
+            "Settings → Webhooks → Recent deliveries → Redeliver), which writes the missing "
+            "entry. Cloud Audit Logs record the IAM change with the revoker's name."
+        )
+    return _finish(lines)
+
+
+def nothing_active_comment(revocation: Revocation) -> str:
+    """The reply when no activation of the PR is in effect: nothing was changed."""
+    return _finish([
+        revoke_marker(revocation.key, "nothing"),
+        "### jit-access: Nothing to revoke",
+        "",
+        f"{_who(revocation)}: no activation of this pull request is in effect (it expired, was "
+        "revoked or removed, or was never granted). Nothing was changed.",
+    ])
+
+
+def refused_comment(
+    revocation: Revocation, *, author: str, revokers: Sequence[str], unmapped: bool = False
+) -> str:
+    """The reply to someone who may not revoke: who may, and that nothing changed."""
+    listed = ", ".join(_mention(r) for r in revokers[:10]) if revokers else ""
+    who_may = [
+        f"- the requester, {_mention(author)};",
+        "- a qualified reviewer of one of its roles (a reviewer of this pull request eligible "
+        "for the role with approval);",
+        f"- a revoker listed in the policy ({listed})." if listed
+        else "- a revoker listed in the policy's `revocation.revokers` (none is listed).",
+    ]
+    why = (
+        "has no identity mapping in `policy/identities.yaml`"
+        if unmapped else "may not revoke this activation"
+    )
+    return _finish([
+        revoke_marker(revocation.key, "refused"),
+        "### jit-access: 🚫 Revocation refused",
+        "",
+        f"{_who(revocation)} {why}. Nothing was changed. An activation can be revoked by:",
+        "",
+        *who_may,
+    ])
+
+
+def revocation_failed_comment(revocation: Revocation, reason: str) -> str:
+    """The reply when the access could not be removed: it stands; how to retry."""
+    return _finish([
+        revoke_marker(revocation.key, "error"),
+        "### jit-access: ⚠️ Revocation failed",
+        "",
+        f"The revocation asked by {_who(revocation)} failed: {_escape(reason)}",
+        "",
+        "**The access is still in effect.** Retry by posting the command again, or an "
+        "administrator can redeliver this event.",
+    ])
