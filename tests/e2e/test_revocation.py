@@ -180,12 +180,13 @@ def test_edits_deletions_and_mentions_do_nothing(emu: Emulator) -> None:
 
 def test_revocation_under_iam_conflicts(emu: Emulator) -> None:
     number = activated(emu)
-    emu.google.recorder.fail("POST", r":setIamPolicy$", 409,
+    conflict = emu.google.recorder.fail("POST", r":setIamPolicy$", 409,
                              body={"error": {"code": 409, "status": "ABORTED",
                                              "message": "There were concurrent policy changes."}},
                              times=2)
     _, answer = emu.comment(number, "alice", "/jit revoke")
     assert answer.body["state"] == "revoked", answer.body
+    assert conflict.remaining == 0  # both conflicts were met and retried
     assert emu.activations("payments-dev") == []
     assert len(revoke_entries(emu)) == 1
 

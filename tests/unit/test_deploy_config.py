@@ -206,11 +206,14 @@ def test_github_app_manifest_is_minimal() -> None:
     manifest = json.loads((ROOT / "deploy" / "github-app-manifest.json").read_text("utf-8"))
     assert manifest["default_permissions"] == {
         "contents": "read",  # policy/ and request files from the default branch and PR head
+        "issues": "read",  # GitHub delivers issue_comment (`/jit revoke`) only with it
         "pull_requests": "write",  # comments, review requests
         "statuses": "write",  # the jit-access commit status
         "metadata": "read",  # mandatory for every App
     }
-    assert sorted(manifest["default_events"]) == ["pull_request", "pull_request_review"]
+    assert sorted(manifest["default_events"]) == [
+        "issue_comment", "pull_request", "pull_request_review"
+    ]
     assert manifest["hook_attributes"]["url"].endswith(".r.appspot.com/webhook")
     assert manifest["hook_attributes"]["active"] is True
     assert manifest["public"] is False
