@@ -224,3 +224,75 @@ def test_open_pr_has_nothing_to_revoke(emu: Emulator) -> None:
     assert answer.status == 200 and "not merged" in answer.body.get("message", str(answer.body))
     assert google_calls(emu) == []
     assert len(emu.comments(number)) == len(before) + 1  # only alice's own comment
+
+
+# --------------------------------------------------------------------------------------------
+# Revocation pull requests
+
+
+def revocation_pr(emu: Emulator, author: str, *paths: str) -> int:
+    return emu.github.open_pr(emu.repo, author, {}, removed=list(paths), title="Revoke")
+
+
+def test_revocation_pr_names_the_pr_and_its_merge_revokes(emu: Emulator) -> None:
+    target = activated(emu)
+    number = revocation_pr(emu, "alice", "requests/alice/request.yaml")
+    answer = emu.pr_event("opened", number)
+    assert answer.status == 200, answer.body
+    assert answer.body["state"] == "revocation"
+    status = emu.status(number)
+    assert status is not None and status["state"] == "success"
+    assert f"#{target}" in status["description"]
+    [summary] = emu.comments(number)
+    assert summary.startswith(revoke_marker(f"pr-{number}", "status"))
+    assert len(emu.activations("payments-dev")) == 1  # nothing revoked before the merge
+    assert "gitops.refuseActivation" not in events(emu)
+
+    answer = emu.merge(number)
+    assert answer.status == 200, answer.body
+    assert answer.body["state"] == "revocation"
+    assert emu.activations("payments-dev") == []
+    [entry] = revoke_entries(emu)
+    assert entry["labels"]["revoked_by"] == "alice@example.com"
+    assert entry["labels"]["pull_request"].endswith(f"/pull/{target}")
+    assert entry["insertId"] == f"revoke:acme/access#{target}@pr-{number}"
+    assert "gitops.refuseActivation" not in events(emu)
+    assert emu.comments(target)[-1].startswith(revoke_marker(f"pr-{number}", "done"))
+    assert "revoked" in emu.comments(number)[-1]
+
+    again = emu.deliver("pull_request", emu.pr_payload("closed", number))
+    assert again.body["state"] == "answered"
+    assert len(revoke_entries(emu)) == 1
+
+
+def test_revocation_pr_with_nothing_active(emu: Emulator) -> None:
+    target = activated(emu)
+    emu.comment(target, "alice", "/jit revoke")
+    number = revocation_pr(emu, "alice", "requests/alice/request.yaml")
+    answer = emu.pr_event("opened", number)
+    assert answer.body["state"] == "revocation"
+    status = emu.status(number)
+    assert status is not None and status["state"] == "success"
+    assert "no access" in status["description"]
+
+
+def test_revocation_pr_by_an_outsider_revokes_nothing(emu: Emulator) -> None:
+    target = activated(emu)
+    number = revocation_pr(emu, "dave", "requests/alice/request.yaml")
+    emu.pr_event("opened", number)
+    answer = emu.merge(number)
+    assert answer.status == 200, answer.body
+    assert len(emu.activations("payments-dev")) == 1
+    assert revoke_entries(emu) == []
+    assert "@dave may not revoke" in emu.comments(number)[-1]
+    assert target
+
+
+def test_deleting_a_request_beside_other_changes_still_fails(emu: Emulator) -> None:
+    activated(emu)
+    number = emu.github.open_pr(emu.repo, "alice", {"README.md": "x"},
+                                removed=["requests/alice/request.yaml"])
+    answer = emu.pr_event("opened", number)
+    assert answer.body.get("state") != "revocation"
+    status = emu.status(number)
+    assert status is None or status["state"] != "success"

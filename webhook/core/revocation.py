@@ -27,6 +27,7 @@ from webhook.core.model import (
     Review,
     ReviewState,
 )
+from webhook.core.names import STATUS_DESCRIPTION_MAX
 from webhook.core.records import revoke_insert_id, revoke_marker
 
 # The renderer's inert spans and comment finishing are shared with the other comments, so that
@@ -310,3 +311,52 @@ def revocation_failed_comment(revocation: Revocation, reason: str) -> str:
         "**The access is still in effect.** Retry by posting the command again, or an "
         "administrator can redeliver this event.",
     ])
+
+
+@dataclass(frozen=True)
+class RevocationTarget:
+    """One request file a revocation PR deletes: the PR that added it (None: not found) and
+    whether that PR's activation is in effect (its bindings, as IAM holds them)."""
+
+    path: str
+    number: int | None
+    bindings: tuple[Binding, ...] = ()
+
+
+def revocation_status(targets: Sequence[RevocationTarget]) -> tuple[str, str]:
+    """The `jit-access` verdict of an open revocation PR: always success (it only ever removes
+    access), naming the PRs whose access it ends, or saying none is in effect."""
+    active = sorted({t.number for t in targets if t.number is not None and t.bindings})
+    if active:
+        named = ", ".join(f"#{n}" for n in active)
+        text = f"Revocation: merging ends the access of {named}"
+    else:
+        text = "Revocation: no access of the deleted requests is in effect"
+    return "success", text if len(text) <= STATUS_DESCRIPTION_MAX else text[:136] + "..."
+
+
+def revocation_pr_comment(
+    key: str, targets: Sequence[RevocationTarget], *, merged: bool,
+    outcomes: dict[int, str] | None = None,
+) -> str:
+    """The comment of a revocation PR: which PRs' access it ends (open) or ended (merged)."""
+    lines = [
+        revoke_marker(key, "summary" if merged else "status"),
+        "### jit-access: 🔒 Revocation pull request",
+        "",
+        "This pull request deletes earlier-merged request files; "
+        + ("merging it revoked their activations:" if merged
+           else "merging it revokes their activations:"),
+        "",
+    ]
+    for t in targets:
+        pr = f"#{t.number}" if t.number is not None else "no merged pull request found"
+        if outcomes is not None and t.number is not None and t.number in outcomes:
+            state = outcomes[t.number]
+        else:
+            state = (
+                f"in effect ({', '.join(_code(b.role) for b in t.bindings)})" if t.bindings
+                else "no activation in effect"
+            )
+        lines.append(f"- {_code(t.path)} ({pr}): {state}")
+    return _finish(lines)

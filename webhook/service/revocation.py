@@ -28,22 +28,26 @@ from datetime import datetime, timedelta
 
 from webhook.core.errors import JitAccessError
 from webhook.core.model import AccessRequest, Binding, Identities, Policy, PullInfo
-from webhook.core.names import IDENTITIES_PATH, POLICY_PATH
-from webhook.core.records import revoke_key_for_comment, revoke_marker
+from webhook.core.names import IDENTITIES_PATH, POLICY_PATH, STATUS_CONTEXT
+from webhook.core.records import revoke_key_for_comment, revoke_key_for_pull, revoke_marker
 from webhook.core.request_file import check_pr_shape, parse_request
 from webhook.core.revocation import (
     Authority,
     Revocation,
+    RevocationTarget,
     authority,
     nothing_active_comment,
     qualified_peer,
     refused_comment,
     request_reason,
     revocation_failed_comment,
+    revocation_paths,
+    revocation_pr_comment,
     revocation_record,
+    revocation_status,
     revoked_comment,
 )
-from webhook.service.lifecycle import Lifecycle, LifecycleResult
+from webhook.service.lifecycle import Evaluation, Lifecycle, LifecycleResult
 
 log = logging.getLogger("jitaccess")
 
@@ -79,6 +83,7 @@ class Revocations:
 
     def __init__(self, lifecycle: Lifecycle) -> None:
         self.lc = lifecycle
+        lifecycle.revocation_pr = self.on_revocation_pr
 
     def on_command(self, event: RevokeCommandEvent, delivery_id: str) -> LifecycleResult:
         """A `/jit revoke` comment was created on PR `event.number`."""
@@ -165,8 +170,17 @@ class Revocations:
                 f"PR #{number}: @{event.commenter} may not revoke ({who.value})",
                 state="refused",
             )
+        return self._revoke(revocation, request, identities, delivery_id)
+
+    def _revoke(
+        self, revocation: Revocation, request: AccessRequest, identities: Identities,
+        delivery_id: str, bindings: tuple[Binding, ...] | None = None,
+    ) -> LifecycleResult:
+        """Remove the PR's activation bindings (IAM first), then record and comment."""
+        lc, number = self.lc, revocation.pull.number
         try:
-            bindings = lc.activator.activations_for(request.project, revocation.pr_reference)
+            if bindings is None:
+                bindings = lc.activator.activations_for(request.project, revocation.pr_reference)
             if bindings:
                 lc.activator.remove(
                     request.project, bindings, reason=request_reason(revocation)
@@ -177,7 +191,7 @@ class Revocations:
                 f"PR #{number}: revocation failed: {exc}", failed=True, state="failed"
             )
         if not bindings:
-            gh.create_comment(number, nothing_active_comment(revocation))
+            lc.github.create_comment(number, nothing_active_comment(revocation))
             return LifecycleResult(
                 f"PR #{number}: no activation in effect; nothing revoked", state="nothing"
             )
@@ -240,3 +254,112 @@ class Revocations:
         request, problems = parse_request(text, policy)
         return request if not problems else None
 
+
+    # -- revocation PRs ------------------------------------------------------------------------
+
+    def on_revocation_pr(self, ev: Evaluation, delivery_id: str) -> LifecycleResult | None:
+        """An open or merged revocation PR: its verdict, or the revocations its merge makes;
+        None when the PR is no revocation PR (it is then judged as any other)."""
+        pull = ev.pull
+        if ev.changed is None or ev.policy is None or ev.facts is None:
+            return None
+        paths = revocation_paths(
+            ev.changed.files, base_ref=pull.base_ref, default_branch=pull.default_branch,
+            complete=ev.changed.complete,
+        )
+        if paths is None:
+            return None
+        policy, identities = ev.policy, ev.facts.identities
+        try:
+            found = [self._target(path, pull.default_branch, policy) for path in paths]
+        except JitAccessError as exc:
+            return LifecycleResult(
+                f"PR #{pull.number}: the revoked requests could not be read: {exc}",
+                failed=True, state="error",
+            )
+        targets = [t for t, _, _ in found]
+        key = revoke_key_for_pull(pull.number)
+        if not pull.merged:
+            state, description = revocation_status(targets)
+            self.lc.github.set_status(
+                pull.head_sha, state, description, STATUS_CONTEXT, pull.html_url or None
+            )
+            self.lc.github.upsert_comment(
+                pull.number, revoke_marker(key, "status"),
+                revocation_pr_comment(key, targets, merged=False), ev.comments,
+            )
+            return LifecycleResult(f"PR #{pull.number}: {description}", state="revocation")
+        if self.lc.github.comments_with(pull.number, revoke_marker(key, "summary"), ev.comments):
+            return LifecycleResult(
+                f"PR #{pull.number}: the revocation was made already; a repeated merge event "
+                "changes nothing", state="answered",
+            )
+        outcomes: dict[int, str] = {}
+        failed = False
+        at = (pull.merged_at or self.lc.clock()).replace(microsecond=0)
+        for target, target_pull, request in found:
+            if target.number is None or target_pull is None or request is None:
+                continue
+            if not target.bindings:
+                outcomes[target.number] = "no activation in effect; nothing revoked"
+                continue
+            revocation = Revocation(
+                pull=target_pull, pr_reference=f"{self.lc.repository}#{target.number}",
+                key=key, revoker=pull.author,
+                revoker_identity=identities.email_for(pull.author) or pull.author,
+                reason=f"revocation pull request #{pull.number}", at=at,
+            )
+            if not self._may_revoke(pull.author, target_pull, request, policy, identities):
+                outcomes[target.number] = (
+                    f"not revoked: @{pull.author} may not revoke it (only the requester, a "
+                    "qualified reviewer or a listed revoker may)"
+                )
+                continue
+            result = self._revoke(revocation, request, identities, delivery_id, target.bindings)
+            failed = failed or result.failed
+            outcomes[target.number] = {
+                "revoked": "revoked", "nothing": "no activation in effect; nothing revoked",
+            }.get(result.state or "", f"failed: {result.message}")
+        self.lc.github.create_comment(
+            pull.number, revocation_pr_comment(key, targets, merged=True, outcomes=outcomes)
+        )
+        summary = "; ".join(f"#{n}: {o}" for n, o in sorted(outcomes.items())) or "nothing"
+        return LifecycleResult(
+            f"PR #{pull.number}: revocation PR merged: {summary}", failed=failed,
+            state="failed" if failed else "revocation",
+        )
+
+    def _target(
+        self, path: str, default_branch: str, policy: Policy
+    ) -> tuple[RevocationTarget, PullInfo | None, AccessRequest | None]:
+        """The PR that added a deleted request file, its request and its live bindings."""
+        gh = self.lc.github
+        number = gh.pull_that_added(path, default_branch)
+        if number is None:
+            return RevocationTarget(path, None), None, None
+        target = gh.pull(number)
+        text = gh.file_bytes(path, target.head_sha)
+        request, problems = parse_request(text, policy) if text is not None else (None, ())
+        if request is None or problems:
+            return RevocationTarget(path, number), target, None
+        bindings = self.lc.activator.activations_for(
+            request.project, f"{self.lc.repository}#{number}"
+        )
+        return RevocationTarget(path, number, bindings), target, request
+
+    def _may_revoke(
+        self, login: str, target: PullInfo, request: AccessRequest, policy: Policy,
+        identities: Identities,
+    ) -> bool:
+        who = authority(
+            login, author=target.author, revokers=policy.revocation.revokers,
+            identities=identities, reviews=self.lc.github.reviews(target.number),
+        )
+        if who is Authority.ASK_ELIGIBILITY:
+            me = identities.email_for(login) or ""
+            facts = self.lc.eligibility.check(
+                scope=policy.scope, project=request.project, roles=request.roles,
+                identities=[me], settings=policy.eligibility,
+            )
+            return qualified_peer(facts, me, request.roles, identities.email_for(target.author))
+        return who.allowed
