@@ -87,6 +87,7 @@ def test_qualified_peer_revokes(emu: Emulator) -> None:
     [entry] = revoke_entries(emu)
     assert entry["labels"]["revoked_by"] == "bob@example.com"
     assert entry["labels"]["reason"] == ""
+    assert entry["labels"]["reviewers"] == "bob@example.com"  # as the activation's
 
 
 def test_listed_revoker_revokes_without_a_google_lookup() -> None:

@@ -196,6 +196,7 @@ def revocation_record(
         justification=request.justification if request else "",
         activation_start=min((w.start for w in windows), default=None),
         activation_end=max((w.end for w in windows), default=None),
+        reviewers=approvers_of(bindings),
         pull_request=revocation.pull.html_url,
         commit=revocation.pull.head_sha,
         delivery_id=delivery_id,
@@ -207,6 +208,17 @@ def revocation_record(
         insert_id=revoke_insert_id(revocation.pr_reference, revocation.key),
         extra_labels=(("revoked_by", revocation.revoker_identity), ("reason", reason)),
     )
+
+
+def approvers_of(bindings: Sequence[Binding]) -> tuple[str, ...]:
+    """The approvers an activation's description names (`Approved by a, b, justification: …`),
+    each once; none for a self-approved one."""
+    found: dict[str, None] = {}
+    for b in bindings:
+        if b.description.startswith("Approved by "):
+            names = b.description[len("Approved by "):].split(", justification: ", 1)[0]
+            found.update(dict.fromkeys(n.strip() for n in names.split(", ") if n.strip()))
+    return tuple(found)
 
 
 def request_reason(revocation: Revocation) -> str:
