@@ -297,3 +297,28 @@ def test_deleting_a_request_beside_other_changes_still_fails(emu: Emulator) -> N
     assert answer.body.get("state") != "revocation"
     status = emu.status(number)
     assert status is None or status["state"] != "success"
+
+
+def test_revocation_pr_under_logging_failure_is_completed_by_a_redelivery(
+    emu: Emulator,
+) -> None:
+    target = activated(emu)
+    number = revocation_pr(emu, "alice", "requests/alice/request.yaml")
+    emu.pr_event("opened", number)
+    emu.google.recorder.fail("POST", r"entries:write", 500, times=50)
+    answer = emu.merge(number)
+    assert answer.status == 502, answer.body
+    assert emu.activations("payments-dev") == []
+    assert revoke_entries(emu) == []
+    assert "audit entry of the revocation could not be written" in emu.comments(target)[-1]
+    for fault in emu.google.recorder.faults:
+        fault.remaining = 0
+    again = emu.deliver("pull_request", emu.pr_payload("closed", number))
+    assert again.status == 200 and again.body["state"] == "revocation", again.body
+    [entry] = revoke_entries(emu)
+    assert entry["labels"]["revoked_by"] == "alice@example.com"
+    assert emu.comments(target)[-1].startswith(revoke_marker(f"pr-{number}", "done"))
+    assert emu.deliver("pull_request", emu.pr_payload("closed", number)).body["state"] == (
+        "answered"
+    )
+    assert len(revoke_entries(emu)) == 1

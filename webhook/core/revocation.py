@@ -349,11 +349,13 @@ def revocation_status(targets: Sequence[RevocationTarget]) -> tuple[str, str]:
 
 def revocation_pr_comment(
     key: str, targets: Sequence[RevocationTarget], *, merged: bool,
-    outcomes: dict[int, str] | None = None,
+    outcomes: dict[int, str] | None = None, complete: bool = True,
 ) -> str:
-    """The comment of a revocation PR: which PRs' access it ends (open) or ended (merged)."""
+    """The comment of a revocation PR: which PRs' access it ends (open) or ended (merged);
+    `complete` False: a revocation failed (the marker then lets a redelivery complete it)."""
+    outcome = ("summary" if complete else "partial") if merged else "status"
     lines = [
-        revoke_marker(key, "summary" if merged else "status"),
+        revoke_marker(key, outcome),
         "### jit-access: 🔒 Revocation pull request",
         "",
         "This pull request deletes earlier-merged request files; "

@@ -300,15 +300,30 @@ class Revocations:
         for target, target_pull, request in found:
             if target.number is None or target_pull is None or request is None:
                 continue
-            if not target.bindings:
-                outcomes[target.number] = "no activation in effect; nothing revoked"
-                continue
             revocation = Revocation(
                 pull=target_pull, pr_reference=f"{self.lc.repository}#{target.number}",
                 key=key, revoker=pull.author,
                 revoker_identity=identities.email_for(pull.author) or pull.author,
                 reason=f"revocation pull request #{pull.number}", at=at,
             )
+            if not target.bindings:
+                # An earlier delivery of this merge may have removed them and failed to
+                # record it: its marked comment on the revoked PR says so.
+                replies = self.lc.github.comments(target.number, since=at - REPLY_MARGIN)
+                if self.lc.github.comments_with(
+                    target.number, revoke_marker(key, "failed"), replies
+                ) and not self.lc.github.comments_with(
+                    target.number, revoke_marker(key, "done"), replies
+                ):
+                    result = self._record(revocation, request, (), identities, delivery_id,
+                                          again=True)
+                    failed = failed or result.failed
+                    outcomes[target.number] = (
+                        "revoked" if not result.failed else f"failed: {result.message}"
+                    )
+                else:
+                    outcomes[target.number] = "no activation in effect; nothing revoked"
+                continue
             if not self._may_revoke(pull.author, target_pull, request, policy, identities):
                 outcomes[target.number] = (
                     f"not revoked: @{pull.author} may not revoke it (only the requester, a "
@@ -320,8 +335,12 @@ class Revocations:
             outcomes[target.number] = {
                 "revoked": "revoked", "nothing": "no activation in effect; nothing revoked",
             }.get(result.state or "", f"failed: {result.message}")
+        # The summary is the record a redelivery looks for: posted as such only when every
+        # revocation was completed, so that a redelivery after a failure completes the rest.
         self.lc.github.create_comment(
-            pull.number, revocation_pr_comment(key, targets, merged=True, outcomes=outcomes)
+            pull.number, revocation_pr_comment(
+                key, targets, merged=True, outcomes=outcomes, complete=not failed
+            ),
         )
         summary = "; ".join(f"#{n}: {o}" for n, o in sorted(outcomes.items())) or "nothing"
         return LifecycleResult(
