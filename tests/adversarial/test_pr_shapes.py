@@ -203,8 +203,7 @@ def on_main(emu: Emulator) -> Emulator:
         # Re-use an approved request with a longer duration.
         ({"modified": {"requests/alice/old.yaml": request_yaml(duration="4h")}}, EDITED),
         ({"modified": {"requests/bob/old.yaml": request_yaml(duration="4h")}}, EDITED),
-        ({"removed": ["requests/alice/old.yaml"]}, DELETED),
-        ({"removed": ["requests/bob/old.yaml"]}, DELETED),
+        # A PR that only deletes request files is a revocation PR (tests/e2e/test_revocation.py).
         (
             {"renamed": {"requests/alice/old.yaml": "requests/alice/new.yaml"}},
             "a request PR must not rename files",
@@ -226,8 +225,7 @@ def on_main(emu: Emulator) -> Emulator:
             DELETED,
         ),
     ],
-    ids=["edit-own", "edit-other", "delete-own", "delete-other", "rename", "move-other",
-         "add-and-edit", "add-and-delete"],
+    ids=["edit-own", "edit-other", "rename", "move-other", "add-and-edit", "add-and-delete"],
 )
 def test_edits_and_deletions_of_existing_requests_are_refused(
     on_main: Emulator, change: dict, phrase: str
@@ -239,3 +237,19 @@ def test_edits_and_deletions_of_existing_requests_are_refused(
     assert emu.status(number) is None
     assert phrase in status_comment_of(emu, number)
     merge_and_assert_refused(emu, number)
+
+
+@pytest.mark.parametrize("path", ["requests/alice/old.yaml", "requests/bob/old.yaml"])
+def test_deleting_requests_no_pr_added_is_a_revocation_pr_that_revokes_nothing(
+    on_main: Emulator, path: str
+) -> None:
+    emu = on_main
+    number = emu.github.open_pr(emu.repo, "alice", removed=[path])
+    assert emu.pr_event("opened", number).body["state"] == "revocation"
+    status = emu.status(number)
+    assert status is not None and status["state"] == "success"
+    assert "no access" in status["description"]
+    answer = emu.merge(number)
+    assert answer.status == 200, answer.body
+    assert not [e for e in emu.audit()
+                if e["labels"]["event"] in ("gitops.revokeRole", "gitops.refuseActivation")]

@@ -322,3 +322,12 @@ def test_revocation_pr_under_logging_failure_is_completed_by_a_redelivery(
         "answered"
     )
     assert len(revoke_entries(emu)) == 1
+
+
+def test_a_redelivered_merge_does_not_undo_a_revocation(emu: Emulator) -> None:
+    number = activated(emu)
+    emu.comment(number, "alice", "/jit revoke")
+    again = emu.deliver("pull_request", emu.pr_payload("closed", number))
+    assert again.status == 200, again.body
+    assert emu.activations("payments-dev") == []
+    assert events(emu).count("gitops.activateRole") == 1

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import functools
 import logging
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from webhook.core.errors import JitAccessError
 from webhook.core.model import AccessRequest, Binding, Identities, Policy, PullInfo
@@ -99,9 +101,15 @@ class Revocations:
         f_ids = lc._submit(gh.file_bytes, IDENTITIES_PATH, None)
         f_replies = lc._submit(functools.partial(gh.comments, since=at - REPLY_MARGIN), number)
         f_reviews = lc._submit(gh.reviews, number)
-        pull = f_pull.result()
-        replies = f_replies.result()
-        policy_files = (f_policy.result(), f_ids.result())
+        try:
+            pull = f_pull.result()
+            replies = f_replies.result()
+            policy_files = (f_policy.result(), f_ids.result())
+        except BaseException:
+            # Nothing of this event may still run once it is answered.
+            pending: list[Future[Any]] = [f_pull, f_policy, f_ids, f_replies, f_reviews]
+            wait(pending)
+            raise
         if not pull.merged or pull.merged_at is None:
             f_reviews.exception()
             return LifecycleResult(f"PR #{number} is not merged; nothing to revoke")
