@@ -25,8 +25,8 @@ FIXTURES = shared_fixtures("github-webhooks")
 PAYLOADS = sorted(FIXTURES.glob("*.json"))
 IGNORED_ON_PURPOSE = {
     "check_run.rerequested.json": "ignored: check_run/rerequested is not handled",
-    "issue_comment.created.on-issue.json": "ignored: issue_comment/created is not handled",
-    "issue_comment.created.on-pull-request.json": "ignored: issue_comment/created is not handled",
+    "issue_comment.created.on-issue.json": "ignored: no command for the service",
+    "issue_comment.created.on-pull-request.json": "ignored: no command for the service",
     # an App installation event names no repository: not for the repository served
     "installation.created.json": f"ignored: not for {REPO}",
     "pull_request.closed.unmerged.json": "PR #2 closed without merge; nothing to do",
