@@ -245,13 +245,14 @@ def test_editing_an_existing_request_fails(existing: Emulator) -> None:
     assert audit_events(emu) == []
 
 
-def test_deleting_a_request_fails(existing: Emulator) -> None:
+def test_deleting_a_request_is_a_revocation_pr(existing: Emulator) -> None:
+    # Only a deletion: a revocation PR (tests/e2e/test_revocation.py), never an invalid
+    # request; deleting beside any other change still fails.
     emu = existing
     number = emu.github.open_pr(REPO, "alice", removed=["requests/alice/old.yaml"])
-    assert deliver_opened(emu, number) == "invalid"
-    message = "requests/alice/old.yaml: a request PR must not delete requests"
-    assert emu.status(number) is None
-    assert problems(emu, number) == [f"- {message}"]
+    assert deliver_opened(emu, number) == "revocation"
+    status = emu.status(number)
+    assert status is not None and status["state"] == "success"
 
 
 def test_renaming_a_request_fails(existing: Emulator) -> None:
