@@ -16,6 +16,7 @@ from webhook.core.model import (
     ReviewState,
 )
 from webhook.core.revocation import (
+    MAX_REVOKED_FILES,
     Authority,
     Revocation,
     RevocationTarget,
@@ -136,3 +137,9 @@ def test_the_record() -> None:
     assert labels["reviewers"] == "bob@example.com"
     assert labels["activation_end"] == "2026-11-29T11:00:00Z"
     assert (labels["revoked_by"], labels["reason"]) == ("bob@example.com", "done")
+
+
+def test_a_revocation_pr_deletes_a_bounded_number_of_files() -> None:
+    many = tuple(removed(f"requests/u{i}/a.yaml") for i in range(MAX_REVOKED_FILES + 1))
+    assert revocation_paths(many[:-1], base_ref="main", default_branch="main") is not None
+    assert revocation_paths(many, base_ref="main", default_branch="main") is None

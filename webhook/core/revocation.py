@@ -38,6 +38,9 @@ from webhook.core.render import _code, _escape, _finish, _mention, rfc3339
 COMMAND = "/jit revoke"
 #: Longest reason kept (the rest of the first line); longer ones are cut.
 MAX_REASON = 200
+#: Most request files one revocation PR may delete: each costs a few GitHub calls and an IAM
+#: read, so a PR deleting hundreds must not make one event spend thousands.
+MAX_REVOKED_FILES = 20
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,13 @@ def revocation_paths(
 
     A revocation PR targets the default branch and its only changes delete request files
     (`requests/<login>/<name>.yaml|yml`). Anything else — another change beside, a rename, a
-    file outside requests/, another branch, a list too long to be whole — is not one, and is
-    judged as any other PR.
+    file outside requests/, another branch, a list too long to be whole, more than
+    MAX_REVOKED_FILES files — is not one, and is judged as any other PR.
     """
-    if not complete or not files or not default_branch or base_ref != default_branch:
+    if (
+        not complete or not files or len(files) > MAX_REVOKED_FILES or not default_branch
+        or base_ref != default_branch
+    ):
         return None
     paths: list[str] = []
     for f in files:
