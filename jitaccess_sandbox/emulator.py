@@ -274,6 +274,16 @@ class Emulator:
         self.github.merge(self.repo, number, merged_at=kw.pop("merged_at", None), merged_by=BOT)
         return self.deliver("pull_request", self.pr_payload("closed", number), **kw)
 
+    def comment(self, number: int, login: str, body: str, **kw: Any) -> tuple[int, Answer]:
+        """Post a comment on GitHub as `login` and deliver its `issue_comment` created event."""
+        comment_id = self.github.add_comment(self.repo, number, login, body)
+        return comment_id, self.deliver(
+            "issue_comment",
+            self.github.issue_comment_event(self.repo, number, login, body,
+                                            comment_id=comment_id),
+            **kw,
+        )
+
     # -- reading back ----------------------------------------------------------------------------
 
     def status(self, number: int) -> dict[str, Any] | None:

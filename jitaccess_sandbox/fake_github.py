@@ -925,7 +925,13 @@ class FakeGitHub:
                         "url": f"https://api.github.com/repos/{repo}/pulls/{number}"
                     },
                 },
-                "comment": {"id": comment_id, "user": user, "body": body},
+                # A comment posted on the fake (`add_comment`) is sent as GitHub shows it.
+                "comment": (
+                    self._comment_json(ctx, self.comment_list[comment_id])
+                    if comment_id in self.comment_list
+                    and self.comment_list[comment_id].repo.lower() == repo.lower()
+                    else {"id": comment_id, "user": user, "body": body}
+                ),
                 "repository": self._repo_json(ctx, fake),
                 "sender": user,
             }
@@ -1385,6 +1391,8 @@ class FakeGitHub:
             ("GET", f"{repo}/commits/(?P<ref>[^/]+)/statuses", "token", self._get_statuses),
             ("GET", f"{repo}/commits/(?P<ref>[^/]+)/status", "token", self._get_combined),
             ("GET", f"{repo}/compare/(?P<basehead>.+)", "token", self._get_compare),
+            ("GET", f"{repo}/commits", "token", self._get_commits),
+            ("GET", f"{repo}/commits/(?P<ref>[^/]+)/pulls", "token", self._get_commit_pulls),
             ("GET", f"{repo}/issues/{num}/comments", "token", self._get_comments),
             ("POST", f"{repo}/issues/{num}/comments", "token", self._post_comment),
             ("GET", f"{repo}/issues/comments/(?P<id>\\d+)", "token", self._get_comment),
@@ -1917,6 +1925,54 @@ class FakeGitHub:
                 for p in repo.parents.get(sha, ())
             ],
         }
+
+    # -- handlers: commit history ----------------------------------------------------------------
+
+    def _get_commits(self, ctx: _Ctx) -> _Resp:
+        """`GET /repos/{o}/{r}/commits?sha=&path=`: the history of a branch or commit, newest
+        first; with `path`, only the commits that changed it, with git's default history
+        simplification (a merge commit is listed only when the path differs from every
+        parent, so the PR commit that added a file is listed, not the merge that brought it)."""
+        repo = self._ctx_repo(ctx)
+        start = ctx.arg("sha") or repo.default_branch
+        sha = repo.branches.get(start, start)
+        if sha not in repo.commits:
+            raise _HttpError(404, f"No commit found for SHA: {start}")
+        path = ctx.arg("path")
+        history = list(reversed(self._ancestors(repo, sha)))
+
+        def changed(commit: str) -> bool:
+            mine = repo.commits[commit].get(path)
+            parents = repo.parents.get(commit, ())
+            if not parents:
+                return mine is not None
+            return all(repo.commits[p].get(path) != mine for p in parents)
+
+        listed = [c for c in history if not path or changed(c)]
+        return self._paginate(ctx, [self._commit_json(ctx, repo, c) for c in listed])
+
+    def _get_commit_pulls(self, ctx: _Ctx) -> _Resp:
+        """`GET /repos/{o}/{r}/commits/{sha}/pulls`: for a commit on the default branch, the
+        merged PRs that brought it there; for any other commit, the open PRs containing it."""
+        repo = self._ctx_repo(ctx)
+        sha = ctx.match["ref"]
+        if sha not in repo.commits:
+            raise _HttpError(422, f"No commit found for SHA: {sha}")
+        on_default = sha in set(self._ancestors(repo, repo.branches[repo.default_branch]))
+        found = []
+        for (name, _), pr in sorted(self.pulls.items(), key=lambda kv: kv[0][1]):
+            if name != repo.full_name.lower():
+                continue
+            if on_default and not pr.merged:
+                continue
+            if not on_default and pr.state != "open":
+                continue
+            own = set(self._ancestors(repo, pr.head_sha)) - set(
+                self._ancestors(repo, pr.base_sha)
+            )
+            if sha in own or sha == pr.merge_commit_sha:
+                found.append(self._pull_json(ctx, repo, pr))
+        return self._paginate(ctx, found)
 
     # -- handlers: comments ----------------------------------------------------------------------
 

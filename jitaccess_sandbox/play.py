@@ -192,7 +192,7 @@ def _check_run(t: Transcript, run: FakeCheckRun | None, label: str) -> None:
 
 
 def _scene_github_app(t: Transcript, _: Emulator) -> None:
-    t.title("4. With a GitHub App: check runs, annotations, Re-run and the merge queue")
+    t.title("5. With a GitHub App: check runs, annotations, Re-run and the merge queue")
     t.say("A second world, where the service authenticates as the installed GitHub App: its")
     t.say("verdict is then a check run `jit-access` instead of a commit status.")
     with Emulator(app=True) as emu:
@@ -238,7 +238,7 @@ def _scene_github_app(t: Transcript, _: Emulator) -> None:
 
 
 def _scene_after_merge(t: Transcript, emu: Emulator) -> None:
-    t.title("5. After the merge: expiry comments and reconciliation with the audit log")
+    t.title("6. After the merge: expiry comments and reconciliation with the audit log")
     dev = emu.activations("payments-dev")
     reference = reference_of(dev[0]["condition"]["description"]) if dev else None
     t.check("alice's payments-dev activation names its PR", reference is not None)
@@ -288,8 +288,52 @@ def _scene_after_merge(t: Transcript, emu: Emulator) -> None:
                 for b in emu.activations("payments-dev")))
 
 
+def _scene_revoke(t: Transcript, emu: Emulator) -> None:
+    t.title("4. Revocation: the production access of scene 2 ends early, by comment")
+    bindings = emu.activations("payments-prod")
+    described = bindings[0]["condition"]["description"] if bindings else ""
+    n = int(described.rsplit("#", 1)[-1].rstrip(")")) if described.endswith(")") else 0
+    t.check("the activation of scene 2 is in effect", n > 0, described)
+    if not n:
+        return
+    t.say("\ndave (not the requester, reviewer or a listed revoker) comments `/jit revoke`:")
+    _, answer = emu.comment(n, "dave", "/jit revoke")
+    _delivery(t, f"issue_comment created (dave on #{n})", answer)
+    body = _last_comment(t, emu, n, "reply (new)")
+    t.check("dave is refused and told who may revoke",
+            "Revocation refused" in body and "@alice" in body)
+    t.check("the binding stays", len(emu.activations("payments-prod")) == 1)
+
+    t.say("\nbob (a qualified reviewer of the role, who approved) revokes it:")
+    comment_id, answer = emu.comment(n, "bob", "/jit revoke CHG-982 is done")
+    _delivery(t, f"issue_comment created (bob on #{n})", answer)
+    t.check("revocation delivery succeeded", answer.status == 200, str(answer.body))
+    t.check("the activation binding is removed", emu.activations("payments-prod") == [])
+    entry = emu.audit()[-1] if emu.audit() else {}
+    t.block("audit entry (log jitaccess)", json.dumps(
+        {"severity": entry.get("severity"), "labels": entry.get("labels")}, indent=2))
+    labels = entry.get("labels", {})
+    t.check("audit entry gitops.revokeRole names who and why",
+            labels.get("event") == "gitops.revokeRole"
+            and labels.get("revoked_by") == "bob@example.com"
+            and labels.get("reason") == "CHG-982 is done")
+    body = _last_comment(t, emu, n, "revocation comment (new)")
+    t.check("the comment says who revoked what, and when",
+            "@bob revoked" in body and "roles/cloudsql.admin" in body and "Z**" in body)
+
+    t.say("\nGitHub redelivers bob's comment:")
+    before = len(emu.comments(n))
+    answer = emu.deliver("issue_comment", emu.github.issue_comment_event(
+        REPO, n, "bob", "/jit revoke CHG-982 is done", comment_id=comment_id))
+    _delivery(t, f"issue_comment created, redelivered (#{n})", answer)
+    t.check("a redelivered command does nothing new",
+            len(emu.comments(n)) == before
+            and sum(1 for e in emu.audit()
+                    if e.get("labels", {}).get("event") == "gitops.revokeRole") == 1)
+
+
 SCENES: list[Callable[[Transcript, Emulator], None]] = [
-    _scene_self_approval, _scene_multi_party, _scene_invalid, _scene_github_app,
+    _scene_self_approval, _scene_multi_party, _scene_invalid, _scene_revoke, _scene_github_app,
     _scene_after_merge,
 ]
 

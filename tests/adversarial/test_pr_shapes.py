@@ -207,6 +207,7 @@ def on_main(emu: Emulator) -> Emulator:
         # Re-use an approved request with a longer duration.
         ({"modified": {"requests/alice/old.yaml": request_yaml(duration="4h")}}, EDITED),
         ({"modified": {"requests/bob/old.yaml": request_yaml(duration="4h")}}, EDITED),
+        # A PR that only deletes request files is a revocation PR (tests/e2e/test_revocation.py).
         (
             {"renamed": {"requests/alice/old.yaml": "requests/alice/new.yaml"}},
             "a request PR must not rename files",
@@ -242,22 +243,17 @@ def test_edits_and_deletions_of_existing_requests_are_refused(
     merge_and_assert_refused(emu, number)
 
 
-@pytest.mark.parametrize("path", ["requests/alice/old.yaml", "requests/bob/old.yaml"],
-                         ids=["own", "other"])
-def test_a_pr_that_only_deletes_requests_is_a_revocation_and_grants_nothing(
+@pytest.mark.parametrize("path", ["requests/alice/old.yaml", "requests/bob/old.yaml"])
+def test_deleting_requests_no_pr_added_is_a_revocation_pr_that_revokes_nothing(
     on_main: Emulator, path: str
 ) -> None:
-    """Deleting request files only ever ends access: the PR passes without approval (whoever's
-    files they are), and merging it grants nothing and refuses nothing."""
     emu = on_main
-    number = open_files(emu, "alice", {}, removed=[path])
+    number = emu.github.open_pr(emu.repo, "alice", removed=[path])
+    assert emu.pr_event("opened", number).body["state"] == "revocation"
     status = emu.status(number)
     assert status is not None and status["state"] == "success"
-    assert status["description"] == f"Revocation: ends access granted by {path}"
-    assert emu.comments(number) == []
+    assert "no access" in status["description"]
     answer = emu.merge(number)
-    assert (answer.status, answer.body["message"]) == (
-        200, f"PR #{number} touches no request; nothing to activate"
-    )
-    assert emu.comments(number) == [] and emu.audit() == []
-    assert_no_grant(emu)
+    assert answer.status == 200, answer.body
+    assert not [e for e in emu.audit()
+                if e["labels"]["event"] in ("gitops.revokeRole", "gitops.refuseActivation")]

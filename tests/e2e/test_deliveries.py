@@ -95,9 +95,10 @@ def test_the_services_own_comment_and_status_are_ignored(emu: Emulator) -> None:
 def test_the_token_owners_unmarked_comment_is_not_the_services(emu: Emulator) -> None:
     number = emu.open_request("alice", request_yaml())
     answer = emu.deliver("issue_comment", issue_comment(emu, number, BOT, "/jit revoke"))
-    # not claimed as the service's own: it goes on to the rules for comments
+    # not claimed as the service's own: it goes on to the rules for comments, where it is a
+    # revocation command (on an open PR, with nothing to revoke)
     assert (answer.status, answer.body) == (
-        200, {"message": "ignored: issue_comment/created is not handled"}
+        200, {"message": f"PR #{number} is not merged; nothing to revoke"}
     )
 
 

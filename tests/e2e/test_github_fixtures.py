@@ -29,8 +29,8 @@ IGNORED_ON_PURPOSE = {
         "ignored: check_run/rerequested (the service publishes commit statuses, not check "
         "runs, without GitHub App credentials)"
     ),
-    "issue_comment.created.on-issue.json": "ignored: issue_comment/created is not handled",
-    "issue_comment.created.on-pull-request.json": "ignored: issue_comment/created is not handled",
+    "issue_comment.created.on-issue.json": "ignored: no command for the service",
+    "issue_comment.created.on-pull-request.json": "ignored: no command for the service",
     # an App installation event names no repository: not for the repository served
     "installation.created.json": f"ignored: not for {REPO}",
     "pull_request.closed.unmerged.json": "PR #2 closed without merge; nothing to do",

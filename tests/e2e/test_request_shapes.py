@@ -247,20 +247,13 @@ def test_editing_an_existing_request_fails(existing: Emulator) -> None:
 
 
 def test_deleting_a_request_is_a_revocation_pr(existing: Emulator) -> None:
-    """A PR whose only change deletes merged request files ends access: it needs no approval
-    and passes, naming the files; it asks Google nothing and gets no comment."""
+    # Only a deletion: a revocation PR (tests/e2e/test_revocation.py), never an invalid
+    # request; deleting beside any other change still fails.
     emu = existing
-    number = emu.github.open_pr(REPO, "bob", removed=["requests/alice/old.yaml"])
-    answer = emu.pr_event("opened", number)
-    assert (answer.status, answer.body) == (200, {
-        "message": f"PR #{number} is a revocation PR: Revocation: ends access granted by "
-        "requests/alice/old.yaml", "state": "success",
-    })
-    assert status_of(emu, number) == (
-        "success", "Revocation: ends access granted by requests/alice/old.yaml"
-    )
-    assert emu.comments(number) == []
-    assert emu.google.recorder.calls == [] and audit_events(emu) == []
+    number = emu.github.open_pr(REPO, "alice", removed=["requests/alice/old.yaml"])
+    assert deliver_opened(emu, number) == "revocation"
+    status = emu.status(number)
+    assert status is not None and status["state"] == "success"
 
 
 def test_deleting_a_request_beside_another_change_fails(existing: Emulator) -> None:

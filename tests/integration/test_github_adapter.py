@@ -697,3 +697,37 @@ def test_concurrent_reads(fake: FakeGitHub, server: str, auth: str) -> None:
         assert policy == b"scope: organizations/1\n"
     assert fake.recorder.count("GET", r"/pulls/\d+$") == 40
     assert fake.recorder.count("POST", "/access_tokens$") == (1 if auth == "app" else 0)
+
+
+# -- finding the PR that added a request file (revocation PRs) ---------------------------------
+
+
+def test_the_merged_pr_that_added_a_file_in_two_calls(fake: FakeGitHub, gh: GitHubRepo) -> None:
+    n = fake.open_pr(REPO, "alice", {"requests/alice/a.yaml": REQUEST})
+    fake.merge(REPO, n)
+    other = fake.open_pr(REPO, "bob", {"requests/bob/b.yaml": REQUEST})
+    fake.merge(REPO, other)
+    gh.default_branch()  # the repository is looked up once per adapter, not per lookup
+    fake.recorder.calls.clear()
+
+    assert gh.pull_that_added("requests/alice/a.yaml", "main") == n
+    assert [c.split("?")[0] for c in calls(fake)] == [
+        f"GET /repos/{REPO}/commits", f"GET /repos/{REPO}/commits/"
+        + fake.pull(REPO, n).head_sha + "/pulls",
+    ]
+
+
+def test_after_the_file_was_deleted_the_adding_pr_is_still_found(
+    fake: FakeGitHub, gh: GitHubRepo
+) -> None:
+    n = fake.open_pr(REPO, "alice", {"requests/alice/a.yaml": REQUEST})
+    fake.merge(REPO, n)
+    revoking = fake.open_pr(REPO, "alice", {}, removed=["requests/alice/a.yaml"])
+    fake.merge(REPO, revoking)
+    assert gh.pull_that_added("requests/alice/a.yaml", "main") == n
+
+
+def test_a_file_no_merged_pr_added(fake: FakeGitHub, gh: GitHubRepo) -> None:
+    fake.put_file(REPO, "requests/alice/pushed.yaml", REQUEST)  # pushed straight to main
+    assert gh.pull_that_added("requests/alice/pushed.yaml", "main") is None
+    assert gh.pull_that_added("requests/alice/never.yaml", "main") is None

@@ -65,6 +65,7 @@ class MemoryGitHub:
         self.review_list: dict[int, list[Review]] = {}
         self.default_files: dict[str, bytes] = {}  # path -> content on the default branch
         self.commit_files: dict[tuple[str, str], bytes] = {}  # (sha, path) -> content
+        self.added_by: dict[str, int] = {}  # request path -> the merged PR that added it
         self.comment_list: dict[int, list[PullComment]] = {}
         self.edits: list[tuple[int, str]] = []  # (comment id, new body)
         self.statuses: list[Status] = []
@@ -121,6 +122,10 @@ class MemoryGitHub:
             if pull.head_sha == head and pull.base_ref == base:
                 return ChangedFiles(self.changed.get(number, ()))
         raise GitHubError(f"comparing {base}...{head[:12]}: not found (HTTP 404)", status=404)
+
+    def pull_that_added(self, path: str, ref: str) -> int | None:
+        self._call("pull_that_added")
+        return self.added_by.get(path)
 
     def reviews(self, number: int) -> tuple[Review, ...]:
         self._call("reviews")

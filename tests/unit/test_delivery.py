@@ -86,10 +86,10 @@ REAL = {
         Kind.IGNORED, "PR #2: review comment or edit; nothing to do", Reason.COMMENT_REVIEW
     ),
     "issue_comment.created.on-issue.json": Verdict(
-        Kind.IGNORED, "ignored: issue_comment/created is not handled", Reason.UNHANDLED
+        Kind.IGNORED, "ignored: no command for the service", Reason.NOT_A_COMMAND
     ),
     "issue_comment.created.on-pull-request.json": Verdict(
-        Kind.IGNORED, "ignored: issue_comment/created is not handled", Reason.UNHANDLED
+        Kind.IGNORED, "ignored: no command for the service", Reason.NOT_A_COMMAND
     ),
     # The facts have no App id (a token): check runs are not the service's then.
     "check_run.rerequested.json": Verdict(
@@ -217,9 +217,10 @@ def test_the_services_own_marked_comment_is_ignored(action: str, sender: str) ->
 ])
 def test_other_comments_are_not_the_services_own(sender: str, body: str, own: str | None) -> None:
     data = marked_comment(sender, body)
-    assert verdict_of("issue_comment", data, own_login=own) == Verdict(
-        Kind.IGNORED, "ignored: issue_comment/created is not handled", Reason.UNHANDLED
-    )
+    verdict = verdict_of("issue_comment", data, own_login=own)
+    # Not ignored as the service's own: judged as anybody's comment (the command is one).
+    assert verdict.reason is not Reason.OWN_COMMENT
+    assert verdict.kind is (Kind.REVOKE if body == "/jit revoke" else Kind.IGNORED)
 
 
 def status_event(sender: str) -> dict[str, Any]:
@@ -427,3 +428,50 @@ def test_a_destroyed_merge_group_needs_nothing() -> None:
     assert classify("merge_group", data, KnownFacts("acme/access")) == Verdict(
         Kind.IGNORED, "ignored: merge_group/destroyed is not handled", Reason.UNHANDLED
     )
+
+
+# `/jit revoke` comments
+
+
+def _command(body: str, *, action: str = "created", on_issue: bool = False) -> Verdict:
+    name = f"issue_comment.created.{'on-issue' if on_issue else 'on-pull-request'}.json"
+    data = payload(name)
+    data["action"] = action
+    data["comment"]["body"] = body
+    return verdict_of(name, data)
+
+
+def test_a_new_revoke_comment_on_a_pull_request_is_a_command() -> None:
+    data = payload("issue_comment.created.on-pull-request.json")
+    verdict = _command("/jit revoke  no longer needed \nthanks")
+    assert verdict.kind is Kind.REVOKE
+    assert verdict.number == data["issue"]["number"]
+    assert verdict.comment_id == data["comment"]["id"]
+    assert verdict.commenter == data["comment"]["user"]["login"]
+    assert verdict.comment_created_at == data["comment"]["created_at"]
+    assert verdict.command_reason == "no longer needed"
+
+
+@pytest.mark.parametrize("body", ["please /jit revoke", "/jit revoked", "/jit revoke-all",
+                                  "> /jit revoke", "/JIT REVOKE", ""])
+def test_other_comments_are_no_command(body: str) -> None:
+    assert _command(body).reason is Reason.NOT_A_COMMAND
+
+
+@pytest.mark.parametrize("action", ["edited", "deleted"])
+def test_edited_or_deleted_commands_are_ignored(action: str) -> None:
+    verdict = _command("/jit revoke", action=action)
+    assert verdict.ignored and verdict.reason is Reason.NOT_A_COMMAND
+
+
+def test_a_command_on_an_issue_is_ignored() -> None:
+    assert _command("/jit revoke", on_issue=True).reason is Reason.NOT_A_COMMAND
+
+
+def test_a_command_without_a_comment_id_is_malformed() -> None:
+    name = "issue_comment.created.on-pull-request.json"
+    data = payload(name)
+    data["comment"]["body"] = "/jit revoke"
+    data["comment"]["id"] = True
+    with pytest.raises(MalformedPayload):
+        verdict_of(name, data)

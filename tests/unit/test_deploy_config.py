@@ -208,11 +208,13 @@ def test_github_app_manifest_is_minimal() -> None:
         "checks": "write",  # the jit-access check run (with an App the verdict is no status)
         "contents": "read",  # policy/ and request files from the default branch and PR head
         "merge_queues": "read",  # needed to receive merge_group events
+        "issues": "read",  # GitHub delivers issue_comment (`/jit revoke`) only with it
         "pull_requests": "write",  # comments, review requests
         "metadata": "read",  # mandatory for every App
     }
     assert sorted(manifest["default_events"]) == [
-        "check_run", "check_suite", "merge_group", "pull_request", "pull_request_review",
+        "check_run", "check_suite", "issue_comment", "merge_group", "pull_request",
+        "pull_request_review",
     ]
     assert manifest["hook_attributes"]["url"].endswith(".r.appspot.com/webhook")
     assert manifest["hook_attributes"]["active"] is True

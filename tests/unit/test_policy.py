@@ -273,3 +273,28 @@ def test_cleanup_remove_orphans_read_and_checked() -> None:
     assert [(p.code, p.line) for p in problems] == [("wrong_type", 2)]
     _, problems = parse_policy("scope: folders/42\ncleanup: {remove_orphan: true}\n")
     assert [p.code for p in problems] == ["unknown_key"]
+
+
+def test_revokers_read_lower_cased_once() -> None:
+    policy, problems = parse_policy(
+        "scope: organizations/1\nrevocation:\n  revokers: [SecOps-Lead, alice, Alice]\n"
+    )
+    assert problems == ()
+    assert policy is not None
+    assert policy.revocation.revokers == ("secops-lead", "alice")
+    default, _ = parse_policy("scope: organizations/1\n")
+    assert default is not None and default.revocation.revokers == ()
+
+
+@pytest.mark.parametrize("value", ["alice", "[alice@example.com]", "[1]", "[-bad]",
+                                   "{a: b}"])
+def test_invalid_revokers(value: str) -> None:
+    policy, problems = parse_policy(f"scope: organizations/1\nrevocation:\n  revokers: {value}\n")
+    assert policy is None
+    assert [p.code for p in problems] == ["wrong_type"]
+    assert "revocation.revokers" in problems[0].message
+
+
+def test_unknown_revocation_key() -> None:
+    policy, problems = parse_policy("scope: organizations/1\nrevocation:\n  revoker: [a]\n")
+    assert policy is None and problems

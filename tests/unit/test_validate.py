@@ -103,6 +103,7 @@ def test_policy_problems_are_reported_against_the_policy(repo: Path) -> None:
         "'activation'?); the keys are scope, activation, justification, eligibility, approval, "
         "identities",
         "cleanup",
+        "revocation",
         "1 file checked, 1 problem",
     ]
 

@@ -583,6 +583,23 @@ class GitHubRepo:
                 for f in _bounded(pr.get_files(), "listing files")
             )
 
+    def pull_that_added(self, path: str, ref: str) -> int | None:
+        """The number of the merged PR that added `path` to `ref`, or None (2 calls for a file
+        changed once: GET /commits?sha=&path=, then GET /commits/{sha}/pulls for the oldest).
+
+        The oldest commit of the path's history added it; GitHub names the merged PR that
+        brought that commit to the default branch, however it was merged.
+        """
+        with self._calling(f"finding the pull request that added {path}"):
+            repo = self._repo()
+            history = list(_bounded(repo.get_commits(sha=ref, path=path), "listing commits"))
+            if not history:
+                return None
+            for pull in _bounded(history[-1].get_pulls(), "listing pull requests"):
+                if pull.merged_at is not None:
+                    return int(pull.number)
+            return None
+
     def compare(self, base: str, head: str) -> ChangedFiles:
         """The files a PR from `head` into `base` changes: from the merge base of the two to
         `head`, as in `git diff base...head` (1 call: GET /compare/{base}...{head}).

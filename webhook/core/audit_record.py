@@ -19,15 +19,17 @@ REFUSE_ACTIVATION = "gitops.refuseActivation"
 REMOVE_EXPIRED = "gitops.removeExpired"
 ORPHANED_ACTIVATION = "gitops.orphanedActivation"
 REMOVE_ORPHAN = "gitops.removeOrphan"
+REVOKE_ROLE = "gitops.revokeRole"
 
 EVENTS = (
     REQUEST_ROLE, APPROVE_ROLE, ACTIVATE_ROLE, REFUSE_ACTIVATION, REMOVE_EXPIRED,
-    ORPHANED_ACTIVATION, REMOVE_ORPHAN,
+    ORPHANED_ACTIVATION, REMOVE_ORPHAN, REVOKE_ROLE,
 )
 
 _SEVERITY = {
     ACTIVATE_ROLE: "NOTICE",
     REMOVE_EXPIRED: "NOTICE",
+    REVOKE_ROLE: "NOTICE",
     REFUSE_ACTIVATION: "WARNING",
     ORPHANED_ACTIVATION: "WARNING",
     REMOVE_ORPHAN: "NOTICE",
@@ -81,6 +83,8 @@ class AuditRecord:
     severity: str | None = None  # None: by event (NOTICE, WARNING or INFO)
     timestamp: datetime | None = None  # when it happened; None: when Cloud Logging receives it
     insert_id: str | None = None  # Cloud Logging treats entries with the same id and time as one
+    # Labels some events carry beside LABEL_KEYS (a revocation's `revoked_by` and `reason`).
+    extra_labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def effective_severity(self) -> str:
@@ -101,6 +105,7 @@ class AuditRecord:
             "pull_request": self.pull_request,
             "commit": self.commit,
             "delivery_id": self.delivery_id,
+            **{key: value for key, value in self.extra_labels if key not in LABEL_KEYS},
         }
 
     def payload(self) -> dict[str, Any]:
@@ -121,5 +126,6 @@ class AuditRecord:
             REMOVE_EXPIRED: "no longer holds the expired",
             ORPHANED_ACTIVATION: "holds an activation no audit entry explains:",
             REMOVE_ORPHAN: "no longer holds the orphaned activation",
+            REVOKE_ROLE: "was revoked",
         }.get(self.event, self.event)
         return f"{who} {verb} {roles}{where}{until}"

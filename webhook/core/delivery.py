@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from webhook.core.checks import pr_hint
 from webhook.core.merge_queue import queued_pr
 from webhook.core.names import STATUS_CONTEXT
+from webhook.core.revocation import parse_command
 
 #: Every hidden marker the service writes starts its comment with this (see `render`): the
 #: status comment, and the activation, refusal and activation-failure records.
@@ -53,6 +54,7 @@ class Kind(Enum):
     MERGE = "merge"  # a pull request was merged: decide again and activate, or refuse
     RERUN = "rerun"  # someone chose Re-run on the check: re-evaluate, or retry the activation
     MERGE_GROUP = "merge group"  # the merge queue asks for the verdict on a merge group
+    REVOKE = "revoke"  # a new `/jit revoke` comment on a pull request: revoke its activation
 
 
 class Reason(Enum):
@@ -68,6 +70,7 @@ class Reason(Enum):
     COMMENT_REVIEW = "comment review or review edit"
     CLOSED_UNMERGED = "closed without merge"
     NOT_OUR_CHECK = "another App's check, or no App credentials"
+    NOT_A_COMMAND = "comment without a command"
 
 
 class Facts(Protocol):
@@ -124,6 +127,12 @@ class Verdict:
     numbers: tuple[int, ...] = ()
     base: str | None = None
     base_ref: str | None = None
+    # For a `/jit revoke` comment: the comment's id, author, creation time (as GitHub signed
+    # it, RFC 3339) and the reason given after the command.
+    comment_id: int | None = None
+    commenter: str | None = None
+    comment_created_at: str | None = None
+    command_reason: str = ""
 
     @property
     def ignored(self) -> bool:
@@ -162,6 +171,8 @@ def classify(event: str, payload: Mapping[str, Any], facts: Facts) -> Verdict:
         return _rerun(event, action, payload, facts)
     if event == "merge_group":
         return _merge_group(action, payload)
+    if event == "issue_comment":
+        return _issue_comment(action, payload)
     return unhandled(event, action)
 
 
@@ -318,6 +329,42 @@ def _merge_group(action: str | None, payload: Mapping[str, Any]) -> Verdict:
     return Verdict(
         Kind.MERGE_GROUP, head_sha=head, base=base, base_ref=branch,
         numbers=(number,) if number is not None else (),
+    )
+
+
+def _issue_comment(action: str | None, payload: Mapping[str, Any]) -> Verdict:
+    """A new comment whose first line is `/jit revoke [reason]` on a pull request; every
+    other comment, and every edit or deletion, is ignored (an edit must not turn an old
+    comment into a command, nor repeat one)."""
+    issue = payload.get("issue")
+    comment = payload.get("comment")
+    if not isinstance(issue, Mapping) or not isinstance(comment, Mapping):
+        return _ignored(Reason.NOT_A_COMMAND, "ignored: not a comment on a pull request")
+    body = comment.get("body")
+    command = parse_command(body) if isinstance(body, str) else None
+    if command is None or not isinstance(issue.get("pull_request"), Mapping):
+        return _ignored(Reason.NOT_A_COMMAND, "ignored: no command for the service")
+    if action != "created":
+        return _ignored(
+            Reason.NOT_A_COMMAND, f"ignored: a command in a comment {action}; only new "
+            "comments are commands"
+        )
+    number = issue.get("number")
+    comment_id = comment.get("id")
+    user = comment.get("user")
+    login = user.get("login") if isinstance(user, Mapping) else None
+    created = comment.get("created_at")
+    if (
+        not _is_id(number) or not isinstance(number, int) or number >= 2**31
+        or not isinstance(comment_id, int) or not _is_id(comment_id)
+        or not isinstance(login, str) or not login
+    ):
+        raise MalformedPayload("issue_comment payload has no valid issue number, comment id "
+                               "or author")
+    return Verdict(
+        Kind.REVOKE, number=number, comment_id=comment_id, commenter=login,
+        comment_created_at=created if isinstance(created, str) else None,
+        command_reason=command.reason,
     )
 
 

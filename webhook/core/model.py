@@ -169,6 +169,13 @@ class CleanupSettings:
 
 
 @dataclass(frozen=True)
+class RevocationSettings:
+    """Who besides the requester and the qualified reviewers may revoke an activation."""
+
+    revokers: tuple[str, ...] = ()  # GitHub logins, lower-cased
+
+
+@dataclass(frozen=True)
 class Policy:
     """`policy/jitaccess.yaml`, typed, with the documented defaults."""
 
@@ -179,6 +186,7 @@ class Policy:
     approval: ApprovalSettings = ApprovalSettings()
     identities: IdentitySettings = IdentitySettings()
     cleanup: CleanupSettings = CleanupSettings()
+    revocation: RevocationSettings = RevocationSettings()
 
 
 class _ReverseIndex:

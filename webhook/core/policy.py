@@ -32,9 +32,10 @@ from webhook.core.model import (
     JustificationSettings,
     Policy,
     Problem,
+    RevocationSettings,
 )
 from webhook.core.problems import ProblemCode
-from webhook.core.request_file import PROJECT_ID, by_line, check_keys
+from webhook.core.request_file import LOGIN, PROJECT_ID, by_line, check_keys
 from webhook.core.safe_yaml import YamlValue, load, show
 
 #: Policy files are edited by administrators, but still read defensively.
@@ -49,7 +50,10 @@ SCOPE = re.compile(
 )
 SECTIONS = (
     "scope", "activation", "justification", "eligibility", "approval", "identities", "cleanup",
+    "revocation",
 )
+#: Most logins in `revocation.revokers` (a short on-call list, not a directory).
+MAX_REVOKERS = 100
 
 T = TypeVar("T")
 
@@ -176,6 +180,30 @@ def _text(limit: int) -> Callable[[str, YamlValue], str]:
         return text
 
     return read
+
+
+def _logins(name: str, value: YamlValue) -> tuple[str, ...]:
+    """A list of GitHub logins, lower-cased (logins are case-insensitive), each once."""
+    if value.kind != "sequence":
+        raise _Invalid(
+            _p(ProblemCode.WRONG_TYPE, f"'{name}' must be a list of GitHub logins, not "
+               f"{value.describe()}", value.line)
+        )
+    if len(value.items) > MAX_REVOKERS:
+        raise _Invalid(
+            _p(ProblemCode.TOO_LONG, f"'{name}' has {len(value.items)} logins; at most "
+               f"{MAX_REVOKERS}", value.line)
+        )
+    logins: dict[str, None] = {}
+    for item in value.items:
+        if not item.is_string or not LOGIN.fullmatch(str(item.scalar)):
+            shown = show(str(item.scalar)) if item.is_string else item.describe()
+            raise _Invalid(
+                _p(ProblemCode.WRONG_TYPE, f"'{name}' holds {shown}, which is not a "
+                   "GitHub login", item.line)
+            )
+        logins[str(item.scalar).lower()] = None
+    return tuple(logins)
 
 
 def _pattern(name: str, value: YamlValue) -> str:
@@ -345,11 +373,14 @@ def parse_policy(text: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]
         remove_orphans=c.get("remove_orphans", CleanupSettings().remove_orphans, _bool),
     )
 
-    for section in (a, j, e, r, i, c):
+    v = _Section("revocation", top.get("revocation"), _names(RevocationSettings))
+    revocation = RevocationSettings(revokers=v.get("revokers", (), _logins))
+
+    for section in (a, j, e, r, i, c, v):
         problems.extend(section.problems)
     if problems or scope is None:
         return None, by_line(problems)
     return Policy(
         scope, activation, justification, eligibility, approval, identities=identities,
-        cleanup=cleanup,
+        cleanup=cleanup, revocation=revocation,
     ), ()

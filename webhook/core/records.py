@@ -53,3 +53,33 @@ def refusal_insert_id(pr_reference: str, head_sha: str) -> str:
 def _marker_safe(sha: str) -> str:
     """A commit id fit for an HTML comment: hex digits only, so it cannot close the comment."""
     return re.sub(r"[^0-9A-Fa-f]", "", sha)[:64]
+
+
+#: Prefix of the markers of the service's replies to a revocation: the full marker is
+#: `<!-- jit-access:revoke <key> <outcome> -->`, where the key names what asked for it (a
+#: `/jit revoke` comment, or a revocation PR) so that a redelivery finds its earlier answer.
+REVOKE_MARKER_PREFIX = "<!-- jit-access:revoke "
+
+
+def revoke_key_for_comment(comment_id: int) -> str:
+    """The key of a revocation asked for by a `/jit revoke` comment."""
+    return f"comment-{int(comment_id)}"
+
+
+def revoke_key_for_pull(number: int) -> str:
+    """The key of a revocation asked for by merging a revocation PR."""
+    return f"pr-{int(number)}"
+
+
+def revoke_marker(key: str, outcome: str = "") -> str:
+    """The hidden marker of a reply to the revocation `key`; `outcome` is one word (done,
+    failed, nothing, refused). Without `outcome`: the prefix every reply to `key` starts with."""
+    safe = re.sub(r"[^0-9A-Za-z-]", "", key)[:64]
+    if not outcome:
+        return f"{REVOKE_MARKER_PREFIX}{safe} "
+    return f"{REVOKE_MARKER_PREFIX}{safe} {re.sub(r'[^a-z]', '', outcome)} -->"
+
+
+def revoke_insert_id(pr_reference: str, key: str) -> str:
+    """The audit insert id of a revocation: `revoke:<owner/repo#n>@<key>` (one per command)."""
+    return f"revoke:{pr_reference}@{key}"

@@ -21,6 +21,7 @@ from webhook.core.delivery import (
 )
 from webhook.service.checks import CheckEvents
 from webhook.service.lifecycle import Lifecycle, LifecycleResult
+from webhook.service.revocation import Revocations, RevokeCommandEvent, parse_time
 from webhook.service.routing import Delivery, Outcome, Router
 
 __all__ = ["MalformedPayload", "PR_CHANGE_ACTIONS", "REVIEW_ACTIONS", "build_router",
@@ -127,5 +128,21 @@ def build_router(lifecycle: Lifecycle) -> Router:
             checks.on_merge_group(verdict.head_sha, verdict.base, verdict.base_ref,
                                   verdict.numbers)
         )
+
+    revocations = Revocations(lifecycle)
+
+    @router.register("issue_comment", action="created")
+    def on_comment_created(delivery: Delivery) -> Outcome:
+        verdict = _verdict(delivery, Kind.REVOKE)
+        if (
+            verdict.ignored or verdict.number is None or verdict.comment_id is None
+            or verdict.commenter is None
+        ):
+            return Outcome(200, verdict.message)
+        command = RevokeCommandEvent(
+            verdict.number, verdict.comment_id, verdict.commenter, verdict.command_reason,
+            parse_time(verdict.comment_created_at),
+        )
+        return _outcome(revocations.on_command(command, delivery.delivery_id))
 
     return router

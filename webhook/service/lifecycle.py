@@ -190,6 +190,8 @@ class Evaluation:
     status: PublishedVerdict | None = None
     # For a revocation PR (its only change deletes request files): the files it deletes.
     revokes: tuple[str, ...] = ()
+    # The files of the PR's diff at the head (None when the PR is not a request).
+    changed: ChangedFiles | None = None
 
     @property
     def is_request(self) -> bool:
@@ -258,6 +260,10 @@ class Lifecycle:
         self.clock = clock
         self.executor = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="jit")
         self._pr_locks: dict[int, threading.Lock] = {}  # one per PR: events take turns
+        # Revocation PRs (their only change deletes earlier-merged request files) are handled
+        # by `service.revocation`, which sets this: called with the evaluation of a request PR
+        # and the delivery id, it answers the event, or None when the PR is no revocation PR.
+        self.revocation_pr: Callable[[Evaluation, str], LifecycleResult | None] | None = None
         self._locks_guard = threading.Lock()
 
     # -- gathering -------------------------------------------------------------------------------
@@ -296,7 +302,12 @@ class Lifecycle:
             changed.files, pull.author, pull.base_ref, default_branch,
             complete=changed.complete,
         )
-        revokes = revoked_paths(changed.files) if targets_default_branch(pull) else ()
+        # A PR that only deletes request files is a revocation PR: with the revocation hook it
+        # is judged as one (its targets found, revoked at merge); without it, a plain success.
+        revokes = (
+            revoked_paths(changed.files)
+            if targets_default_branch(pull) and self.revocation_pr is None else ()
+        )
         if not shape.is_request or revokes:
             for f in (f_reviews, f_policy, f_ids, f_comments):
                 f.result()  # surface errors, keep the pool tidy
@@ -396,7 +407,7 @@ class Lifecycle:
                 log.warning("the verdict of %s could not be read: %s", pr.reference, exc)
         return Evaluation(
             pull, facts, decision, settings, f_comments.result(), shape,
-            status_read=status_read, status=status,
+            status_read=status_read, status=status, changed=changed,
         )
 
     def _changed_files(self, pull: PullInfo) -> ChangedFiles:
@@ -595,6 +606,9 @@ class Lifecycle:
             return None, self._publish_without_request(ev, fresh_verdict)
         if ev.pull.state != "open":
             return None, LifecycleResult(f"PR #{number} is {ev.pull.state}; nothing to publish")
+        revoking = self.revocation_pr(ev, "") if self.revocation_pr is not None else None
+        if revoking is not None:
+            return None, revoking
         decision = ev.decision
         assert decision is not None
         self.publish(ev, request_reviews=True, audit=audit(ev), fresh_verdict=fresh_verdict)
@@ -654,6 +668,13 @@ class Lifecycle:
         except BaseException:
             wait(log_reads)  # nothing of this event may still run once it is answered
             raise
+        revoking = (
+            self.revocation_pr(ev, delivery_id)
+            if self.revocation_pr is not None and ev.is_request and ev.pull.merged else None
+        )
+        if revoking is not None:
+            wait(log_reads)
+            return revoking
         earlier = (
             self._earlier_records(ev, log_reads)
             if records_needed(ev.decision, ev.pull) else NO_RECORDS
