@@ -31,6 +31,7 @@ from typing import Any
 from webhook.core.checks import UNREAD
 from webhook.core.eligibility import EligibilityQuestion, source_for
 from webhook.core.errors import JitAccessError
+from webhook.core.identities import MAX_IDENTITIES_BYTES
 from webhook.core.merge import StatusUpdate
 from webhook.core.model import AccessRequest, Binding, Identities, Policy, PullInfo
 from webhook.core.names import IDENTITIES_PATH, POLICY_PATH
