@@ -1403,7 +1403,6 @@ class FakeGitHub:
             ("GET", f"{repo}/check-runs/(?P<id>\\d+)/annotations", "token",
              self._get_annotations),
             ("GET", f"{repo}/commits/(?P<ref>[^/]+)/check-runs", "token", self._list_check_runs),
-            ("GET", f"{repo}/commits/(?P<ref>[^/]+)/pulls", "token", self._commit_pulls),
             ("GET", f"{repo}/compare/(?P<basehead>.+)", "token", self._compare),
             ("GET", f"{repo}/pulls", "token", self._list_pulls),
         ]
@@ -2290,19 +2289,6 @@ class FakeGitHub:
             pr for (name, _), pr in sorted(self.pulls.items(), key=lambda kv: -kv[0][1])
             if name == repo.full_name.lower() and (state == "all" or pr.state == state)
             and (not base or pr.base_ref == base)
-        ]
-        return self._paginate(ctx, [self._pull_json(ctx, repo, pr) for pr in found])
-
-    def _commit_pulls(self, ctx: _Ctx) -> _Resp:
-        repo = self._ctx_repo(ctx)
-        sha = self._ref_sha(repo, ctx.match["ref"])
-        # GitHub lists the merged PR that brought the commit onto the default branch, and open
-        # PRs with it; the fake keeps no history, so a PR's head is on the default branch only
-        # as its merge commit.
-        found = [
-            pr for (name, _), pr in sorted(self.pulls.items())
-            if name == repo.full_name.lower()
-            and ((pr.state == "open" and pr.head_sha == sha) or pr.merge_commit_sha == sha)
         ]
         return self._paginate(ctx, [self._pull_json(ctx, repo, pr) for pr in found])
 

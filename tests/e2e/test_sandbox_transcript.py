@@ -11,7 +11,7 @@ def test_sandbox_shows_expiry_and_an_orphan() -> None:
     out = io.StringIO()
     assert run_sandbox(out=out) == 0, out.getvalue()
     text = out.getvalue()
-    assert "4. After the merge: expiry comments and reconciliation" in text
+    assert "6. After the merge: expiry comments and reconciliation" in text
     assert "<!-- jit-access:expired " in text
     assert "✔ eve's hand-made binding is reported as orphaned" in text
     assert "✘" not in text

@@ -239,5 +239,6 @@ def test_commit_reads(fake: FakeGitHub, repo: GitHubRepo) -> None:
     assert [p.number for p in reads.open_pulls("release")] == [other]
     assert reads.pulls_for_commit(head) == (ready,)
     merge_commit = fake.merge(REPO, ready)
-    assert reads.pulls_for_commit(head) == ()  # merged: its head is no open PR's any more
+    # Merged: its head is on the default branch now, brought there by that PR (as GitHub lists).
+    assert reads.pulls_for_commit(head) == (ready,)
     assert reads.pulls_for_commit(merge_commit) == (ready,)
