@@ -73,7 +73,7 @@ def measure_identities(entries: int, repeat: int) -> dict[str, Any]:
 
 def print_identities(r: dict[str, Any], ok: Callable[[bool], str], w: Callable[[str], Any]) -> None:
     """Section 7 of the report."""
-    w(f"\n7. Parsing policy/identities.yaml (process CPU in the benchmark process; target: "
+    w(f"\n8. Parsing policy/identities.yaml (process CPU in the benchmark process; target: "
       f"first use ≤ {TARGET_FIRST_S:g} s, later events 0 ms)\n")
     w(f"   {r['entries']:,} entries, every other one with an id, one per line: "
       f"{r['bytes'] / 1024 / 1024:.2f} MiB (limit {r['limit_bytes'] / 1024 / 1024:.0f} MiB)\n")

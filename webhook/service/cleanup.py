@@ -79,7 +79,7 @@ from webhook.core.audit_record import REMOVE_ORPHAN
 from webhook.core.budget import PRODUCTION, Budget
 from webhook.core.conditions import ACTIVATION_TITLE, activation_of
 from webhook.core.durations import utc_timestamp
-from webhook.core.errors import GoogleError, JitAccessError
+from webhook.core.errors import GitHubError, GoogleError, JitAccessError
 from webhook.core.model import Binding
 from webhook.core.reconcile import (
     AuditedActivation,
@@ -413,6 +413,13 @@ class Cleaner:
                 grants = [(r.project, r.binding.role, r.binding.member) for r in removals]
                 notes.note(number, expiry_comment(end, grants))
                 commented.append(number)
+            except GitHubError as e:
+                if e.status == 404:
+                    # No such PR (a description naming a PR that never existed, e.g. a binding
+                    # made by hand): nobody to tell; reconciliation judges the binding itself.
+                    log.warning("no PR %s#%d to note the expiry on", repository, number)
+                    continue
+                errors[f"{repository}#{number}"] = f"the expiry comment failed: {e}"
             except JitAccessError as e:
                 errors[f"{repository}#{number}"] = f"the expiry comment failed: {e}"
         return commented
