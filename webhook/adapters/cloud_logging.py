@@ -133,13 +133,7 @@ class AuditLog:
 
             bounded_retry(self._budget)(send)()
         except CALL_FAILURES as error:
-            failure = google_failure(error)
-            if failure.retried:
-                why = f"Cloud Logging kept failing ({failure.summary})"
-            elif failure.kind == "answered":
-                why = f"Cloud Logging answered {failure.status}: {failure.detail}"
-            else:
-                why = failure.detail
+            why = _failed_because(error)
             raise AuditError(
                 f"The audit entry ({record.event}) could not be written: {why}"
             ) from None
@@ -212,14 +206,18 @@ class AuditLog:
         try:
             return bounded_retry(self._budget)(read)()
         except READ_FAILURES as error:
-            failure = google_failure(error)
-            if failure.retried:
-                why = f"Cloud Logging kept failing ({failure.summary})"
-            elif failure.kind == "answered":
-                why = f"Cloud Logging answered {failure.status}: {failure.detail}"
-            else:
-                why = failure.detail
+            why = _failed_because(error)
             raise AuditError(f"The audit log could not be read: {why}") from None
+
+
+def _failed_because(error: BaseException) -> str:
+    """Why a Cloud Logging call failed, for an AuditError's message."""
+    failure = google_failure(error)
+    if failure.retried:
+        return f"Cloud Logging kept failing ({failure.summary})"
+    if failure.kind == "answered":
+        return f"Cloud Logging answered {failure.status}: {failure.detail}"
+    return failure.detail
 
 
 def _entry_time(entry: Any) -> datetime | None:

@@ -89,7 +89,7 @@ def decide(facts: Facts, now: datetime) -> Decision:
             ),
         )
 
-    verdicts = _verdicts(facts.reviews)
+    verdicts = deciding_reviews(facts.reviews)
     roles = tuple(
         _decide_role(role, request, requester, policy, facts, facts.eligibility, verdicts, now)
         for role in request.roles
@@ -256,7 +256,7 @@ def _unmapped(identities: Identities, login: str) -> str:
 # Reviews
 
 
-def _verdicts(reviews: Iterable[Review]) -> dict[str, Review]:
+def deciding_reviews(reviews: Iterable[Review]) -> dict[str, Review]:
     """Each reviewer's (lower-cased login) deciding review: the latest decisive one."""
     latest: dict[str, Review] = {}
     for review in reviews:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from webhook.core.decide import CLOCK_SKEW, review_order
+from webhook.core.decide import CLOCK_SKEW, deciding_reviews
 from webhook.core.model import (
     EligibilityFacts,
     EligibilitySettings,
@@ -35,7 +35,6 @@ from webhook.core.model import (
 )
 
 #: Review states that decide a reviewer's verdict (as in `decide`); COMMENTED never does.
-_DECISIVE = frozenset({ReviewState.APPROVED, ReviewState.CHANGES_REQUESTED, ReviewState.DISMISSED})
 
 
 @dataclass(frozen=True)
@@ -75,14 +74,7 @@ def could_count(
     fails a test that needs no lookup (not an approval, an older commit, too old, no identity
     mapping, the requester's own).
     """
-    latest: dict[str, Review] = {}
-    for review in reviews:
-        if review.state not in _DECISIVE:
-            continue
-        key = review.login.lower()
-        current = latest.get(key)
-        if current is None or review_order(review) > review_order(current):
-            latest[key] = review
+    latest = deciding_reviews(reviews)
     wanted: set[str] = set()
     mine = requester.lower()
     for login, review in latest.items():
