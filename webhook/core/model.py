@@ -44,6 +44,10 @@ class AccessRequest:
     roles: tuple[str, ...]
     duration: timedelta
     justification: str
+    break_glass: bool = False  # `break_glass: true`: an emergency request (README: break-glass)
+    #: key -> line of the request file, for problems found after parsing (the limits of a rule
+    #: that needs the project's folders); not part of the request's value.
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,74 @@ class ApprovalSettings:
     required: int = 1
     max_age: timedelta = timedelta(hours=24)
     request_reviewers: int = 3
+    #: Designated approvers: `user:EMAIL` and `group:EMAIL` (lower-cased), who count as qualified
+    #: reviewers besides the qualified peers (README: designated approvers).
+    approvers: tuple[str, ...] = ()
+    peers: bool = True  # False: only `approvers` count, qualified peers do not
+    veto: bool = False  # a qualified reviewer's "Request changes" blocks the role
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """Where a rule applies; every key given must fit, each list is any-of (empty: any)."""
+
+    projects: tuple[str, ...] = ()  # shell-style patterns on the project ID
+    folders: tuple[str, ...] = ()  # `folders/N`: the project lies under one of them
+    roles: tuple[str, ...] = ()  # shell-style patterns on the role name
+
+
+@dataclass(frozen=True)
+class RuleApproval:
+    """The approval keys a rule sets; None falls back to the top-level `approval`."""
+
+    required: int | None = None
+    max_age: timedelta | None = None
+    approvers: tuple[str, ...] | None = None
+    peers: bool | None = None
+    veto: bool | None = None
+
+
+@dataclass(frozen=True)
+class RuleJustification:
+    """The justification keys a rule sets; None falls back to the top-level `justification`."""
+
+    pattern: str | None = None
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One entry of `rules:` (README: rules): settings for the roles its `match` fits."""
+
+    name: str
+    match: RuleMatch = RuleMatch()
+    max_duration: timedelta | None = None
+    approval: RuleApproval = RuleApproval()
+    justification: RuleJustification = RuleJustification()
+    line: int | None = None  # where the rule starts in policy/jitaccess.yaml
+
+
+@dataclass(frozen=True)
+class RoleSettings:
+    """What applies to one requested role: its rule's settings over the top-level ones."""
+
+    role: str
+    rule: str | None  # the name of the rule applied; None: the top-level settings
+    max_duration: timedelta
+    justification: JustificationSettings
+    approval: ApprovalSettings
+
+
+@dataclass(frozen=True)
+class BreakGlassSettings:
+    """`break_glass:` (README: break-glass): emergency access without approvals."""
+
+    enabled: bool = False
+    max_duration: timedelta = timedelta(hours=1)
+    justification: JustificationSettings = JustificationSettings(
+        pattern=r"(INC|SEV)-[0-9]+: .+", hint="An incident number"
+    )
+    review_within: timedelta = timedelta(hours=24)
 
 
 #: GitHub logins are at most 39 characters; longer text is never run through `identities.rule`,
@@ -187,6 +259,11 @@ class Policy:
     identities: IdentitySettings = IdentitySettings()
     cleanup: CleanupSettings = CleanupSettings()
     revocation: RevocationSettings = RevocationSettings()
+    rules: tuple[Rule, ...] = ()
+    break_glass: BreakGlassSettings = BreakGlassSettings()
+    #: What `jitaccess validate --policy` warns about (a rule that can never match); never
+    #: blocks anything.
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
 
 
 class _ReverseIndex:
@@ -325,6 +402,15 @@ class EligibilityFacts:
     notes: tuple[str, ...] = ()
     """What the lookup had to leave out (a group it may not read, a cut-short analysis), said on
     the PR so that a missing eligibility is not a mystery."""
+    ancestry: tuple[str, ...] | None = None
+    """The project's ancestors (`folders/N`, `organizations/N`), nearest first, when read; the
+    rules that match folders need them."""
+    memberships: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """identity (lower-case) -> the designated-approver groups asked about (`group:EMAIL`) that
+    it is a member of (directly, or transitively with `nested_groups`)."""
+    group_members: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """designated-approver group (`group:EMAIL`) -> member identities, listed to ask them for
+    review (only when the PR names reviewers); may be cut short for big groups."""
 
     def of(self, identity: str, role: str) -> RoleEligibility:
         """Eligibility of an identity for a role (NOT_ELIGIBLE when unknown)."""
@@ -398,6 +484,7 @@ class State(enum.StrEnum):
     PENDING = "pending"
     READY = "ready"
     ERROR = "error"
+    VETOED = "vetoed"  # a qualified reviewer's "Request changes" blocks a role
 
     @property
     def commit_status(self) -> str:
@@ -405,6 +492,7 @@ class State(enum.StrEnum):
         return {
             State.INVALID: "failure",
             State.NOT_ELIGIBLE: "failure",
+            State.VETOED: "failure",
             State.PENDING: "pending",
             State.READY: "success",
             State.ERROR: "error",
@@ -414,6 +502,7 @@ class State(enum.StrEnum):
 class ApprovalKind(enum.StrEnum):
     SELF = "self"
     MULTI_PARTY = "multi_party"
+    BREAK_GLASS = "break_glass"  # eligible (either marker), activated without approvals
     NONE = "none"
 
 
@@ -427,6 +516,16 @@ class RoleDecision:
     needed: int = 0  # approvals still missing
     resource_conditions: tuple[str, ...] = ()  # conditions the activation must carry
     reasons: tuple[str, ...] = ()
+    settings: RoleSettings | None = None  # the rule (or top-level settings) applied to the role
+    vetoed_by: tuple[str, ...] = ()  # logins of qualified reviewers whose "Request changes" holds
+    #: Logins who may approve the role, for the status comment: designated `user:` approvers
+    #: mapped back to logins (groups are named in `settings.approval.approvers`).
+    approver_logins: tuple[str, ...] = ()
+
+    @property
+    def rule(self) -> str | None:
+        """The name of the rule applied to the role (None: the top-level settings)."""
+        return self.settings.rule if self.settings is not None else None
 
 
 @dataclass(frozen=True)
@@ -441,6 +540,7 @@ class Decision:
     roles: tuple[RoleDecision, ...] = ()
     candidate_reviewers: tuple[str, ...] = ()  # logins of qualified peers who could review
     notes: tuple[str, ...] = ()  # the eligibility lookup's notes, shown in the status comment
+    break_glass: bool = False  # a break-glass request (README: break-glass), said loudly
 
     @property
     def approvers(self) -> tuple[str, ...]:

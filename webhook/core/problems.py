@@ -83,10 +83,20 @@ class ProblemCode(enum.StrEnum):
     INVALID_ID = "invalid_id"
     DUPLICATE_ID = "duplicate_id"
     INVALID_RULE = "invalid_rule"
+    INVALID_MATCH = "invalid_match"
+    INVALID_APPROVER = "invalid_approver"
+    #: A warning of `jitaccess validate --policy`: an earlier rule always fits first.
+    UNREACHABLE_RULE = "unreachable_rule"
+    #: `break_glass: true` in a request while the policy does not enable break-glass.
+    BREAK_GLASS_DISABLED = "break_glass_disabled"
 
     # -- the decision -----------------------------------------------------------------------------
     NO_IDENTITY_MAPPING = "no_identity_mapping"
     NOT_ELIGIBLE = "not_eligible"
+    #: A qualified reviewer's "Request changes" blocks a role whose rule has `veto: true`.
+    VETOED = "vetoed"
+    #: The rules match folders, and the project's ancestry could not be read.
+    ANCESTRY_UNKNOWN = "ancestry_unknown"
     ELIGIBILITY_UNKNOWN = "eligibility_unknown"
     #: More reviews than the service reads: approvals cannot be judged on a partial list.
     TOO_MANY_REVIEWS = "too_many_reviews"

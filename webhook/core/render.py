@@ -131,6 +131,9 @@ def status_description(decision: Decision) -> str:
             else:
                 names = ", ".join(r.role for r in roles if r.kind is ApprovalKind.NONE)
                 text = f"Not eligible for {names}" if names else "Not eligible"
+        case State.VETOED:
+            who = sorted({login for r in roles for login in r.vetoed_by})
+            text = f"Vetoed by {', '.join('@' + _plain(w) for w in who)}" if who else "Vetoed"
         case State.ERROR:
             codes = {p.code for p in decision.problems}
             if codes and codes <= SERVICE_ERROR_CODES:
@@ -149,6 +152,7 @@ _HEADINGS = {
     State.PENDING: "⏳ Waiting for approval",
     State.INVALID: "❌ Invalid request",
     State.NOT_ELIGIBLE: "❌ Not eligible",
+    State.VETOED: "⛔ Vetoed",
     State.ERROR: "⚠️ This request cannot be evaluated",
 }
 
@@ -311,6 +315,11 @@ def _next_steps(decision: Decision) -> list[str]:
             return [
                 "If you believe you should be eligible, ask an administrator to check your "
                 "eligible role bindings and policy/identities.yaml."
+            ]
+        case State.VETOED:
+            return [
+                "A qualified reviewer requested changes. The veto ends when that reviewer "
+                "approves or their review is dismissed."
             ]
         case State.ERROR:
             return ["This cannot be fixed in this pull request: please contact an administrator."]

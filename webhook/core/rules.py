@@ -1,0 +1,280 @@
+"""Which settings apply to a requested role (README: rules), and the limits they set; pure.
+
+`policy/jitaccess.yaml` may hold `rules:`; for each requested role the first rule whose `match`
+fits applies, and the keys it does not set fall back to the top-level values. A rule may match
+folders: whether it fits then depends on the project's ancestry, which only the eligibility
+lookup reads. Every function here takes that ancestry as `None` when it is not known yet and then
+settles only what it can (`settings_for` answers None for a role it cannot settle), so that a
+request file is checked as far as possible before any Google call, and completely once the
+lookup has answered.
+
+A break-glass request (`break_glass: true`) is judged by `break_glass`'s own limits instead of
+its roles' rules: its duration must fit `break_glass.max_duration` and its justification the
+break-glass pattern.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import timedelta
+
+from webhook.core.durations import format_duration
+from webhook.core.model import (
+    AccessRequest,
+    ApprovalSettings,
+    JustificationSettings,
+    Policy,
+    Problem,
+    RoleSettings,
+    Rule,
+    RuleMatch,
+)
+from webhook.core.problems import ProblemCode
+
+
+def _any(patterns: Sequence[str], value: str) -> bool:
+    return any(fnmatch.fnmatchcase(value, pattern) for pattern in patterns)
+
+
+def fits(match: RuleMatch, project: str, role: str, ancestry: Sequence[str] | None) -> bool | None:
+    """Whether a rule's `match` fits a role on a project; None when it depends on the project's
+    folders and the ancestry is not known."""
+    if match.projects and not _any(match.projects, project):
+        return False
+    if match.roles and not _any(match.roles, role):
+        return False
+    if match.folders:
+        if ancestry is None:
+            return None
+        return any(folder in ancestry for folder in match.folders)
+    return True
+
+
+def needs_ancestry(policy: Policy, project: str, roles: Iterable[str]) -> bool:
+    """Whether settling the roles' rules needs the project's ancestry."""
+    return any(settings_for(policy, project, role, None) is None for role in roles)
+
+
+def rule_for(
+    policy: Policy, project: str, role: str, ancestry: Sequence[str] | None
+) -> tuple[bool, Rule | None]:
+    """(settled, the first rule that fits or None); not settled while a rule that might fit,
+    before any that surely fits, matches folders and the ancestry is unknown."""
+    for rule in policy.rules:
+        fit = fits(rule.match, project, role, ancestry)
+        if fit is None:
+            return False, None
+        if fit:
+            return True, rule
+    return True, None
+
+
+def apply(policy: Policy, role: str, rule: Rule | None) -> RoleSettings:
+    """The settings of a role under a rule (None: the top-level settings)."""
+    if rule is None:
+        return RoleSettings(
+            role, None, policy.activation.max_duration, policy.justification, policy.approval
+        )
+    a, top = rule.approval, policy.approval
+    approval = ApprovalSettings(
+        required=top.required if a.required is None else a.required,
+        max_age=top.max_age if a.max_age is None else a.max_age,
+        request_reviewers=top.request_reviewers,
+        approvers=top.approvers if a.approvers is None else a.approvers,
+        peers=top.peers if a.peers is None else a.peers,
+        veto=top.veto if a.veto is None else a.veto,
+    )
+    j = rule.justification
+    justification = JustificationSettings(
+        pattern=policy.justification.pattern if j.pattern is None else j.pattern,
+        hint=policy.justification.hint if j.hint is None else j.hint,
+    )
+    max_duration = policy.activation.max_duration if rule.max_duration is None else (
+        rule.max_duration
+    )
+    return RoleSettings(role, rule.name, max_duration, justification, approval)
+
+
+def settings_for(
+    policy: Policy, project: str, role: str, ancestry: Sequence[str] | None
+) -> RoleSettings | None:
+    """The settings that apply to a role, or None when they depend on unknown folders."""
+    settled, rule = rule_for(policy, project, role, ancestry)
+    if not settled:
+        return None
+    return apply(policy, role, rule)
+
+
+def role_settings(
+    policy: Policy, request: AccessRequest, ancestry: Sequence[str] | None
+) -> dict[str, RoleSettings]:
+    """The settings of every requested role that can be settled."""
+    out: dict[str, RoleSettings] = {}
+    for role in request.roles:
+        settings = settings_for(policy, request.project, role, ancestry)
+        if settings is not None:
+            out[role] = settings
+    return out
+
+
+def widest(policy: Policy) -> ApprovalSettings:
+    """Approval settings no narrower than any rule's: the longest `max_age`, veto if any rule
+    vetoes, every designated approver. Used to decide which reviews are worth a lookup before
+    the rules of a request are settled."""
+    ages = [policy.approval.max_age] + [
+        r.approval.max_age for r in policy.rules if r.approval.max_age is not None
+    ]
+    veto = policy.approval.veto or any(r.approval.veto for r in policy.rules)
+    approvers: dict[str, None] = dict.fromkeys(policy.approval.approvers)
+    for rule in policy.rules:
+        approvers.update(dict.fromkeys(rule.approval.approvers or ()))
+    return replace(policy.approval, max_age=max(ages), veto=bool(veto),
+                   approvers=tuple(approvers))
+
+
+def _matches(pattern: str, text: str) -> bool:
+    try:
+        return re.fullmatch(pattern, text) is not None
+    except (re.error, RecursionError, OverflowError, ValueError):
+        return False  # the policy parser reports the pattern itself
+
+
+def _line(request: AccessRequest, key: str) -> int | None:
+    return request.lines.get(key)
+
+
+def limits(
+    policy: Policy, request: AccessRequest, ancestry: Sequence[str] | None
+) -> tuple[Problem, ...]:
+    """What in a request breaks the limits of its roles' rules (or break-glass's): each miss
+    with its line and hint. Roles whose rule cannot be settled yet are not judged."""
+    duration_line, reason_line = _line(request, "duration"), _line(request, "justification")
+    if request.break_glass:
+        glass = policy.break_glass
+        if not glass.enabled:
+            return (
+                Problem(
+                    ProblemCode.BREAK_GLASS_DISABLED,
+                    "'break_glass: true', but break-glass is not enabled in the policy "
+                    "(break_glass.enabled); remove the key and ask for approval",
+                    _line(request, "break_glass"),
+                ),
+            )
+        problems: list[Problem] = []
+        if request.duration > glass.max_duration:
+            problems.append(
+                Problem(
+                    ProblemCode.DURATION_TOO_LONG,
+                    f"the duration {format_duration(request.duration)} is longer than the "
+                    f"break-glass maximum {format_duration(glass.max_duration)}",
+                    duration_line,
+                )
+            )
+        if not _matches(glass.justification.pattern, request.justification):
+            problems.append(
+                Problem(
+                    ProblemCode.JUSTIFICATION_MISMATCH,
+                    "'justification' does not have the form break-glass requires: "
+                    f"{glass.justification.hint}",
+                    reason_line,
+                )
+            )
+        return tuple(problems)
+
+    settled = role_settings(policy, request, ancestry)
+    problems = []
+    shortest: RoleSettings | None = None
+    for settings in settled.values():
+        if shortest is None or settings.max_duration < shortest.max_duration:
+            shortest = settings
+    if shortest is not None and request.duration > shortest.max_duration:
+        problems.append(
+            Problem(
+                ProblemCode.DURATION_TOO_LONG,
+                f"the duration {format_duration(request.duration)} is longer than the maximum "
+                f"{format_duration(shortest.max_duration)}{_of(shortest, settled)}",
+                duration_line,
+            )
+        )
+    seen: set[tuple[str, str]] = set()
+    for settings in settled.values():
+        j = settings.justification
+        if (j.pattern, j.hint) in seen:
+            continue
+        seen.add((j.pattern, j.hint))
+        if not _matches(j.pattern, request.justification):
+            problems.append(
+                Problem(
+                    ProblemCode.JUSTIFICATION_MISMATCH,
+                    "'justification' does not have the expected form"
+                    f"{_of(settings, settled, pattern=True)}: {j.hint}",
+                    reason_line,
+                )
+            )
+    return tuple(problems)
+
+
+def _of(
+    settings: RoleSettings, settled: Mapping[str, RoleSettings], *, pattern: bool = False
+) -> str:
+    """` of rule "x" (roles/a)` when a rule set the limit; nothing for the top-level one."""
+    if settings.rule is None:
+        return ""
+    if pattern:
+        roles = [r for r, s in settled.items()
+                 if (s.justification.pattern, s.justification.hint)
+                 == (settings.justification.pattern, settings.justification.hint)]
+    else:
+        roles = [r for r, s in settled.items() if s.max_duration == settings.max_duration]
+    return f" of rule \"{settings.rule}\" ({', '.join(roles)})"
+
+
+def covers(earlier: RuleMatch, later: RuleMatch) -> bool:
+    """Whether every role on every project that `later` fits is surely fitted by `earlier`
+    (conservative: True only when certain), so that `later` can never apply."""
+
+    def list_covers(wide: Sequence[str], narrow: Sequence[str]) -> bool:
+        if not wide:
+            return True
+        if not narrow:
+            return False
+        return all(
+            any(w == "*" or w == n or (not _wild(n) and fnmatch.fnmatchcase(n, w)) for w in wide)
+            for n in narrow
+        )
+
+    return (
+        list_covers(earlier.projects, later.projects)
+        and list_covers(earlier.roles, later.roles)
+        and (not earlier.folders or (bool(later.folders)
+                                     and set(later.folders) <= set(earlier.folders)))
+    )
+
+
+def _wild(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def unreachable(rules: Sequence[Rule]) -> list[tuple[Rule, Rule]]:
+    """(rule, the earlier rule that always fits first) for every rule that can never apply."""
+    out = []
+    for i, later in enumerate(rules):
+        for earlier in rules[:i]:
+            if covers(earlier.match, later.match):
+                out.append((later, earlier))
+                break
+    return out
+
+
+def max_durations(policy: Policy) -> timedelta:
+    """The longest duration any role could be granted for (the request parser's outer bound)."""
+    longest = policy.activation.max_duration
+    for rule in policy.rules:
+        if rule.max_duration is not None and rule.max_duration > longest:
+            longest = rule.max_duration
+    if policy.break_glass.enabled and policy.break_glass.max_duration > longest:
+        longest = policy.break_glass.max_duration
+    return longest
