@@ -51,11 +51,27 @@ class EligibilityQuestion:
     reviewers: tuple[str, ...] = ()
     required: int = 1
     peers: bool = True
+    #: Identities whose deciding review requests changes, asked about when a veto rule may apply:
+    #: their multi-party eligibility is looked up for `veto_roles` (whatever the requester's
+    #: marker for those roles), and their membership of `approver_groups`.
+    vetoers: tuple[str, ...] = ()
+    veto_roles: tuple[str, ...] = ()
+    #: Designated-approver groups (`group:EMAIL`) that may apply to a requested role: the facts
+    #: say which of them each reviewer and vetoer is in (`EligibilityFacts.memberships`), and,
+    #: when `peers` is asked, list their members to ask for review (`group_members`).
+    approver_groups: tuple[str, ...] = ()
+    #: The rules match folders: the facts must carry the project's ancestry.
+    ancestry: bool = False
 
     @property
     def identities(self) -> tuple[str, ...]:
         """The requester, then the reviewers."""
         return (self.requester, *self.reviewers)
+
+    @property
+    def judged(self) -> tuple[str, ...]:
+        """Reviewers and vetoers, each once: whose eligibility and memberships are asked."""
+        return tuple(dict.fromkeys((*self.reviewers, *self.vetoers)))
 
 
 def could_count(
