@@ -251,6 +251,10 @@ def _user_id(email: str) -> str:
 # Cloud Asset
 
 
+#: The etag IAM gives a policy that was never set.
+_EMPTY_ETAG = "ACAB"
+
+
 def _batch_get(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
     refused = _unsupported(req.query, {"names"})
     if refused:
@@ -284,11 +288,15 @@ def _batch_get(world: GoogleWorld, req: FakeRequest) -> tuple[int, Any]:
                 "the scope or the supported types.",
                 "NOT_FOUND",
             )
+        # Every resource of the chain, nearest first, as the API documents ("policies[i]'s
+        # attached resource is the child of policies[i+1]'s"): one without bindings carries an
+        # empty policy, so the attached resources spell out the project's ancestry.
         policies = []
         for attached in chain:
             policy = _policy_if_any(world, attached)
-            if policy is not None:
-                policies.append({"attachedResource": _full_name(attached), "policy": policy})
+            if policy is None:
+                policy = {"version": 1, "etag": _EMPTY_ETAG}
+            policies.append({"attachedResource": _full_name(attached), "policy": policy})
         results.append({"fullResourceName": name, "policies": policies})
     return 200, {"policyResults": results}
 

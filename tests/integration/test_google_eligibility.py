@@ -120,6 +120,18 @@ def identity_calls(google: Google) -> int:
     return google.recorder.count("GET", IDENTITY_PATH)
 
 
+#: The project's ancestry within the organization, nearest first.
+ANCESTRY = (FOLDER_A1, FOLDER_A, ORG)
+
+
+def nothing(
+    source: EligibilitySourceName, ancestry: tuple[str, ...] = ANCESTRY
+) -> EligibilityFacts:
+    """The facts when nobody is eligible: the asset-inventory source still shows the ancestry
+    its batchGet read (the analyzer reads it only when asked)."""
+    return EligibilityFacts(ancestry=ancestry if source is ASSET else None)
+
+
 SELF_ONLY = RoleEligibility(self_approval=True)
 MPA_ONLY = RoleEligibility(multi_party=True)
 
@@ -210,7 +222,7 @@ def test_roles_not_requested_are_ignored(google: Google, source: EligibilitySour
 
     facts = check(google, source)
 
-    assert facts == EligibilityFacts()
+    assert facts == nothing(source)
 
 
 def test_binding_without_marker_is_not_eligibility(google: Google, source: EligibilitySourceName):
@@ -219,7 +231,7 @@ def test_binding_without_marker_is_not_eligibility(google: Google, source: Eligi
 
     facts = check(google, source, identities=(ALICE, BOB))
 
-    assert facts == EligibilityFacts()
+    assert facts == nothing(source)
 
 
 def test_marker_under_top_level_or_is_not_eligible(google: Google, source: EligibilitySourceName):
@@ -228,7 +240,7 @@ def test_marker_under_top_level_or_is_not_eligible(google: Google, source: Eligi
 
     facts = check(google, source, identities=(ALICE, BOB))
 
-    assert facts == EligibilityFacts()
+    assert facts == nothing(source)
 
 
 def test_activation_bindings_are_not_eligibility(google: Google, source: EligibilitySourceName):
@@ -252,7 +264,7 @@ def test_activation_bindings_are_not_eligibility(google: Google, source: Eligibi
 
     facts = check(google, source)
 
-    assert facts == EligibilityFacts()
+    assert facts == nothing(source)
 
 
 def test_service_accounts_and_domains_are_ignored(google: Google, source: EligibilitySourceName):
@@ -261,7 +273,7 @@ def test_service_accounts_and_domains_are_ignored(google: Google, source: Eligib
 
     facts = check(google, source)
 
-    assert facts == EligibilityFacts()
+    assert facts == nothing(source)
 
 
 # --------------------------------------------------------------------------------------------
@@ -575,7 +587,7 @@ def test_project_outside_scope_is_not_eligible(google: Google, source: Eligibili
 
     facts = check(google, source, scope=FOLDER_B)
 
-    assert facts == EligibilityFacts()
+    assert facts == nothing(source, ancestry=())  # not within the scope: no ancestor in it
     assert google.recorder.count("GET", BATCH_GET if source is ASSET else ANALYZE) == 1
 
 

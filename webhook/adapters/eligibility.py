@@ -146,6 +146,15 @@ class _Found:
     complete: bool
 
 
+@dataclass(frozen=True)
+class _Approvers:
+    """What a check found about the designated-approver groups it was asked about."""
+
+    memberships: Mapping[str, frozenset[str]]
+    group_members: Mapping[str, frozenset[str]]
+    notes: tuple[str, ...]
+
+
 class _GroupUnreadable(GoogleError):
     """Cloud Identity's 403 `Error(2028) … (or it may not exist)` for a group.
 
@@ -206,8 +215,16 @@ def _outside_scope_by_name(scope: str, project: str) -> bool:
     return not scoped.isdigit() and scoped != project
 
 
-def _policy_bindings(body: Any, name: str, wanted: set[str]) -> list[_Binding]:
-    """The eligible bindings for `wanted` roles in a batchGet answer (JSON) for `name`."""
+def _policy_answer(
+    body: Any, name: str, wanted: set[str]
+) -> tuple[list[_Binding], tuple[str, ...]]:
+    """The eligible bindings for `wanted` roles in a batchGet answer (JSON) for `name`, and the
+    project's ancestry it shows.
+
+    The answer lists the policy of the project and of each ancestor up to the scope, nearest
+    first (each attached resource the child of the next one, as the API documents): the
+    attached folders and organization are the ancestry, read at no extra cost.
+    """
     if not isinstance(body, dict):
         raise ValueError("the answer is not an object")
     results = [
@@ -217,11 +234,15 @@ def _policy_bindings(body: Any, name: str, wanted: set[str]) -> list[_Binding]:
     if len(results) != 1:
         raise ValueError(f"expected one result for {name}, got {len(results)}")
     found: list[_Binding] = []
+    ancestry: list[str] = []
     for info in results[0].get("policies", []) or []:
         policy = info.get("policy") if isinstance(info, dict) else None
         attached = info.get("attachedResource", "") if isinstance(info, dict) else ""
         if not isinstance(policy, dict):
             raise ValueError("a policy entry without a policy")
+        ancestor = _ancestor(attached)
+        if ancestor is not None and ancestor not in ancestry:
+            ancestry.append(ancestor)
         for binding in policy.get("bindings", []) or []:
             if not isinstance(binding, dict):
                 raise ValueError("a binding that is not an object")
@@ -236,7 +257,19 @@ def _policy_bindings(body: Any, name: str, wanted: set[str]) -> list[_Binding]:
             members = binding.get("members", [])
             users, groups = _members(members if isinstance(members, list) else [])
             found.append(_Binding(role, hit[0], hit[1], users, groups, str(attached)))
-    return found
+    return found, tuple(ancestry)
+
+
+def _ancestor(attached: Any) -> str | None:
+    """`folders/N` or `organizations/N` of an attached resource's full name; None for the
+    project itself (or anything else)."""
+    if not isinstance(attached, str):
+        return None
+    resource = attached.removeprefix(CRM)
+    kind, _, number = resource.partition("/")
+    if kind in ("folders", "organizations") and number and "/" not in number:
+        return resource
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,28 +424,65 @@ class EligibilityChecker:
         analysis that does not show the requester's eligibility, is an error.
         """
         requester = question.requester.strip().lower()
-        reviewers = tuple(dict.fromkeys(
-            r.strip().lower() for r in question.reviewers
-            if r and r.strip() and r.strip().lower() != requester
-        ))
+        reviewers = _others(question.reviewers, requester)
         wanted = tuple(dict.fromkeys(r for r in question.roles if isinstance(r, str) and r))
         if not wanted or not requester:
             return EligibilityFacts()
-        question = replace(question, requester=requester, reviewers=reviewers, roles=wanted)
+        question = replace(
+            question,
+            requester=requester,
+            reviewers=reviewers,
+            roles=wanted,
+            vetoers=tuple(v for v in _others(question.vetoers, requester) if v not in reviewers),
+            veto_roles=tuple(r for r in dict.fromkeys(question.veto_roles) if r in wanted),
+            approver_groups=tuple(dict.fromkeys(
+                g for g in question.approver_groups if _group_email(g) is not None
+            )),
+        )
         if _outside_scope_by_name(scope, project):
             log.warning(
                 "project %s is outside the eligibility scope %s: nobody is eligible", project, scope
             )
             return EligibilityFacts()
-        if settings.source is EligibilitySourceName.POLICY_ANALYZER:
-            facts = self._with_analyzer(
-                scope, project, set(wanted), list(question.identities), settings
-            )
-            return prune(question, facts)
         with ThreadPoolExecutor(
             max_workers=self._max_workers, thread_name_prefix="eligibility"
         ) as pool:
-            return _AssetCheck(self, pool, scope, project, question, settings.nested_groups).run()
+            check = _AssetCheck(self, pool, scope, project, question, settings.nested_groups)
+            if settings.source is not EligibilitySourceName.POLICY_ANALYZER:
+                return check.run()
+            return self._analyzed(pool, check, scope, project, settings)
+
+    def _analyzed(
+        self,
+        pool: ThreadPoolExecutor,
+        check: _AssetCheck,
+        scope: str,
+        project: str,
+        settings: EligibilitySettings,
+    ) -> EligibilityFacts:
+        """The policy-analyzer answer to the check's question: one analysis; beside it, when
+        asked, one batchGet for the ancestry (the analysis does not show it), and the Cloud
+        Identity calls about the designated-approver groups (the analysis expands only the
+        groups bound to the roles)."""
+        question = check.question
+        people = [question.requester, *question.judged]
+        f_facts = pool.submit(
+            self._with_analyzer, scope, project, set(question.roles), people, settings
+        )
+        f_ancestry = (
+            pool.submit(self._effective_bindings, scope, project, set())
+            if question.ancestry else None
+        )
+        approvers = check.approvers()
+        facts = prune(question, f_facts.result())
+        ancestry = f_ancestry.result()[1] if f_ancestry is not None else None
+        return replace(
+            facts,
+            ancestry=ancestry,
+            memberships=approvers.memberships,
+            group_members=approvers.group_members,
+            notes=(*facts.notes, *approvers.notes),
+        )
 
     # -- Cloud Asset -------------------------------------------------------------------------
 
@@ -466,8 +536,11 @@ class EligibilityChecker:
         except requests.RequestException as error:
             raise google_failure(error) from error
 
-    def _effective_bindings(self, scope: str, project: str, wanted: set[str]) -> list[_Binding]:
-        """The eligible bindings on the project and its ancestors within scope (one call)."""
+    def _effective_bindings(
+        self, scope: str, project: str, wanted: set[str]
+    ) -> tuple[list[_Binding], tuple[str, ...]]:
+        """The eligible bindings on the project and its ancestors within scope, and the
+        project's ancestors within scope, nearest first (one call)."""
         name = _full_project_name(project)
         what = f"Cloud Asset effectiveIamPolicies:batchGet for project {project}"
         try:
@@ -479,12 +552,12 @@ class EligibilityChecker:
                     project,
                     scope,
                 )
-                return []
+                return [], ()  # no ancestor within the scope either
             raise _asset_error(
                 what, scope, failure, analyzer=False, timeout=self._budget.call_timeout
             ) from failure
         try:
-            return _policy_bindings(response.json(), name, wanted)
+            return _policy_answer(response.json(), name, wanted)
         except Exception as error:  # a malformed answer of any shape
             raise GoogleError(
                 f"{what} returned an answer that could not be read ({error})"
@@ -896,6 +969,13 @@ class _AssetCheck:
         # Whether the groups of the requester's domain are known to be readable: a search that
         # found one, or a lookup of one, shows the Groups Reader role (it covers every group).
         self.readable = False
+        # Designated-approver groups asked about: lower-case email -> `group:EMAIL` as asked.
+        self.approver: dict[str, str] = {}
+        for group in question.approver_groups:
+            email = _group_email(group)
+            if email is not None:
+                self.approver.setdefault(email, group)
+        self.listing_notes: list[str] = []  # approver groups whose members could not be listed
 
     # -- the rounds --------------------------------------------------------------------------
 
@@ -907,9 +987,9 @@ class _AssetCheck:
             self.checker._effective_bindings, self.scope, self.project, wanted
         )
         f_mine = self.pool.submit(self._search, requester)
-        bindings = f_bindings.result()
+        bindings, ancestry = f_bindings.result()
         if not bindings:
-            return EligibilityFacts()
+            return EligibilityFacts(ancestry=ancestry)
         all_groups = frozenset(g for b in bindings for g in b.groups)
         mine = self._membership(requester, f_mine, all_groups) if all_groups else _Found(
             frozenset(), True
@@ -920,31 +1000,71 @@ class _AssetCheck:
             grants[requester] = _role_eligibility(held)
         facts = EligibilityFacts(grants=grants)
 
-        # Round 2: reviewers, and whether the requester's absences prove anything.
+        # Round 2: reviewers and vetoers, and whether the requester's absences prove anything.
         roles = set(approval_roles(question, facts))
-        multis = [b for b in bindings if b.marker is Marker.MULTI_PARTY and b.role in roles]
+        vetoing = roles | set(question.veto_roles) if question.vetoers else roles
+        multis = [b for b in bindings if b.marker is Marker.MULTI_PARTY and b.role in vetoing]
         proofs = self._unproven(requester, mine, self._improvable(bindings, facts))
+        names = self._approver_names()
+        extra = frozenset(self.approver)
         found, listings = self._reviewers(
-            [who for who in question.reviewers if self._unsettled(who, multis)], multis
+            [
+                who for who in question.judged
+                if extra or self._unsettled(who, self._asked(who, multis, roles))
+            ],
+            multis,
+            extra,
         )
         self._settle_proofs(proofs)
-        for who in question.reviewers:
+        for who in question.judged:
             theirs = [
-                b for b in multis
+                b for b in self._asked(who, multis, roles)
                 if who in b.users or (who in found and b.groups & found[who].groups)
             ]
             if theirs:
                 grants[who] = _role_eligibility(theirs)  # multi-party bindings only
         facts = EligibilityFacts(grants=grants)
 
-        # Round 3: reviewers' unproven absences, and the peers of roles short of approvals.
+        # Round 3: reviewers' unproven absences, the peers of roles short of approvals, and the
+        # members of the designated-approver groups.
         short = set(roles_short(question, facts)) if question.peers else set()
         later = self._unproven_reviewers(found, multis)
+        jobs = self._approver_listings(names, listings)
         peers = self._peers([b for b in multis if b.role in short], later, listings)
-        notes = (_skipped_note(sorted(self.skipped)),) if self.skipped else ()
-        return EligibilityFacts(grants=grants, peers=peers, notes=notes)
+        approvers = self._approver_facts(found, names, jobs, listings)
+        return EligibilityFacts(
+            grants=grants,
+            peers=peers,
+            notes=approvers.notes,
+            ancestry=ancestry,
+            memberships=approvers.memberships,
+            group_members=approvers.group_members,
+        )
+
+    def approvers(self) -> _Approvers:
+        """The designated-approver groups alone (the policy-analyzer source): who of the judged
+        is in which, and, when peers are asked, their members; the same Cloud Identity calls
+        as the asset-inventory check makes for them."""
+        if not self.approver:
+            return _Approvers({}, {}, ())
+        names = self._approver_names()
+        found, listings = self._reviewers(list(self.question.judged), [], frozenset(self.approver))
+        later = self._unproven_reviewers(found, [])
+        jobs = self._approver_listings(names, listings)
+        self._settle_proofs(later)
+        return self._approver_facts(found, names, jobs, listings)
 
     # -- who needs asking ----------------------------------------------------------------------
+
+    def _asked(
+        self, who: str, multis: Sequence[_Binding], roles: set[str]
+    ) -> list[_Binding]:
+        """The multi-party bindings whose eligibility is asked of `who`: those of the approval
+        roles, and for a vetoer those of the veto roles too."""
+        if who in self.question.vetoers:
+            vetoing = roles | set(self.question.veto_roles)
+            return [b for b in multis if b.role in vetoing]
+        return [b for b in multis if b.role in roles]
 
     @staticmethod
     def _unsettled(who: str, multis: Sequence[_Binding]) -> bool:
@@ -1009,7 +1129,7 @@ class _AssetCheck:
         domain and nothing has shown yet that such groups can be read."""
         if self.readable:
             return {}
-        groups = frozenset(g for b in multis for g in b.groups)
+        groups = frozenset(g for b in multis for g in b.groups) | frozenset(self.approver)
         for result in found.values():
             if any(_domain(g) == self.domain for g in result.groups):
                 self.readable = True
@@ -1025,16 +1145,20 @@ class _AssetCheck:
     # -- memberships -------------------------------------------------------------------------
 
     def _reviewers(
-        self, who: Sequence[str], multis: Sequence[_Binding]
+        self,
+        who: Sequence[str],
+        multis: Sequence[_Binding],
+        extra: frozenset[str] = frozenset(),
     ) -> tuple[dict[str, _Found], dict[str, frozenset[str]]]:
-        """The multi-party groups each reviewer in `who` is in; and the listings of groups made
-        on the way (group -> the user members shown).
+        """The multi-party groups (and `extra` groups: the designated approvers') each reviewer
+        in `who` is in; and the listings of groups made on the way (group -> the user members
+        shown).
 
-        One search per reviewer, or, when that costs more, a listing of each multi-party group
+        One search per reviewer, or, when that costs more, a listing of each of those groups
         (a lookup and, mostly, one page): the cost is the smaller of the two, and neither grows
         with the self-approval bindings. A reviewer a cut listing does not show is searched.
         """
-        groups = sorted({g for b in multis for g in b.groups})
+        groups = sorted({g for b in multis for g in b.groups} | extra)
         found: dict[str, _Found] = {}
         listings: dict[str, frozenset[str]] = {}
         if not who:
@@ -1061,7 +1185,9 @@ class _AssetCheck:
                 held = {b.role for b in multis if person in b.users or b.groups & inside}
                 # A role the person is not shown to hold through a listing that was cut is
                 # not settled: their own search settles it.
-                if any(b.role not in held and b.groups & cut for b in multis):
+                if any(b.role not in held and b.groups & cut for b in multis) or (
+                    (extra & cut) - inside
+                ):
                     rest.append(person)
                 else:
                     found[person] = _Found(inside, True)
@@ -1143,6 +1269,93 @@ class _AssetCheck:
                 )
                 self.skipped.add(group)
 
+    # -- designated approvers ------------------------------------------------------------------
+
+    def _approver_names(self) -> dict[str, Future[str | None | _GroupUnreadable]]:
+        """The lookups of the designated-approver groups whose members are to be listed (when
+        peers are asked; at most `max_peer_groups`), started early: the listing needs them."""
+        if not self.question.peers or not self.approver:
+            return {}
+        groups = sorted(self.approver)
+        limit = self.checker._max_peer_groups
+        if len(groups) > limit:
+            log.warning(
+                "%d designated-approver groups may approve on %s: members are listed from the "
+                "first %d", len(groups), self.project, limit,
+            )
+        return {g: self._name(g) for g in groups[:limit]}
+
+    def _approver_listings(
+        self,
+        names: Mapping[str, Future[str | None | _GroupUnreadable]],
+        listings: Mapping[str, frozenset[str]],
+    ) -> dict[str, Future[tuple[frozenset[str], bool] | GoogleError]]:
+        """Start listing the members of the approver groups named (those not listed already).
+
+        A group the lookup shows unreadable is settled as any group is (`_unreadable`); any
+        other failure only leaves its members unasked, which a note says."""
+        jobs: dict[str, Future[tuple[frozenset[str], bool] | GoogleError]] = {}
+        unreadable: dict[str, _GroupUnreadable] = {}
+        for group, future in names.items():
+            if group in listings:
+                continue
+            try:
+                name = future.result()
+            except GoogleError as error:
+                self._unlisted(group, error)
+                continue
+            if isinstance(name, _GroupUnreadable):
+                unreadable[group] = name
+            elif name is None:
+                log.warning("designated-approver group %s is unknown to Cloud Identity", group)
+            else:
+                if _domain(group) == self.domain:
+                    self.readable = True
+                jobs[group] = self.pool.submit(
+                    _caught, self.checker._list_members, name, group, self.nested
+                )
+        self._unreadable(unreadable)
+        return jobs
+
+    def _approver_facts(
+        self,
+        found: Mapping[str, _Found],
+        names: Mapping[str, Any],
+        jobs: Mapping[str, Future[tuple[frozenset[str], bool] | GoogleError]],
+        listings: Mapping[str, frozenset[str]],
+    ) -> _Approvers:
+        """Memberships of the judged in the approver groups, and the groups' members listed."""
+        memberships: dict[str, frozenset[str]] = {}
+        for who in self.question.judged:
+            result = found.get(who)
+            inside = result.groups & self.approver.keys() if result is not None else set()
+            if inside:
+                memberships[who] = frozenset(self.approver[g] for g in inside)
+        members: dict[str, frozenset[str]] = {
+            self.approver[g]: listings[g] for g in names if g in listings
+        }
+        unreadable: dict[str, _GroupUnreadable] = {}
+        for group, future in jobs.items():
+            answer = future.result()
+            if isinstance(answer, _GroupUnreadable):
+                unreadable[group] = answer
+            elif isinstance(answer, GoogleError):
+                self._unlisted(group, answer)
+            else:
+                members[self.approver[group]] = answer[0]
+        self._unreadable(unreadable)
+        notes = (_skipped_note(sorted(self.skipped)),) if self.skipped else ()
+        return _Approvers(memberships, members, (*notes, *self.listing_notes))
+
+    def _unlisted(self, group: str, error: GoogleError) -> None:
+        """Note a designated-approver group whose members could not be listed."""
+        log.warning("the members of designated-approver group %s could not be listed: %s",
+                    group, error)
+        self.listing_notes.append(
+            f"Not asked for review: the members of the designated-approver group {group}, "
+            f"which could not be listed ({quote_error(str(error))})."
+        )
+
     # -- peers -------------------------------------------------------------------------------
 
     def _peers(
@@ -1219,6 +1432,33 @@ def _readable(fn: Callable[..., T], *args: Any) -> T | _GroupUnreadable:
         return fn(*args)
     except _GroupUnreadable as error:
         return error
+
+
+def _caught(fn: Callable[..., T], *args: Any) -> T | GoogleError:
+    """`fn(*args)`, or the GoogleError it raised (for calls whose failure is only noted)."""
+    try:
+        return fn(*args)
+    except GoogleError as error:
+        return error
+
+
+def _others(identities: Iterable[str], requester: str) -> tuple[str, ...]:
+    """Identities (lower-case, each once) other than the requester's."""
+    return tuple(dict.fromkeys(
+        i.strip().lower() for i in identities
+        if isinstance(i, str) and i.strip() and i.strip().lower() != requester
+    ))
+
+
+def _group_email(member: str) -> str | None:
+    """The lower-case email of a `group:EMAIL` member, or None for anything else."""
+    if not isinstance(member, str):
+        return None
+    kind, _, email = member.strip().partition(":")
+    email = email.strip().lower()
+    if kind.lower() != "group" or "@" not in email or ":" in email or "?" in email:
+        return None
+    return email
 
 
 def _domain(email: str) -> str:

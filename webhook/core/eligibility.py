@@ -149,18 +149,23 @@ def prune(question: EligibilityQuestion, facts: EligibilityFacts) -> Eligibility
 
     Policy Analyzer answers for everyone at once; keeping only what was asked makes the facts
     of both sources the same: the requester's eligibility, reviewers' multi-party eligibility
-    for the approval roles, and the peers of the roles short of approvals (when asked).
+    for the approval roles (vetoers': for those and the veto roles), the peers of the roles
+    short of approvals (when asked), the asked identities' memberships of the asked approver
+    groups, and those groups' members (when peers are asked). The ancestry is kept as read.
     """
-    roles = approval_roles(question, facts)
+    roles = set(approval_roles(question, facts))
+    vetoing = roles | set(question.veto_roles)
+    vetoers = set(question.vetoers)
     grants = {}
     mine = facts.grants.get(question.requester)
     if mine:
         grants[question.requester] = {r: e for r, e in mine.items() if r in question.roles}
-    for who in question.reviewers:
+    for who in question.judged:
         theirs = facts.grants.get(who, {})
+        asked = vetoing if who in vetoers else roles
         kept = {
             r: replace(e, self_approval=False, self_conditions=())
-            for r, e in theirs.items() if r in roles and e.multi_party
+            for r, e in theirs.items() if r in asked and e.multi_party
         }
         if kept:
             grants[who] = kept
@@ -171,7 +176,18 @@ def prune(question: EligibilityQuestion, facts: EligibilityFacts) -> Eligibility
         for role in roles_short(question, pruned):
             if facts.peers.get(role):
                 peers[role] = facts.peers[role]
-    return EligibilityFacts(grants=grants, peers=peers, notes=facts.notes)
+    groups = frozenset(question.approver_groups)
+    memberships = {}
+    for who in question.judged:
+        inside = facts.memberships.get(who, frozenset()) & groups
+        if inside:
+            memberships[who] = inside
+    members = (
+        {g: m for g, m in facts.group_members.items() if g in groups} if question.peers else {}
+    )
+    return replace(
+        facts, grants=grants, peers=peers, memberships=memberships, group_members=members
+    )
 
 
 def question_for(
