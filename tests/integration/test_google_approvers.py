@@ -393,3 +393,31 @@ def test_the_requester_is_never_judged(google: Google, source: EligibilitySource
 
     assert facts.memberships == {}
     assert google.count("GET", SEARCH) == (1 if source is ASSET else 0)  # alice's own search
+
+
+def test_a_group_both_eligible_and_approving_is_listed_once(
+    google: Google, source: EligibilitySourceName
+):
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", MPA)
+    leads(google, BOB, CAROL)
+    google.world.add_binding(FOLDER_A1, ROLE, G_LEADS, MPA)
+
+    facts = check(google, source, approver_groups=(G_LEADS,), peers=True)
+
+    assert facts.peers == {ROLE: frozenset({ALICE, BOB, CAROL})}
+    assert facts.group_members == {G_LEADS: frozenset({BOB, CAROL})}
+    assert google.count("GET", LISTING) == 1
+    assert google.count("GET", LOOKUP) == 1
+
+
+def test_project_outside_the_scope_has_no_ancestor_within_it(
+    google: Google, source: EligibilitySourceName
+):
+    google.world.add_folder("folders/200")
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+
+    by_id = check(google, source, scope="projects/other-proj", ancestry=True)
+    by_search = check(google, source, scope="folders/200", ancestry=True)
+
+    assert by_id == EligibilityFacts(ancestry=())
+    assert by_search.grants == {} and by_search.ancestry == ()

@@ -23,6 +23,21 @@ approval for; the qualified peers only when a role is still short of approvals. 
 return the same `EligibilityFacts`: reviewers' entries say only whether they are eligible
 through the multi-party marker, which is all a review needs.
 
+Rules and designated approvers (README: policy) ask a little more:
+
+- the project's ancestry (`folders/N`, `organizations/N`, nearest first), for rules that match
+  folders: asset-inventory reads it from the batchGet answer it has anyway (the policies'
+  attached resources), so it is always there; policy-analyzer, whose analysis does not show it,
+  makes one batchGet beside the analysis, only when the question asks. Up to the scope only:
+  what lies above it is not read.
+- vetoers' multi-party eligibility for the veto roles (and the approval roles);
+- which designated-approver groups each reviewer and vetoer is in: the same per-person search
+  (or group-by-group path) as eligibility, one search serving both; a group the service cannot
+  read is settled as for eligibility (its own domain: an error; another domain: a note);
+- when peers are asked, the members of those groups, listed as peers' groups are (at most
+  `max_peer_groups` groups of `max_group_members`); a listing that fails only leaves its members
+  unasked for review, which a note says.
+
 Only `user:` and `group:` members count: service accounts cannot author or review pull requests,
 and `domain:`, `principal…://` and `allUsers` style members would make whole populations
 eligible, which jit-access does not support either. Activation bindings (title `JIT access
@@ -443,7 +458,8 @@ class EligibilityChecker:
             log.warning(
                 "project %s is outside the eligibility scope %s: nobody is eligible", project, scope
             )
-            return EligibilityFacts()
+            # Asked for, the ancestry is known: no ancestor of the project lies within the scope.
+            return EligibilityFacts(ancestry=() if question.ancestry else None)
         with ThreadPoolExecutor(
             max_workers=self._max_workers, thread_name_prefix="eligibility"
         ) as pool:
@@ -944,6 +960,10 @@ class _AssetCheck:
        multi-party groups' member listings (at most `max_peer_groups` groups; none when round
        2 listed them already).
 
+    Vetoers are asked about in round 2 as reviewers are (also for the veto roles), and with
+    designated-approver groups every reviewer and vetoer is searched, so that their groups are
+    known; the groups' own lookups start in round 2 and their listings run in round 3.
+
     Runs on the caller's thread; only single HTTP calls run in the pool, so no pooled task
     waits for another.
     """
@@ -1030,7 +1050,7 @@ class _AssetCheck:
         short = set(roles_short(question, facts)) if question.peers else set()
         later = self._unproven_reviewers(found, multis)
         jobs = self._approver_listings(names, listings)
-        peers = self._peers([b for b in multis if b.role in short], later, listings)
+        peers = self._peers([b for b in multis if b.role in short], later, listings, jobs)
         approvers = self._approver_facts(found, names, jobs, listings)
         return EligibilityFacts(
             grants=grants,
@@ -1363,10 +1383,13 @@ class _AssetCheck:
         short: Sequence[_Binding],
         proofs: Mapping[str, Future[str | None | _GroupUnreadable]],
         listings: Mapping[str, frozenset[str]],
+        started: Mapping[str, Future[tuple[frozenset[str], bool] | GoogleError]] | None = None,
     ) -> dict[str, frozenset[str]]:
         """Qualified peers of the roles short of approvals: direct members of their multi-party
         bindings, and the listed members of (at most `max_peer_groups` of) their groups (the
-        listings made for the reviewers are used as they are)."""
+        listings made for the reviewers are used as they are, and so are those `started` for
+        the designated approvers)."""
+        started = started or {}
         peers: dict[str, set[str]] = {}
         for b in short:
             peers.setdefault(b.role, set()).update(b.users)
@@ -1390,9 +1413,18 @@ class _AssetCheck:
         self._unreadable(answers)
         jobs = {
             g: (_readable, (self.checker._list_members, name, g, self.nested))
-            for g, name in answers.items() if g in names and isinstance(name, str)
+            for g, name in answers.items()
+            if g in names and isinstance(name, str) and g not in started
         }
-        answered = _gather(self.pool, jobs)
+        answered: dict[str, tuple[frozenset[str], bool] | _GroupUnreadable] = _gather(
+            self.pool, jobs
+        )
+        for g in listed:
+            if g in started and isinstance(answers.get(g), str):
+                answer = started[g].result()
+                if isinstance(answer, GoogleError) and not isinstance(answer, _GroupUnreadable):
+                    raise answer
+                answered[g] = answer
         self._unreadable(answered)
         members = {g: answer[0] for g, answer in answered.items() if isinstance(answer, tuple)}
         for b in short:
