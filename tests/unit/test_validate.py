@@ -101,7 +101,7 @@ def test_policy_problems_are_reported_against_the_policy(repo: Path) -> None:
     assert lines == [
         "policy/jitaccess.yaml:2: unknown_key: unknown key 'activaton' (did you mean "
         "'activation'?); the keys are scope, activation, justification, eligibility, approval, "
-        "identities, cleanup, revocation",
+        "identities, cleanup, revocation, rules, break_glass",
         "1 file checked, 1 problem",
     ]
 
