@@ -1,8 +1,9 @@
 """The JSON Schema for editors agrees with the parser that the service uses.
 
 The schema cannot express everything: policy-dependent limits (duration bounds, the
-justification pattern, the rules, whether break-glass is enabled), the custom-role-belongs-to-project rule and the YAML hardening. Those
-documented gaps are asserted explicitly at the end; everything else must agree.
+justification pattern, the rules, whether break-glass is enabled), the
+custom-role-belongs-to-project rule and the YAML hardening. Those documented gaps are asserted
+explicitly at the end; everything else must agree.
 """
 
 from __future__ import annotations

@@ -451,7 +451,7 @@ def _rules(
             )
         name = section.get("name", "", _text(MAX_RULE_NAME)).strip()
         name_value = section.entries.get("name")
-        if name_value is not None and name_value.is_string and not name:
+        if name_value is not None and name_value.is_string and not str(name_value.scalar).strip():
             section.problems.append(
                 _p(ProblemCode.INVALID_RULE, f"'{where}.name' is blank", name_value.line)
             )
