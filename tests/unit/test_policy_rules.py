@@ -501,3 +501,11 @@ def test_limits_are_reported_with_the_other_problems() -> None:
         (ProblemCode.JUSTIFICATION_MISMATCH, 4),
         (ProblemCode.JUSTIFICATION_MISMATCH, 4),
     ]
+
+
+def test_an_unreadable_approvers_list_is_one_problem_not_two() -> None:
+    top = "scope: organizations/1\napproval: {peers: false, approvers: [a@example.com]}\n"
+    assert problems_of(top) == [(ProblemCode.INVALID_APPROVER, 2)]
+    rule = ("scope: organizations/1\nrules:\n"
+            "  - {name: a, approval: {peers: false, approvers: [domain:example.com]}}\n")
+    assert problems_of(rule) == [(ProblemCode.INVALID_APPROVER, 3)]

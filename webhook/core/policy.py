@@ -80,6 +80,7 @@ class _Section:
         self.name = name
         self.problems: list[Problem] = []
         self.entries: dict[str, YamlValue] = {}
+        self.failed: set[str] = set()  # keys given whose value could not be read
         if value is None or (value.kind == "scalar" and value.tag == "null"):
             return  # `activation:` with nothing under it: all defaults
         if value.kind != "mapping":
@@ -103,6 +104,7 @@ class _Section:
             return read(f"{self.name}.{key}", value)
         except _Invalid as e:
             self.problems.extend((e.problem, *e.more))
+            self.failed.add(key)
             return default
 
 
@@ -493,7 +495,7 @@ def _rules(
         )
         peers = top.peers if approval.peers is None else approval.peers
         approvers = top.approvers if approval.approvers is None else approval.approvers
-        if (not peers and not approvers
+        if (not peers and not approvers and not a.failed & {"peers", "approvers"}
                 and (approval.peers is not None or approval.approvers is not None)):
             set_here = a.entries.get("peers") or a.entries.get("approvers")
             section.problems.append(
@@ -621,7 +623,7 @@ def parse_policy(text: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]
         peers=r.get("peers", default_r.peers, _bool),
         veto=r.get("veto", default_r.veto, _bool),
     )
-    if not approval.peers and not approval.approvers:
+    if not approval.peers and not approval.approvers and not r.failed & {"peers", "approvers"}:
         set_here = r.entries.get("peers") or r.entries.get("approvers")
         r.problems.append(
             _nobody_approves("'approval'", set_here.line if set_here is not None else None)
