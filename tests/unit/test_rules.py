@@ -3,9 +3,13 @@ rules can never apply. Pure: no fakes."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from webhook.core.model import (
     AccessRequest,
@@ -385,3 +389,76 @@ def test_a_narrower_earlier_rule_does_not_make_a_wider_later_one_unreachable() -
 )
 def test_covers(earlier: RuleMatch, later: RuleMatch, expected: bool) -> None:
     assert covers(earlier, later) is expected
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROJECTS = ["payments-prod", "sandbox-1", "books-dev"]
+ROLES = ["roles/cloudsql.admin", "roles/storage.admin", "roles/pubsub.editor"]
+FOLDERS = ["folders/1", "folders/2"]
+patterns = st.lists(
+    st.sampled_from(["*", "*-prod", "sandbox-*", "payments-prod", "roles/cloudsql.*",
+                     "roles/storage.admin", "roles/*.admin"]),
+    max_size=2,
+)
+rules_strategy = st.lists(
+    st.builds(
+        lambda i, p, f, r, d, j: Rule(
+            f"r{i}", RuleMatch(tuple(p), tuple(f), tuple(r)),
+            max_duration=None if d is None else d * 30 * M,
+            justification=RuleJustification(pattern=j, hint=f"hint {i}" if j else None),
+        ),
+        st.integers(0, 999), patterns, st.lists(st.sampled_from(FOLDERS), max_size=2), patterns,
+        st.one_of(st.none(), st.integers(1, 16)), st.sampled_from([None, "INC-.*", ".*x.*"]),
+    ),
+    max_size=5,
+)
+
+
+@PROPS
+@given(rules_strategy, st.sampled_from(PROJECTS),
+       st.lists(st.sampled_from(ROLES), min_size=1, max_size=3, unique=True),
+       st.integers(1, 16), st.sampled_from(["INC-1 x", "x", "INC-2"]),
+       st.one_of(st.none(), st.lists(st.sampled_from(FOLDERS), max_size=2)))
+def test_limits_agree_with_the_settings_of_each_role(
+    rules: list[Rule], project: str, roles: list[str], halves: int, why: str,
+    ancestry: list[str] | None,
+) -> None:
+    rules = [replace(rule, name=f"r{i}") for i, rule in enumerate(rules)]  # unique names
+    p = policy(*rules)
+    r = request(project, tuple(roles), halves * 30 * M, why)
+    known = None if ancestry is None else (*ancestry, "organizations/1")
+    settled = [settings_for(p, project, role, known) for role in roles]
+    problems = limits(p, r, known)
+    judged = [s for s in settled if s is not None]
+    too_long = any(r.duration > s.max_duration for s in judged) or (
+        not judged and r.duration > max_durations(p)
+    )
+    assert (ProblemCode.DURATION_TOO_LONG in [x.code for x in problems]) == too_long
+    misses = [x for x in problems if x.code == ProblemCode.JUSTIFICATION_MISMATCH]
+    if judged:
+        expected = {(s.justification.pattern, s.justification.hint) for s in judged
+                    if re.fullmatch(s.justification.pattern, why) is None}
+        assert len(misses) == len(expected)
+    if known is not None:
+        assert all(s is not None for s in settled)  # with the ancestry, every role settles
+    # The first fitting rule applies: no earlier rule fits.
+    for role, s in zip(roles, settled, strict=True):
+        if s is not None and s.rule is not None:
+            index = [rule.name for rule in rules].index(s.rule)
+            assert not any(fits(rule.match, project, role, known) for rule in rules[:index])
+            assert fits(rules[index].match, project, role, known)
+
+
+@PROPS
+@given(rules_strategy, st.sampled_from(PROJECTS), st.sampled_from(ROLES),
+       st.lists(st.sampled_from(FOLDERS), max_size=2))
+def test_an_unreachable_rule_never_applies(
+    rules: list[Rule], project: str, role: str, ancestry: list[str]
+) -> None:
+    rules = [replace(rule, name=f"r{i}") for i, rule in enumerate(rules)]  # unique names
+    dead = {rule.name for rule, _ in unreachable(rules)}
+    settings = settings_for(policy(*rules), project, role, tuple(ancestry))
+    assert settings is not None
+    assert settings.rule not in dead
