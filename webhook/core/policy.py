@@ -477,15 +477,15 @@ def _rules(
             )
         approval_value = section.entries.get("approval")
         a = _Section(f"{where}.approval", approval_value, RULE_APPROVAL_KEYS)
-        for key, key_line, _ in approval_value.entries if approval_value is not None else ():
-            if key == "request_reviewers":
-                a.problems = [
-                    _p(ProblemCode.UNKNOWN_KEY, f"'{where}.approval.request_reviewers' cannot "
-                       "be set per rule: it is how many reviewers are asked for the whole PR; "
-                       "set it in the top-level 'approval'", key_line)
-                    if p.line == key_line and p.code == ProblemCode.UNKNOWN_KEY else p
-                    for p in a.problems
-                ]
+        # `request_reviewers` is PR-wide: say so rather than only "unknown key".
+        per_pr = show(f"{where}.approval.request_reviewers")
+        a.problems = [
+            _p(ProblemCode.UNKNOWN_KEY, f"{per_pr} cannot be set per rule: it is how many "
+               "reviewers are asked for the whole PR; set it in the top-level 'approval'", p.line)
+            if p.code == ProblemCode.UNKNOWN_KEY and p.message.startswith(f"unknown key {per_pr}")
+            else p
+            for p in a.problems
+        ]
         approval = RuleApproval(
             required=a.get("required", None, _int(1)),
             max_age=a.get("max_age", None, _duration),
