@@ -1,8 +1,9 @@
 """The JSON Schema for editors agrees with the parser that the service uses.
 
 The schema cannot express everything: policy-dependent limits (duration bounds, the
-justification pattern), the custom-role-belongs-to-project rule and the YAML hardening. Those
-documented gaps are asserted explicitly at the end; everything else must agree.
+justification pattern, the rules, whether break-glass is enabled), the
+custom-role-belongs-to-project rule and the YAML hardening. Those documented gaps are asserted
+explicitly at the end; everything else must agree.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from webhook.core.request_file import (
     BASIC_ROLES,
     KEYS,
     MAX_JUSTIFICATION,
+    OPTIONAL_KEYS,
     PROJECT_ID,
     ROLE,
     justification_char_allowed,
@@ -63,8 +65,9 @@ def test_schema_is_valid_draft_2020_12() -> None:
 
 
 def test_same_keys_and_required() -> None:
-    assert tuple(PROPS) == KEYS
+    assert tuple(PROPS) == KEYS + OPTIONAL_KEYS
     assert SCHEMA["required"] == list(KEYS)
+    assert PROPS["break_glass"]["type"] == "boolean"
     assert SCHEMA["additionalProperties"] is False
     assert SCHEMA["type"] == "object"
 
@@ -134,6 +137,7 @@ CORPUS = [
     doc(justification="'" + "x" * 100 + "'"),
     doc(justification="'é" + "x" * 99 + "'"),
     doc(justification="'Réparer 🚑'"),
+    doc() + "break_glass: false\n",
     # invalid in both
     doc(project="Payments"),
     doc(project="123"),
@@ -167,6 +171,10 @@ CORPUS = [
     doc(justification="<absent>"),
     doc() + "extra: 1\n",
     doc() + "Project: x\n",
+    doc() + "break_glass: 'true'\n",
+    doc() + "break_glass: 1\n",
+    doc() + "break_glass: null\n",
+    doc() + "break_glass: [true]\n",
     "- a\n",
     "just text\n",
 ]
@@ -179,8 +187,8 @@ def test_corpus_agrees(text: str) -> None:
 
 def test_corpus_has_both_outcomes() -> None:
     outcomes = [parser_ok(t) for t in CORPUS]
-    assert outcomes.count(True) == 12
-    assert outcomes.count(False) == len(CORPUS) - 12
+    assert outcomes.count(True) == 13
+    assert outcomes.count(False) == len(CORPUS) - 13
 
 
 def test_example_request_validates_against_schema() -> None:
@@ -203,6 +211,8 @@ def test_broken_example_fails_both() -> None:
         (doc(duration="3h"), "duration_too_long"),
         (doc(duration="1m"), "duration_too_short"),
         (doc(duration="0m"), "invalid_duration"),
+        # Whether break-glass is enabled is the policy's (by default it is not).
+        (doc() + "break_glass: true\n", "break_glass_disabled"),
         # Cross-field rule.
         (doc(roles="[projects/other-project/roles/x]"), "foreign_custom_role"),
     ],

@@ -101,7 +101,7 @@ def test_policy_problems_are_reported_against_the_policy(repo: Path) -> None:
     assert lines == [
         "policy/jitaccess.yaml:2: unknown_key: unknown key 'activaton' (did you mean "
         "'activation'?); the keys are scope, activation, justification, eligibility, approval, "
-        "identities, cleanup, revocation",
+        "identities, cleanup, revocation, rules, break_glass",
         "1 file checked, 1 problem",
     ]
 
@@ -199,5 +199,121 @@ def test_a_large_identities_file_is_read_whole(repo: Path) -> None:
     assert len(lines) > 64 * 1024
     (repo / "policy/identities.yaml").write_text(lines)
     assert run(["policy/identities.yaml"], "policy/jitaccess.yaml") == (
+        0, ["1 file checked, 0 problems"]
+    )
+
+
+RULES_POLICY = """\
+scope: organizations/1
+activation: {max_duration: 4h}
+rules:
+  - name: databases
+    match: {roles: ["roles/cloudsql.*"]}
+    max_duration: 1h
+  - name: finance
+    match: {folders: [folders/77]}
+    max_duration: 10m
+  - name: cloudsql admin
+    match: {roles: [roles/cloudsql.admin]}
+"""
+
+
+def test_unreachable_rules_are_warnings_and_do_not_fail(repo: Path) -> None:
+    (repo / "policy/jitaccess.yaml").write_text(RULES_POLICY)
+    assert run([], "policy/jitaccess.yaml") == (
+        0,
+        [
+            "policy/jitaccess.yaml:10: warning: unreachable_rule: rule 'cloudsql admin' can "
+            "never apply: the earlier rule 'databases' (line 4) fits every role it fits",
+            "0 files checked, 0 problems, 1 warning",
+        ],
+    )
+    # Given as a file to check too, the policy is reported once.
+    code, lines = run(["policy"], "policy/jitaccess.yaml")
+    assert code == 0
+    assert lines[-1] == "1 file checked, 0 problems, 1 warning"
+    assert len(lines) == 2
+
+
+def test_warnings_of_another_policy_file_are_printed(repo: Path) -> None:
+    other = repo / "other" / "policy"
+    other.mkdir(parents=True)
+    (other / "jitaccess.yaml").write_text(RULES_POLICY)
+    code, lines = run(["other/policy/jitaccess.yaml"], "policy/jitaccess.yaml")
+    assert code == 0
+    assert lines == [
+        "other/policy/jitaccess.yaml:10: warning: unreachable_rule: rule 'cloudsql admin' can "
+        "never apply: the earlier rule 'databases' (line 4) fits every role it fits",
+        "1 file checked, 0 problems, 1 warning",
+    ]
+
+
+def test_policy_problems_fail_and_hide_the_warnings(repo: Path) -> None:
+    (repo / "policy/jitaccess.yaml").write_text(
+        RULES_POLICY + "  - name: nobody\n    approval: {peers: false}\n"
+    )
+    assert run([], "policy/jitaccess.yaml") == (
+        1,
+        [
+            "policy/jitaccess.yaml:13: invalid_rule: rule 'nobody' has 'peers: false' and no "
+            "'approvers', so nobody can approve a role that needs approval; name approvers or "
+            "allow peers",
+            "0 files checked, 1 problem",
+        ],
+    )
+
+
+def test_requests_are_checked_against_the_rules(repo: Path) -> None:
+    (repo / "policy/jitaccess.yaml").write_text(RULES_POLICY)
+    (repo / "requests/alice/a.yaml").write_text(GOOD)  # 2h for roles/cloudsql.admin
+    code, lines = run(["requests/alice/a.yaml"], "policy/jitaccess.yaml")
+    assert code == 1
+    assert lines[1:] == [
+        "requests/alice/a.yaml:3: duration_too_long: the duration 2h is longer than the "
+        "maximum 1h of rule \"databases\" (roles/cloudsql.admin)",
+        "1 file checked, 1 problem, 1 warning",
+    ]
+
+
+def test_folder_rules_are_noted_as_not_checked(repo: Path) -> None:
+    (repo / "policy/jitaccess.yaml").write_text(RULES_POLICY)
+    (repo / "requests/alice/a.yaml").write_text(
+        GOOD.replace("roles/cloudsql.admin", "roles/cloudsql.admin, roles/pubsub.admin")
+        .replace("2h", "1h")
+    )
+    code, lines = run(["requests/alice/a.yaml"], "policy/jitaccess.yaml")
+    assert code == 0
+    assert lines[1:] == [
+        "note: requests/alice/a.yaml: the limits of roles/pubsub.admin (rule \"finance\") "
+        "depend on the folders the project lies in and were not checked; the service checks "
+        "them on the PR",
+        "1 file checked, 0 problems, 1 warning",
+    ]
+
+
+def test_no_note_without_folder_rules(repo: Path) -> None:
+    (repo / "requests/alice/a.yaml").write_text(GOOD.replace("2h", "1h"))
+    assert run(["requests/alice/a.yaml"], "policy/jitaccess.yaml") == (
+        0, ["1 file checked, 0 problems"]
+    )
+
+
+def test_break_glass_requests(repo: Path) -> None:
+    (repo / "requests/alice/a.yaml").write_text(GOOD.replace("2h", "1h") + "break_glass: true\n")
+    assert run(["requests/alice/a.yaml"], "policy/jitaccess.yaml") == (
+        1,
+        [
+            "requests/alice/a.yaml:5: break_glass_disabled: 'break_glass: true', but "
+            "break-glass is not enabled in the policy (break_glass.enabled); remove the key and "
+            "ask for approval",
+            "1 file checked, 1 problem",
+        ],
+    )
+    unreachable = "  - name: cloudsql admin\n    match: {roles: [roles/cloudsql.admin]}\n"
+    (repo / "policy/jitaccess.yaml").write_text(
+        RULES_POLICY.replace(unreachable, "") + "break_glass: {enabled: true}\n"
+    )
+    # Judged by break-glass's limits: no folder rule matters, nothing is left unchecked.
+    assert run(["requests/alice/a.yaml"], "policy/jitaccess.yaml") == (
         0, ["1 file checked, 0 problems"]
     )

@@ -24,6 +24,7 @@ from webhook.core.identities import parse_identities as parse_identities
 from webhook.core.model import (
     ActivationSettings,
     ApprovalSettings,
+    BreakGlassSettings,
     CleanupSettings,
     EligibilitySettings,
     EligibilitySourceName,
@@ -33,9 +34,14 @@ from webhook.core.model import (
     Policy,
     Problem,
     RevocationSettings,
+    Rule,
+    RuleApproval,
+    RuleJustification,
+    RuleMatch,
 )
 from webhook.core.problems import ProblemCode
 from webhook.core.request_file import LOGIN, PROJECT_ID, by_line, check_keys
+from webhook.core.rules import unreachable
 from webhook.core.safe_yaml import YamlValue, load, show
 
 #: Policy files are edited by administrators, but still read defensively.
@@ -50,7 +56,7 @@ SCOPE = re.compile(
 )
 SECTIONS = (
     "scope", "activation", "justification", "eligibility", "approval", "identities", "cleanup",
-    "revocation",
+    "revocation", "rules", "break_glass",
 )
 #: Most logins in `revocation.revokers` (a short on-call list, not a directory).
 MAX_REVOKERS = 100
@@ -74,6 +80,7 @@ class _Section:
         self.name = name
         self.problems: list[Problem] = []
         self.entries: dict[str, YamlValue] = {}
+        self.failed: set[str] = set()  # keys given whose value could not be read
         if value is None or (value.kind == "scalar" and value.tag == "null"):
             return  # `activation:` with nothing under it: all defaults
         if value.kind != "mapping":
@@ -97,6 +104,7 @@ class _Section:
             return read(f"{self.name}.{key}", value)
         except _Invalid as e:
             self.problems.extend((e.problem, *e.more))
+            self.failed.add(key)
             return default
 
 
@@ -284,6 +292,268 @@ def _rule(name: str, value: YamlValue) -> IdentityRule:
     return IdentityRule(match, template)
 
 
+#: Most entries of `rules:`; the first that fits a role applies, so a longer list is a mistake.
+MAX_RULES = 200
+MAX_RULE_NAME = 100
+#: Most designated approvers per `approval` (groups hold the many; the list names them).
+MAX_APPROVERS = 50
+#: Longest shell-style pattern in a rule's `match`.
+MAX_MATCH_PATTERN = 200
+FOLDER = re.compile(r"folders/[1-9][0-9]{0,19}")
+#: `user:EMAIL` or `group:EMAIL`: the identities that can review on GitHub through a mapping.
+APPROVER = re.compile(rf"(?P<kind>user|group):(?P<email>{EMAIL.pattern})")
+RULE_KEYS = ("name", "match", "max_duration", "approval", "justification")
+RULE_APPROVAL_KEYS = _names(RuleApproval)
+
+
+def _approvers(name: str, value: YamlValue) -> tuple[str, ...]:
+    """Designated approvers: `user:EMAIL` / `group:EMAIL`, lower-cased, each once."""
+    if value.kind != "sequence":
+        raise _Invalid(
+            _p(ProblemCode.WRONG_TYPE, f"'{name}' must be a list like "
+               f"[group:leads@example.com, user:cto@example.com], not {value.describe()}",
+               value.line)
+        )
+    if len(value.items) > MAX_APPROVERS:
+        raise _Invalid(
+            _p(ProblemCode.TOO_LONG, f"'{name}' has {len(value.items)} approvers; at most "
+               f"{MAX_APPROVERS} (name a group to designate many people)", value.line)
+        )
+    found: dict[str, None] = {}
+    problems: list[Problem] = []
+    for item in value.items:
+        text = str(item.scalar).strip().lower() if item.is_string else ""
+        if item.is_string and APPROVER.fullmatch(text):
+            found[text] = None
+            continue
+        if not item.is_string:
+            what = item.describe()
+        elif EMAIL.fullmatch(text):
+            what = f"{show(str(item.scalar))}, a bare email; write user:{text} or group:{text}"
+        elif ":" in text and text.split(":", 1)[0] in ("serviceaccount", "domain", "principal",
+                                                       "principalset", "allusers",
+                                                       "allauthenticatedusers"):
+            what = (f"{show(str(item.scalar))}; only people (user:) and groups (group:) can "
+                    "review on GitHub")
+        else:
+            what = show(str(item.scalar))
+        problems.append(
+            _p(ProblemCode.INVALID_APPROVER, f"'{name}' holds {what}; an approver is "
+               "user:EMAIL or group:EMAIL", item.line)
+        )
+    if problems:
+        raise _Invalid(problems[0], problems[1:])
+    return tuple(found)
+
+
+def _patterns(kind: str) -> Callable[[str, YamlValue], tuple[str, ...]]:
+    """A non-empty list of `match` entries: shell-style patterns, or `folders/N`."""
+
+    def read(name: str, value: YamlValue) -> tuple[str, ...]:
+        example = '["folders/456789012345"]' if kind == "folders" else '["*-prod"]'
+        if value.kind != "sequence":
+            raise _Invalid(
+                _p(ProblemCode.WRONG_TYPE, f"'{name}' must be a list like {example}, not "
+                   f"{value.describe()}", value.line)
+            )
+        if not value.items:
+            raise _Invalid(
+                _p(ProblemCode.INVALID_MATCH, f"'{name}' is empty, so the rule would never "
+                   f"apply; list at least one entry, or leave '{name}' out to match every "
+                   f"{kind[:-1]}", value.line)
+            )
+        found: dict[str, None] = {}
+        problems: list[Problem] = []
+        for item in value.items:
+            if not item.is_string:
+                problems.append(
+                    _p(ProblemCode.WRONG_TYPE, f"'{name}' must hold text, not "
+                       f"{item.describe()}", item.line)
+                )
+                continue
+            text = str(item.scalar)
+            if kind == "folders":
+                if not FOLDER.fullmatch(text):
+                    problems.append(
+                        _p(ProblemCode.INVALID_MATCH, f"'{name}' holds {show(text)}; a folder "
+                           "is folders/NUMBER, e.g. folders/456789012345", item.line)
+                    )
+                    continue
+            elif (not text or len(text) > MAX_MATCH_PATTERN or not text.isprintable()
+                  or any(c.isspace() for c in text)):
+                problems.append(
+                    _p(ProblemCode.INVALID_MATCH, f"'{name}' holds {show(text)}; a pattern is "
+                       f"1 to {MAX_MATCH_PATTERN} visible characters without spaces, like "
+                       f"{'*-prod' if kind == 'projects' else 'roles/cloudsql.*'}", item.line)
+                )
+                continue
+            found[text] = None
+        if problems:
+            raise _Invalid(problems[0], problems[1:])
+        return tuple(found)
+
+    return read
+
+
+def _match(name: str, value: YamlValue) -> RuleMatch:
+    if value.kind == "scalar" and value.tag == "null":
+        return RuleMatch()
+    m = _Section(name, value, _names(RuleMatch))
+    match = RuleMatch(
+        projects=m.get("projects", (), _patterns("projects")),
+        folders=m.get("folders", (), _patterns("folders")),
+        roles=m.get("roles", (), _patterns("roles")),
+    )
+    if m.problems:
+        raise _Invalid(m.problems[0], m.problems[1:])
+    return match
+
+
+def _nobody_approves(where: str, line: int | None) -> Problem:
+    return _p(
+        ProblemCode.INVALID_RULE,
+        f"{where} has 'peers: false' and no 'approvers', so nobody can approve a role that "
+        "needs approval; name approvers or allow peers",
+        line,
+    )
+
+
+def _rules(
+    value: YamlValue | None, top: ApprovalSettings, activation: ActivationSettings
+) -> tuple[tuple[Rule, ...], list[Problem]]:
+    """`rules:`: every rule, or the problems found in them (all of them, with their lines)."""
+    if value is None or (value.kind == "scalar" and value.tag == "null"):
+        return (), []
+    if value.kind != "sequence":
+        return (), [
+            _p(ProblemCode.WRONG_TYPE, "'rules' must be a list of rules, each a mapping with "
+               f"a 'name', not {value.describe()}", value.line)
+        ]
+    if len(value.items) > MAX_RULES:
+        return (), [
+            _p(ProblemCode.TOO_LONG, f"'rules' has {len(value.items)} rules; at most "
+               f"{MAX_RULES}", value.line)
+        ]
+    rules: list[Rule] = []
+    problems: list[Problem] = []
+    names: dict[str, int] = {}
+    for index, item in enumerate(value.items):
+        where = f"rules[{index}]"
+        if item.kind != "mapping":
+            problems.append(
+                _p(ProblemCode.WRONG_TYPE, f"'{where}' must be a mapping with a 'name', not "
+                   f"{item.describe()}", item.line)
+            )
+            continue
+        section = _Section(where, item, RULE_KEYS)
+        if "name" not in section.entries:
+            section.problems.append(
+                _p(ProblemCode.MISSING_KEY, f"the key '{where}.name' is missing; every rule "
+                   "has a name, shown in comments and audit entries", item.line)
+            )
+        name = section.get("name", "", _text(MAX_RULE_NAME)).strip()
+        name_value = section.entries.get("name")
+        if name_value is not None and name_value.is_string and not str(name_value.scalar).strip():
+            section.problems.append(
+                _p(ProblemCode.INVALID_RULE, f"'{where}.name' is blank", name_value.line)
+            )
+        elif name and name_value is not None:
+            earlier = names.get(name.casefold())
+            if earlier is not None:
+                section.problems.append(
+                    _p(ProblemCode.INVALID_RULE, f"the rule name {show(name)} is used twice "
+                       f"(first on line {earlier}); rule names must differ", name_value.line)
+                )
+            else:
+                names[name.casefold()] = name_value.line
+        match = section.get("match", RuleMatch(), _match)
+        max_duration = section.get("max_duration", None, _duration)
+        duration_value = section.entries.get("max_duration")
+        if (max_duration is not None and duration_value is not None
+                and max_duration < activation.min_duration):
+            section.problems.append(
+                _p(ProblemCode.INVALID_DURATION_RANGE, f"'{where}.max_duration' must not be "
+                   "shorter than 'activation.min_duration'", duration_value.line)
+            )
+        approval_value = section.entries.get("approval")
+        a = _Section(f"{where}.approval", approval_value, RULE_APPROVAL_KEYS)
+        # `request_reviewers` is PR-wide: say so rather than only "unknown key".
+        per_pr = show(f"{where}.approval.request_reviewers")
+        a.problems = [
+            _p(ProblemCode.UNKNOWN_KEY, f"{per_pr} cannot be set per rule: it is how many "
+               "reviewers are asked for the whole PR; set it in the top-level 'approval'", p.line)
+            if p.code == ProblemCode.UNKNOWN_KEY and p.message.startswith(f"unknown key {per_pr}")
+            else p
+            for p in a.problems
+        ]
+        approval = RuleApproval(
+            required=a.get("required", None, _int(1)),
+            max_age=a.get("max_age", None, _duration),
+            approvers=a.get("approvers", None, _approvers),
+            peers=a.get("peers", None, _bool),
+            veto=a.get("veto", None, _bool),
+        )
+        peers = top.peers if approval.peers is None else approval.peers
+        approvers = top.approvers if approval.approvers is None else approval.approvers
+        if (not peers and not approvers and not a.failed & {"peers", "approvers"}
+                and (approval.peers is not None or approval.approvers is not None)):
+            set_here = a.entries.get("peers") or a.entries.get("approvers")
+            section.problems.append(
+                _nobody_approves(f"rule {show(name)}" if name else f"'{where}'",
+                                 set_here.line if set_here is not None else item.line)
+            )
+        j = _Section(f"{where}.justification", section.entries.get("justification"),
+                     _names(RuleJustification))
+        justification = RuleJustification(
+            pattern=j.get("pattern", None, _pattern),
+            hint=j.get("hint", None, _text(MAX_HINT)),
+        )
+        found = [*section.problems, *a.problems, *j.problems]
+        problems.extend(found)
+        if not found:
+            rules.append(Rule(name, match, max_duration, approval, justification, line=item.line))
+    return tuple(rules), problems
+
+
+def _break_glass(
+    value: YamlValue | None, activation: ActivationSettings
+) -> tuple[BreakGlassSettings, list[Problem]]:
+    """`break_glass:` (README: break-glass), with the model's defaults."""
+    b = _Section("break_glass", value, _names(BreakGlassSettings))
+    default = BreakGlassSettings()
+    j = _Section("break_glass.justification", b.entries.get("justification"),
+                 _names(JustificationSettings))
+    settings = BreakGlassSettings(
+        enabled=b.get("enabled", default.enabled, _bool),
+        max_duration=b.get("max_duration", default.max_duration, _duration),
+        justification=JustificationSettings(
+            pattern=j.get("pattern", default.justification.pattern, _pattern),
+            hint=j.get("hint", default.justification.hint, _text(MAX_HINT)),
+        ),
+        review_within=b.get("review_within", default.review_within, _duration),
+    )
+    duration_value = b.entries.get("max_duration")
+    if duration_value is not None and settings.max_duration < activation.min_duration:
+        b.problems.append(
+            _p(ProblemCode.INVALID_DURATION_RANGE, "'break_glass.max_duration' must not be "
+               "shorter than 'activation.min_duration'", duration_value.line)
+        )
+    return settings, [*b.problems, *j.problems]
+
+
+def _warnings(rules: tuple[Rule, ...]) -> tuple[Problem, ...]:
+    """A warning for every rule that an earlier one always fits first."""
+    return tuple(
+        _p(
+            ProblemCode.UNREACHABLE_RULE,
+            f"rule {show(later.name)} can never apply: the earlier rule {show(earlier.name)} "
+            f"(line {earlier.line}) fits every role it fits",
+            later.line,
+        )
+        for later, earlier in unreachable(rules)
+    )
+
+
 def parse_policy(text: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]:
     """Parse `policy/jitaccess.yaml`; the policy, or None and every problem found."""
     doc, loaded = load(text, MAX_POLICY_BYTES)
@@ -349,7 +619,17 @@ def parse_policy(text: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]
         required=r.get("required", default_r.required, _int(1)),
         max_age=r.get("max_age", default_r.max_age, _duration),
         request_reviewers=r.get("request_reviewers", default_r.request_reviewers, _int(0)),
+        approvers=r.get("approvers", default_r.approvers, _approvers),
+        peers=r.get("peers", default_r.peers, _bool),
+        veto=r.get("veto", default_r.veto, _bool),
     )
+    if not approval.peers and not approval.approvers and not r.failed & {"peers", "approvers"}:
+        set_here = r.entries.get("peers") or r.entries.get("approvers")
+        r.problems.append(
+            _nobody_approves("'approval'", set_here.line if set_here is not None else None)
+        )
+    rules, rule_problems = _rules(top.get("rules"), approval, activation)
+    break_glass, glass_problems = _break_glass(top.get("break_glass"), activation)
 
     i = _Section("identities", top.get("identities"), _names(IdentitySettings))
     default_i = IdentitySettings()
@@ -378,9 +658,12 @@ def parse_policy(text: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]
 
     for section in (a, j, e, r, i, c, v):
         problems.extend(section.problems)
+    problems.extend(rule_problems)
+    problems.extend(glass_problems)
     if problems or scope is None:
         return None, by_line(problems)
     return Policy(
         scope, activation, justification, eligibility, approval, identities=identities,
-        cleanup=cleanup, revocation=revocation,
+        cleanup=cleanup, revocation=revocation, rules=rules, break_glass=break_glass,
+        warnings=_warnings(rules),
     ), ()

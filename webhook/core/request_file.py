@@ -18,12 +18,12 @@ from webhook.core.model import (
     AccessRequest,
     ActivationSettings,
     ChangedFile,
-    JustificationSettings,
     Policy,
     Problem,
     PrShape,
 )
 from webhook.core.problems import ProblemCode
+from webhook.core.rules import check_limits
 from webhook.core.safe_yaml import YamlValue, load, show
 
 #: Request files are small; anything bigger is a mistake or an attack.
@@ -31,6 +31,9 @@ MAX_REQUEST_BYTES = 4096
 MAX_JUSTIFICATION = 100
 
 KEYS = ("project", "roles", "duration", "justification")
+#: Keys a request file may have besides KEYS: `break_glass: true` asks for emergency access
+#: (README: break-glass).
+OPTIONAL_KEYS = ("break_glass",)
 REQUESTS_DIR = "requests/"
 REQUESTS_README = "requests/README.md"
 
@@ -81,16 +84,24 @@ def _suggest(key: str, valid: Sequence[str]) -> str:
 
 
 def check_keys(
-    doc: YamlValue, valid: Sequence[str], required: Sequence[str], where: str = ""
+    doc: YamlValue,
+    valid: Sequence[str],
+    required: Sequence[str],
+    where: str = "",
+    *,
+    listed: Sequence[str] | None = None,
 ) -> tuple[dict[str, YamlValue], list[Problem]]:
-    """The entries of a mapping by key, with problems for unknown and missing keys."""
+    """The entries of a mapping by key, with problems for unknown and missing keys.
+
+    `listed` are the keys a problem names as the keys (default: all valid keys); a typo of any
+    valid key is suggested either way."""
     problems: list[Problem] = []
     found: dict[str, YamlValue] = {}
     for key, line, value in doc.entries:
         if key in valid:
             found[key] = value
         else:
-            allowed = ", ".join(valid)
+            allowed = ", ".join(valid if listed is None else listed)
             problems.append(
                 _p(
                     ProblemCode.UNKNOWN_KEY,
@@ -211,21 +222,13 @@ def _check_duration(
                 value.line,
             )
         ]
-    if duration > activation.max_duration:
-        return None, [
-            _p(
-                ProblemCode.DURATION_TOO_LONG,
-                f"the duration {format_duration(duration)} is longer than the maximum "
-                f"{format_duration(activation.max_duration)}",
-                value.line,
-            )
-        ]
-    return duration, []
+    return duration, []  # the longest allowed depends on the roles' rules: `rules.limits`
 
 
-def _check_justification(
-    value: YamlValue, settings: JustificationSettings
-) -> tuple[str | None, list[Problem]]:
+def _check_justification(value: YamlValue) -> tuple[str | None, list[Problem]]:
+    """The justification's own rules; the text, unless it is no single line of visible text
+    (then its form is not judged: `.` never matches a newline, don't blame the pattern). The
+    pattern depends on the roles' rules: `rules.limits`."""
     if not value.is_string:
         hint = "; put it in quotes" if value.kind == "scalar" else ""
         return None, [_wrong_type("justification", value, "text", hint)]
@@ -257,27 +260,29 @@ def _check_justification(
                 value.line,
             )
         )
-    try:
-        matches = re.fullmatch(settings.pattern, text) is not None
-    except (re.error, RecursionError, OverflowError, ValueError):
-        matches = False  # the policy parser reports the pattern itself
-    if not matches and not bad:  # `.` never matches a newline: don't blame the pattern for it
-        problems.append(
-            _p(
-                ProblemCode.JUSTIFICATION_MISMATCH,
-                f"'justification' does not have the expected form: {settings.hint}",
-                value.line,
-            )
-        )
-    return (text if not problems else None), problems
+    return (None if bad else text), problems
+
+
+def _check_break_glass(value: YamlValue) -> tuple[bool, list[Problem]]:
+    if value.kind == "scalar" and value.tag == "bool" and isinstance(value.scalar, bool):
+        return value.scalar, []
+    return False, [_wrong_type("break_glass", value, "true or false")]
+
+
+#: The limits a request is checked against when no policy is given: the documented defaults.
+DEFAULT_LIMITS = Policy(scope="")
 
 
 def parse_request(
     text: str | bytes, settings: Policy | None = None
 ) -> tuple[AccessRequest | None, tuple[Problem, ...]]:
-    """Parse and check a request file; the request, or None and every problem found."""
-    activation = settings.activation if settings else ActivationSettings()
-    justification = settings.justification if settings else JustificationSettings()
+    """Parse and check a request file; the request, or None and every problem found.
+
+    The limits of the roles' rules (`rules.limits`) are checked as far as they can be without
+    Google: a role whose rule matches folders is judged once the project's ancestry is known.
+    """
+    policy = settings if settings is not None else DEFAULT_LIMITS
+    activation = policy.activation
     doc, problems = load(text, MAX_REQUEST_BYTES)
     found_problems = list(problems)
     if doc is None:
@@ -298,8 +303,10 @@ def parse_request(
             )
         )
         return None, tuple(found_problems)
-    entries, key_problems = check_keys(doc, KEYS, KEYS)
+    listed = KEYS + OPTIONAL_KEYS if policy.break_glass.enabled else KEYS
+    entries, key_problems = check_keys(doc, KEYS + OPTIONAL_KEYS, KEYS, listed=listed)
     found_problems.extend(key_problems)
+    lines = {key: value.line for key, value in entries.items()}
 
     project: str | None = None
     roles: tuple[str, ...] | None = None
@@ -320,12 +327,22 @@ def parse_request(
         duration, more = _check_duration(entries["duration"], activation)
         found_problems.extend(more)
     if "justification" in entries:
-        reason, more = _check_justification(entries["justification"], justification)
+        reason, more = _check_justification(entries["justification"])
         found_problems.extend(more)
+    break_glass = False
+    if "break_glass" in entries:
+        break_glass, more = _check_break_glass(entries["break_glass"])
+        found_problems.extend(more)
+    # Judged even when other keys are wrong, so that every breach is reported at once; what
+    # the file does not give validly is left out (`check_limits` takes None for it).
+    found_problems.extend(
+        check_limits(policy, project, roles, duration, reason, break_glass=break_glass,
+                     lines=lines)
+    )
 
     if found_problems or project is None or roles is None or duration is None or reason is None:
         return None, by_line(found_problems)
-    return AccessRequest(project, roles, duration, reason), ()
+    return AccessRequest(project, roles, duration, reason, break_glass, lines), ()
 
 
 # --------------------------------------------------------------------------------------------

@@ -122,16 +122,17 @@ def role_settings(
 
 def widest(policy: Policy) -> ApprovalSettings:
     """Approval settings no narrower than any rule's: the longest `max_age`, veto if any rule
-    vetoes, every designated approver. Used to decide which reviews are worth a lookup before
-    the rules of a request are settled."""
+    vetoes, peers if any rule counts them, every designated approver. Used to decide which
+    reviews are worth a lookup before the rules of a request are settled."""
     ages = [policy.approval.max_age] + [
         r.approval.max_age for r in policy.rules if r.approval.max_age is not None
     ]
     veto = policy.approval.veto or any(r.approval.veto for r in policy.rules)
+    peers = policy.approval.peers or any(r.approval.peers for r in policy.rules)
     approvers: dict[str, None] = dict.fromkeys(policy.approval.approvers)
     for rule in policy.rules:
         approvers.update(dict.fromkeys(rule.approval.approvers or ()))
-    return replace(policy.approval, max_age=max(ages), veto=bool(veto),
+    return replace(policy.approval, max_age=max(ages), veto=bool(veto), peers=bool(peers),
                    approvers=tuple(approvers))
 
 
@@ -142,17 +143,39 @@ def _matches(pattern: str, text: str) -> bool:
         return False  # the policy parser reports the pattern itself
 
 
-def _line(request: AccessRequest, key: str) -> int | None:
-    return request.lines.get(key)
-
-
 def limits(
     policy: Policy, request: AccessRequest, ancestry: Sequence[str] | None
 ) -> tuple[Problem, ...]:
     """What in a request breaks the limits of its roles' rules (or break-glass's): each miss
     with its line and hint. Roles whose rule cannot be settled yet are not judged."""
-    duration_line, reason_line = _line(request, "duration"), _line(request, "justification")
-    if request.break_glass:
+    return check_limits(
+        policy, request.project, request.roles, request.duration, request.justification,
+        break_glass=request.break_glass, lines=request.lines, ancestry=ancestry,
+    )
+
+
+def check_limits(
+    policy: Policy,
+    project: str | None,
+    roles: Sequence[str] | None,
+    duration: timedelta | None,
+    justification: str | None,
+    *,
+    break_glass: bool = False,
+    lines: Mapping[str, int] | None = None,
+    ancestry: Sequence[str] | None = None,
+) -> tuple[Problem, ...]:
+    """`limits` for a request file read in part: None is a value the file does not give (or
+    gives wrongly), which is then not judged. Without the project or the roles no rule can be
+    chosen; what is judged then is only what holds for every role: the longest duration any
+    rule allows, and the top-level pattern when no rule sets one.
+
+    With no rules and no break-glass, the problems are the very ones the request parser has
+    always reported against `activation.max_duration` and `justification`.
+    """
+    at = lines or {}
+    duration_line, reason_line = at.get("duration"), at.get("justification")
+    if break_glass:
         glass = policy.break_glass
         if not glass.enabled:
             return (
@@ -160,20 +183,21 @@ def limits(
                     ProblemCode.BREAK_GLASS_DISABLED,
                     "'break_glass: true', but break-glass is not enabled in the policy "
                     "(break_glass.enabled); remove the key and ask for approval",
-                    _line(request, "break_glass"),
+                    at.get("break_glass"),
                 ),
             )
         problems: list[Problem] = []
-        if request.duration > glass.max_duration:
+        if duration is not None and duration > glass.max_duration:
             problems.append(
                 Problem(
                     ProblemCode.DURATION_TOO_LONG,
-                    f"the duration {format_duration(request.duration)} is longer than the "
+                    f"the duration {format_duration(duration)} is longer than the "
                     f"break-glass maximum {format_duration(glass.max_duration)}",
                     duration_line,
                 )
             )
-        if not _matches(glass.justification.pattern, request.justification):
+        if justification is not None and not _matches(glass.justification.pattern,
+                                                      justification):
             problems.append(
                 Problem(
                     ProblemCode.JUSTIFICATION_MISMATCH,
@@ -184,52 +208,80 @@ def limits(
             )
         return tuple(problems)
 
-    settled = role_settings(policy, request, ancestry)
+    settled: dict[str, RoleSettings] = {}
+    if project is not None and roles is not None:
+        for role in roles:
+            settings = settings_for(policy, project, role, ancestry)
+            if settings is not None:
+                settled[role] = settings
+    named = bool(policy.rules)  # say which rule (or the top level) set a limit
     problems = []
-    shortest: RoleSettings | None = None
-    for settings in settled.values():
-        if shortest is None or settings.max_duration < shortest.max_duration:
-            shortest = settings
-    if shortest is not None and request.duration > shortest.max_duration:
-        problems.append(
-            Problem(
-                ProblemCode.DURATION_TOO_LONG,
-                f"the duration {format_duration(request.duration)} is longer than the maximum "
-                f"{format_duration(shortest.max_duration)}{_of(shortest, settled)}",
-                duration_line,
-            )
-        )
-    seen: set[tuple[str, str]] = set()
-    for settings in settled.values():
-        j = settings.justification
-        if (j.pattern, j.hint) in seen:
-            continue
-        seen.add((j.pattern, j.hint))
-        if not _matches(j.pattern, request.justification):
+    if duration is not None:
+        if settled:
+            shortest = min(settled.values(), key=lambda s: s.max_duration)
+            if duration > shortest.max_duration:
+                same = [s for s in settled.values() if s.rule == shortest.rule]
+                problems.append(
+                    Problem(
+                        ProblemCode.DURATION_TOO_LONG,
+                        f"the duration {format_duration(duration)} is longer than the maximum "
+                        f"{format_duration(shortest.max_duration)}{_of(same, named)}",
+                        duration_line,
+                    )
+                )
+        elif duration > _longest(policy):
+            # No role settled (or none known): too long for whatever rule applies.
             problems.append(
                 Problem(
-                    ProblemCode.JUSTIFICATION_MISMATCH,
-                    "'justification' does not have the expected form"
-                    f"{_of(settings, settled, pattern=True)}: {j.hint}",
-                    reason_line,
+                    ProblemCode.DURATION_TOO_LONG,
+                    f"the duration {format_duration(duration)} is longer than the maximum "
+                    f"{format_duration(_longest(policy))}",
+                    duration_line,
                 )
             )
+    if justification is not None:
+        groups: dict[tuple[str, str], list[RoleSettings]] = {}
+        for settings in settled.values():
+            j = settings.justification
+            groups.setdefault((j.pattern, j.hint), []).append(settings)
+        if not settled and all(rule.justification.pattern is None for rule in policy.rules):
+            # Every role has the top-level pattern, whichever rule applies to it.
+            groups[(policy.justification.pattern, policy.justification.hint)] = []
+        for (pattern, hint), group in groups.items():
+            if not _matches(pattern, justification):
+                problems.append(
+                    Problem(
+                        ProblemCode.JUSTIFICATION_MISMATCH,
+                        f"'justification' does not have the expected form{_of(group, named)}: "
+                        f"{hint}",
+                        reason_line,
+                    )
+                )
     return tuple(problems)
 
 
-def _of(
-    settings: RoleSettings, settled: Mapping[str, RoleSettings], *, pattern: bool = False
-) -> str:
-    """` of rule "x" (roles/a)` when a rule set the limit; nothing for the top-level one."""
-    if settings.rule is None:
+def _of(group: Sequence[RoleSettings], named: bool) -> str:
+    """` of rule "x" (roles/a)` naming who set a limit; nothing when the policy has no rules."""
+    if not named or not group:
         return ""
-    if pattern:
-        roles = [r for r, s in settled.items()
-                 if (s.justification.pattern, s.justification.hint)
-                 == (settings.justification.pattern, settings.justification.hint)]
-    else:
-        roles = [r for r, s in settled.items() if s.max_duration == settings.max_duration]
-    return f" of rule \"{settings.rule}\" ({', '.join(roles)})"
+    by_rule: dict[str | None, list[str]] = {}
+    for settings in group:
+        by_rule.setdefault(settings.rule, []).append(settings.role)
+    parts = [
+        (f'rule "{rule}"' if rule is not None else "the top-level settings")
+        + f" ({', '.join(roles)})"
+        for rule, roles in by_rule.items()
+    ]
+    return " of " + ", ".join(parts)
+
+
+def _longest(policy: Policy) -> timedelta:
+    """The longest duration an ordinary (not break-glass) request could be granted for."""
+    longest = policy.activation.max_duration
+    for rule in policy.rules:
+        if rule.max_duration is not None and rule.max_duration > longest:
+            longest = rule.max_duration
+    return longest
 
 
 def covers(earlier: RuleMatch, later: RuleMatch) -> bool:
@@ -237,7 +289,7 @@ def covers(earlier: RuleMatch, later: RuleMatch) -> bool:
     (conservative: True only when certain), so that `later` can never apply."""
 
     def list_covers(wide: Sequence[str], narrow: Sequence[str]) -> bool:
-        if not wide:
+        if not wide or "*" in wide:
             return True
         if not narrow:
             return False
@@ -271,10 +323,7 @@ def unreachable(rules: Sequence[Rule]) -> list[tuple[Rule, Rule]]:
 
 def max_durations(policy: Policy) -> timedelta:
     """The longest duration any role could be granted for (the request parser's outer bound)."""
-    longest = policy.activation.max_duration
-    for rule in policy.rules:
-        if rule.max_duration is not None and rule.max_duration > longest:
-            longest = rule.max_duration
+    longest = _longest(policy)
     if policy.break_glass.enabled and policy.break_glass.max_duration > longest:
         longest = policy.break_glass.max_duration
     return longest

@@ -2,7 +2,8 @@
 in CI before opening a PR.
 
 Reports every problem as `path:line: code: message` (compiler style, so editors and CI annotate
-the line) and exits 1 if there is any.
+the line) and exits 1 if there is any. Warnings about the policy (a rule that can never apply)
+read `path:line: warning: code: message` and do not fail the run.
 """
 
 from __future__ import annotations
@@ -14,17 +15,47 @@ from pathlib import Path
 from typing import TextIO
 
 from webhook.core.identities import MAX_IDENTITIES_BYTES
-from webhook.core.model import Policy, Problem
+from webhook.core.model import AccessRequest, Policy, Problem
 from webhook.core.names import POLICY_PATH
 from webhook.core.policy import MAX_POLICY_BYTES, parse_identities, parse_policy
 from webhook.core.request_file import MAX_REQUEST_BYTES, parse_request, request_path_problem
+from webhook.core.rules import fits
 
 _SUFFIXES = (".yaml", ".yml")
 
 
-def _format(path: str, problem: Problem) -> str:
+def _format(path: str, problem: Problem, *, warning: bool = False) -> str:
     where = f"{path}:{problem.line}" if problem.line is not None else path
-    return f"{where}: {problem.code}: {problem.message}"
+    kind = "warning: " if warning else ""
+    return f"{where}: {kind}{problem.code}: {problem.message}"
+
+
+def _warn(path: str, policy: Policy | None, out: TextIO) -> int:
+    """Print the policy's warnings; how many."""
+    warnings = policy.warnings if policy is not None else ()
+    for w in warnings:
+        print(_format(path, w, warning=True), file=out)
+    return len(warnings)
+
+
+def _unchecked_folder_rules(policy: Policy, request: AccessRequest) -> str | None:
+    """Which roles' limits wait for the project's folders (their rule matches folders), or
+    None; only the service, which reads the project's ancestry, can settle them."""
+    if request.break_glass:
+        return None  # judged by break-glass's own limits, whatever the rules
+    waiting: dict[str, list[str]] = {}
+    for role in request.roles:
+        for rule in policy.rules:
+            fit = fits(rule.match, request.project, role, None)
+            if fit is None:
+                waiting.setdefault(rule.name, []).append(role)
+            if fit is not False:
+                break
+    if not waiting:
+        return None
+    rules = "; ".join(f"{', '.join(roles)} (rule \"{name}\")" for name, roles in waiting.items())
+    return (f"the limits of {rules} depend on the folders the project lies in and were not "
+            "checked; the service checks them on the PR")
 
 
 def _read(path: Path, limit: int) -> tuple[bytes | None, Problem | None]:
@@ -134,12 +165,13 @@ def run_validate(
     if out is None:
         out = sys.stdout  # looked up now, not at import, so that redirections apply
     policy, count = _load_policy(policy_path, out)
+    warnings = _warn(policy_path, policy, out)
     if identities_path is not None:
         count += _load_identities(identities_path, policy, out)
     checked = 0
     for given in paths:
         for path in _request_files(given):
-            if _same_file(path, identities_path):
+            if _same_file(path, identities_path) or _same_file(path, policy_path):
                 checked += 1  # checked above, reported once
                 continue
             checked += 1
@@ -156,15 +188,23 @@ def run_validate(
                 assert problem is not None
                 problems.append(problem)
             elif kind == "policy":
-                problems.extend(parse_policy(data)[1])
+                other, found = parse_policy(data)
+                problems.extend(found)
+                warnings += _warn(path, other, out)
             elif kind == "identities":
                 problems.extend(parse_identities(data)[1])
             else:
-                problems.extend(parse_request(data, policy)[1])
+                request, found = parse_request(data, policy)
+                problems.extend(found)
+                note = (_unchecked_folder_rules(policy, request)
+                        if policy is not None and request is not None else None)
+                if note is not None:
+                    print(f"note: {path}: {note}", file=out)
             for p in problems:
                 print(_format(path, p), file=out)
             count += len(problems)
     files = "file" if checked == 1 else "files"
     noun = "problem" if count == 1 else "problems"
-    print(f"{checked} {files} checked, {count} {noun}", file=out)
+    also = f", {warnings} warning{'' if warnings == 1 else 's'}" if warnings else ""
+    print(f"{checked} {files} checked, {count} {noun}{also}", file=out)
     return 1 if count else 0
