@@ -80,7 +80,7 @@ class Authority(enum.Enum):
     REVIEWER = "a qualified reviewer"
     #: A reviewer of the PR: qualified if a designated approver of one of its roles' rules, or a
     #: qualified peer where the rule lets peers count (`reviewer_question`, `qualified_reviewer`).
-    ASK_ELIGIBILITY = "a reviewer, qualified if eligible with approval"
+    ASK_ELIGIBILITY = "a reviewer, qualified if a designated approver or a qualified peer"
     UNMAPPED = "no identity mapping"
     NOT_ALLOWED = "not allowed"
 
@@ -121,16 +121,6 @@ def authority(
     ):
         return Authority.ASK_ELIGIBILITY
     return Authority.NOT_ALLOWED
-
-
-def qualified_peer(
-    eligibility: EligibilityFacts, identity: str, roles: Iterable[str], requester: str | None
-) -> bool:
-    """Is `identity` a qualified peer for one of `roles`: eligible through the multi-party
-    marker, and not the requester's own identity?"""
-    if requester is not None and identity.lower() == requester.lower():
-        return False
-    return any(eligibility.of(identity, role).multi_party for role in roles)
 
 
 def _possible(policy: Policy, project: str, role: str) -> tuple[RoleSettings, ...]:
