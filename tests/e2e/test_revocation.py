@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from jitaccess_sandbox.emulator import POLICY_YAML, Emulator
 from tests.e2e.conftest import NOW, request_yaml
+from webhook.core.names import POLICY_PATH
+from webhook.core.policy import parse_policy
 from webhook.core.records import revoke_marker
 
 
@@ -331,3 +335,80 @@ def test_a_redelivered_merge_does_not_undo_a_revocation(emu: Emulator) -> None:
     assert again.status == 200, again.body
     assert emu.activations("payments-dev") == []
     assert events(emu).count("gitops.activateRole") == 1
+
+
+#: Production databases: only dave, a designated `user:` approver, counts; qualified peers
+#: (bob and carol, through sre@) do not.
+DESIGNATED = POLICY_YAML + """\
+rules:
+  - name: production databases
+    match: {projects: ["*-prod"], roles: ["roles/cloudsql.*"]}
+    approval:
+      approvers: ["user:dave@example.com"]
+      peers: false
+"""
+
+
+def _rules_are_read() -> bool:
+    policy, problems = parse_policy(DESIGNATED)
+    return policy is not None and not problems and bool(policy.rules)
+
+
+needs_rules = pytest.mark.skipif(
+    not _rules_are_read(), reason="the policy parser does not read `rules:` yet"
+)
+
+
+@needs_rules
+def test_a_designated_approver_revokes_and_a_peer_no_longer_may(emu: Emulator) -> None:
+    # Activated under the top-level settings (bob's approval); then the policy gains a rule
+    # for production databases. Revocation judges by the policy of the moment.
+    number = activated(emu, project="payments-prod")
+    emu.github.put_file(emu.repo, POLICY_PATH, DESIGNATED)
+    emu.github.add_review(emu.repo, number, "dave", "COMMENTED")
+    emu.google.recorder.calls.clear()
+
+    # bob is a qualified peer, but the rule lets only its approvers count: refused, and no
+    # lookup could change that, so none is made.
+    _, answer = emu.comment(number, "bob", "/jit revoke")
+    assert answer.status == 200, answer.body
+    assert answer.body["state"] == "refused"
+    assert google_calls(emu) == []
+    assert len(emu.activations("payments-prod")) == 1
+    assert "designated approver" in emu.comments(number)[-1]
+
+    # dave is no peer at all, but the rule's designated approver: no eligibility lookup.
+    _, answer = emu.comment(number, "dave", "/jit revoke leaving the incident")
+    assert answer.body["state"] == "revoked", answer.body
+    assert emu.activations("payments-prod") == []
+    assert [c for c in google_calls(emu) if "cloudasset" in c or "groups" in c] == []
+    [entry] = revoke_entries(emu)
+    assert entry["labels"]["revoked_by"] == "dave@example.com"
+    assert entry["labels"]["reason"] == "leaving the incident"
+    assert emu.google.recorder.unexpected == []
+
+
+@needs_rules
+def test_a_designated_approver_who_did_not_review_may_not_revoke(emu: Emulator) -> None:
+    number = activated(emu, project="payments-prod")
+    emu.github.put_file(emu.repo, POLICY_PATH, DESIGNATED)
+    emu.google.recorder.calls.clear()
+    _, answer = emu.comment(number, "dave", "/jit revoke")
+    assert answer.body["state"] == "refused"
+    assert google_calls(emu) == []
+    assert len(emu.activations("payments-prod")) == 1
+
+
+@needs_rules
+def test_a_revocation_pr_by_a_designated_approver_revokes(emu: Emulator) -> None:
+    target = activated(emu, project="payments-prod")
+    emu.github.put_file(emu.repo, POLICY_PATH, DESIGNATED)
+    emu.github.add_review(emu.repo, target, "dave", "APPROVED")
+    number = revocation_pr(emu, "dave", "requests/alice/request.yaml")
+    emu.pr_event("opened", number)
+    answer = emu.merge(number)
+    assert answer.status == 200, answer.body
+    assert answer.body["state"] == "revocation", answer.body
+    assert emu.activations("payments-prod") == []
+    [entry] = revoke_entries(emu)
+    assert entry["labels"]["revoked_by"] == "dave@example.com"

@@ -17,15 +17,18 @@ from datetime import datetime
 from webhook.core import audit_record as audit_events
 from webhook.core.audit_record import AuditRecord
 from webhook.core.conditions import activation_of
+from webhook.core.eligibility import EligibilityQuestion
 from webhook.core.model import (
     AccessRequest,
     Binding,
     ChangedFile,
     EligibilityFacts,
     Identities,
+    Policy,
     PullInfo,
     Review,
     ReviewState,
+    RoleSettings,
 )
 from webhook.core.names import STATUS_DESCRIPTION_MAX
 from webhook.core.records import revoke_insert_id, revoke_marker
@@ -33,6 +36,7 @@ from webhook.core.records import revoke_insert_id, revoke_marker
 # The renderer's inert spans and comment finishing are shared with the other comments, so that
 # requester text is shown the same way everywhere.
 from webhook.core.render import _code, _escape, _finish, _mention, rfc3339
+from webhook.core.rules import apply, fits, needs_ancestry, settings_for
 
 #: The command, at the start of a comment's first line.
 COMMAND = "/jit revoke"
@@ -74,7 +78,9 @@ class Authority(enum.Enum):
     REQUESTER = "the requester"
     REVOKER = "a listed revoker"
     REVIEWER = "a qualified reviewer"
-    ASK_ELIGIBILITY = "a reviewer, qualified if eligible with approval"  # needs a Google lookup
+    #: A reviewer of the PR: qualified if a designated approver of one of its roles' rules, or a
+    #: qualified peer where the rule lets peers count (`reviewer_question`, `qualified_reviewer`).
+    ASK_ELIGIBILITY = "a reviewer, qualified if a designated approver or a qualified peer"
     UNMAPPED = "no identity mapping"
     NOT_ALLOWED = "not allowed"
 
@@ -95,9 +101,10 @@ def authority(
     """Who `login` is for revoking the activation of a PR by `author`, from what costs no call.
 
     An unmapped login is refused first: the service acts on Google identities only. The
-    requester and the policy's revokers may always revoke; a reviewer of the PR may when their
-    identity is eligible with approval for one of its roles (`qualified_peer`, one eligibility
-    lookup); anyone else may not, and costs no Google call.
+    requester and the policy's revokers may always revoke; a reviewer of the PR may when they
+    are a qualified reviewer of one of its roles (`qualified_reviewer`: at most one
+    eligibility lookup, none for a designated `user:` approver); anyone else may not, and
+    costs no Google call.
     """
     me = identities.email_for(login)
     if me is None:
@@ -116,14 +123,99 @@ def authority(
     return Authority.NOT_ALLOWED
 
 
-def qualified_peer(
-    eligibility: EligibilityFacts, identity: str, roles: Iterable[str], requester: str | None
+def _possible(policy: Policy, project: str, role: str) -> tuple[RoleSettings, ...]:
+    """The settings that may apply to a role while the project's folders are unknown: every
+    rule that might fit up to the first that surely fits (or the top-level settings)."""
+    out: list[RoleSettings] = []
+    for rule in policy.rules:
+        fit = fits(rule.match, project, role, None)
+        if fit is False:
+            continue
+        out.append(apply(policy, role, rule))
+        if fit:
+            return tuple(out)
+    out.append(apply(policy, role, None))
+    return tuple(out)
+
+
+def qualified_reviewer(
+    policy: Policy,
+    request: AccessRequest,
+    identity: str,
+    requester: str | None,
+    facts: EligibilityFacts | None = None,
 ) -> bool:
-    """Is `identity` a qualified peer for one of `roles`: eligible through the multi-party
-    marker, and not the requester's own identity?"""
-    if requester is not None and identity.lower() == requester.lower():
+    """Is `identity` (a reviewer of the PR) a qualified reviewer of one of the request's roles
+    (README: revocation)? For each role, under the rule that applies to it: a designated
+    `user:` approver, a member of a designated `group:` approver (`facts.memberships`), or,
+    unless the rule sets `peers: false`, a qualified peer (eligible through the multi-party
+    marker). The requester's own identity never is.
+
+    Without `facts` (nothing looked up yet) only what needs no lookup is judged: a designated
+    `user:` approver of a role whose rule is settled without the project's folders. Roles
+    whose rule depends on folders the facts do not name are not judged (never allowed).
+    """
+    me = identity.lower()
+    if not me or (requester is not None and me == requester.lower()):
         return False
-    return any(eligibility.of(identity, role).multi_party for role in roles)
+    ancestry = facts.ancestry if facts is not None else None
+    groups = facts.memberships.get(me, frozenset()) if facts is not None else frozenset()
+    for role in request.roles:
+        settings = settings_for(policy, request.project, role, ancestry)
+        if settings is None:
+            continue
+        approval = settings.approval
+        if f"user:{me}" in approval.approvers:
+            return True
+        if facts is None:
+            continue
+        if any(a in groups for a in approval.approvers if a.startswith("group:")):
+            return True
+        if approval.peers and facts.of(me, role).multi_party:
+            return True
+    return False
+
+
+def reviewer_question(
+    policy: Policy, request: AccessRequest, identity: str, requester: str | None = None
+) -> EligibilityQuestion | None:
+    """The one eligibility question that settles whether a reviewer is a qualified reviewer
+    (after `qualified_reviewer` without facts said no), or None when no answer could make
+    them one: every rule that may apply sets `peers: false` and names no group, and none that
+    waits on the project's folders names them as a `user:` approver. Then a refusal costs no
+    Google call.
+
+    The reviewer is asked about as a vetoer is: their multi-party eligibility for the roles
+    where peers count, whatever the requester's marker, and their membership of the designated
+    groups; the project's ancestry is asked for when a rule matches folders. The question's
+    requester is the PR's (`requester`), who never qualifies; a reviewer with the requester's
+    identity is never asked about.
+    """
+    me = identity.lower()
+    if requester is not None and requester.lower() == me:
+        return None
+    peer_roles: list[str] = []
+    groups: dict[str, None] = {}
+    named = False
+    for role in request.roles:
+        for settings in _possible(policy, request.project, role):
+            approval = settings.approval
+            if approval.peers and role not in peer_roles:
+                peer_roles.append(role)
+            groups.update(dict.fromkeys(a for a in approval.approvers if a.startswith("group:")))
+            named = named or f"user:{me}" in approval.approvers
+    ancestry = needs_ancestry(policy, request.project, request.roles)
+    if not peer_roles and not groups and not (ancestry and named):
+        return None
+    return EligibilityQuestion(
+        requester=(requester or me).lower(),
+        roles=tuple(peer_roles) or tuple(dict.fromkeys(request.roles)),
+        peers=False,
+        vetoers=(me,),
+        veto_roles=tuple(peer_roles),
+        approver_groups=tuple(groups),
+        ancestry=ancestry,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -299,8 +391,9 @@ def refused_comment(
     listed = ", ".join(_mention(r) for r in revokers[:10]) if revokers else ""
     who_may = [
         f"- the requester, {_mention(author)};",
-        "- a qualified reviewer of one of its roles (a reviewer of this pull request eligible "
-        "for the role with approval);",
+        "- a qualified reviewer of one of its roles (a reviewer of this pull request who is a "
+        "designated approver of the role, or eligible for it with approval where the policy "
+        "lets qualified peers approve);",
         f"- a revoker listed in the policy ({listed})." if listed
         else "- a revoker listed in the policy's `revocation.revokers` (none is listed).",
     ]

@@ -4,9 +4,11 @@ Orchestration only; the rules (the command, who may revoke, the record and the c
 in `webhook.core.revocation`. The order of the effects is chosen so that a failure never
 leaves access without a record of its removal, nor a record of a removal that did not happen:
 
-1. the cheap checks first — the commenter's mapping, requester, the policy's revokers — so an
-   outsider or an unmapped commenter costs no Google call; a reviewer costs one eligibility
-   lookup;
+1. the cheap checks first — the commenter's mapping, requester, the policy's revokers, a
+   reviewer who is a designated `user:` approver of a role's rule — so an outsider or an
+   unmapped commenter costs no Google call; another reviewer costs one eligibility lookup,
+   and none when the rules leave nothing a lookup could show (`peers: false` and no approver
+   group);
 2. IAM first: the PR's activation bindings are removed in one etag-guarded read-modify-write
    (removing access is the safe direction, and Cloud Audit Logs record that write with the
    revoker in its request reason);
@@ -29,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from webhook.core.checks import UNREAD
-from webhook.core.eligibility import EligibilityQuestion, source_for
+from webhook.core.eligibility import source_for
 from webhook.core.errors import JitAccessError
 from webhook.core.identities import MAX_IDENTITIES_BYTES
 from webhook.core.merge import StatusUpdate
@@ -43,9 +45,10 @@ from webhook.core.revocation import (
     RevocationTarget,
     authority,
     nothing_active_comment,
-    qualified_peer,
+    qualified_reviewer,
     refused_comment,
     request_reason,
+    reviewer_question,
     revocation_failed_comment,
     revocation_paths,
     revocation_pr_comment,
@@ -159,22 +162,15 @@ class Revocations:
             identities=identities, reviews=reviews,
         )
         if who is Authority.ASK_ELIGIBILITY:
-            requester = identities.email_for(pull.author)
             try:
-                facts = lc.eligibility.check(
-                    scope=policy.scope, project=request.project,
-                    # Revoking grants nothing: never a Policy Analyzer query.
-                    settings=source_for(policy.eligibility, granting=False),
-                    question=EligibilityQuestion(
-                        requester=revoker_identity, roles=tuple(request.roles), peers=False
-                    ),
+                qualified = self._qualified(
+                    policy, request, revoker_identity, identities.email_for(pull.author)
                 )
             except JitAccessError as exc:
                 return LifecycleResult(
                     f"PR #{number}: the reviewer's eligibility could not be looked up: {exc}",
                     failed=True, state="error",
                 )
-            qualified = qualified_peer(facts, revoker_identity, request.roles, requester)
             who = Authority.REVIEWER if qualified else Authority.NOT_ALLOWED
         if not who.allowed:
             gh.create_comment(
@@ -397,11 +393,27 @@ class Revocations:
             identities=identities, reviews=self.lc.github.reviews(target.number),
         )
         if who is Authority.ASK_ELIGIBILITY:
-            me = identities.email_for(login) or ""
-            facts = self.lc.eligibility.check(
-                scope=policy.scope, project=request.project,
-                settings=source_for(policy.eligibility, granting=False),
-                question=EligibilityQuestion(requester=me, roles=tuple(request.roles), peers=False),
+            return self._qualified(
+                policy, request, identities.email_for(login) or "",
+                identities.email_for(target.author),
             )
-            return qualified_peer(facts, me, request.roles, identities.email_for(target.author))
         return who.allowed
+
+    def _qualified(
+        self, policy: Policy, request: AccessRequest, identity: str, requester: str | None
+    ) -> bool:
+        """Is a reviewer of the PR a qualified reviewer of one of its roles? A designated
+        `user:` approver is known without a call; otherwise one eligibility lookup, unless no
+        answer could qualify them (`reviewer_question`)."""
+        if qualified_reviewer(policy, request, identity, requester):
+            return True
+        question = reviewer_question(policy, request, identity, requester)
+        if question is None:
+            return False
+        facts = self.lc.eligibility.check(
+            scope=policy.scope, project=request.project,
+            # Revoking grants nothing: never a Policy Analyzer query.
+            settings=source_for(policy.eligibility, granting=False),
+            question=question,
+        )
+        return qualified_reviewer(policy, request, identity, requester, facts)
