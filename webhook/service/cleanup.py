@@ -46,6 +46,12 @@ After the removals, two steps that need no further IAM read (`webhook.core.recon
   the etag-guarded read-modify-write, as for expired ones. The search is eventually consistent:
   a binding that has just been removed may still be judged (its removal then finds nothing to
   remove), one just written is judged by the next run.
+- Break-glass reviews (docs/design.md, *Break-glass review*). One `entries.list` query of the
+  break-glass entries (activations, reviews, reports) since `break_glass.lookback`; each
+  activation of this repository not reviewed within `review_within` and not yet reported gets
+  `gitops.breakGlassUnreviewed` (WARNING, deterministic insertId) and then one comment (marker
+  `<!-- jit-access:break-glass-unreviewed -->`). The entry first: a failed entry leaves the PR
+  for the next run, and nothing is said without its record.
 """
 
 from __future__ import annotations
