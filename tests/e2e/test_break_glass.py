@@ -34,6 +34,8 @@ from webhook.core.model import (
     RoleDecision,
     State,
 )
+from webhook.core.names import POLICY_PATH
+from webhook.core.policy import parse_policy
 from webhook.core.request_file import parse_request
 from webhook.service import break_glass as service_break_glass
 
@@ -88,6 +90,9 @@ def reads(emu: Emulator) -> int:
 def merged_glass_request(emu: Emulator, *, author: str = "alice", audited: bool = True) -> int:
     """A merged break-glass request PR of `author` on payments-prod; with `audited`, its
     break-glass activation entry (ALERT) in the audit log, as the merge writes it."""
+    if parse_policy(GLASS_POLICY.encode())[0] is not None:
+        # The policy parser knows `break_glass:`: enable it, as a real deployment would.
+        emu.github.put_file(emu.repo, POLICY_PATH, GLASS_POLICY)
     number = emu.open_request(author, glass_yaml())
     emu.github.merge(emu.repo, number, merged_by="jit-access[bot]")
     if audited:
@@ -364,3 +369,43 @@ def test_a_break_glass_request_is_activated_loudly_and_reviewed_after_the_fact()
         emu.advance(timedelta(minutes=5))
         assert emu.review(number, "bob", "APPROVED")[1].body["state"] == "reviewed"
         assert len(events(emu, REVIEW)) == 1
+
+
+COMMENTS = r"^/repos/acme/access/issues/\d+/comments$"
+
+
+def test_a_failed_review_comment_fails_the_delivery_and_a_redelivery_posts_it(
+    emu: Emulator,
+) -> None:
+    number = merged_glass_request(emu)
+    emu.github.recorder.fail("POST", COMMENTS, 502, times=20, body={"message": "Server Error"})
+
+    review_id, answer = emu.review(number, "bob", "APPROVED")
+
+    assert answer.status >= 500, answer.body
+    assert len(events(emu, REVIEW)) == 1  # recorded before the comment was tried
+    emu.github.recorder.faults.clear()
+    again = emu.deliver("pull_request_review",
+                        emu.review_payload("submitted", number, review_id))
+    assert again.body["state"] == "reviewed", again.body
+    assert "posted again" in again.body["message"]
+    assert len(events(emu, REVIEW)) == 1
+    assert len([c for c in emu.comments(number) if c.startswith(REVIEWED_MARKER)]) == 1
+
+
+def test_a_failed_unreviewed_comment_is_reported_and_the_entry_stands_once(
+    emu: Emulator,
+) -> None:
+    number = merged_glass_request(emu)
+    emu.advance(timedelta(hours=25))
+    emu.github.recorder.fail("POST", COMMENTS, 502, times=20, body={"message": "Server Error"})
+
+    body = run_cleanup(emu)
+
+    assert body["unreviewed"] == [number]
+    assert "break-glass review comment failed" in body["errors"][f"{emu.repo}#{number}"]
+    assert len(events(emu, UNREVIEWED)) == 1
+    emu.github.recorder.faults.clear()
+    # The entry is the record: the next run writes no second one (and says nothing more).
+    assert "unreviewed" not in run_cleanup(emu)
+    assert len(events(emu, UNREVIEWED)) == 1
