@@ -289,7 +289,7 @@ def review_record(
         ),
         timestamp=at.astimezone(UTC).replace(microsecond=0),
         insert_id=review_insert_id(pr_reference),
-        rules=activation.rules if activation.rules else None,
+        rules=activation.rules or ("",) * len(activation.roles),
         break_glass=True,
     )
 
@@ -319,7 +319,7 @@ def unreviewed_record(
         severity="WARNING",
         timestamp=at.replace(microsecond=0),
         insert_id=unreviewed_insert_id(pr_reference),
-        rules=activation.rules if activation.rules else None,
+        rules=activation.rules or ("",) * len(activation.roles),
         break_glass=True,
     )
 
