@@ -13,7 +13,8 @@ base64 strings; errors as `{"error": {"code", "message", "status"}}`):
   `timestamp` (Logging shows such duplicates once);
 - `POST /v2/entries:list` (Cloud Logging) with the subset of the Logging query language the
   service uses — `logName`, `insertId` and `labels.KEY` compared with `=`, `timestamp` with
-  `>=`, `>`, `<=`, `<`, terms joined by `AND`, `OR` inside parentheses — and `resourceNames`
+  `>=`, `>`, `<=`, `<`, `severity` (by rank, e.g. `severity>=ALERT`) likewise, terms joined
+  by `AND`, `OR` inside parentheses — and `resourceNames`
   (projects), `orderBy` (`timestamp asc|desc`), `pageSize`, `pageToken`. Any other filter is
   answered 400 naming what the fake does not understand, so a test cannot pass on a query the
   real API would read differently. Entries with the same `insertId` and `timestamp` in one
@@ -515,6 +516,8 @@ def parse_filter(text: str) -> EntryTest:
         if op_kind != "op":
             raise FilterError(f"expected an operator after {name}, found {op!r}")
         value_kind, literal = take()
+        if name == "severity":
+            return _severity_test(op, value_kind, literal)
         if value_kind != "string":
             raise FilterError(f"the fake wants a quoted value after {name}{op}, found {literal!r}")
         value = _unquote(literal)
@@ -572,6 +575,36 @@ def parse_filter(text: str) -> EntryTest:
             )
         terms.append(term())
     return lambda entry, ts: all(t(entry, ts) for t in terms)
+
+
+#: Severities in their order (Logging compares them by rank, not as strings).
+_SEVERITY_RANK = {
+    name: rank for rank, name in enumerate(
+        ("DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT",
+         "EMERGENCY")
+    )
+}
+
+
+def _severity_test(op: str, value_kind: str, literal: str) -> EntryTest:
+    """`severity>=ALERT` (the name bare or quoted): compared by rank, as Logging does."""
+    name = _unquote(literal) if value_kind == "string" else literal
+    if value_kind not in ("string", "word") or name.upper() not in _SEVERITY_RANK:
+        raise FilterError(f"severity {literal!r} is not a severity name")
+    ranks: dict[str, Callable[[int, int], bool]] = {
+        ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+        "=": operator.eq,
+    }
+    if op not in ranks:
+        raise FilterError(f"operator {op!r} on severity is not supported by the fake")
+    bound = _SEVERITY_RANK[name.upper()]
+    compare = ranks[op]
+
+    def test(entry: JSON, ts: datetime | None) -> bool:
+        rank = _SEVERITY_RANK.get(str(entry.get("severity", "DEFAULT")).upper())
+        return rank is not None and compare(rank, bound)
+
+    return test
 
 
 def _wire_time(moment: datetime) -> str:

@@ -65,7 +65,11 @@ def test_self_approval_lifecycle(emu: Emulator) -> None:
         "pull_request": labels(activation)["pull_request"],
         "commit": emu.github.pull("acme/access", number).head_sha,
         "delivery_id": "x",
+        "rule": labels(activation)["rule"],
     }
+    # The role is under the top-level settings: `default` once the decision names each role's
+    # settings ("" while it does not).
+    assert labels(activation)["rule"] in ("default", "")
     comments = emu.comments(number)
     assert len(comments) == 2  # the status comment, then a new activation comment
     assert "2026-11-29T11:00:00Z" in comments[1]

@@ -16,7 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from webhook.core.audit_record import ACTIVATE_ROLE, REFUSE_ACTIVATION, AuditRecord
+from webhook.core.audit_record import (
+    ACTIVATE_ROLE,
+    REFUSE_ACTIVATION,
+    REVIEW_BREAK_GLASS,
+    AuditRecord,
+)
+from webhook.core.break_glass import BreakGlassEntry
 from webhook.core.conditions import ACTIVATION_TITLE, parse_activation_expression
 from webhook.core.eligibility import EligibilityQuestion, prune
 from webhook.core.errors import (
@@ -373,6 +379,30 @@ class MemoryAudit:
                 found.setdefault((r.insert_id, r.timestamp), AuditedDecision(
                     r.event, r.commit, r.timestamp, r.insert_id or "", r.activation_start,
                     r.activation_end, r.message,
+                ))
+        return tuple(found.values())
+
+    def break_glass_entries(
+        self, pull_request_url: str, *, since: datetime
+    ) -> tuple[BreakGlassEntry, ...]:
+        """A PR's break-glass activation and review entries, as `AuditLog` reads them."""
+        self.reads.append((pull_request_url, since))
+        if self.fail_read is not None:
+            raise self.fail_read
+        found: dict[tuple[str | None, datetime | None], BreakGlassEntry] = {}
+        for r in self.records:
+            if (
+                r.event in (ACTIVATE_ROLE, REVIEW_BREAK_GLASS) and r.break_glass
+                and r.pull_request == pull_request_url
+                and (r.timestamp is None or r.timestamp >= since)
+            ):
+                found.setdefault((r.insert_id, r.timestamp), BreakGlassEntry(
+                    event=r.event, pull_request=r.pull_request, timestamp=r.timestamp,
+                    insert_id=r.insert_id or "", user=r.labels()["user"], project=r.project,
+                    roles=r.roles, rules=r.rules or (), justification=r.justification,
+                    start=r.activation_start, end=r.activation_end,
+                    reviewers=tuple(r.labels()["reviewers"].split(",")) if r.reviewers else (),
+                    commit=r.commit, break_glass=True,
                 ))
         return tuple(found.values())
 

@@ -475,3 +475,31 @@ def test_a_command_without_a_comment_id_is_malformed() -> None:
     data["comment"]["id"] = True
     with pytest.raises(MalformedPayload):
         verdict_of(name, data)
+
+
+# --------------------------------------------------------------------------------------------
+# Approvals after the merge (README: break-glass)
+
+
+def test_an_approval_of_a_merged_pr_is_marked_as_a_possible_after_the_fact_review() -> None:
+    data = copy.deepcopy(payload("pull_request_review.submitted.approved.json"))
+    data["pull_request"]["state"] = "closed"
+    data["pull_request"]["merged_at"] = "2026-11-29T10:00:00Z"
+
+    verdict = verdict_of("pull_request_review", data)
+
+    assert verdict == Verdict(Kind.REVIEW, number=8, reviewer="baxterthehacker", after_merge=True)
+
+
+def test_other_reviews_of_a_merged_pr_and_approvals_of_an_open_one_are_plain_reviews() -> None:
+    data = copy.deepcopy(payload("pull_request_review.submitted.approved.json"))
+    assert verdict_of("pull_request_review", data).after_merge is False  # open
+    data["pull_request"]["merged_at"] = "2026-11-29T10:00:00Z"
+    data["review"]["state"] = "changes_requested"
+    assert verdict_of("pull_request_review", data).after_merge is False
+    dismissed = copy.deepcopy(payload("pull_request_review.dismissed.json"))
+    dismissed["pull_request"]["merged_at"] = "2026-11-29T10:00:00Z"
+    assert verdict_of("pull_request_review", dismissed).after_merge is False
+    data["review"]["state"] = "approved"
+    data["pull_request"]["merged_at"] = 5  # not a time: no hint
+    assert verdict_of("pull_request_review", data).after_merge is False

@@ -574,6 +574,7 @@ def test_opening_a_request_that_can_be_granted_is_audited_as_a_request() -> None
         commit=HEAD,
         delivery_id="d-1",
         message="gitops.requestRole for acme/access#7",
+        rules=("", ""),  # the decision settled no rule for its roles
     )
     assert change_record(PENDING, pull(), IDENTITIES, "d-1", opened=True) is not None
 
@@ -649,7 +650,10 @@ def test_an_activation_is_audited_with_its_window_dated_at_its_start() -> None:
         ),
         timestamp=start,
         insert_id=f"activate:acme/access#7@{HEAD}",
+        rules=("", ""),
     )
+    assert record.effective_severity == "NOTICE"
+    assert "break_glass" not in record.labels()
 
 
 # ----------------------------------------------------------------------------------------------

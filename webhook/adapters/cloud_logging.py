@@ -18,7 +18,7 @@ project), which is why only a merge makes it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -32,15 +32,20 @@ from webhook.adapters.google_clients import (
 from webhook.core.audit_record import (
     ACTIVATE_ROLE,
     APPROVE_ROLE,
+    BREAK_GLASS_LABEL,
     EVENTS,
     LABEL_KEYS,
     ORPHANED_ACTIVATION,
     REFUSE_ACTIVATION,
     REMOVE_EXPIRED,
     REQUEST_ROLE,
+    REVIEW_BREAK_GLASS,
+    RULE_LABEL,
     AuditRecord,
     audit_time,
 )
+from webhook.core.break_glass import RECORD_EVENTS as BREAK_GLASS_EVENTS
+from webhook.core.break_glass import BreakGlassEntry
 from webhook.core.budget import Budget
 from webhook.core.errors import AuditError
 from webhook.core.ports import AuditedDecision
@@ -71,6 +76,15 @@ RECONCILE_EVENTS = (ACTIVATE_ROLE, ORPHANED_ACTIVATION)
 #: fails rather than judge bindings on part of the record.
 RECONCILE_PAGE = 1000
 MAX_RECONCILE_ENTRIES = 20_000
+
+#: The events the after-the-fact review of one PR reads back (`AuditLog.break_glass_entries`),
+#: and how many of them at most: one activation and one review per PR, with room for copies.
+REVIEW_EVENTS = (ACTIVATE_ROLE, REVIEW_BREAK_GLASS)
+MAX_REVIEW_ENTRIES = 20
+#: Entries per page and in all of the cleanup's read of break-glass records: past the cap the
+#: read fails rather than call an activation unreviewed on part of the record.
+BREAK_GLASS_PAGE = 1000
+MAX_BREAK_GLASS_ENTRIES = 5_000
 
 #: What reading the audit log can raise: a call's failures, and an entry of an unexpected shape.
 READ_FAILURES: tuple[type[BaseException], ...] = (*CALL_FAILURES, KeyError)
@@ -201,6 +215,64 @@ class AuditLog:
                 found.setdefault((activation.insert_id, _entry_time(entry)), activation)
         return tuple(found.values())
 
+    def break_glass_entries(
+        self, pull_request_url: str, *, since: datetime
+    ) -> tuple[BreakGlassEntry, ...]:
+        """A PR's break-glass activation and review entries dated at or after `since`, oldest
+        first, each once: one `entries.list` request (label `break_glass: "true"`)."""
+        project = self._clients.audit_project or ""
+        log_name = f"projects/{project}/logs/{self._log_name}"
+        events = " OR ".join(f"labels.event={_quoted(e)}" for e in REVIEW_EVENTS)
+        query = (
+            f"logName={_quoted(log_name)} AND labels.pull_request={_quoted(pull_request_url)} "
+            f"AND ({events}) AND labels.{BREAK_GLASS_LABEL}=\"true\" "
+            f"AND timestamp>={_quoted(audit_time(since))}"
+        )
+        entries = self._list(query, page_size=MAX_REVIEW_ENTRIES, limit=MAX_REVIEW_ENTRIES)
+        return _unique(
+            e for e in map(_break_glass_entry, entries)
+            if e is not None and e.pull_request.lower() == pull_request_url.lower()
+        )
+
+    def break_glass_records(self, *, since: datetime) -> tuple[BreakGlassEntry, ...]:
+        """Every break-glass activation, review and unreviewed entry dated at or after
+        `since`, oldest first, each once: one `entries.list` query for all PRs (pages of
+        BREAK_GLASS_PAGE; AuditError past MAX_BREAK_GLASS_ENTRIES)."""
+        project = self._clients.audit_project or ""
+        log_name = f"projects/{project}/logs/{self._log_name}"
+        events = " OR ".join(f"labels.event={_quoted(e)}" for e in BREAK_GLASS_EVENTS)
+        # One query with OR rather than one per event: every entry of the record carries the
+        # label, and reviews and reports are as rare as break-glass activations themselves.
+        query = (
+            f"logName={_quoted(log_name)} AND ({events}) "
+            f"AND labels.{BREAK_GLASS_LABEL}=\"true\" "
+            f"AND timestamp>={_quoted(audit_time(since))}"
+        )
+        entries = self._list(
+            query, page_size=BREAK_GLASS_PAGE, limit=MAX_BREAK_GLASS_ENTRIES + 1
+        )
+        if len(entries) > MAX_BREAK_GLASS_ENTRIES:
+            raise AuditError(
+                f"The audit log holds more than {MAX_BREAK_GLASS_ENTRIES} break-glass entries "
+                f"since {audit_time(since)}: too many to check in one run"
+            )
+        return _unique(e for e in map(_break_glass_entry, entries) if e is not None)
+
+    def _list(self, query: str, *, page_size: int, limit: int) -> list[Any]:
+        """One `entries.list` query of the audit project, oldest first."""
+        project = self._clients.audit_project or ""
+        from google.cloud.logging import ASCENDING
+
+        def read() -> list[Any]:
+            return list(
+                self._clients.logging.list_entries(
+                    resource_names=[f"projects/{project}"], filter_=query, order_by=ASCENDING,
+                    page_size=page_size, max_results=limit,
+                )
+            )
+
+        return self._read(read)
+
     def _read(self, read: Callable[[], list[Any]]) -> list[Any]:
         """Run one `entries.list` read with bounded retries; AuditError when it fails."""
         try:
@@ -280,6 +352,44 @@ def _audited(entry: Any, pull_request_url: str) -> AuditedDecision | None:
         activation_end=_label_time(labels.get("activation_end")),
         message=str(payload.get("message", "")),
     )
+
+
+def _break_glass_entry(entry: Any) -> BreakGlassEntry | None:
+    """An entry of `entries.list` as a break-glass record, or None if it is not one."""
+    labels = entry.labels if isinstance(getattr(entry, "labels", None), dict) else {}
+    event = labels.get("event")
+    if event not in BREAK_GLASS_EVENTS or labels.get(BREAK_GLASS_LABEL) != "true":
+        return None  # the query matched case-insensitively; the labels the service writes
+
+    def items(key: str) -> tuple[str, ...]:
+        return tuple(r for r in str(labels.get(key, "")).split(",") if r)
+
+    roles = items("role")
+    rules = tuple(str(labels.get(RULE_LABEL, "")).split(",")) if labels.get(RULE_LABEL) else ()
+    return BreakGlassEntry(
+        event=str(event),
+        pull_request=str(labels.get("pull_request", "")),
+        timestamp=_entry_time(entry),
+        insert_id=str(getattr(entry, "insert_id", "") or ""),
+        user=str(labels.get("user", "")),
+        project=str(labels.get("project", "")),
+        roles=roles,
+        rules=rules if len(rules) == len(roles) else (),
+        justification=str(labels.get("justification", "")),
+        start=_label_time(labels.get("activation_start")),
+        end=_label_time(labels.get("activation_end")),
+        reviewers=items("reviewers"),
+        commit=str(labels.get("commit", "")),
+        break_glass=True,
+    )
+
+
+def _unique(entries: Iterable[BreakGlassEntry]) -> tuple[BreakGlassEntry, ...]:
+    """Each entry once by insert id and time (Cloud Logging shows such copies once too)."""
+    found: dict[tuple[str, datetime | None], BreakGlassEntry] = {}
+    for entry in entries:
+        found.setdefault((entry.insert_id, entry.timestamp), entry)
+    return tuple(found.values())
 
 
 def _label_time(text: object) -> datetime | None:

@@ -20,11 +20,23 @@ REMOVE_EXPIRED = "gitops.removeExpired"
 ORPHANED_ACTIVATION = "gitops.orphanedActivation"
 REMOVE_ORPHAN = "gitops.removeOrphan"
 REVOKE_ROLE = "gitops.revokeRole"
+REVIEW_BREAK_GLASS = "gitops.reviewBreakGlass"
+BREAK_GLASS_UNREVIEWED = "gitops.breakGlassUnreviewed"
 
 EVENTS = (
     REQUEST_ROLE, APPROVE_ROLE, ACTIVATE_ROLE, REFUSE_ACTIVATION, REMOVE_EXPIRED,
-    ORPHANED_ACTIVATION, REMOVE_ORPHAN, REVOKE_ROLE,
+    ORPHANED_ACTIVATION, REMOVE_ORPHAN, REVOKE_ROLE, REVIEW_BREAK_GLASS, BREAK_GLASS_UNREVIEWED,
 )
+
+#: The severity of a break-glass activation's entry (README: break-glass): above every other
+#: entry of the log, so that an alerting policy on `severity>=ALERT` sees each one.
+BREAK_GLASS_SEVERITY = "ALERT"
+#: The label that marks the entries of a break-glass activation and of its review.
+BREAK_GLASS_LABEL = "break_glass"
+#: The label naming the rule applied to each role, in the order of `role` (README: rules).
+RULE_LABEL = "rule"
+#: The `rule` label's name for a role under the top-level settings (no rule applied).
+DEFAULT_RULE = "default"
 
 _SEVERITY = {
     ACTIVATE_ROLE: "NOTICE",
@@ -33,6 +45,8 @@ _SEVERITY = {
     REFUSE_ACTIVATION: "WARNING",
     ORPHANED_ACTIVATION: "WARNING",
     REMOVE_ORPHAN: "NOTICE",
+    REVIEW_BREAK_GLASS: "NOTICE",
+    BREAK_GLASS_UNREVIEWED: "WARNING",
 }
 
 #: The label keys of every entry, in the order of README: audit log.
@@ -85,6 +99,11 @@ class AuditRecord:
     insert_id: str | None = None  # Cloud Logging treats entries with the same id and time as one
     # Labels some events carry beside LABEL_KEYS (a revocation's `revoked_by` and `reason`).
     extra_labels: tuple[tuple[str, str], ...] = ()
+    #: The rule applied to each of `roles`, in their order (`default`: the top-level settings;
+    #: "" where it is not known); None: the entry has no `rule` label.
+    rules: tuple[str, ...] | None = None
+    #: A break-glass activation, or the review of one: label `break_glass: "true"`.
+    break_glass: bool = False
 
     @property
     def effective_severity(self) -> str:
@@ -105,7 +124,12 @@ class AuditRecord:
             "pull_request": self.pull_request,
             "commit": self.commit,
             "delivery_id": self.delivery_id,
-            **{key: value for key, value in self.extra_labels if key not in LABEL_KEYS},
+            **({RULE_LABEL: rule_label(self.rules)} if self.rules is not None else {}),
+            **({BREAK_GLASS_LABEL: "true"} if self.break_glass else {}),
+            **{
+                key: value for key, value in self.extra_labels
+                if key not in LABEL_KEYS and key not in (RULE_LABEL, BREAK_GLASS_LABEL)
+            },
         }
 
     def payload(self) -> dict[str, Any]:
@@ -127,5 +151,16 @@ class AuditRecord:
             ORPHANED_ACTIVATION: "holds an activation no audit entry explains:",
             REMOVE_ORPHAN: "no longer holds the orphaned activation",
             REVOKE_ROLE: "was revoked",
+            REVIEW_BREAK_GLASS: "had the break-glass activation reviewed of",
+            BREAK_GLASS_UNREVIEWED: "has an unreviewed break-glass activation of",
         }.get(self.event, self.event)
         return f"{who} {verb} {roles}{where}{until}"
+
+
+def rule_label(rules: tuple[str, ...]) -> str:
+    """The `rule` label: the rules of the roles, comma-separated in the order of `role`; ""
+    when none is known. A comma in a rule's name is written as a space, so that the label
+    still has one item per role."""
+    if not any(rules):
+        return ""
+    return ",".join(r.replace(",", " ") for r in rules)

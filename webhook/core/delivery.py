@@ -117,6 +117,10 @@ class Verdict:
     number: int | None = None  # the pull request, for changes, reviews, merges
     opened: bool = False  # a change that opened or reopened the pull request
     reviewer: str | None = None  # the review's author, for reviews
+    # For reviews: an approval submitted on a PR the payload says is merged — maybe the
+    # after-the-fact review of a break-glass activation (README: break-glass). Only a hint of
+    # where to look: the handler re-reads the PR and its reviews.
+    after_merge: bool = False
     # For a foreign installation: the installation the delivery named, when it is a valid id
     # (a reinstalled App delivers with a new one).
     installation: int | None = None
@@ -264,7 +268,16 @@ def _review(action: str | None, payload: Mapping[str, Any]) -> Verdict:
         return _ignored(
             Reason.COMMENT_REVIEW, f"PR #{number}: review comment or edit; nothing to do"
         )
-    return Verdict(Kind.REVIEW, number=number, reviewer=login if isinstance(login, str) else None)
+    pull = payload.get("pull_request")
+    merged_at = pull.get("merged_at") if isinstance(pull, Mapping) else None
+    after_merge = (
+        action == "submitted" and isinstance(state, str) and state.lower() == "approved"
+        and isinstance(merged_at, str) and bool(merged_at)
+    )
+    return Verdict(
+        Kind.REVIEW, number=number, reviewer=login if isinstance(login, str) else None,
+        after_merge=after_merge,
+    )
 
 
 def _rerun(

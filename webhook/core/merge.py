@@ -483,9 +483,11 @@ def audit_entry(
     end: datetime | None = None,
     timestamp: datetime | None = None,
     insert_id: str | None = None,
+    severity: str | None = None,
+    break_glass: bool = False,
 ) -> AuditRecord:
     """The audit entry of `event` for a decision on `pull`; the reviewers are the identities of
-    the approvers whose approvals counted."""
+    the approvers whose approvals counted, the `rule` label names each role's rule."""
     request = decision.request
     roles = request.roles if request else ()
     return AuditRecord(
@@ -503,7 +505,27 @@ def audit_entry(
         message=message or f"{event} for {decision.pr.reference}",
         timestamp=timestamp,
         insert_id=insert_id,
+        rules=rules_of(decision, roles),
+        severity=severity,
+        break_glass=break_glass,
     )
+
+
+def rules_of(decision: Decision, roles: Sequence[str]) -> tuple[str, ...]:
+    """The rule applied to each of `roles` (README: rules): its name, `default` for the
+    top-level settings, "" where the decision settled none (an invalid request).
+
+    Every entry of a decision carries the label, with or without `rules:` in the policy, so
+    that a query on `labels.rule` needs no knowledge of when the policy gained rules."""
+    settled = {r.role: r.settings for r in decision.roles}
+    out = []
+    for role in roles:
+        settings = settled.get(role)
+        if settings is None:
+            out.append("")
+        else:
+            out.append(settings.rule or audit_events.DEFAULT_RULE)
+    return tuple(out)
 
 
 def change_record(
@@ -566,6 +588,7 @@ def refusal_record(
         message=f"{REFUSAL_PREFIX}{reason}",
         timestamp=pull.merged_at,
         insert_id=refusal_insert_id(decision.pr.reference, pull.head_sha),
+        break_glass=decision.break_glass,
     )
 
 
@@ -588,7 +611,12 @@ def activation_record(
         message=(
             f"{decision.requester} activated {', '.join(request.roles)} on {request.project} "
             f"until {rfc3339(end)} ({decision.pr.reference})"
+            + (" as BREAK-GLASS, without approval" if decision.break_glass else "")
         ),
         start=start, end=end, timestamp=start,
         insert_id=activation_insert_id(decision.pr.reference, pull.head_sha),
+        # A break-glass activation is granted without approvals: loud in the log, marked so
+        # that its after-the-fact review and the cleanup's check find it (README: break-glass).
+        severity=audit_events.BREAK_GLASS_SEVERITY if decision.break_glass else None,
+        break_glass=decision.break_glass,
     )

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from webhook.core.audit_record import AuditRecord
+from webhook.core.break_glass import BreakGlassEntry
 from webhook.core.checks import CheckRun, Unread
 from webhook.core.eligibility import EligibilityQuestion
 from webhook.core.model import (
@@ -144,13 +145,18 @@ class AuditPort(Protocol):
 
     `decisions` reads the activation and refusal entries of one PR (by its `pull_request`
     label) dated at or after `since`, each once; a failed read raises `AuditError`. It costs
-    a quota-limited Cloud Logging read: only a merge calls it.
+    a quota-limited Cloud Logging read: only a merge calls it. `break_glass_entries` reads a
+    PR's break-glass activation and review entries the same way: only an approval of a merged
+    break-glass request by a reviewer who could be qualified calls it.
     """
 
     def write(self, record: AuditRecord) -> None: ...
     def decisions(
         self, pull_request_url: str, *, since: datetime
     ) -> tuple[AuditedDecision, ...]: ...
+    def break_glass_entries(
+        self, pull_request_url: str, *, since: datetime
+    ) -> tuple[BreakGlassEntry, ...]: ...
 
 
 class VerdictPort(Protocol):

@@ -46,6 +46,12 @@ After the removals, two steps that need no further IAM read (`webhook.core.recon
   the etag-guarded read-modify-write, as for expired ones. The search is eventually consistent:
   a binding that has just been removed may still be judged (its removal then finds nothing to
   remove), one just written is judged by the next run.
+- Break-glass reviews (docs/design.md, *Break-glass review*). One `entries.list` query of the
+  break-glass entries (activations, reviews, reports) since `break_glass.lookback`; each
+  activation of this repository not reviewed within `review_within` and not yet reported gets
+  `gitops.breakGlassUnreviewed` (WARNING, deterministic insertId) and then one comment (marker
+  `<!-- jit-access:break-glass-unreviewed -->`). The entry first: a failed entry leaves the PR
+  for the next run, and nothing is said without its record.
 """
 
 from __future__ import annotations
@@ -76,6 +82,14 @@ from webhook.adapters.google_clients import (
 )
 from webhook.adapters.iam import Activator, activation_bindings
 from webhook.core.audit_record import REMOVE_ORPHAN
+from webhook.core.break_glass import (
+    UNREVIEWED_MARKER,
+    lookback,
+    overdue,
+    pull_number,
+    unreviewed_comment,
+    unreviewed_record,
+)
 from webhook.core.budget import PRODUCTION, Budget
 from webhook.core.conditions import ACTIVATION_TITLE, activation_of
 from webhook.core.durations import utc_timestamp
@@ -161,6 +175,8 @@ class CleanupReport:
     foreign: tuple[LiveActivation, ...] = ()
     #: PRs that got their expiry comment in this run.
     commented: tuple[int, ...] = ()
+    #: PRs whose break-glass activation this run reported as not reviewed in time.
+    unreviewed: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -184,6 +200,11 @@ class CleanupReport:
                 text += f" ({len(self.orphans_removed)} removed)"
         if self.foreign:
             text += f"; {len(self.foreign)} foreign activation(s) left alone"
+        if self.unreviewed:
+            text += (
+                f"; {len(self.unreviewed)} break-glass activation(s) not reviewed in time: "
+                + ", ".join(f"#{n}" for n in self.unreviewed)
+            )
         if self.errors:
             text += "; failed: " + "; ".join(f"{p}: {m}" for p, m in sorted(self.errors.items()))
         if self.left:
@@ -236,6 +257,8 @@ class CleanupReport:
                 out[key] = [f.as_json() for f in found]
         if self.commented:
             out["commented"] = list(self.commented)
+        if self.unreviewed:
+            out["unreviewed"] = list(self.unreviewed)
         return out
 
 
@@ -335,10 +358,12 @@ class Cleaner:
         repository: str | None = None,
         notes: PullRequestNotes | None = None,
         remove_orphans: bool = False,
+        review_within: timedelta | None = None,
     ) -> CleanupReport:
         """Remove every activation in `scope` that ended at or before `now`; with `repository`,
         reconcile the live ones with the audit log (and remove orphans with `remove_orphans`);
-        with `notes` too, comment on the PRs whose activations expired.
+        with `notes` too, comment on the PRs whose activations expired, and with
+        `review_within` report the break-glass activations not reviewed within it.
 
         No project is started once `cleanup_deadline` seconds have passed since the call (the
         search included); projects in flight finish, the others are reported as `left`.
@@ -386,11 +411,52 @@ class Cleaner:
         orphaned, orphans_removed, foreign = self._reconcile(
             found, now, repository, remove_orphans, errors
         )
+        unreviewed = (
+            self._report_unreviewed(now, repository, notes, review_within, errors)
+            if notes is not None and review_within is not None else []
+        )
         return dataclasses.replace(
             report, errors=errors, orphaned=tuple(orphaned),
             orphans_removed=tuple(orphans_removed), foreign=tuple(foreign),
-            commented=tuple(commented),
+            commented=tuple(commented), unreviewed=tuple(unreviewed),
         )
+
+    def _report_unreviewed(
+        self, now: datetime, repository: str, notes: PullRequestNotes,
+        review_within: timedelta, errors: dict[str, str],
+    ) -> list[int]:
+        """Report each break-glass activation of `repository` not reviewed within
+        `review_within` (module docstring): one audit read, then per such PR its
+        `gitops.breakGlassUnreviewed` entry and one comment; the PRs reported."""
+        try:
+            entries = self._audit.break_glass_records(since=lookback(review_within, now))
+        except JitAccessError as e:
+            errors["break-glass reviews"] = str(e)
+            return []
+        reported: list[int] = []
+        for item in overdue(entries, review_within, now):
+            number = pull_number(item.activation.pull_request, repository)
+            if number is None:
+                continue  # another repository's activation (a shared audit project)
+            reference = f"{repository}#{number}"
+            try:
+                self._audit.write(unreviewed_record(
+                    item, pr_reference=reference, review_within=review_within, now=now,
+                ))
+            except JitAccessError as e:
+                # Nothing said on the PR either: the next run tries both again.
+                errors[reference] = f"the break-glass review report failed: {e}"
+                continue
+            reported.append(number)
+            log.warning("%s: the break-glass activation of %s was not reviewed within %s",
+                        reference, ",".join(item.activation.roles), review_within)
+            try:
+                if not notes.noted(number, UNREVIEWED_MARKER, since=item.deadline):
+                    notes.note(number, unreviewed_comment(item, review_within))
+            except JitAccessError as e:
+                # The entry is the record: the next run finds it and says nothing more.
+                errors[reference] = f"the break-glass review comment failed: {e}"
+        return reported
 
     def _note_expiry(
         self, removed: Sequence[Removal], repository: str, notes: PullRequestNotes,

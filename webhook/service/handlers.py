@@ -19,6 +19,7 @@ from webhook.core.delivery import (
     Verdict,
     pr_number,
 )
+from webhook.service.break_glass import BreakGlassReviews
 from webhook.service.checks import CheckEvents
 from webhook.service.lifecycle import Lifecycle, LifecycleResult
 from webhook.service.revocation import Revocations, RevokeCommandEvent, parse_time
@@ -91,6 +92,8 @@ def build_router(lifecycle: Lifecycle) -> Router:
             )
         )
 
+    break_glass = BreakGlassReviews(lifecycle)
+
     for action in REVIEW_ACTIONS:
 
         @router.register("pull_request_review", action=action)
@@ -98,6 +101,14 @@ def build_router(lifecycle: Lifecycle) -> Router:
             verdict = _verdict(delivery, Kind.REVIEW)
             if verdict.ignored or verdict.number is None:
                 return Outcome(200, verdict.message)
+            if verdict.after_merge:
+                # An approval of a merged PR: perhaps the after-the-fact review of a
+                # break-glass activation. None: GitHub says the PR is open after all.
+                reviewed = break_glass.on_approval(
+                    verdict.number, verdict.reviewer, delivery.delivery_id
+                )
+                if reviewed is not None:
+                    return _outcome(reviewed)
             return _outcome(
                 lifecycle.on_review(verdict.number, delivery.delivery_id, verdict.reviewer)
             )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from webhook.adapters.github_api import GitHubAuth, GitHubRepo
 from webhook.adapters.github_checks import CheckRuns, CommitReads
 from webhook.core.audit_record import AuditRecord
+from webhook.core.break_glass import BreakGlassEntry
 from webhook.core.eligibility import EligibilityQuestion
 from webhook.core.errors import ConfigError, GitHubError, JitAccessError
 from webhook.core.model import Binding, EligibilityFacts, EligibilitySettings
@@ -154,6 +155,12 @@ class GoogleSide:
         """Audit port: see `AuditLog.decisions`."""
         return self.adapters().audit.decisions(pull_request_url, since=since)
 
+    def break_glass_entries(
+        self, pull_request_url: str, *, since: datetime
+    ) -> tuple[BreakGlassEntry, ...]:
+        """Audit port: see `AuditLog.break_glass_entries`."""
+        return self.adapters().audit.break_glass_entries(pull_request_url, since=since)
+
 
 @dataclass
 class Service:
@@ -253,6 +260,9 @@ class Service:
             policy.scope, self.clock(), cleanup_deadline=self.settings.budget.cleanup_deadline,
             repository=self.settings.repository, notes=ExpiryNotes(self.github),
             remove_orphans=policy.cleanup.remove_orphans,
+            # Also with break-glass disabled now: activations made while it was enabled still
+            # need their review.
+            review_within=policy.break_glass.review_within,
         )
 
     def warmup(self) -> None:
