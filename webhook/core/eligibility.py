@@ -246,47 +246,41 @@ def prune(question: EligibilityQuestion, facts: EligibilityFacts) -> Eligibility
 
     Policy Analyzer answers for everyone at once; keeping only what was asked makes the facts
     of both sources the same: the requester's eligibility, reviewers' multi-party eligibility
-    for the approval roles (vetoers' for the veto roles), their memberships of the approver
-    groups, the peers and group members of the roles short of approvals (when asked), and the
-    ancestry (when asked).
+    for the approval roles (vetoers': for those and the veto roles), the asked identities'
+    memberships of the asked approver groups, and, when peers are asked, the peers of the
+    roles short of approvals and the asked groups' members. The ancestry is kept as read (it
+    decides nothing where no rule matches folders).
     """
-    roles = approval_roles(question, facts)
-    reviewers, vetoers = set(question.reviewers), set(question.vetoers)
+    roles = set(approval_roles(question, facts))
+    vetoing = roles | set(question.veto_roles)
+    vetoers = set(question.vetoers)
     grants = {}
     mine = facts.grants.get(question.requester)
     if mine:
         grants[question.requester] = {r: e for r, e in mine.items() if r in question.roles}
     for who in question.judged:
-        wanted = (set(roles) if who in reviewers else set()) | (
-            set(question.veto_roles) if who in vetoers else set()
-        )
+        asked = vetoing if who in vetoers else roles
         theirs = facts.grants.get(who, {})
         kept = {
             r: replace(e, self_approval=False, self_conditions=())
-            for r, e in theirs.items() if r in wanted and e.multi_party
+            for r, e in theirs.items() if r in asked and e.multi_party
         }
         if kept:
             grants[who] = kept
     grants = {who: held for who, held in grants.items() if held}
-    asked = frozenset(question.approver_groups)
+    groups = frozenset(question.approver_groups)
     memberships = {}
     for who in question.judged:
-        groups = facts.memberships.get(who, frozenset()) & asked
-        if groups:
-            memberships[who] = groups
-    pruned = EligibilityFacts(
-        grants=grants, notes=facts.notes, memberships=memberships,
-        ancestry=facts.ancestry if question.ancestry else None,
-    )
+        inside = facts.memberships.get(who, frozenset()) & groups
+        if inside:
+            memberships[who] = inside
+    pruned = replace(facts, grants=grants, peers={}, memberships=memberships, group_members={})
     if not question.peers:
         return pruned
     peers = {
         role: facts.peers[role] for role in roles_short(question, pruned) if facts.peers.get(role)
     }
-    members = {
-        group: facts.group_members[group] for group in groups_short(question, pruned)
-        if facts.group_members.get(group)
-    }
+    members = {g: m for g, m in facts.group_members.items() if g in groups}
     return replace(pruned, peers=peers, group_members=members)
 
 
