@@ -297,7 +297,7 @@ def _decide_role(
             else:
                 counted_identities[identity] = review.login
                 approvers.append(review.login)
-                if how is not None and how is not _PEER:
+                if how is not None and how != _PEER:
                     reasons.append(f"@{review.login}'s approval counts: {how}")
                 continue
         reasons.append(f"@{review.login}'s approval does not count: {why}")
@@ -380,7 +380,8 @@ def _vetoes(
     verdicts: Mapping[str, Review],
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(logins vetoing the role, reasons): with `veto: true`, every qualified reviewer whose
-    deciding review requests changes, on any commit and of any age (README: veto)."""
+    deciding review requests changes, on any commit and of any age (README: designated
+    approvers)."""
     if not settings.approval.veto:
         return (), ()
     logins: list[str] = []

@@ -7,12 +7,13 @@ the lifecycle asks only what can change its decision, and this module, pure, say
 - reviewers' eligibility only for the roles the requester may activate only with approval
   (multi-party, not self-approval), and only for reviewers whose review could count: mapped to
   an identity other than the requester's, their deciding review an approval of the head commit
-  within `approval.max_age` (`could_count`). Anyone else's review is judged without a lookup, so
-  a review by someone without an identity mapping costs nothing;
+  within the `approval.max_age` of the role's rule (`could_count`). Anyone else's review is
+  judged without a lookup, so a review by someone without an identity mapping costs nothing;
 - qualified peers and the members of designated-approver groups (to name on the PR and ask for
   review) only when the evaluation publishes and a role is still short of approvals once the
-  counted reviews are known (`roles_short`, `groups_short`), or for a break-glass request,
-  whose qualified reviewers are asked for a review after the fact;
+  counted reviews are known (`roles_short`; `groups_short` names the groups whose members
+  matter), or for a break-glass request, whose qualified reviewers are asked for a review
+  after the fact;
 - the reviewers' membership of the designated-approver groups that may apply to a requested
   role (README: designated approvers), and, when a rule that may apply has `veto: true`, the
   eligibility and memberships of the reviewers who request changes (`vetoers`);
