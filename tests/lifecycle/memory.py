@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -223,17 +223,31 @@ class MemoryGitHub:
 
 
 class MemoryEligibility:
-    """Eligible bindings as a table: identity -> role -> how (the project is not checked).
+    """Eligible bindings as a table: identity -> role -> how (the project is not checked);
+    designated-approver groups as a table of members; the project's ancestry.
 
     Answers what the question asks and no more, as the adapters do (`prune`): the requester for
-    every role, reviewers only for the roles that need approval, peers only of roles short of
-    approvals when asked.
+    every role, reviewers only for the roles that need approval, vetoers for the veto roles,
+    their memberships of the asked approver groups, peers only of roles short of approvals and
+    the asked groups' members when asked, the ancestry when asked.
     """
 
-    def __init__(self, grants: Mapping[str, Mapping[str, RoleEligibility]] | None = None) -> None:
+    def __init__(
+        self,
+        grants: Mapping[str, Mapping[str, RoleEligibility]] | None = None,
+        *,
+        groups: Mapping[str, Iterable[str]] | None = None,
+        ancestry: tuple[str, ...] | None = ("organizations/123456789012",),
+    ) -> None:
         self.grants: dict[str, dict[str, RoleEligibility]] = {
             who.lower(): dict(roles) for who, roles in (grants or {}).items()
         }
+        #: `group:EMAIL` -> member identities (lower-case).
+        self.groups: dict[str, frozenset[str]] = {
+            group.lower(): frozenset(m.lower() for m in members)
+            for group, members in (groups or {}).items()
+        }
+        self.ancestry = ancestry  # None: the folders cannot be read
         self.checks: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
         self.questions: list[tuple[EligibilityQuestion, EligibilitySettings]] = []
         self.outage: GoogleError | None = None  # raised by every check while set
@@ -247,9 +261,10 @@ class MemoryEligibility:
         if self.outage is not None:
             raise self.outage
         roles = question.roles
+        asked = (question.requester, *question.judged)
         grants = {
             who: {r: self.grants[who][r] for r in roles if r in self.grants.get(who, {})}
-            for who in question.identities
+            for who in asked
             if who in self.grants
         }
         peers = {
@@ -257,7 +272,17 @@ class MemoryEligibility:
                          if r in held and held[r].multi_party)
             for r in roles
         }
-        full = EligibilityFacts(grants={w: g for w, g in grants.items() if g}, peers=peers)
+        groups = {g: self.groups.get(g, frozenset()) for g in question.approver_groups}
+        memberships = {
+            who: frozenset(g for g, members in groups.items() if who in members)
+            for who in question.judged
+        }
+        full = EligibilityFacts(
+            grants={w: g for w, g in grants.items() if g}, peers=peers,
+            ancestry=self.ancestry if question.ancestry else None,
+            memberships={w: g for w, g in memberships.items() if g},
+            group_members=groups,
+        )
         return prune(question, full)
 
 

@@ -23,6 +23,7 @@ from webhook.core.model import (
     ReviewState,
     RoleDecision,
     RoleEligibility,
+    RoleSettings,
     State,
 )
 
@@ -100,6 +101,13 @@ def review(
     id: int | None = None,
 ) -> Review:
     return Review(id if id is not None else next(_ids), login, state, commit, at)
+
+
+def top(role: str) -> RoleSettings:
+    """The top-level settings of POLICY, as applied to a role no rule matches."""
+    return RoleSettings(
+        role, None, POLICY.activation.max_duration, POLICY.justification, POLICY.approval
+    )
 
 
 def required(n: int) -> Policy:
@@ -183,7 +191,8 @@ def test_self_approval_is_ready_and_carries_its_conditions() -> None:
     assert d.state is State.READY
     assert d.requester == "alice@example.com"
     assert d.roles == (
-        RoleDecision(LOGS, ApprovalKind.SELF, resource_conditions=("resource.name == 'x'",)),
+        RoleDecision(LOGS, ApprovalKind.SELF, resource_conditions=("resource.name == 'x'",),
+                     settings=top(LOGS)),
     )
     assert d.candidate_reviewers == ()
     assert d.state.commit_status == "success"
@@ -207,7 +216,10 @@ def test_not_eligible_for_one_of_two_roles() -> None:
         "folders/organization within organizations/123456789012."
     )
     assert d.problems == (Problem("not_eligible", reason),)
-    assert d.roles[1] == RoleDecision("roles/spanner.admin", ApprovalKind.NONE, reasons=(reason,))
+    assert d.roles[1] == RoleDecision(
+        "roles/spanner.admin", ApprovalKind.NONE, reasons=(reason,),
+        settings=top("roles/spanner.admin"),
+    )
     assert d.candidate_reviewers == ()
     assert d.state.commit_status == "failure"
 
@@ -242,7 +254,7 @@ def test_multi_party_resource_conditions_are_carried() -> None:
 def test_multi_party_without_reviews_is_pending() -> None:
     d = decide(facts(), NOW)
     assert d.state is State.PENDING
-    assert sql(d) == RoleDecision(SQL, ApprovalKind.MULTI_PARTY, needed=1)
+    assert sql(d) == RoleDecision(SQL, ApprovalKind.MULTI_PARTY, needed=1, settings=top(SQL))
     assert d.candidate_reviewers == ("bob", "bob2", "carol", "dave")
     assert d.state.commit_status == "pending"
 
@@ -250,7 +262,9 @@ def test_multi_party_without_reviews_is_pending() -> None:
 def test_one_qualified_approval_makes_it_ready() -> None:
     d = decide(facts(review("bob")), NOW)
     assert d.state is State.READY
-    assert sql(d) == RoleDecision(SQL, ApprovalKind.MULTI_PARTY, approvers=("bob",), needed=0)
+    assert sql(d) == RoleDecision(
+        SQL, ApprovalKind.MULTI_PARTY, approvers=("bob",), needed=0, settings=top(SQL)
+    )
     assert d.approvers == ("bob",)
     assert d.candidate_reviewers == ()
 

@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 from webhook.core.decide import decide
 from webhook.core.eligibility import (
     EligibilityQuestion,
+    RoleCount,
     approval_roles,
     could_count,
+    groups_short,
     prune,
     question_for,
     roles_short,
@@ -27,16 +29,21 @@ from webhook.core.eligibility import (
 from webhook.core.model import (
     AccessRequest,
     ApprovalSettings,
+    BreakGlassSettings,
     EligibilityFacts,
     EligibilitySettings,
     EligibilitySourceName,
     Facts,
     Identities,
+    JustificationSettings,
     Policy,
     PullRequestRef,
     Review,
     ReviewState,
     RoleEligibility,
+    Rule,
+    RuleApproval,
+    RuleMatch,
 )
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
@@ -208,13 +215,13 @@ def test_the_questions_facts_decide_as_complete_facts_do(
     )
     policy = Policy("organizations/1", approval=ApprovalSettings(required=required))
     pr = PullRequestRef("acme/access", 7, "alice", HEAD)
+    request = AccessRequest("payments-prod", roles, timedelta(hours=1), "INC-1: x")
     base = Facts(pr=pr, policy=policy, policy_problems=(), identities=IDENTITIES,
-                 request=AccessRequest("payments-prod", roles, timedelta(hours=1), "INC-1: x"),
-                 request_problems=(), eligibility=complete, reviews=tuple(reviews))
+                 request=request, request_problems=(), eligibility=complete,
+                 reviews=tuple(reviews))
     question = question_for(
-        requester="alice@example.com", roles=roles, reviews=reviews, author="alice",
-        head_sha=HEAD, identities=IDENTITIES, required=required, max_age=DAY, now=NOW,
-        publishing=publishing,
+        policy=policy, request=request, requester="alice@example.com", reviews=reviews,
+        author="alice", head_sha=HEAD, identities=IDENTITIES, now=NOW, publishing=publishing,
     )
     asked = replace(base, eligibility=prune(question, complete))
 
@@ -222,3 +229,167 @@ def test_the_questions_facts_decide_as_complete_facts_do(
     if not publishing:  # peers are asked only for a PR that names them
         want = replace(want, candidate_reviewers=())
     assert got == want
+
+
+# --------------------------------------------------------------------------------------------
+# The same property under rules: designated approvers, `peers: false`, veto, folders,
+# break-glass
+
+LEADS, OTHER = "group:leads@example.com", "group:other@example.com"
+GROUPS = [LEADS, OTHER]
+FOLDER = "folders/456"
+
+POLICIES = {
+    "top-level approvers and veto": Policy(
+        "organizations/1",
+        approval=ApprovalSettings(required=1, approvers=(LEADS, "user:dave@example.com"),
+                                  veto=True),
+    ),
+    "a rule for SQL: only approvers, two of them, 2h": Policy(
+        "organizations/1",
+        rules=(Rule("sql", RuleMatch(roles=("roles/cloudsql.*",)), approval=RuleApproval(
+            required=2, max_age=timedelta(hours=2), approvers=(LEADS, "user:carol@example.com"),
+            peers=False)),),
+    ),
+    "a folder rule with veto before a project rule": Policy(
+        "organizations/1",
+        approval=ApprovalSettings(required=2),
+        rules=(
+            Rule("folder", RuleMatch(folders=(FOLDER,)), approval=RuleApproval(
+                required=1, approvers=(OTHER,), veto=True)),
+            Rule("prod", RuleMatch(projects=("*-prod",), roles=(BQ,)), approval=RuleApproval(
+                required=0, approvers=(LEADS,), max_age=timedelta(hours=3))),
+        ),
+    ),
+    "break-glass with a veto rule": Policy(
+        "organizations/1",
+        break_glass=BreakGlassSettings(enabled=True, max_duration=timedelta(hours=2),
+                                       justification=JustificationSettings(".*")),
+        rules=(Rule("veto", RuleMatch(roles=(SQL,)), approval=RuleApproval(
+            approvers=(LEADS,), veto=True, peers=False)),),
+    ),
+}
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    table=st.fixed_dictionaries(
+        {who: st.dictionaries(st.sampled_from(ROLES), eligibility_of) for who in PEOPLE}
+    ),
+    groups=st.dictionaries(st.sampled_from(PEOPLE), st.frozensets(st.sampled_from(GROUPS))),
+    reviews=reviews_st,
+    roles=st.sampled_from([(SQL,), (BQ,), (SQL, BQ)]),
+    name=st.sampled_from(sorted(POLICIES)),
+    ancestry=st.sampled_from([(FOLDER, "organizations/1"), ("folders/9", "organizations/1")]),
+    break_glass=st.booleans(),
+    publishing=st.booleans(),
+)
+def test_under_rules_the_questions_facts_decide_as_complete_facts_do(
+    table: dict[str, dict[str, RoleEligibility]],
+    groups: dict[str, frozenset[str]],
+    reviews: list[Review],
+    roles: tuple[str, ...],
+    name: str,
+    ancestry: tuple[str, ...],
+    break_glass: bool,
+    publishing: bool,
+) -> None:
+    policy = POLICIES[name]
+    grants = {who: {r: e for r, e in held.items() if e != RoleEligibility()}
+              for who, held in table.items()}
+    complete = EligibilityFacts(
+        grants={who: held for who, held in grants.items() if held},
+        peers={r: frozenset(w for w, held in grants.items() if held.get(r, SELF).multi_party)
+               for r in ROLES},
+        ancestry=ancestry,
+        memberships={who: g for who, g in groups.items() if g},
+        group_members={g: frozenset(w for w, held in groups.items() if g in held)
+                       for g in GROUPS},
+    )
+    request = AccessRequest("payments-prod", roles, timedelta(hours=1), "INC-1: x",
+                            break_glass=break_glass and policy.break_glass.enabled)
+    base = Facts(pr=PullRequestRef("acme/access", 7, "alice", HEAD), policy=policy,
+                 policy_problems=(), identities=IDENTITIES, request=request,
+                 request_problems=(), eligibility=complete, reviews=tuple(reviews))
+    question = question_for(
+        policy=policy, request=request, requester="alice@example.com", reviews=reviews,
+        author="alice", head_sha=HEAD, identities=IDENTITIES, now=NOW, publishing=publishing,
+    )
+    asked = replace(base, eligibility=prune(question, complete))
+
+    want, got = decide(base, NOW), decide(asked, NOW)
+    if not question.peers:  # reviewers to ask matter only to a PR that names them
+        want = replace(want, candidate_reviewers=())
+        got = replace(got, candidate_reviewers=())
+    assert got == want
+
+
+def test_the_question_under_rules() -> None:
+    policy = POLICIES["a folder rule with veto before a project rule"]
+    reviews = [
+        review("bob", ReviewState.CHANGES_REQUESTED, commit=OLD, at=NOW - 3 * DAY),
+        review("carol", id=2),
+        review("dave", at=NOW - timedelta(hours=4), id=3),  # too old for the "prod" rule
+        review("alice-alt", ReviewState.CHANGES_REQUESTED, id=4),  # the requester
+    ]
+    request = AccessRequest("payments-prod", (SQL, BQ), timedelta(hours=1), "INC-1: x")
+    question = question_for(
+        policy=policy, request=request, requester="alice@example.com", reviews=reviews,
+        author="alice", head_sha=HEAD, identities=IDENTITIES, now=NOW, publishing=True,
+    )
+    # Both roles may fall under the folder rule: its veto, its group, the ancestry.
+    assert question.ancestry is True
+    assert question.veto_roles == (SQL, BQ)
+    assert question.vetoers == ("bob@example.com",)
+    assert question.approver_groups == (OTHER, LEADS)
+    assert question.reviewers == ("carol@example.com", "dave@example.com")
+    assert question.required == 2
+    assert question.counts == ()  # neither role's rule is settled before the lookup
+    assert set(question.judged) == {"bob@example.com", "carol@example.com", "dave@example.com"}
+
+    settled = question_for(
+        policy=POLICIES["a rule for SQL: only approvers, two of them, 2h"], request=request,
+        requester="alice@example.com", reviews=reviews, author="alice", head_sha=HEAD,
+        identities=IDENTITIES, now=NOW, publishing=True,
+    )
+    assert (settled.ancestry, settled.vetoers, settled.veto_roles) == (False, (), ())
+    assert settled.counts == (
+        RoleCount(SQL, 2, ("carol@example.com",), False, (LEADS, "user:carol@example.com")),
+        RoleCount(BQ, 1, ("carol@example.com", "dave@example.com")),
+    )
+
+
+def test_roles_short_counts_designated_approvers_and_not_peers_where_they_do_not_count() -> None:
+    question = EligibilityQuestion(
+        "alice@example.com", (SQL,), ("bob@example.com", "carol@example.com"),
+        counts=(RoleCount(SQL, 1, ("bob@example.com", "carol@example.com"), peers=False,
+                          approvers=(LEADS,)),),
+        approver_groups=(LEADS,),
+    )
+    peer_only = EligibilityFacts(grants={
+        "alice@example.com": {SQL: MP}, "bob@example.com": {SQL: MP},
+    })
+    assert roles_short(question, peer_only) == (SQL,)  # bob is a peer; peers do not count
+    assert groups_short(question, peer_only) == (LEADS,)
+    member = replace(peer_only, memberships={"carol@example.com": frozenset({LEADS})})
+    assert roles_short(question, member) == ()
+    assert groups_short(question, member) == ()
+    # A role whose rule is not settled may be short whatever the reviews.
+    assert roles_short(replace(question, counts=()), member) == (SQL,)
+    assert groups_short(replace(question, counts=()), member) == (LEADS,)
+
+
+def test_a_break_glass_question_counts_no_approval_and_asks_for_reviewers() -> None:
+    policy = POLICIES["break-glass with a veto rule"]
+    request = AccessRequest("payments-prod", (SQL, BQ), timedelta(hours=1), "INC-1: x",
+                            break_glass=True)
+    question = question_for(
+        policy=policy, request=request, requester="alice@example.com",
+        reviews=[review("bob"), review("carol", ReviewState.CHANGES_REQUESTED, id=2)],
+        author="alice", head_sha=HEAD, identities=IDENTITIES, now=NOW, publishing=False,
+    )
+    assert question.break_glass and question.peers  # the merge asks for after-the-fact reviewers
+    assert question.reviewers == ()
+    assert (question.vetoers, question.veto_roles) == (("carol@example.com",), (SQL,))
+    facts = EligibilityFacts(grants={"alice@example.com": {SQL: SELF, BQ: MP}})
+    assert approval_roles(question, facts) == roles_short(question, facts) == (SQL, BQ)

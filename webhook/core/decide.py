@@ -8,8 +8,10 @@ again on fresh facts before activating anything.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from webhook.core import rules
 from webhook.core.durations import format_duration
 from webhook.core.model import (
     AccessRequest,
@@ -23,6 +25,8 @@ from webhook.core.model import (
     Review,
     ReviewState,
     RoleDecision,
+    RoleEligibility,
+    RoleSettings,
     State,
 )
 from webhook.core.problems import ProblemCode
@@ -75,7 +79,8 @@ def decide(facts: Facts, now: datetime) -> Decision:
             ),
         )
 
-    if facts.eligibility is None:
+    eligibility = facts.eligibility
+    if eligibility is None:
         return Decision(
             State.ERROR,
             pr,
@@ -89,9 +94,51 @@ def decide(facts: Facts, now: datetime) -> Decision:
             ),
         )
 
+    # The rules of each role (README: rules). A rule that matches folders needs the project's
+    # ancestry; without it the role cannot be judged, unless the requester is not eligible for
+    # it at all (then no rule could change that).
+    settings = {
+        role: rules.settings_for(policy, request.project, role, eligibility.ancestry)
+        for role in request.roles
+    }
+    unsettled = [
+        role for role, s in settings.items()
+        if s is None and _eligible(eligibility.of(requester, role))
+    ]
+    if unsettled:
+        return Decision(
+            State.ERROR,
+            pr,
+            request=request,
+            requester=requester,
+            problems=(
+                Problem(
+                    ProblemCode.ANCESTRY_UNKNOWN,
+                    "The project's folders could not be read, and the policy's rules for "
+                    f"{', '.join(unsettled)} depend on them; contact an administrator.",
+                ),
+            ),
+            notes=eligibility.notes,
+        )
+
+    limits = rules.limits(policy, request, eligibility.ancestry)
+    if limits:
+        path = facts.request_path
+        return Decision(
+            State.INVALID,
+            pr,
+            request=request,
+            requester=requester,
+            problems=tuple(p.at(path) if path else p for p in limits),
+        )
+
+    break_glass = request.break_glass and policy.break_glass.enabled
     verdicts = deciding_reviews(facts.reviews)
     roles = tuple(
-        _decide_role(role, request, requester, policy, facts, facts.eligibility, verdicts, now)
+        _decide_role(
+            role, settings[role], request, requester, policy, facts, eligibility, verdicts, now,
+            break_glass=break_glass,
+        )
         for role in request.roles
     )
 
@@ -104,12 +151,36 @@ def decide(facts: Facts, now: datetime) -> Decision:
             requester=requester,
             problems=tuple(Problem(ProblemCode.NOT_ELIGIBLE, r.reasons[0]) for r in ineligible),
             roles=roles,
-            notes=facts.eligibility.notes,
+            notes=eligibility.notes,
+            break_glass=break_glass,
         )
 
-    if not facts.reviews_complete and any(r.kind is ApprovalKind.MULTI_PARTY for r in roles):
+    vetoed = [r for r in roles if r.vetoed_by]
+    if vetoed:
+        return Decision(
+            State.VETOED,
+            pr,
+            request=request,
+            requester=requester,
+            problems=tuple(
+                Problem(
+                    ProblemCode.VETOED,
+                    f"Vetoed by {', '.join('@' + login for login in r.vetoed_by)} ({r.role})",
+                )
+                for r in vetoed
+            ),
+            roles=roles,
+            notes=eligibility.notes,
+            break_glass=break_glass,
+        )
+
+    if not facts.reviews_complete and any(
+        r.kind is ApprovalKind.MULTI_PARTY or (r.settings is not None and r.settings.approval.veto)
+        for r in roles
+    ):
         # Approvals judged on part of the reviews could count one that a later review, left
-        # out, withdrew: neither ready nor waiting can be said.
+        # out, withdrew, and a veto left out would go unseen: neither ready nor waiting can
+        # be said.
         return Decision(
             State.ERROR,
             pr,
@@ -123,12 +194,19 @@ def decide(facts: Facts, now: datetime) -> Decision:
                 ),
             ),
             roles=roles,
+            break_glass=break_glass,
         )
 
     if all(r.needed == 0 for r in roles):
         return Decision(
             State.READY, pr, request=request, requester=requester, roles=roles,
-            notes=facts.eligibility.notes,
+            # A break-glass request is reviewed after the fact: whom to ask.
+            candidate_reviewers=(
+                _candidates(roles, facts.identities, eligibility, requester, after_the_fact=True)
+                if break_glass else ()
+            ),
+            notes=eligibility.notes,
+            break_glass=break_glass,
         )
 
     return Decision(
@@ -137,8 +215,8 @@ def decide(facts: Facts, now: datetime) -> Decision:
         request=request,
         requester=requester,
         roles=roles,
-        candidate_reviewers=_candidates(roles, facts.identities, facts.eligibility, requester),
-        notes=facts.eligibility.notes,
+        candidate_reviewers=_candidates(roles, facts.identities, eligibility, requester),
+        notes=eligibility.notes,
     )
 
 
@@ -146,8 +224,13 @@ def decide(facts: Facts, now: datetime) -> Decision:
 # Roles
 
 
+def _eligible(mine: RoleEligibility) -> bool:
+    return mine.self_approval or mine.multi_party
+
+
 def _decide_role(
     role: str,
+    settings: RoleSettings | None,
     request: AccessRequest,
     requester: str,
     policy: Policy,
@@ -155,14 +238,14 @@ def _decide_role(
     eligibility: EligibilityFacts,
     verdicts: Mapping[str, Review],
     now: datetime,
+    *,
+    break_glass: bool,
 ) -> RoleDecision:
-    """How one role can be activated: self-approval, multi-party approval (and how far), or not."""
+    """How one role can be activated: self-approval, multi-party approval (and how far),
+    break-glass, or not; and who vetoes it."""
     mine = eligibility.of(requester, role)
-    if mine.self_approval:
-        return RoleDecision(
-            role, ApprovalKind.SELF, needed=0, resource_conditions=mine.self_conditions
-        )
-    if not mine.multi_party:
+    if settings is None or not _eligible(mine):
+        # (Settings are unknown only for a role the requester is not eligible for.)
         return RoleDecision(
             role,
             ApprovalKind.NONE,
@@ -171,6 +254,30 @@ def _decide_role(
                 f"the jit-access conditions for this identity on the project or its "
                 f"folders/organization within {policy.scope}.",
             ),
+            settings=settings,
+        )
+    approver_logins = tuple(sorted({
+        login
+        for approver in settings.approval.approvers if approver.startswith(USER)
+        if approver[len(USER):] != requester
+        for login in facts.identities.logins_for(approver[len(USER):])
+        if login.lower() != facts.pr.author.lower()
+    }))
+    vetoed_by, veto_reasons = _vetoes(role, settings, requester, facts, eligibility, verdicts)
+    base = RoleDecision(
+        role, ApprovalKind.NONE, settings=settings, vetoed_by=vetoed_by,
+        approver_logins=approver_logins,
+    )
+    if break_glass:
+        conditions = mine.self_conditions if mine.self_approval else mine.multi_party_conditions
+        return replace(
+            base, kind=ApprovalKind.BREAK_GLASS, resource_conditions=conditions,
+            reasons=veto_reasons,
+        )
+    if mine.self_approval:
+        return replace(
+            base, kind=ApprovalKind.SELF, resource_conditions=mine.self_conditions,
+            reasons=veto_reasons,
         )
 
     approvers: list[str] = []
@@ -178,7 +285,9 @@ def _decide_role(
     reasons: list[str] = []
     for key in sorted(verdicts):
         review = verdicts[key]
-        why = _why_not(review, role, requester, policy, facts, eligibility, now)
+        if settings.approval.veto and review.state is ReviewState.CHANGES_REQUESTED:
+            continue  # said among the vetoes
+        why, how = _why_not(review, role, settings, requester, facts, eligibility, now)
         if why is None:
             identity = facts.identities.email_for(review.login) or ""
             first = counted_identities.get(identity)
@@ -188,54 +297,146 @@ def _decide_role(
             else:
                 counted_identities[identity] = review.login
                 approvers.append(review.login)
+                if how is not None and how != _PEER:
+                    reasons.append(f"@{review.login}'s approval counts: {how}")
                 continue
         reasons.append(f"@{review.login}'s approval does not count: {why}")
+    reasons.extend(veto_reasons)
 
-    return RoleDecision(
-        role,
-        ApprovalKind.MULTI_PARTY,
+    return replace(
+        base,
+        kind=ApprovalKind.MULTI_PARTY,
         approvers=tuple(approvers),
-        needed=max(0, policy.approval.required - len(approvers)),
+        needed=max(0, settings.approval.required - len(approvers)),
         resource_conditions=mine.multi_party_conditions,
-        reasons=tuple(reasons),
+        reasons=tuple(sorted(reasons, key=_reason_login)),
     )
+
+
+def _reason_login(reason: str) -> str:
+    """Reasons are listed by the reviewer they are about (`@login…` first)."""
+    login = reason[1:].split("'", 1)[0].split(" ", 1)[0]
+    return login.lower()
+
+
+#: A reviewer qualified as a qualified peer (eligible through the multi-party marker).
+_PEER = "is a qualified peer"
+
+#: Designated approvers are `user:EMAIL` or `group:EMAIL`.
+USER = "user:"
+GROUP = "group:"
+
+
+def qualification(
+    identity: str, role: str, settings: RoleSettings, eligibility: EligibilityFacts
+) -> str | None:
+    """How an identity (not the requester's) qualifies as a reviewer of a role, or None: as a
+    qualified peer (when the rule lets peers count) or as a designated approver, named or
+    through a group."""
+    identity = identity.lower()
+    a = settings.approval
+    if a.peers and eligibility.of(identity, role).multi_party:
+        return _PEER
+    if USER + identity in a.approvers:
+        return "is a designated approver"
+    groups = eligibility.memberships.get(identity, frozenset())
+    for approver in a.approvers:
+        if approver.startswith(GROUP) and approver in groups:
+            return f"is a designated approver (member of {approver})"
+    return None
+
+
+def _unqualified(identity: str, role: str, settings: RoleSettings,
+                 eligibility: EligibilityFacts) -> str:
+    """Why an identity is no qualified reviewer of a role."""
+    a = settings.approval
+    if not a.peers:
+        if eligibility.of(identity, role).multi_party:
+            return f"a qualified peer, but only designated approvers count for {role}"
+        return f"not a designated approver for {role}"
+    if not a.approvers:
+        return f"not eligible for {role} through multi-party approval"
+    return f"not a qualified peer or designated approver for {role}"
+
+
+def _reviewer(review: Review, requester: str, facts: Facts) -> tuple[str | None, str | None]:
+    """(identity, None) of a reviewer who is not the requester, or (None, why not)."""
+    if review.login.lower() == facts.pr.author.lower():
+        return None, "is the requester"
+    identity = facts.identities.email_for(review.login)
+    if identity is None:
+        return None, facts.identities.why_unmapped(review.login) or "has no identity mapping"
+    if identity == requester:
+        return None, "is the requester (same identity)"
+    return identity, None
+
+
+def _vetoes(
+    role: str,
+    settings: RoleSettings,
+    requester: str,
+    facts: Facts,
+    eligibility: EligibilityFacts,
+    verdicts: Mapping[str, Review],
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(logins vetoing the role, reasons): with `veto: true`, every qualified reviewer whose
+    deciding review requests changes, on any commit and of any age (README: designated
+    approvers)."""
+    if not settings.approval.veto:
+        return (), ()
+    logins: list[str] = []
+    reasons: list[str] = []
+    for key in sorted(verdicts):
+        review = verdicts[key]
+        if review.state is not ReviewState.CHANGES_REQUESTED:
+            continue
+        identity, why = _reviewer(review, requester, facts)
+        if identity is not None:
+            how = qualification(identity, role, settings, eligibility)
+            if how is None:
+                why = _unqualified(identity, role, settings, eligibility)
+            else:
+                logins.append(review.login)
+                reasons.append(f"@{review.login} requests changes: a veto ({how})")
+                continue
+        reasons.append(f"@{review.login}'s request for changes is no veto: {why}")
+    return tuple(sorted(logins, key=str.lower)), tuple(reasons)
 
 
 def _why_not(
     review: Review,
     role: str,
+    settings: RoleSettings,
     requester: str,
-    policy: Policy,
     facts: Facts,
     eligibility: EligibilityFacts,
     now: datetime,
-) -> str | None:
-    """Why a reviewer's deciding review does not count for a role, or None when it counts."""
+) -> tuple[str | None, str | None]:
+    """(why a reviewer's deciding review does not count for a role, None) or (None, how the
+    reviewer qualifies) when it counts."""
+    max_age = settings.approval.max_age
     if review.state is ReviewState.CHANGES_REQUESTED:
-        return "latest review requests changes"
+        return "latest review requests changes", None
     if review.state is ReviewState.DISMISSED:
-        return "latest review was dismissed"
+        return "latest review was dismissed", None
     if review.login.lower() == facts.pr.author.lower():
-        return "is the requester"
+        return "is the requester", None
     if review.commit_id != facts.pr.head_sha:
-        return f"approved an older commit ({review.commit_id[:7]}), not the head"
+        return f"approved an older commit ({review.commit_id[:7]}), not the head", None
     if review.submitted_at is None:
-        return "approval has no submission time"
+        return "approval has no submission time", None
     submitted = _aware(review.submitted_at)
-    if now - submitted > policy.approval.max_age:
-        return (
-            f"approval is older than {format_duration(max(policy.approval.max_age, timedelta(0)))}"
-        )
+    if now - submitted > max_age:
+        return f"approval is older than {format_duration(max(max_age, timedelta(0)))}", None
     if submitted - now > CLOCK_SKEW:
-        return "approval is dated in the future"
-    identity = facts.identities.email_for(review.login)
+        return "approval is dated in the future", None
+    identity, why = _reviewer(review, requester, facts)
     if identity is None:
-        return facts.identities.why_unmapped(review.login) or "has no identity mapping"
-    if identity == requester:
-        return "is the requester (same identity)"
-    if not eligibility.of(identity, role).multi_party:
-        return f"not eligible for {role} through multi-party approval"
-    return None
+        return why, None
+    how = qualification(identity, role, settings, eligibility)
+    if how is None:
+        return _unqualified(identity, role, settings, eligibility), None
+    return None, how
 
 
 def _unmapped(identities: Identities, login: str) -> str:
@@ -284,8 +485,13 @@ def _candidates(
     identities: Identities,
     eligibility: EligibilityFacts,
     requester: str,
+    *,
+    after_the_fact: bool = False,
 ) -> tuple[str, ...]:
-    """Logins of qualified peers worth asking: eligible for a role still short of approvals."""
+    """Logins of qualified reviewers worth asking: for each role still short of approvals (or,
+    `after_the_fact`, every break-glass role), its qualified peers (when they count), its
+    designated `user:` approvers and the listed members of its designated groups."""
+    roles = tuple(roles)
     # The author and their aliases all map to the requester's identity, so excluding that
     # identity excludes them; people already counted need not be asked again.
     approved_identities = {
@@ -293,9 +499,21 @@ def _candidates(
     }
     wanted: set[str] = set()
     for role in roles:
-        if role.kind is not ApprovalKind.MULTI_PARTY or role.needed == 0:
+        if after_the_fact:
+            if role.kind is not ApprovalKind.BREAK_GLASS:
+                continue
+        elif role.kind is not ApprovalKind.MULTI_PARTY or role.needed == 0:
             continue
-        for identity in eligibility.peers.get(role.role, frozenset()):
+        people: set[str] = set()
+        approval = role.settings.approval if role.settings is not None else None
+        if approval is None or approval.peers:
+            people.update(eligibility.peers.get(role.role, frozenset()))
+        for approver in approval.approvers if approval is not None else ():
+            if approver.startswith(USER):
+                people.add(approver[len(USER):])
+            elif approver.startswith(GROUP):
+                people.update(eligibility.group_members.get(approver, frozenset()))
+        for identity in people:
             identity = identity.lower()
             if identity == requester or identity in approved_identities:
                 continue

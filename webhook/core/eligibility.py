@@ -7,10 +7,17 @@ the lifecycle asks only what can change its decision, and this module, pure, say
 - reviewers' eligibility only for the roles the requester may activate only with approval
   (multi-party, not self-approval), and only for reviewers whose review could count: mapped to
   an identity other than the requester's, their deciding review an approval of the head commit
-  within `approval.max_age` (`could_count`). Anyone else's review is judged without a lookup, so
-  a review by someone without an identity mapping costs nothing;
-- qualified peers (to name on the PR and ask for review) only when the evaluation publishes and
-  a role is still short of approvals once the counted reviews are known (`roles_short`);
+  within the `approval.max_age` of the role's rule (`could_count`). Anyone else's review is
+  judged without a lookup, so a review by someone without an identity mapping costs nothing;
+- qualified peers and the members of designated-approver groups (to name on the PR and ask for
+  review) only when the evaluation publishes and a role is still short of approvals once the
+  counted reviews are known (`roles_short`; `groups_short` names the groups whose members
+  matter), or for a break-glass request, whose qualified reviewers are asked for a review
+  after the fact;
+- the reviewers' membership of the designated-approver groups that may apply to a requested
+  role (README: designated approvers), and, when a rule that may apply has `veto: true`, the
+  eligibility and memberships of the reviewers who request changes (`vetoers`);
+- the project's ancestry only when a rule that may apply matches folders (README: rules);
 - Policy Analyzer only for the decision that grants, the merge (`source_for`).
 
 `could_count` and `roles_short` restate the rules of `webhook.core.decide` that do not depend on
@@ -20,21 +27,35 @@ decision made from complete facts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from webhook.core.decide import CLOCK_SKEW, deciding_reviews
+from webhook.core import rules
+from webhook.core.decide import CLOCK_SKEW, GROUP, USER, deciding_reviews
 from webhook.core.model import (
+    AccessRequest,
     EligibilityFacts,
     EligibilitySettings,
     EligibilitySourceName,
     Identities,
+    Policy,
     Review,
     ReviewState,
+    RoleSettings,
 )
 
-#: Review states that decide a reviewer's verdict (as in `decide`); COMMENTED never does.
+
+@dataclass(frozen=True)
+class RoleCount:
+    """How `decide` counts approvals for one role whose rule is settled (README: rules):
+    `reviewers` are the identities whose review could count under the role's `max_age`."""
+
+    role: str
+    required: int
+    reviewers: tuple[str, ...] = ()
+    peers: bool = True  # qualified peers count
+    approvers: tuple[str, ...] = ()  # designated approvers, `user:` and `group:`
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,14 @@ class EligibilityQuestion:
     approver_groups: tuple[str, ...] = ()
     #: The rules match folders: the facts must carry the project's ancestry.
     ancestry: bool = False
+    #: How approvals are counted per role, for `roles_short`: None counts every reviewer
+    #: eligible through the multi-party marker against `required` (no rules); a role without an
+    #: entry has a rule that depends on the project's folders, and counts as short.
+    counts: tuple[RoleCount, ...] | None = None
+    #: A break-glass request (README: break-glass): no approval is counted, and `peers` asks for
+    #: the qualified reviewers of every role the requester is eligible for, to ask them for a
+    #: review after the fact.
+    break_glass: bool = False
 
     @property
     def identities(self) -> tuple[str, ...]:
@@ -90,8 +119,9 @@ def could_count(
     fails a test that needs no lookup (not an approval, an older commit, too old, no identity
     mapping, the requester's own).
     """
-    latest = deciding_reviews(reviews)
+    now = _aware(now)
     wanted: set[str] = set()
+    latest = deciding_reviews(reviews)
     mine = requester.lower()
     for login, review in latest.items():
         if review.state is not ReviewState.APPROVED or login == author.lower():
@@ -108,25 +138,93 @@ def could_count(
     return tuple(sorted(wanted))
 
 
+def requesting_changes(
+    reviews: Iterable[Review], *, author: str, identities: Identities, requester: str
+) -> tuple[str, ...]:
+    """Identities of the reviewers whose deciding review requests changes (on any commit, of
+    any age), not the requester's (sorted): those who veto a role with `veto: true` if they
+    are qualified reviewers of it."""
+    mine = requester.lower()
+    wanted: set[str] = set()
+    for login, review in deciding_reviews(reviews).items():
+        if review.state is not ReviewState.CHANGES_REQUESTED or login == author.lower():
+            continue
+        identity = identities.email_for(review.login)
+        if identity is not None and identity.lower() != mine:
+            wanted.add(identity.lower())
+    return tuple(sorted(wanted))
+
+
 def approval_roles(question: EligibilityQuestion, facts: EligibilityFacts) -> tuple[str, ...]:
-    """The requested roles the requester may activate only with approval (multi-party)."""
+    """The requested roles whose qualified reviewers matter: those the requester may activate
+    only with approval (multi-party); for a break-glass request, every role the requester is
+    eligible for (its reviewers are asked after the fact)."""
     out = []
     for role in question.roles:
         mine = facts.of(question.requester, role)
-        if mine.multi_party and not mine.self_approval:
+        if question.break_glass:
+            if mine.self_approval or mine.multi_party:
+                out.append(role)
+        elif mine.multi_party and not mine.self_approval:
             out.append(role)
     return tuple(out)
+
+
+def qualified(
+    identity: str, role: str, count: RoleCount | None, facts: EligibilityFacts
+) -> bool:
+    """Whether an identity qualifies as a reviewer of a role as `count` says (None: as a
+    qualified peer), from facts holding its eligibility and memberships."""
+    if count is None or count.peers:
+        if facts.of(identity, role).multi_party:
+            return True
+    if count is None:
+        return False
+    if USER + identity in count.approvers:
+        return True
+    groups = facts.memberships.get(identity, frozenset())
+    return any(a.startswith(GROUP) and a in groups for a in count.approvers)
 
 
 def roles_short(question: EligibilityQuestion, facts: EligibilityFacts) -> tuple[str, ...]:
     """Approval roles with fewer qualified reviews than required (`facts` holding the
-    reviewers' eligibility): the roles whose qualified peers the PR should name."""
+    reviewers' eligibility and memberships): the roles whose qualified peers and designated
+    approvers the PR should name. For a break-glass request: every approval role."""
+    roles = approval_roles(question, facts)
+    if question.break_glass:
+        return roles
+    counts = None if question.counts is None else {c.role: c for c in question.counts}
     out = []
-    for role in approval_roles(question, facts):
-        counted = sum(1 for who in question.reviewers if facts.of(who, role).multi_party)
-        if counted < question.required:
+    for role in roles:
+        if counts is None:
+            counted = sum(1 for who in question.reviewers if facts.of(who, role).multi_party)
+            if counted < question.required:
+                out.append(role)
+            continue
+        count = counts.get(role)
+        if count is None:  # its rule depends on the folders: maybe short
+            out.append(role)
+            continue
+        counted = sum(1 for who in count.reviewers if qualified(who, role, count, facts))
+        if counted < count.required:
             out.append(role)
     return tuple(out)
+
+
+def groups_short(question: EligibilityQuestion, facts: EligibilityFacts) -> tuple[str, ...]:
+    """The designated-approver groups whose members the PR should name: those of the roles
+    `roles_short` lists (every approver group when one of them has no settled rule)."""
+    short = roles_short(question, facts)
+    if not short or not question.approver_groups:
+        return ()
+    counts = {c.role: c for c in question.counts or ()}
+    wanted: dict[str, None] = {}
+    for role in short:
+        count = counts.get(role)
+        if count is None:
+            return question.approver_groups
+        wanted.update(dict.fromkeys(a for a in count.approvers if a.startswith(GROUP)))
+    return tuple(g for g in question.approver_groups if g in wanted)
 
 
 def source_for(settings: EligibilitySettings, *, granting: bool) -> EligibilitySettings:
@@ -149,9 +247,10 @@ def prune(question: EligibilityQuestion, facts: EligibilityFacts) -> Eligibility
 
     Policy Analyzer answers for everyone at once; keeping only what was asked makes the facts
     of both sources the same: the requester's eligibility, reviewers' multi-party eligibility
-    for the approval roles (vetoers': for those and the veto roles), the peers of the roles
-    short of approvals (when asked), the asked identities' memberships of the asked approver
-    groups, and those groups' members (when peers are asked). The ancestry is kept as read.
+    for the approval roles (vetoers': for those and the veto roles), the asked identities'
+    memberships of the asked approver groups, and, when peers are asked, the peers of the
+    roles short of approvals and the asked groups' members. The ancestry is kept as read (it
+    decides nothing where no rule matches folders).
     """
     roles = set(approval_roles(question, facts))
     vetoing = roles | set(question.veto_roles)
@@ -161,8 +260,8 @@ def prune(question: EligibilityQuestion, facts: EligibilityFacts) -> Eligibility
     if mine:
         grants[question.requester] = {r: e for r, e in mine.items() if r in question.roles}
     for who in question.judged:
-        theirs = facts.grants.get(who, {})
         asked = vetoing if who in vetoers else roles
+        theirs = facts.grants.get(who, {})
         kept = {
             r: replace(e, self_approval=False, self_conditions=())
             for r, e in theirs.items() if r in asked and e.multi_party
@@ -170,50 +269,105 @@ def prune(question: EligibilityQuestion, facts: EligibilityFacts) -> Eligibility
         if kept:
             grants[who] = kept
     grants = {who: held for who, held in grants.items() if held}
-    peers = {}
-    if question.peers:
-        pruned = replace(facts, grants=grants)
-        for role in roles_short(question, pruned):
-            if facts.peers.get(role):
-                peers[role] = facts.peers[role]
     groups = frozenset(question.approver_groups)
     memberships = {}
     for who in question.judged:
         inside = facts.memberships.get(who, frozenset()) & groups
         if inside:
             memberships[who] = inside
-    members = (
-        {g: m for g, m in facts.group_members.items() if g in groups} if question.peers else {}
-    )
-    return replace(
-        facts, grants=grants, peers=peers, memberships=memberships, group_members=members
-    )
+    pruned = replace(facts, grants=grants, peers={}, memberships=memberships, group_members={})
+    if not question.peers:
+        return pruned
+    peers = {
+        role: facts.peers[role] for role in roles_short(question, pruned) if facts.peers.get(role)
+    }
+    members = {g: m for g, m in facts.group_members.items() if g in groups}
+    return replace(pruned, peers=peers, group_members=members)
 
 
 def question_for(
     *,
+    policy: Policy,
+    request: AccessRequest,
     requester: str,
-    roles: Sequence[str],
     reviews: Iterable[Review],
     author: str,
     head_sha: str,
     identities: Identities,
-    required: int,
-    max_age: timedelta,
     now: datetime,
     publishing: bool,
 ) -> EligibilityQuestion:
-    """The question of one evaluation (`publishing`: it will update the open PR)."""
-    return EligibilityQuestion(
-        requester=requester.lower(),
-        roles=tuple(dict.fromkeys(roles)),
-        reviewers=could_count(
+    """The question of one evaluation of `request` under `policy` (`publishing`: it will
+    update the open PR).
+
+    Before the lookup the rules of a role may depend on the project's folders; the question
+    then asks for everything any rule that may apply could need (`possible_settings`).
+    """
+    reviews = tuple(reviews)
+    roles = tuple(dict.fromkeys(request.roles))
+    possible = {role: possible_settings(policy, request.project, role) for role in roles}
+    every = [s for options in possible.values() for s in options]
+    groups = tuple(dict.fromkeys(
+        a for s in every for a in s.approval.approvers if a.startswith(GROUP)
+    ))
+    veto_roles = tuple(r for r in roles if any(s.approval.veto for s in possible[r]))
+    vetoers = requesting_changes(
+        reviews, author=author, identities=identities, requester=requester,
+    ) if veto_roles else ()
+    break_glass = request.break_glass and policy.break_glass.enabled
+
+    def counting(max_age: timedelta) -> tuple[str, ...]:
+        return could_count(
             reviews, author=author, head_sha=head_sha, identities=identities,
             requester=requester, max_age=max_age, now=now,
-        ),
-        required=required,
-        peers=publishing,
+        )
+
+    counts: list[RoleCount] = []
+    reviewers: dict[str, None] = {}
+    by_age: dict[timedelta, tuple[str, ...]] = {}
+    for role in roles:
+        for s in possible[role]:
+            age = s.approval.max_age
+            if break_glass:  # a break-glass request counts no approval
+                by_age[age] = ()
+            elif age not in by_age:
+                by_age[age] = counting(age)
+            reviewers.update(dict.fromkeys(by_age[age]))
+        if len(possible[role]) == 1:
+            (s,) = possible[role]
+            counts.append(RoleCount(
+                role, s.approval.required, by_age[s.approval.max_age], s.approval.peers,
+                s.approval.approvers,
+            ))
+    return EligibilityQuestion(
+        requester=requester.lower(),
+        roles=roles,
+        reviewers=tuple(sorted(reviewers)),
+        required=max((s.approval.required for s in every), default=policy.approval.required),
+        peers=publishing or break_glass,
+        vetoers=vetoers,
+        veto_roles=veto_roles,
+        approver_groups=groups,
+        ancestry=rules.needs_ancestry(policy, request.project, roles),
+        counts=tuple(counts),
+        break_glass=break_glass,
     )
+
+
+def possible_settings(policy: Policy, project: str, role: str) -> tuple[RoleSettings, ...]:
+    """The settings that may apply to a role before the project's folders are known: one when
+    its rule is settled, else those of every rule that may fit up to the first that surely
+    does (or the top-level settings)."""
+    out: list[RoleSettings] = []
+    for rule in policy.rules:
+        fit = rules.fits(rule.match, project, role, None)
+        if fit is False:
+            continue
+        out.append(rules.apply(policy, role, rule))
+        if fit:
+            return tuple(out)
+    out.append(rules.apply(policy, role, None))
+    return tuple(out)
 
 
 def _aware(moment: datetime) -> datetime:

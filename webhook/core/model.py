@@ -472,6 +472,9 @@ class Facts:
     # False: the PR has more reviews than the service reads, and `reviews` is empty; approvals
     # cannot be judged then (a later review left out could withdraw one).
     reviews_complete: bool = True
+    #: The request file's path in the PR, to attribute the problems found only once the
+    #: project's folders are known (the limits of a rule that matches folders).
+    request_path: str | None = None
 
 
 # --------------------------------------------------------------------------------------------

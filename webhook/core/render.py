@@ -106,6 +106,9 @@ def status_description(decision: Decision) -> str:
     """The `jit-access` commit-status description: why, in under 140 characters."""
     roles = decision.roles
     match decision.state:
+        case State.READY if decision.break_glass:
+            names = ", ".join(r.role for r in roles)
+            text = f"Break-glass: ready without approval ({names})"
         case State.READY:
             own = [r for r in roles if r.kind is ApprovalKind.SELF]
             if len(own) == len(roles):
@@ -132,8 +135,12 @@ def status_description(decision: Decision) -> str:
                 names = ", ".join(r.role for r in roles if r.kind is ApprovalKind.NONE)
                 text = f"Not eligible for {names}" if names else "Not eligible"
         case State.VETOED:
-            who = sorted({login for r in roles for login in r.vetoed_by})
-            text = f"Vetoed by {', '.join('@' + _plain(w) for w in who)}" if who else "Vetoed"
+            who = sorted({login for r in roles for login in r.vetoed_by}, key=str.lower)
+            names = ", ".join(r.role for r in roles if r.vetoed_by)
+            text = (
+                f"Vetoed by {', '.join('@' + _plain(w) for w in who)} ({names})" if who
+                else "Vetoed"
+            )
         case State.ERROR:
             codes = {p.code for p in decision.problems}
             if codes and codes <= SERVICE_ERROR_CODES:
@@ -147,6 +154,9 @@ def status_description(decision: Decision) -> str:
 # The status comment, edited in place
 
 
+#: Said first on every comment about a break-glass request.
+BREAK_GLASS_HEADING = "🚨 Break-glass request"
+
 _HEADINGS = {
     State.READY: "✅ Ready to merge",
     State.PENDING: "⏳ Waiting for approval",
@@ -159,8 +169,18 @@ _HEADINGS = {
 
 def status_comment(decision: Decision, *, policy_hint: str | None = None) -> str:
     """The status comment (markdown, starts with COMMENT_MARKER); `policy_hint` adds a note."""
-    lines = [COMMENT_MARKER, f"### jit-access: {_HEADINGS[decision.state]}", ""]
+    heading = _HEADINGS[decision.state]
+    if decision.break_glass:
+        heading = f"{BREAK_GLASS_HEADING}: {heading}"
+    lines = [COMMENT_MARKER, f"### jit-access: {heading}", ""]
     lines += [_escape(status_description(decision)), ""]
+    if decision.break_glass:
+        lines += [
+            "> **This is a break-glass request** (`break_glass: true`): it needs no approval "
+            "when the requester is eligible for every role. Its activation is logged as an "
+            "alert, and qualified reviewers are asked to review it after the merge.",
+            "",
+        ]
 
     if decision.request is not None:
         lines += _request_table(decision.request, decision)
@@ -203,7 +223,7 @@ def _request_table(request: AccessRequest, decision: Decision) -> list[str]:
         f"| Roles | {', '.join(_code(r, table=True) for r in request.roles)} |",
         f"| Duration | {_span(request.duration)} |",
         f"| Justification | {_code(request.justification, table=True)} |",
-    ]
+    ] + (["| Break-glass | **yes** |"] if request.break_glass else [])
 
 
 def _problem_bullets(problems: Iterable[Problem]) -> list[str]:
@@ -233,33 +253,80 @@ def _note_bullets(notes: Iterable[str]) -> list[str]:
 
 
 def _role_bullets(roles: Iterable[RoleDecision]) -> list[str]:
-    """Per role: how it is approved, who approved, what is missing, which reviews did not count
-    (the first MAX_REASONS_SHOWN, then the others counted by kind)."""
+    """Per role: how it is approved, who approved, what is missing, which rule applied and who
+    may approve, which reviews counted as designated approvers' and which did not count (the
+    first MAX_REASONS_SHOWN of each, then the others counted by kind)."""
     lines = []
     for role in roles:
         name = _code(role.role)
         match role.kind:
             case ApprovalKind.SELF:
-                lines.append(f"- {name}: self-approval (you may activate this role on your own)")
+                text = f"- {name}: self-approval (you may activate this role on your own)"
             case ApprovalKind.MULTI_PARTY:
                 got = len(role.approvers)
                 text = f"- {name}: multi-party approval, {_count(got, 'approval')}"
                 if role.approvers:
                     text += f" ({_logins(role.approvers, _escape)})"
                 text += f", {role.needed} more needed" if role.needed else ", complete"
-                lines.append(text)
+            case ApprovalKind.BREAK_GLASS:
+                text = f"- {name}: 🚨 break-glass, without approval"
             case ApprovalKind.NONE:
-                lines.append(f"- {name}: not eligible")
-        if role.kind is ApprovalKind.MULTI_PARTY:
-            # A NONE role's reason is already listed under Problems.
-            shown, rest = role.reasons[:MAX_REASONS_SHOWN], role.reasons[MAX_REASONS_SHOWN:]
-            lines += [f"  - {_escape(_clip(reason))}" for reason in shown]
-            if rest:
-                lines.append(
-                    f"  - … and {_count(len(rest), 'more review')} that did not count: "
-                    f"{_reason_kinds(rest)}"
-                )
+                text = f"- {name}: not eligible"
+        if role.vetoed_by:
+            text += f"; ⛔ vetoed by {_logins(role.vetoed_by, _escape)}"
+        lines.append(text)
+        rule = _rule_line(role)
+        if rule:
+            lines.append(f"  - {rule}")
+        if role.kind is ApprovalKind.NONE:
+            continue  # its reason is already listed under Problems
+        counted = [r for r in role.reasons if _COUNTS in r]
+        others = [r for r in role.reasons if _COUNTS not in r]
+        lines += [f"  - {_escape(_clip(reason))}" for reason in counted[:MAX_REASONS_SHOWN]]
+        if len(counted) > MAX_REASONS_SHOWN:
+            lines.append(
+                f"  - … and {_count(len(counted) - MAX_REASONS_SHOWN, 'more approval')} by "
+                "designated approvers"
+            )
+        shown, rest = others[:MAX_REASONS_SHOWN], others[MAX_REASONS_SHOWN:]
+        lines += [f"  - {_escape(_clip(reason))}" for reason in shown]
+        if rest:
+            lines.append(
+                f"  - … and {_count(len(rest), 'more review')} that did not count: "
+                f"{_reason_kinds(rest)}"
+            )
     return lines
+
+
+#: A reason that says why an approval counted (by a designated approver).
+_COUNTS = "'s approval counts: "
+
+#: How a reason says why a review did not count: what follows is its kind.
+_DOES_NOT_COUNT = ("'s approval does not count: ", "'s request for changes is no veto: ")
+
+
+def _rule_line(role: RoleDecision) -> str:
+    """The rule applied to a role (README: rules) and who may approve it under that rule."""
+    settings = role.settings
+    if settings is None:
+        return ""
+    approval = settings.approval
+    parts = [f"Rule {_code(settings.rule)}" if settings.rule else "Default policy"]
+    if role.kind is ApprovalKind.MULTI_PARTY:
+        parts.append(f"{_count(approval.required, 'approval')} required")
+    if role.kind in (ApprovalKind.MULTI_PARTY, ApprovalKind.BREAK_GLASS) or approval.veto:
+        who = ["qualified peers"] if approval.peers else []
+        named = [_code(a) for a in approval.approvers if a.startswith("group:")]
+        named += [_escape(login) for login in role.approver_logins]
+        if named:
+            more = len(named) - MAX_LOGINS_SHOWN
+            shown = ", ".join(named[:MAX_LOGINS_SHOWN]) + (f" and {more} more" if more > 0 else "")
+            who.append(f"designated approvers {shown}")
+        asked = "who may review" if role.kind is ApprovalKind.BREAK_GLASS else "who may approve"
+        parts.append(f"{asked}: {' and '.join(who) if who else 'nobody'}")
+    if approval.veto:
+        parts.append("a qualified reviewer's request for changes vetoes it")
+    return "; ".join(parts)
 
 
 def _reason_kinds(reasons: Sequence[str]) -> str:
@@ -276,8 +343,12 @@ def _reason_kinds(reasons: Sequence[str]) -> str:
 def _reason_kind(reason: str) -> str:
     """Why a review did not count, without who gave it: `@bob's approval does not count: has
     no identity mapping` is of the kind `has no identity mapping`."""
-    _, counted, why = reason.partition("'s approval does not count: ")
-    text = why if counted else reason
+    text = reason
+    for said in _DOES_NOT_COUNT:
+        _, found, why = reason.partition(said)
+        if found:
+            text = why
+            break
     if "(" in text:
         text = _REASON_COMMIT.sub("", text)
     return _REASON_LOGIN.sub("another reviewer", text) if "@" in text else text
@@ -287,6 +358,18 @@ def _next_steps(decision: Decision) -> list[str]:
     """What the people on this PR can do next."""
     head = _escape(_short(decision.pr.head_sha))
     match decision.state:
+        case State.READY if decision.break_glass:
+            lines = [
+                "**Merge this pull request to activate the access (break-glass).** The service "
+                "checks everything again at merge time and comments with the expiry."
+            ]
+            if decision.candidate_reviewers:
+                lines += [
+                    "",
+                    "After the merge these qualified reviewers are asked to review it: "
+                    f"{_logins(decision.candidate_reviewers, _escape)}.",
+                ]
+            return lines
         case State.READY:
             return [
                 "**Merge this pull request to activate the access.** The service checks "
@@ -305,8 +388,9 @@ def _next_steps(decision: Decision) -> list[str]:
             lines += [
                 "",
                 f"To approve, review this pull request and choose **Approve** on its current "
-                f"head commit ({head}). Only approvals by peers eligible for the role through "
-                f"multi-party approval count; a new push needs new approvals.",
+                f"head commit ({head}). Only approvals by a role's qualified reviewers count "
+                f"(peers eligible for it through multi-party approval, where the rule lets "
+                f"them, and its designated approvers); a new push needs new approvals.",
             ]
             return lines
         case State.INVALID:
@@ -317,9 +401,12 @@ def _next_steps(decision: Decision) -> list[str]:
                 "eligible role bindings and policy/identities.yaml."
             ]
         case State.VETOED:
+            who = sorted({login for r in decision.roles for login in r.vetoed_by}, key=str.lower)
+            by = f" ({_logins(who, _escape)})" if who else ""
             return [
-                "A qualified reviewer requested changes. The veto ends when that reviewer "
-                "approves or their review is dismissed."
+                f"A qualified reviewer{by} requested changes, and the rule of the role lets that "
+                "block it. The veto ends when that reviewer approves or their review is "
+                "dismissed; until then a merge activates nothing."
             ]
         case State.ERROR:
             return ["This cannot be fixed in this pull request: please contact an administrator."]
@@ -397,9 +484,10 @@ def activation_comment(
     if decision.requester:
         who += f" ({_code(decision.requester)})"
     holds = "was granted" if again else "now holds"
+    heading = "🚨 Break-glass access activated" if decision.break_glass else "🔓 Access activated"
     lines = [
         activation_marker(decision.pr.head_sha),
-        "### jit-access: 🔓 Access activated",
+        f"### jit-access: {heading}",
         "",
         f"{who} {holds} these roles on project {_code(request.project)} until "
         f"**{rfc3339(end)}** (for {_span(end - start)}):",
@@ -409,6 +497,8 @@ def activation_comment(
         text = f"- {_code(role.role)}"
         if role.kind is ApprovalKind.SELF:
             text += ": self-approved"
+        elif role.kind is ApprovalKind.BREAK_GLASS:
+            text += ": break-glass, without approval"
         else:
             text += ": approved by " + _logins(role.approvers, _mention)
         if role.resource_conditions:
@@ -421,6 +511,14 @@ def activation_comment(
         f"Active from {rfc3339(start)}. The binding expires on its own; the activation is "
         "recorded in the audit log.",
     ]
+    if decision.break_glass:
+        lines += ["", "**This was a break-glass request: the access was granted without "
+                  "approval.** It needs a review after the fact: " + (
+                      f"{_logins(decision.candidate_reviewers, _mention)}, please review this "
+                      "pull request and choose **Approve** if the access was justified."
+                      if decision.candidate_reviewers else
+                      "no qualified reviewer with an identity mapping was found; ask an "
+                      "administrator to review it.")]
     if again:
         lines += [
             "",

@@ -369,9 +369,8 @@ class Lifecycle:
             and (granting or publishing)
         ):
             question = question_for(
-                requester=requester, roles=request.roles, reviews=reviews, author=pull.author,
-                head_sha=pull.head_sha, identities=identities,
-                required=settings.approval.required, max_age=settings.approval.max_age,
+                policy=settings, request=request, requester=requester, reviews=reviews,
+                author=pull.author, head_sha=pull.head_sha, identities=identities,
                 now=as_of, publishing=publishing,
             )
             try:
@@ -394,6 +393,7 @@ class Lifecycle:
             eligibility=eligibility,
             reviews=reviews,
             reviews_complete=reviews_complete,
+            request_path=shape.path,
         )
         decision = decide(facts, as_of)
         if eligibility_problem is not None and decision.state is State.ERROR:
