@@ -1,23 +1,17 @@
 """Break-glass after the merge, through the real service (fakes observed): the after-the-fact
 review of an approval on the merged PR, and the cleanup's report of unreviewed activations.
 
-The decision that makes a break-glass request ready (and the request and policy keys for it) is
-built beside this, so most tests here put the break-glass activation's audit entry into the
-fake Cloud Logging themselves, written by the service's own adapter from a `Decision` with
-`break_glass=True` — exactly the entry the merge writes. Until the request parser knows
-`break_glass: true`, the `glass_requests` fixture reads that key for the review handler; with
-the parser in place the fixture does nothing. The end-to-end test of the whole path (open,
-merge, activate, review) needs the break-glass decision and is marked xfail until it lands.
+Most tests here put the break-glass activation's audit entry into the fake Cloud Logging
+themselves, written by the service's own adapter from a `Decision` with
+`break_glass=True` — exactly the entry the merge writes — so that each case sets up only
+what it judges. One test runs the whole path (open, merge, activate, review, cleanup).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
-
-import pytest
 
 from jitaccess_sandbox.emulator import POLICY_YAML, Emulator
 from tests.e2e.conftest import NOW, request_yaml
@@ -29,15 +23,11 @@ from webhook.core.model import (
     ApprovalKind,
     Decision,
     Identities,
-    Policy,
     PullRequestRef,
     RoleDecision,
     State,
 )
 from webhook.core.names import POLICY_PATH
-from webhook.core.policy import parse_policy
-from webhook.core.request_file import parse_request
-from webhook.service import break_glass as service_break_glass
 
 PROD = "payments-prod"
 ROLE = "roles/cloudsql.admin"
@@ -55,26 +45,6 @@ def glass_yaml(project: str = PROD) -> str:
     return request_yaml(project=project, duration="30m") + "break_glass: true\n"
 
 
-@pytest.fixture(autouse=True)
-def glass_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Read `break_glass: true` in request files for the review handler when the request
-    parser does not know the key yet (the key is parsed by the policy/request helper's work)."""
-    probe, _ = parse_request(glass_yaml().encode(), None)
-    if probe is not None and probe.break_glass:
-        return  # the real parser knows it
-
-    def parse(text: bytes, policy: Policy | None) -> Any:
-        lines = text.decode().splitlines(keepends=True)
-        glass = any(line.strip() == "break_glass: true" for line in lines)
-        rest = "".join(line for line in lines if line.strip() != "break_glass: true")
-        request, problems = parse_request(rest.encode(), policy)
-        if request is not None and glass:
-            request = replace(request, break_glass=True)
-        return request, problems
-
-    monkeypatch.setattr(service_break_glass, "parse_request", parse)
-
-
 def events(emu: Emulator, event: str) -> list[dict[str, Any]]:
     return [e for e in emu.audit() if e["labels"]["event"] == event]
 
@@ -90,8 +60,8 @@ def reads(emu: Emulator) -> int:
 def merged_glass_request(emu: Emulator, *, author: str = "alice", audited: bool = True) -> int:
     """A merged break-glass request PR of `author` on payments-prod; with `audited`, its
     break-glass activation entry (ALERT) in the audit log, as the merge writes it."""
-    if parse_policy(GLASS_POLICY.encode())[0] is not None:
-        # The policy parser knows `break_glass:`: enable it, as a real deployment would.
+    # Break-glass enabled, as a real deployment would have it (unless the test's policy does).
+    if b"break_glass:" not in (emu.github.file_at(emu.repo, POLICY_PATH) or b""):
         emu.github.put_file(emu.repo, POLICY_PATH, GLASS_POLICY)
     number = emu.open_request(author, glass_yaml())
     emu.github.merge(emu.repo, number, merged_by="jit-access[bot]")
@@ -339,7 +309,6 @@ def test_a_failed_report_entry_leaves_the_pr_for_the_next_run(emu: Emulator) -> 
     assert len(events(emu, UNREVIEWED)) == 1 and len(unreviewed_comments(emu, number)) == 1
 
 
-@pytest.mark.xfail(strict=False, reason="needs the policy parser for break_glass (h-p)")
 def test_cleanup_uses_the_policys_review_within() -> None:
     policy = GLASS_POLICY.replace("review_within: 24h", "review_within: 2h")
     with Emulator(now=NOW, policy_yaml=policy) as emu:
@@ -354,21 +323,46 @@ def test_cleanup_uses_the_policys_review_within() -> None:
 # The whole path (needs the break-glass decision)
 
 
-@pytest.mark.xfail(strict=False, reason="needs decide break-glass")
 def test_a_break_glass_request_is_activated_loudly_and_reviewed_after_the_fact() -> None:
-    # Needs h-d's decide (break-glass READY without approvals) and h-p's parser.
     with Emulator(now=NOW, policy_yaml=GLASS_POLICY) as emu:
         number = emu.open_request("alice", glass_yaml())
         assert emu.pr_event("opened", number).body["state"] == "ready"
+        # Loud: the status and the status comment say break-glass; no approval was needed.
+        status = emu.status(number)
+        assert status is not None and status["state"] == "success"
+        assert status["description"].startswith("Break-glass: ready without approval")
+        [status_comment] = emu.comments(number)
+        assert "Break-glass" in status_comment
         answer = emu.merge(number)
         assert answer.body["state"] == "activated", answer.body
         (activation,) = events(emu, "gitops.activateRole")
         assert activation["severity"] == "ALERT"
         assert activation["labels"]["break_glass"] == "true"
         assert activation["labels"]["rule"] == "default"
+        [binding] = emu.activations(PROD)
+        assert binding["condition"]["description"].startswith("Break-glass, justification: ")
+        # The activation comment asks the qualified reviewers for an after-the-fact review.
+        activation_comment = emu.comments(number)[-1]
+        assert "after the fact" in activation_comment
+        assert "bob" in activation_comment and "carol" in activation_comment
         emu.advance(timedelta(minutes=5))
         assert emu.review(number, "bob", "APPROVED")[1].body["state"] == "reviewed"
         assert len(events(emu, REVIEW)) == 1
+        assert any(c.startswith(REVIEWED_MARKER) for c in emu.comments(number))
+
+        # A second break-glass activation nobody reviews: one warning from the cleanup after
+        # review_within, and one comment; the reviewed one is left alone.
+        other = emu.open_request("alice", glass_yaml(), name="again.yaml")
+        assert emu.pr_event("opened", other).body["state"] == "ready"
+        assert emu.merge(other).body["state"] == "activated"
+        emu.advance(timedelta(hours=25))
+        assert run_cleanup(emu)["unreviewed"] == [other]
+        (warning,) = events(emu, UNREVIEWED)
+        assert warning["severity"] == "WARNING"
+        assert warning["labels"]["pull_request"].endswith(f"/pull/{other}")
+        assert len([c for c in emu.comments(other) if c.startswith(UNREVIEWED_MARKER)]) == 1
+        assert "unreviewed" not in run_cleanup(emu)
+        assert len(events(emu, UNREVIEWED)) == 1
 
 
 COMMENTS = r"^/repos/acme/access/issues/\d+/comments$"

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from jitaccess_sandbox.emulator import POLICY_YAML, Emulator
 from tests.e2e.conftest import NOW, request_yaml
 from webhook.core.names import POLICY_PATH
-from webhook.core.policy import parse_policy
 from webhook.core.records import revoke_marker
 
 
@@ -349,17 +346,6 @@ rules:
 """
 
 
-def _rules_are_read() -> bool:
-    policy, problems = parse_policy(DESIGNATED)
-    return policy is not None and not problems and bool(policy.rules)
-
-
-needs_rules = pytest.mark.skipif(
-    not _rules_are_read(), reason="the policy parser does not read `rules:` yet"
-)
-
-
-@needs_rules
 def test_a_designated_approver_revokes_and_a_peer_no_longer_may(emu: Emulator) -> None:
     # Activated under the top-level settings (bob's approval); then the policy gains a rule
     # for production databases. Revocation judges by the policy of the moment.
@@ -388,7 +374,6 @@ def test_a_designated_approver_revokes_and_a_peer_no_longer_may(emu: Emulator) -
     assert emu.google.recorder.unexpected == []
 
 
-@needs_rules
 def test_a_designated_approver_who_did_not_review_may_not_revoke(emu: Emulator) -> None:
     number = activated(emu, project="payments-prod")
     emu.github.put_file(emu.repo, POLICY_PATH, DESIGNATED)
@@ -399,7 +384,6 @@ def test_a_designated_approver_who_did_not_review_may_not_revoke(emu: Emulator) 
     assert len(emu.activations("payments-prod")) == 1
 
 
-@needs_rules
 def test_a_revocation_pr_by_a_designated_approver_revokes(emu: Emulator) -> None:
     target = activated(emu, project="payments-prod")
     emu.github.put_file(emu.repo, POLICY_PATH, DESIGNATED)

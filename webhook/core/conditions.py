@@ -525,9 +525,12 @@ def _truncate(text: str, limit: int) -> str:
 
 
 def activation_description(
-    approvers: Sequence[str], justification: str, pr_reference: str
+    approvers: Sequence[str], justification: str, pr_reference: str, *, break_glass: bool = False
 ) -> str:
     """The condition description: who approved, why, and the PR; at most 256 characters.
+
+    A break-glass activation, granted without approval, says so (`Break-glass, justification:
+    …`) rather than looking self-approved in the IAM policy.
 
     The justification is shortened first, then the approvers; the PR reference is never cut
     because it is what links the binding back to its audit trail (and makes activation
@@ -535,7 +538,7 @@ def activation_description(
     """
     suffix = f" ({pr_reference})"
     if not approvers:
-        prefix = "Self-approved, justification: "
+        prefix = "Break-glass, justification: " if break_glass else "Self-approved, justification: "
         room = MAX_DESCRIPTION - len(prefix) - len(suffix)
         text = prefix + _truncate(justification, room) + suffix
     else:
@@ -560,12 +563,16 @@ def build_binding(
     start: datetime,
     end: datetime,
     resource_conditions: Sequence[str] = (),
+    *,
+    break_glass: bool = False,
 ) -> Binding:
     """The expiring activation binding for one role and one user."""
     return Binding(
         role=role,
         member=f"user:{email}",
         title=ACTIVATION_TITLE,
-        description=activation_description(approvers, justification, pr_reference),
+        description=activation_description(
+            approvers, justification, pr_reference, break_glass=break_glass
+        ),
         expression=activation_expression(start, end, resource_conditions),
     )

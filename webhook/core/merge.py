@@ -292,7 +292,7 @@ def activation_bindings(
             identities_of(identities, rd.approvers) if rd.kind is ApprovalKind.MULTI_PARTY
             else (),
             request.justification, decision.pr.reference, start, end,
-            rd.resource_conditions,
+            rd.resource_conditions, break_glass=rd.kind is ApprovalKind.BREAK_GLASS,
         )
         for rd in decision.roles
     )
