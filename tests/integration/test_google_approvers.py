@@ -359,6 +359,19 @@ def test_vetoers_eligibility_is_looked_up_for_the_veto_roles(
     assert facts.of(ERIN, ROLE) == RoleEligibility()  # a reviewer: no approval role
 
 
+def test_a_reviewer_who_is_also_a_vetoer_is_looked_up_for_the_veto_roles(
+    google: Google, source: EligibilitySourceName
+):
+    # One person approving from one login and requesting changes from another: as a reviewer
+    # nothing is asked of the self-approval role, as a vetoer it is.
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{ALICE}", SELF)
+    google.world.add_binding(PROJECT_RES, ROLE, f"user:{CAROL}", MPA)
+
+    facts = check(google, source, reviewers=(CAROL,), vetoers=(CAROL,), veto_roles=(ROLE,))
+
+    assert facts.of(CAROL, ROLE) == MPA_ONLY
+
+
 def test_vetoers_are_not_looked_up_without_veto_roles(
     google: Google, source: EligibilitySourceName
 ):

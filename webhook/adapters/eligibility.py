@@ -448,7 +448,7 @@ class EligibilityChecker:
             requester=requester,
             reviewers=reviewers,
             roles=wanted,
-            vetoers=tuple(v for v in _others(question.vetoers, requester) if v not in reviewers),
+            vetoers=_others(question.vetoers, requester),
             veto_roles=tuple(r for r in dict.fromkeys(question.veto_roles) if r in wanted),
             approver_groups=tuple(dict.fromkeys(
                 g for g in question.approver_groups if _group_email(g) is not None
