@@ -18,7 +18,6 @@ from webhook.core.break_glass import (
     lookback,
     overdue,
     pull_number,
-    qualified_roles,
     record_of,
     review_question,
     review_record,
@@ -26,6 +25,7 @@ from webhook.core.break_glass import (
     unreviewed_comment,
     unreviewed_record,
 )
+from webhook.core.decide import qualified_roles
 from webhook.core.merge import activation_record, refusal_record
 from webhook.core.model import (
     AccessRequest,

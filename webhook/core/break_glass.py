@@ -32,7 +32,6 @@ from webhook.core.durations import format_duration
 from webhook.core.eligibility import EligibilityQuestion
 from webhook.core.model import (
     AccessRequest,
-    EligibilityFacts,
     Policy,
     Review,
     ReviewState,
@@ -214,38 +213,6 @@ def review_question(
         approver_groups=approver_groups(policy, request),
         ancestry=needs_ancestry(policy, request.project, roles),
     )
-
-
-def qualified_roles(
-    policy: Policy,
-    request: AccessRequest,
-    facts: EligibilityFacts,
-    *,
-    reviewer: str,
-    requester: str,
-) -> tuple[str, ...]:
-    """The activated roles the reviewer is a qualified reviewer of (empty: not qualified).
-
-    A role whose rule cannot be settled (folders, and no ancestry in the answer) counts for
-    nobody: fail closed."""
-    me = reviewer.lower()
-    if not me or me == requester.lower():
-        return ()
-    groups = {g.lower() for g in facts.memberships.get(me, frozenset())}
-    out: list[str] = []
-    for role in dict.fromkeys(request.roles):
-        settings = settings_for(policy, request.project, role, facts.ancestry)
-        if settings is None:
-            continue
-        approval = settings.approval
-        designated = {a.lower() for a in approval.approvers}
-        if (
-            (approval.peers and facts.of(me, role).multi_party)
-            or f"user:{me}" in designated
-            or bool(groups & designated)
-        ):
-            out.append(role)
-    return tuple(out)
 
 
 def review_insert_id(pr_reference: str) -> str:

@@ -346,6 +346,29 @@ def qualification(
     return None
 
 
+def qualified_roles(
+    policy: Policy,
+    request: AccessRequest,
+    facts: EligibilityFacts,
+    *,
+    reviewer: str,
+    requester: str | None,
+) -> tuple[str, ...]:
+    """The requested roles an identity is a qualified reviewer of (`qualification` under each
+    role's rule), for judging someone outside a decision: an after-the-fact review of a
+    break-glass activation, a revocation. The requester's identity never is one; a role whose
+    rule depends on folders the facts do not name counts for nobody (fail closed)."""
+    me = reviewer.lower()
+    if not me or (requester is not None and me == requester.lower()):
+        return ()
+    out: list[str] = []
+    for role in dict.fromkeys(request.roles):
+        settings = rules.settings_for(policy, request.project, role, facts.ancestry)
+        if settings is not None and qualification(me, role, settings, facts) is not None:
+            out.append(role)
+    return tuple(out)
+
+
 def _unqualified(identity: str, role: str, settings: RoleSettings,
                  eligibility: EligibilityFacts) -> str:
     """Why an identity is no qualified reviewer of a role."""

@@ -17,6 +17,7 @@ from datetime import datetime
 from webhook.core import audit_record as audit_events
 from webhook.core.audit_record import AuditRecord
 from webhook.core.conditions import activation_of
+from webhook.core.decide import qualified_roles
 from webhook.core.eligibility import EligibilityQuestion
 from webhook.core.model import (
     AccessRequest,
@@ -36,7 +37,7 @@ from webhook.core.records import revoke_insert_id, revoke_marker
 # The renderer's inert spans and comment finishing are shared with the other comments, so that
 # requester text is shown the same way everywhere.
 from webhook.core.render import _code, _escape, _finish, _mention, rfc3339
-from webhook.core.rules import apply, fits, needs_ancestry, settings_for
+from webhook.core.rules import apply, fits, needs_ancestry
 
 #: The command, at the start of a comment's first line.
 COMMAND = "/jit revoke"
@@ -155,25 +156,12 @@ def qualified_reviewer(
     `user:` approver of a role whose rule is settled without the project's folders. Roles
     whose rule depends on folders the facts do not name are not judged (never allowed).
     """
-    me = identity.lower()
-    if not me or (requester is not None and me == requester.lower()):
-        return False
-    ancestry = facts.ancestry if facts is not None else None
-    groups = facts.memberships.get(me, frozenset()) if facts is not None else frozenset()
-    for role in request.roles:
-        settings = settings_for(policy, request.project, role, ancestry)
-        if settings is None:
-            continue
-        approval = settings.approval
-        if f"user:{me}" in approval.approvers:
-            return True
-        if facts is None:
-            continue
-        if any(a in groups for a in approval.approvers if a.startswith("group:")):
-            return True
-        if approval.peers and facts.of(me, role).multi_party:
-            return True
-    return False
+    return bool(
+        qualified_roles(
+            policy, request, facts if facts is not None else EligibilityFacts(),
+            reviewer=identity, requester=requester,
+        )
+    )
 
 
 def reviewer_question(

@@ -32,12 +32,12 @@ from typing import Any
 from webhook.core.break_glass import (
     REVIEWED_MARKER,
     approval_after_merge,
-    qualified_roles,
     record_of,
     review_question,
     review_record,
     reviewed_comment,
 )
+from webhook.core.decide import qualified_roles
 from webhook.core.eligibility import source_for
 from webhook.core.errors import JitAccessError
 from webhook.core.identities import MAX_IDENTITIES_BYTES
