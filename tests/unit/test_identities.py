@@ -347,3 +347,10 @@ def test_emu_logins_are_logins() -> None:
     assert LOGIN.fullmatch("bob_acme") and LOGIN.fullmatch("bob-smith_acme1")
     for bad in ("bob_", "_bob", "bob__acme", "bob_acme_x", "b" * 35 + "_acme"):
         assert LOGIN.fullmatch(bad) is None, bad
+
+
+def test_an_id_too_long_to_be_a_number_is_a_problem_not_a_crash() -> None:
+    # Python refuses to convert decimals of more than 4,300 digits; the reader must not.
+    text = "alice: {email: alice@example.com, id: " + "9" * 5000 + "}\n"
+    identities, problems = parse_identities(text.encode())
+    assert [(p.code, p.line) for p in problems] == [("invalid_id", 1)]

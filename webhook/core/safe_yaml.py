@@ -24,6 +24,8 @@ from webhook.core.model import Problem
 
 #: Deepest nesting of mappings and sequences accepted; request and policy files need 2-3.
 MAX_DEPTH = 16
+#: Longest decimal turned into an int (Python refuses longer ones by default: 4,300 digits).
+_MAX_INT_DIGITS = 4000
 
 _BOM = "\ufeff"
 # C0 controls except tab/LF/CR, DEL, C1 controls except NEL, surrogates, non-characters:
@@ -418,7 +420,10 @@ def load_large(
                     add(_leaf(_line_of_mark(event.start_mark), "str", value))
                 elif value.isdigit() and value.isascii() and (value[0] != "0" or value == "0"):
                     # A plain decimal like an account id: an int for YAML 1.1 (`012` is octal).
-                    add(_leaf(_line_of_mark(event.start_mark), "int", int(value)))
+                    # Past Python's 4,300-digit conversion limit it stays text, typed int, as
+                    # `load` keeps it: a problem for the reader, never a crash.
+                    number: object = int(value) if len(value) <= _MAX_INT_DIGITS else value
+                    add(_leaf(_line_of_mark(event.start_mark), "int", number))
                 else:
                     add(_scalar(event, resolve, constructor))
             elif kind is yaml.MappingStartEvent:
