@@ -16,6 +16,7 @@ from benchmarks import scale
 from benchmarks.cleanup import run_cleanup
 from benchmarks.critical_path import CHAINS
 from benchmarks.identities import measure_identities, print_identities
+from benchmarks.rules import measure_rules, print_rules
 from benchmarks.system import cold_imports, machine
 from benchmarks.world import (
     EVENTS,
@@ -223,6 +224,9 @@ def measure(args: argparse.Namespace, log: TextIO) -> dict[str, Any]:
     entries = 5_000 if args.quick else 50_000
     log.write(f"parsing an identities file of {entries:,} entries…\n")
     report["identities"] = measure_identities(entries, 3 if args.quick else 5)
+    # -- 11. a policy with many rules ---------------------------------------------------------
+    log.write("parsing a policy of many rules and deciding against it…\n")
+    report["rules"] = measure_rules(3 if args.quick else 7)
     report["load_average_end"] = machine()["load_average"]
     return report
 
@@ -361,6 +365,9 @@ def print_report(r: dict[str, Any], out: TextIO) -> None:
         for name, v in big.items():
             w(f"   {name:<10}{v['median_ms']:>8.1f} ms median{v['max_ms']:>8.1f} ms max   "
               f"{_ok(v['median_ms'] <= scale.TARGET_BIG_CPU_MS)}\n")
+
+    if r.get("rules"):
+        print_rules(r["rules"], w)
 
     end = r.get("load_average_end") or []
     w(f"\nload average at the end: {', '.join(f'{x:.2f}' for x in end)}\n")
