@@ -403,3 +403,13 @@ def test_a_failed_unreviewed_comment_is_reported_and_the_entry_stands_once(
     # The entry is the record: the next run writes no second one (and says nothing more).
     assert "unreviewed" not in run_cleanup(emu)
     assert len(events(emu, UNREVIEWED)) == 1
+
+
+def test_a_review_after_break_glass_was_disabled_is_still_recorded(emu: Emulator) -> None:
+    number = merged_glass_request(emu)
+    # The policy turns break-glass off after the activation: its review is still due (the
+    # cleanup would report it), so an approval must still record it.
+    emu.github.put_file(emu.repo, POLICY_PATH, POLICY_YAML)
+    _, answer = emu.review(number, "bob", "APPROVED")
+    assert answer.body["state"] == "reviewed", answer.body
+    assert len(events(emu, REVIEW)) == 1

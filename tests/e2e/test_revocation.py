@@ -396,3 +396,18 @@ def test_a_revocation_pr_by_a_designated_approver_revokes(emu: Emulator) -> None
     assert emu.activations("payments-prod") == []
     [entry] = revoke_entries(emu)
     assert entry["labels"]["revoked_by"] == "dave@example.com"
+
+
+def test_a_policy_tightened_since_the_merge_does_not_stop_a_revocation(emu: Emulator) -> None:
+    number = activated(emu)  # 1h, the justification fits today's pattern
+    emu.github.put_file(
+        emu.repo, POLICY_PATH,
+        POLICY_YAML.replace("max_duration: 4h", "max_duration: 30m").replace(
+            "'(INC|CHG)-[0-9]+: .+'", "'SEV-[0-9]+: .+'"
+        ),
+    )
+    emu.advance(timedelta(minutes=5))
+    _, answer = emu.comment(number, "alice", "/jit revoke")
+    assert answer.body["state"] == "revoked", answer.body
+    assert emu.activations("payments-dev") == []
+    assert len(revoke_entries(emu)) == 1

@@ -17,7 +17,9 @@ from webhook.core.durations import format_duration, parse_duration
 from webhook.core.model import (
     AccessRequest,
     ActivationSettings,
+    BreakGlassSettings,
     ChangedFile,
+    JustificationSettings,
     Policy,
     Problem,
     PrShape,
@@ -271,6 +273,27 @@ def _check_break_glass(value: YamlValue) -> tuple[bool, list[Problem]]:
 
 #: The limits a request is checked against when no policy is given: the documented defaults.
 DEFAULT_LIMITS = Policy(scope="")
+
+#: Limits no request file breaks: a merged request read back after the merge (to revoke its
+#: access, to record a break-glass review) is taken for what it asked, whatever the policy says
+#: today — a policy tightened or break-glass disabled since must not stop either.
+AS_MERGED = Policy(
+    scope="",
+    activation=ActivationSettings(
+        min_duration=timedelta(0), max_duration=timedelta(days=3650), max_roles=1000
+    ),
+    break_glass=BreakGlassSettings(
+        enabled=True, max_duration=timedelta(days=3650),
+        justification=JustificationSettings(pattern=".*", hint=""),
+    ),
+)
+
+
+def parse_merged_request(text: str | bytes) -> AccessRequest | None:
+    """A request file as it was merged, judged by its form only (`AS_MERGED`); None when it is
+    no request file at all."""
+    request, problems = parse_request(text, AS_MERGED)
+    return request if not problems else None
 
 
 def parse_request(

@@ -41,9 +41,7 @@ from webhook.core.decide import qualified_roles
 from webhook.core.eligibility import source_for
 from webhook.core.errors import JitAccessError
 from webhook.core.identities import MAX_IDENTITIES_BYTES
-from webhook.core.model import AccessRequest, Policy, PullInfo
 from webhook.core.names import IDENTITIES_PATH, POLICY_PATH
-from webhook.core.request_file import check_pr_shape, parse_request
 from webhook.service.lifecycle import RECORD_MARGIN, RECORDS_MARGIN, Lifecycle, LifecycleResult
 
 log = logging.getLogger("jitaccess")
@@ -116,7 +114,7 @@ class BreakGlassReviews:
                 f"PR #{number}: @{reviewer} has no identity mapping; their approval reviews "
                 "nothing", state="not-qualified",
             )
-        request = self._request(pull, policy)
+        request = self.lc.merged_request(pull)
         if request is None or not request.break_glass:
             return LifecycleResult(
                 f"PR #{number} is no break-glass request; nothing to review"
@@ -209,19 +207,4 @@ class BreakGlassReviews:
         return LifecycleResult(
             f"PR #{number}: @{reviewer} reviewed the break-glass activation", state="reviewed",
         )
-
-    def _request(self, pull: PullInfo, policy: Policy) -> AccessRequest | None:
-        """The request the merged PR added (read at its head), or None if it is none."""
-        gh = self.lc.github
-        files = gh.files(pull.number)
-        shape = check_pr_shape(files, pull.author, pull.base_ref, pull.default_branch)
-        if not shape.is_request or shape.problems or shape.path is None:
-            return None
-        text = gh.file_bytes(shape.path, pull.head_sha)
-        if text is None:
-            return None
-        # The file as merged; a problem the policy of today finds in it (limits changed since)
-        # does not undo the activation, whose entry is the record of what was granted.
-        request, _problems = parse_request(text, policy)
-        return request
 

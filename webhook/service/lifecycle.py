@@ -101,6 +101,7 @@ from webhook.core.render import (
 from webhook.core.request_file import (
     MAX_REQUEST_BYTES,
     check_pr_shape,
+    parse_merged_request,
     parse_request,
     revoked_paths,
 )
@@ -409,6 +410,18 @@ class Lifecycle:
             pull, facts, decision, settings, f_comments.result(), shape,
             status_read=status_read, status=status, changed=changed,
         )
+
+    def merged_request(self, pull: PullInfo) -> AccessRequest | None:
+        """The request a merged PR added, read at its head and taken as merged (its form only,
+        not today's limits: revoking it or recording a review of it must not depend on them),
+        or None when the PR added no request file."""
+        shape = check_pr_shape(
+            self.github.files(pull.number), pull.author, pull.base_ref, pull.default_branch
+        )
+        if not shape.is_request or shape.problems or shape.path is None:
+            return None
+        text = self.github.file_bytes(shape.path, pull.head_sha)
+        return parse_merged_request(text) if text is not None else None
 
     def _changed_files(self, pull: PullInfo) -> ChangedFiles:
         """The files of the PR's diff at `pull.head_sha`, the commit its verdict is about."""

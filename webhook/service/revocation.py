@@ -38,7 +38,7 @@ from webhook.core.merge import StatusUpdate
 from webhook.core.model import AccessRequest, Binding, Identities, Policy, PullInfo
 from webhook.core.names import IDENTITIES_PATH, POLICY_PATH
 from webhook.core.records import revoke_key_for_comment, revoke_key_for_pull, revoke_marker
-from webhook.core.request_file import check_pr_shape, parse_request
+from webhook.core.request_file import parse_merged_request
 from webhook.core.revocation import (
     Authority,
     Revocation,
@@ -141,7 +141,7 @@ class Revocations:
                 state="error",
             )
         policy, identities = policy_pair
-        request = self._request(pull, policy)
+        request = self.lc.merged_request(pull)
         if request is None:
             f_reviews.exception()
             return LifecycleResult(f"PR #{number} is no request PR; nothing to revoke")
@@ -254,21 +254,6 @@ class Revocations:
         except JitAccessError as exc:
             log.error("could not comment on PR #%d: %s", number, exc)
 
-    def _request(self, pull: PullInfo, policy: Policy) -> AccessRequest | None:
-        """The request the merged PR added (read at its head), or None if it is none."""
-        gh = self.lc.github
-        files = gh.files(pull.number)
-        shape = check_pr_shape(files, pull.author, pull.base_ref, pull.default_branch)
-        if not shape.is_request or shape.problems or shape.path is None:
-            return None
-        text = gh.file_bytes(shape.path, pull.head_sha)
-        if text is None:
-            return None
-        request, problems = parse_request(text, policy)
-        return request if not problems else None
-
-
-    # -- revocation PRs ------------------------------------------------------------------------
 
     def on_revocation_pr(self, ev: Evaluation, delivery_id: str) -> LifecycleResult | None:
         """An open or merged revocation PR: its verdict, or the revocations its merge makes;
@@ -284,7 +269,7 @@ class Revocations:
             return None
         policy, identities = ev.policy, ev.facts.identities
         try:
-            found = [self._target(path, pull.default_branch, policy) for path in paths]
+            found = [self._target(path, pull.default_branch) for path in paths]
         except JitAccessError as exc:
             return LifecycleResult(
                 f"PR #{pull.number}: the revoked requests could not be read: {exc}",
@@ -367,7 +352,7 @@ class Revocations:
         )
 
     def _target(
-        self, path: str, default_branch: str, policy: Policy
+        self, path: str, default_branch: str
     ) -> tuple[RevocationTarget, PullInfo | None, AccessRequest | None]:
         """The PR that added a deleted request file, its request and its live bindings."""
         gh = self.lc.github
@@ -376,8 +361,9 @@ class Revocations:
             return RevocationTarget(path, None), None, None
         target = gh.pull(number)
         text = gh.file_bytes(path, target.head_sha)
-        request, problems = parse_request(text, policy) if text is not None else (None, ())
-        if request is None or problems:
+        # Taken as merged: a policy tightened since must not keep its access alive.
+        request = parse_merged_request(text) if text is not None else None
+        if request is None:
             return RevocationTarget(path, number), target, None
         bindings = self.lc.activator.activations_for(
             request.project, f"{self.lc.repository}#{number}"
