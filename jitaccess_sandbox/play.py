@@ -331,10 +331,77 @@ def _scene_revoke(t: Transcript, emu: Emulator) -> None:
             and sum(1 for e in emu.audit()
                     if e.get("labels", {}).get("event") == "gitops.revokeRole") == 1)
 
+ORG_POLICY = """\
+scope: organizations/123456789012
+justification:
+  pattern: '(INC|CHG)-[0-9]+: .+'
+  hint: 'an incident or change number, e.g. "INC-1234: restore the replica"'
+rules:
+  - name: production databases
+    match:
+      projects: ["*-prod"]
+      roles: ["roles/cloudsql.*"]
+    max_duration: 1h
+    approval:
+      required: 2
+      veto: true
+break_glass:
+  enabled: true
+  max_duration: 1h
+  review_within: 24h
+"""
+
+
+def _scene_org_policy(t: Transcript, _world: Emulator) -> None:
+    t.title("7. Policy for an organization: a rule, a veto, break-glass")
+    t.say("A third world, whose policy has a rule for production databases (2 approvals, at")
+    t.say("most 1h, a qualified reviewer's \"Request changes\" vetoes) and enables break-glass.")
+    with Emulator(policy_yaml=ORG_POLICY) as emu:
+        text = _request("payments-prod", "roles/cloudsql.admin", "1h", "CHG-88: resize the pool")
+        n, status = _open(t, emu, "alice", "resize.yaml", text)
+        t.check("the rule asks for 2 approvals",
+                status.get("description") == "Waiting for 2 approvals (roles/cloudsql.admin)")
+        t.check("the status comment names the rule",
+                "production databases" in emu.comments(n)[0])
+        t.say("\nbob approves; carol, also a qualified peer, requests changes:")
+        emu.review(n, "bob", "APPROVED")
+        _, answer = emu.review(n, "carol", "CHANGES_REQUESTED")
+        _delivery(t, f"pull_request_review submitted (carol on #{n})", answer)
+        status = _status(t, emu, n)
+        t.check("the request is vetoed (status failure)",
+                status.get("state") == "failure"
+                and str(status.get("description", "")).startswith("Vetoed by @carol"))
+
+        t.say("\nThe database is down: alice files a break-glass request instead:")
+        text = _request("payments-prod", "roles/cloudsql.admin", "30m",
+                        "INC-911: primary is down") + "break_glass: true\n"
+        m, status = _open(t, emu, "alice", "outage.yaml", text)
+        t.check("break-glass is ready without approval, and says so",
+                status.get("state") == "success"
+                and str(status.get("description", "")).startswith("Break-glass"))
+        answer = emu.merge(m)
+        _delivery(t, f"pull_request closed, merged (#{m})", answer)
+        entry = next((e for e in emu.audit()
+                      if e.get("labels", {}).get("event") == "gitops.activateRole"), {})
+        t.block("audit entry (log jitaccess)", json.dumps(
+            {"severity": entry.get("severity"), "labels": entry.get("labels")}, indent=2))
+        t.check("the activation is an ALERT with label break_glass",
+                entry.get("severity") == "ALERT"
+                and entry.get("labels", {}).get("break_glass") == "true")
+        body = _last_comment(t, emu, m, "activation comment (new)")
+        t.check("the activation comment asks for a review after the fact",
+                "after the fact" in body and "@bob" in body)
+        t.say("\nbob reviews it after the fact and approves:")
+        _, answer = emu.review(m, "bob", "APPROVED")
+        _delivery(t, f"pull_request_review submitted (bob on merged #{m})", answer)
+        t.check("gitops.reviewBreakGlass is written once",
+                sum(1 for e in emu.audit()
+                    if e.get("labels", {}).get("event") == "gitops.reviewBreakGlass") == 1)
+
 
 SCENES: list[Callable[[Transcript, Emulator], None]] = [
     _scene_self_approval, _scene_multi_party, _scene_invalid, _scene_revoke, _scene_github_app,
-    _scene_after_merge,
+    _scene_after_merge, _scene_org_policy,
 ]
 
 
