@@ -16,6 +16,7 @@ from webhook.core.conditions import marker_of, parse_activation_expression
 from webhook.core.durations import parse_duration
 from webhook.core.model import AccessRequest, ChangedFile, Identities, Policy, Problem, PrShape
 from webhook.core.policy import parse_identities, parse_policy
+from webhook.core.rules import settings_for
 from webhook.core.request_file import check_pr_shape, parse_request
 
 GOOD = (
@@ -266,3 +267,46 @@ def test_fuzz_pr_shape(files: list[ChangedFile], author: str, base: str) -> None
     assert isinstance(result, PrShape)
     if result.is_request and not result.problems:
         assert result.path is not None and len(files) == 1
+
+
+policy_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-5, max_value=200),
+    st.sampled_from(["1h", "8h", "0m", "*-prod", "roles/*", "folders/12", "[", "(a+)+$",
+                     "user:a@example.com", "group:g@example.com", "serviceAccount:x@y.z"]),
+    st.text(max_size=20),
+)
+policy_values = st.recursive(
+    policy_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(
+            st.one_of(
+                st.sampled_from([
+                    "name", "match", "projects", "folders", "roles", "max_duration", "approval",
+                    "required", "max_age", "approvers", "peers", "veto", "justification",
+                    "pattern", "hint", "enabled", "review_within", "request_reviewers",
+                ]),
+                st.text(max_size=8),
+            ),
+            children,
+            max_size=6,
+        ),
+    ),
+    max_leaves=25,
+)
+
+
+@FAST
+@given(st.lists(policy_values, max_size=4), policy_values)
+def test_fuzz_policy_rules_and_break_glass(rules: list[object], glass: object) -> None:
+    """Any `rules:` and `break_glass:` give a policy or problems, never an exception; a policy
+    that parses selects settings for any role without raising."""
+    text = yaml.safe_dump(
+        {"scope": "organizations/1", "rules": rules, "break_glass": glass}, allow_unicode=True
+    )
+    policy, problems = parse_policy(text)
+    assert (policy is None) == bool(problems)
+    if policy is not None:
+        for project, role in (("team-prod", "roles/cloudsql.admin"), ("x-dev", "roles/x")):
+            for ancestry in (None, (), ("folders/12", "organizations/1")):
+                settings_for(policy, project, role, ancestry)
