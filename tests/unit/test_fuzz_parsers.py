@@ -16,8 +16,8 @@ from webhook.core.conditions import marker_of, parse_activation_expression
 from webhook.core.durations import parse_duration
 from webhook.core.model import AccessRequest, ChangedFile, Identities, Policy, Problem, PrShape
 from webhook.core.policy import parse_identities, parse_policy
-from webhook.core.rules import settings_for
 from webhook.core.request_file import check_pr_shape, parse_request
+from webhook.core.rules import settings_for
 
 GOOD = (
     "project: payments-prod\nroles: [roles/cloudsql.admin]\nduration: 1h\n"
