@@ -161,17 +161,7 @@ class AuditLog:
         query = decisions_filter(
             f"projects/{project}/logs/{self._log_name}", pull_request_url, since
         )
-        from google.cloud.logging import ASCENDING
-
-        def read() -> list[Any]:
-            return list(
-                self._clients.logging.list_entries(
-                    resource_names=[f"projects/{project}"], filter_=query, order_by=ASCENDING,
-                    page_size=MAX_DECISIONS, max_results=MAX_DECISIONS,
-                )
-            )
-
-        entries = self._read(read)
+        entries = self._list(query, page_size=MAX_DECISIONS, limit=MAX_DECISIONS)
         found: dict[tuple[str, datetime | None], AuditedDecision] = {}
         for entry in entries:
             decision = _audited(entry, pull_request_url)
@@ -192,17 +182,7 @@ class AuditLog:
             f"logName={_quoted(log_name)} AND ({events}) "
             f"AND timestamp>={_quoted(audit_time(since))}"
         )
-        from google.cloud.logging import ASCENDING
-
-        def read() -> list[Any]:
-            return list(
-                self._clients.logging.list_entries(
-                    resource_names=[f"projects/{project}"], filter_=query, order_by=ASCENDING,
-                    page_size=RECONCILE_PAGE, max_results=MAX_RECONCILE_ENTRIES + 1,
-                )
-            )
-
-        entries = self._read(read)
+        entries = self._list(query, page_size=RECONCILE_PAGE, limit=MAX_RECONCILE_ENTRIES + 1)
         if len(entries) > MAX_RECONCILE_ENTRIES:
             raise AuditError(
                 f"The audit log holds more than {MAX_RECONCILE_ENTRIES} activation entries "
