@@ -30,13 +30,12 @@ from webhook.core.rules import (
     covers,
     fits,
     limits,
-    max_durations,
+    longest_duration,
     needs_ancestry,
     role_settings,
     rule_for,
     settings_for,
     unreachable,
-    widest,
 )
 
 H = timedelta(hours=1)
@@ -187,28 +186,12 @@ def test_role_settings_leaves_out_what_cannot_be_settled() -> None:
     assert set(role_settings(p, r, ANCESTRY)) == {"roles/cloudsql.admin", "roles/storage.admin"}
 
 
-def test_widest_approval() -> None:
-    strict = Rule("strict", approval=RuleApproval(max_age=48 * H, peers=True,
-                                                  approvers=("group:a@example.com",)))
-    top = ApprovalSettings(peers=False, approvers=("user:cto@example.com",))
-    p = Policy("organizations/1", approval=top, rules=(PROD_DB, strict))
-    wide = widest(p)
-    assert wide.max_age == 48 * H
-    assert wide.veto is True
-    assert wide.peers is True  # some rule counts peers: their reviews are worth a lookup
-    assert wide.approvers == (
-        "user:cto@example.com", "group:db-leads@example.com", "group:a@example.com"
-    )
-    assert widest(Policy("organizations/1", approval=top)).peers is False
-
-
-def test_max_durations() -> None:
-    assert max_durations(policy()) == 2 * H
-    assert max_durations(policy(PROD_DB, SANDBOX)) == 8 * H
+def test_longest_duration() -> None:
+    assert longest_duration(policy()) == 2 * H
+    assert longest_duration(policy(PROD_DB, SANDBOX)) == 8 * H
+    # Break-glass has its own limit; it never widens an ordinary request's bound.
     glass = BreakGlassSettings(enabled=True, max_duration=12 * H)
-    assert max_durations(policy(PROD_DB, break_glass=glass)) == 12 * H
-    # A disabled break-glass grants nothing.
-    assert max_durations(policy(break_glass=BreakGlassSettings(max_duration=12 * H))) == 2 * H
+    assert longest_duration(policy(PROD_DB, break_glass=glass)) == 2 * H
 
 
 # -- limits -------------------------------------------------------------------------------------
@@ -433,7 +416,7 @@ def test_limits_agree_with_the_settings_of_each_role(
     problems = limits(p, r, known)
     judged = [s for s in settled if s is not None]
     too_long = any(r.duration > s.max_duration for s in judged) or (
-        not judged and r.duration > max_durations(p)
+        not judged and r.duration > longest_duration(p)
     )
     assert (ProblemCode.DURATION_TOO_LONG in [x.code for x in problems]) == too_long
     misses = [x for x in problems if x.code == ProblemCode.JUSTIFICATION_MISMATCH]

@@ -37,7 +37,7 @@ from webhook.core.model import (
     ReviewState,
 )
 from webhook.core.render import _code, _finish, _mention, rfc3339
-from webhook.core.rules import needs_ancestry, settings_for, widest
+from webhook.core.rules import needs_ancestry, possible_settings
 
 #: The events of a break-glass activation's record, all labelled `break_glass: "true"`.
 RECORD_EVENTS = (events.ACTIVATE_ROLE, events.REVIEW_BREAK_GLASS, events.BREAK_GLASS_UNREVIEWED)
@@ -182,14 +182,13 @@ def approval_after_merge(
 
 def approver_groups(policy: Policy, request: AccessRequest) -> tuple[str, ...]:
     """The designated-approver groups (`group:EMAIL`) that may apply to the request's roles: of
-    each role's rule, or of every rule when folders decide which applies (the ancestry is read
-    with the answer, and `qualified_roles` settles the rule then)."""
-    approvers: list[str] = []
-    for role in request.roles:
-        settings = settings_for(policy, request.project, role, None)
-        approvers.extend(
-            widest(policy).approvers if settings is None else settings.approval.approvers
-        )
+    each role's rule, or of every rule that may apply when folders decide which (the ancestry
+    is read with the answer, and `qualified_roles` settles the rule then)."""
+    approvers = (
+        a for role in request.roles
+        for settings in possible_settings(policy, request.project, role)
+        for a in settings.approval.approvers
+    )
     return tuple(dict.fromkeys(a.lower() for a in approvers if a.lower().startswith("group:")))
 
 

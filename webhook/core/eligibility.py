@@ -42,7 +42,6 @@ from webhook.core.model import (
     Policy,
     Review,
     ReviewState,
-    RoleSettings,
 )
 
 
@@ -301,11 +300,11 @@ def question_for(
     update the open PR).
 
     Before the lookup the rules of a role may depend on the project's folders; the question
-    then asks for everything any rule that may apply could need (`possible_settings`).
+    then asks for everything any rule that may apply could need (`rules.possible_settings`).
     """
     reviews = tuple(reviews)
     roles = tuple(dict.fromkeys(request.roles))
-    possible = {role: possible_settings(policy, request.project, role) for role in roles}
+    possible = {role: rules.possible_settings(policy, request.project, role) for role in roles}
     every = [s for options in possible.values() for s in options]
     groups = tuple(dict.fromkeys(
         a for s in every for a in s.approval.approvers if a.startswith(GROUP)
@@ -352,22 +351,6 @@ def question_for(
         counts=tuple(counts),
         break_glass=break_glass,
     )
-
-
-def possible_settings(policy: Policy, project: str, role: str) -> tuple[RoleSettings, ...]:
-    """The settings that may apply to a role before the project's folders are known: one when
-    its rule is settled, else those of every rule that may fit up to the first that surely
-    does (or the top-level settings)."""
-    out: list[RoleSettings] = []
-    for rule in policy.rules:
-        fit = rules.fits(rule.match, project, role, None)
-        if fit is False:
-            continue
-        out.append(rules.apply(policy, role, rule))
-        if fit:
-            return tuple(out)
-    out.append(rules.apply(policy, role, None))
-    return tuple(out)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -29,7 +29,6 @@ from webhook.core.model import (
     PullInfo,
     Review,
     ReviewState,
-    RoleSettings,
 )
 from webhook.core.names import STATUS_DESCRIPTION_MAX
 from webhook.core.records import revoke_insert_id, revoke_marker
@@ -37,7 +36,7 @@ from webhook.core.records import revoke_insert_id, revoke_marker
 # The renderer's inert spans and comment finishing are shared with the other comments, so that
 # requester text is shown the same way everywhere.
 from webhook.core.render import _code, _escape, _finish, _mention, rfc3339
-from webhook.core.rules import apply, fits, needs_ancestry
+from webhook.core.rules import needs_ancestry, possible_settings
 
 #: The command, at the start of a comment's first line.
 COMMAND = "/jit revoke"
@@ -124,21 +123,6 @@ def authority(
     return Authority.NOT_ALLOWED
 
 
-def _possible(policy: Policy, project: str, role: str) -> tuple[RoleSettings, ...]:
-    """The settings that may apply to a role while the project's folders are unknown: every
-    rule that might fit up to the first that surely fits (or the top-level settings)."""
-    out: list[RoleSettings] = []
-    for rule in policy.rules:
-        fit = fits(rule.match, project, role, None)
-        if fit is False:
-            continue
-        out.append(apply(policy, role, rule))
-        if fit:
-            return tuple(out)
-    out.append(apply(policy, role, None))
-    return tuple(out)
-
-
 def qualified_reviewer(
     policy: Policy,
     request: AccessRequest,
@@ -186,7 +170,7 @@ def reviewer_question(
     groups: dict[str, None] = {}
     named = False
     for role in request.roles:
-        for settings in _possible(policy, request.project, role):
+        for settings in possible_settings(policy, request.project, role):
             approval = settings.approval
             if approval.peers and role not in peer_roles:
                 peer_roles.append(role)

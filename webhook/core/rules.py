@@ -18,7 +18,6 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import timedelta
 
 from webhook.core.durations import format_duration
@@ -108,6 +107,22 @@ def settings_for(
     return apply(policy, role, rule)
 
 
+def possible_settings(policy: Policy, project: str, role: str) -> tuple[RoleSettings, ...]:
+    """The settings that may apply to a role before the project's folders are known: one when
+    its rule is settled, else those of every rule that may fit up to the first that surely
+    does (or the top-level settings)."""
+    out: list[RoleSettings] = []
+    for rule in policy.rules:
+        fit = fits(rule.match, project, role, None)
+        if fit is False:
+            continue
+        out.append(apply(policy, role, rule))
+        if fit:
+            return tuple(out)
+    out.append(apply(policy, role, None))
+    return tuple(out)
+
+
 def role_settings(
     policy: Policy, request: AccessRequest, ancestry: Sequence[str] | None
 ) -> dict[str, RoleSettings]:
@@ -118,22 +133,6 @@ def role_settings(
         if settings is not None:
             out[role] = settings
     return out
-
-
-def widest(policy: Policy) -> ApprovalSettings:
-    """Approval settings no narrower than any rule's: the longest `max_age`, veto if any rule
-    vetoes, peers if any rule counts them, every designated approver. Used to decide which
-    reviews are worth a lookup before the rules of a request are settled."""
-    ages = [policy.approval.max_age] + [
-        r.approval.max_age for r in policy.rules if r.approval.max_age is not None
-    ]
-    veto = policy.approval.veto or any(r.approval.veto for r in policy.rules)
-    peers = policy.approval.peers or any(r.approval.peers for r in policy.rules)
-    approvers: dict[str, None] = dict.fromkeys(policy.approval.approvers)
-    for rule in policy.rules:
-        approvers.update(dict.fromkeys(rule.approval.approvers or ()))
-    return replace(policy.approval, max_age=max(ages), veto=bool(veto), peers=bool(peers),
-                   approvers=tuple(approvers))
 
 
 def _matches(pattern: str, text: str) -> bool:
@@ -229,13 +228,13 @@ def check_limits(
                         duration_line,
                     )
                 )
-        elif duration > _longest(policy):
+        elif duration > longest_duration(policy):
             # No role settled (or none known): too long for whatever rule applies.
             problems.append(
                 Problem(
                     ProblemCode.DURATION_TOO_LONG,
                     f"the duration {format_duration(duration)} is longer than the maximum "
-                    f"{format_duration(_longest(policy))}",
+                    f"{format_duration(longest_duration(policy))}",
                     duration_line,
                 )
             )
@@ -275,8 +274,9 @@ def _of(group: Sequence[RoleSettings], named: bool) -> str:
     return " of " + ", ".join(parts)
 
 
-def _longest(policy: Policy) -> timedelta:
-    """The longest duration an ordinary (not break-glass) request could be granted for."""
+def longest_duration(policy: Policy) -> timedelta:
+    """The longest duration an ordinary (not break-glass) request could be granted for: the
+    request parser's bound while no role's rule is settled."""
     longest = policy.activation.max_duration
     for rule in policy.rules:
         if rule.max_duration is not None and rule.max_duration > longest:
@@ -319,11 +319,3 @@ def unreachable(rules: Sequence[Rule]) -> list[tuple[Rule, Rule]]:
                 out.append((later, earlier))
                 break
     return out
-
-
-def max_durations(policy: Policy) -> timedelta:
-    """The longest duration any role could be granted for (the request parser's outer bound)."""
-    longest = _longest(policy)
-    if policy.break_glass.enabled and policy.break_glass.max_duration > longest:
-        longest = policy.break_glass.max_duration
-    return longest
