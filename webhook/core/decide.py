@@ -7,7 +7,7 @@ again on fresh facts before activating anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -333,14 +333,22 @@ def qualification(
     """How an identity (not the requester's) qualifies as a reviewer of a role, or None: as a
     qualified peer (when the rule lets peers count) or as a designated approver, named or
     through a group."""
-    identity = identity.lower()
     a = settings.approval
-    if a.peers and eligibility.of(identity, role).multi_party:
+    return qualifies(identity, role, peers=a.peers, approvers=a.approvers, eligibility=eligibility)
+
+
+def qualifies(
+    identity: str, role: str, *, peers: bool, approvers: Sequence[str],
+    eligibility: EligibilityFacts,
+) -> str | None:
+    """`qualification` from the two approval settings it reads (`peers`, `approvers`)."""
+    identity = identity.lower()
+    if peers and eligibility.of(identity, role).multi_party:
         return _PEER
-    if USER + identity in a.approvers:
+    if USER + identity in approvers:
         return "is a designated approver"
     groups = eligibility.memberships.get(identity, frozenset())
-    for approver in a.approvers:
+    for approver in approvers:
         if approver.startswith(GROUP) and approver in groups:
             return f"is a designated approver (member of {approver})"
     return None

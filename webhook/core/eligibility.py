@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from webhook.core import rules
-from webhook.core.decide import CLOCK_SKEW, GROUP, USER, deciding_reviews
+from webhook.core.decide import CLOCK_SKEW, GROUP, deciding_reviews, qualifies
 from webhook.core.model import (
     AccessRequest,
     EligibilityFacts,
@@ -174,15 +174,11 @@ def qualified(
 ) -> bool:
     """Whether an identity qualifies as a reviewer of a role as `count` says (None: as a
     qualified peer), from facts holding its eligibility and memberships."""
-    if count is None or count.peers:
-        if facts.of(identity, role).multi_party:
-            return True
     if count is None:
-        return False
-    if USER + identity in count.approvers:
-        return True
-    groups = facts.memberships.get(identity, frozenset())
-    return any(a.startswith(GROUP) and a in groups for a in count.approvers)
+        return facts.of(identity, role).multi_party
+    return qualifies(
+        identity, role, peers=count.peers, approvers=count.approvers, eligibility=facts
+    ) is not None
 
 
 def roles_short(question: EligibilityQuestion, facts: EligibilityFacts) -> tuple[str, ...]:
