@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from webhook.core import audit_record as events
 from webhook.core.audit_record import AuditRecord
@@ -236,17 +237,10 @@ def review_record(
     """`gitops.reviewBreakGlass`: the activation's labels, `reviewers` the reviewer's identity,
     dated at the approval with one insert id per PR, so that a redelivery writes the same entry
     (Cloud Logging keeps one)."""
-    return AuditRecord(
+    return _about(
+        activation,
         event=events.REVIEW_BREAK_GLASS,
-        user=activation.user,
-        project=activation.project,
-        roles=activation.roles,
-        justification=activation.justification,
-        activation_start=activation.start,
-        activation_end=activation.end,
         reviewers=(reviewer,),
-        pull_request=activation.pull_request,
-        commit=activation.commit,
         delivery_id=delivery_id,
         message=(
             f"@{reviewer_login} ({reviewer}) reviewed the break-glass activation of "
@@ -255,8 +249,6 @@ def review_record(
         ),
         timestamp=at.astimezone(UTC).replace(microsecond=0),
         insert_id=review_insert_id(pr_reference),
-        rules=activation.rules or ("",) * len(activation.roles),
-        break_glass=True,
     )
 
 
@@ -267,16 +259,9 @@ def unreviewed_record(
     when Cloud Logging still takes that (so every run writes the same entry), else at `now`."""
     activation = item.activation
     at = item.deadline if timedelta(0) <= now - item.deadline <= BACKDATE_LIMIT else now
-    return AuditRecord(
+    return _about(
+        activation,
         event=events.BREAK_GLASS_UNREVIEWED,
-        user=activation.user,
-        project=activation.project,
-        roles=activation.roles,
-        justification=activation.justification,
-        activation_start=activation.start,
-        activation_end=activation.end,
-        pull_request=activation.pull_request,
-        commit=activation.commit,
         message=(
             f"The break-glass activation of {', '.join(activation.roles) or 'no role'} on "
             f"{activation.project} for {activation.user} was not reviewed within "
@@ -285,8 +270,24 @@ def unreviewed_record(
         severity="WARNING",
         timestamp=at.replace(microsecond=0),
         insert_id=unreviewed_insert_id(pr_reference),
+    )
+
+
+def _about(activation: BreakGlassEntry, **fields: Any) -> AuditRecord:
+    """An entry of a break-glass activation's record: the activation's labels (who, what,
+    where, when, which rules, the PR and commit, `break_glass`), and `fields`."""
+    return AuditRecord(
+        user=activation.user,
+        project=activation.project,
+        roles=activation.roles,
+        justification=activation.justification,
+        activation_start=activation.start,
+        activation_end=activation.end,
+        pull_request=activation.pull_request,
+        commit=activation.commit,
         rules=activation.rules or ("",) * len(activation.roles),
         break_glass=True,
+        **fields,
     )
 
 
