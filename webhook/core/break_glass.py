@@ -29,7 +29,7 @@ from typing import Any
 from webhook.core import audit_record as events
 from webhook.core.audit_record import AuditRecord
 from webhook.core.decide import deciding_reviews
-from webhook.core.durations import format_duration
+from webhook.core.durations import as_aware, format_duration
 from webhook.core.eligibility import EligibilityQuestion
 from webhook.core.model import (
     AccessRequest,
@@ -176,7 +176,7 @@ def approval_after_merge(
     review = deciding_reviews(reviews).get(login.lower())
     if review is None or review.state is not ReviewState.APPROVED:
         return None
-    if review.submitted_at is None or _aware(review.submitted_at) < _aware(merged_at):
+    if review.submitted_at is None or as_aware(review.submitted_at) < as_aware(merged_at):
         return None
     return review
 
@@ -328,11 +328,8 @@ def _span(duration: timedelta) -> str:
 
 def _order(entry: BreakGlassEntry) -> tuple[datetime, str]:
     at = entry.at
-    return (_aware(at) if at is not None else datetime.min.replace(tzinfo=UTC), entry.insert_id)
+    return (as_aware(at) if at is not None else datetime.min.replace(tzinfo=UTC), entry.insert_id)
 
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def pull_number(url: str, repository: str) -> int | None:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from webhook.core import rules
-from webhook.core.durations import format_duration
+from webhook.core.durations import as_aware, format_duration
 from webhook.core.model import (
     AccessRequest,
     ApprovalKind,
@@ -44,7 +44,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def decide(facts: Facts, now: datetime) -> Decision:
     """Judge a request PR from its facts at time `now`; pure."""
-    now = _aware(now)
+    now = as_aware(now)
     pr = facts.pr
     requester = facts.identities.email_for(pr.author)
 
@@ -456,7 +456,7 @@ def _why_not(
         return f"approved an older commit ({review.commit_id[:7]}), not the head", None
     if review.submitted_at is None:
         return "approval has no submission time", None
-    submitted = _aware(review.submitted_at)
+    submitted = as_aware(review.submitted_at)
     if now - submitted > max_age:
         return f"approval is older than {format_duration(max(max_age, timedelta(0)))}", None
     if submitted - now > CLOCK_SKEW:
@@ -503,7 +503,7 @@ def deciding_reviews(reviews: Iterable[Review]) -> dict[str, Review]:
 
 def review_order(review: Review) -> tuple[datetime, int]:
     """Chronological order of reviews; undated ones first, review ids break ties."""
-    when = _aware(review.submitted_at) if review.submitted_at is not None else _EPOCH
+    when = as_aware(review.submitted_at) if review.submitted_at is not None else _EPOCH
     return (when, review.id)
 
 
@@ -554,8 +554,3 @@ def _candidates(
 
 # --------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _aware(moment: datetime) -> datetime:
-    """A timezone-aware datetime; naive ones are taken as UTC (GitHub's timestamps are UTC)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -86,3 +86,11 @@ def utc_timestamp(moment: datetime, what: str = "") -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{what} times must be timezone-aware".strip())
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def as_aware(moment: datetime) -> datetime:
+    """A timezone-aware datetime; a naive one is taken as UTC (GitHub's timestamps are UTC).
+
+    For ordering and comparing times read from GitHub, never for writing an access window
+    (`utc_timestamp` refuses naive times there)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from webhook.core import rules
 from webhook.core.decide import CLOCK_SKEW, GROUP, deciding_reviews, qualifies
+from webhook.core.durations import as_aware
 from webhook.core.model import (
     AccessRequest,
     EligibilityFacts,
@@ -118,7 +119,7 @@ def could_count(
     fails a test that needs no lookup (not an approval, an older commit, too old, no identity
     mapping, the requester's own).
     """
-    now = _aware(now)
+    now = as_aware(now)
     wanted: set[str] = set()
     latest = deciding_reviews(reviews)
     mine = requester.lower()
@@ -127,7 +128,7 @@ def could_count(
             continue
         if review.commit_id != head_sha or review.submitted_at is None:
             continue
-        submitted = _aware(review.submitted_at)
+        submitted = as_aware(review.submitted_at)
         if now - submitted > max_age or submitted - now > CLOCK_SKEW:
             continue
         identity = identities.email_for(review.login)
@@ -347,8 +348,3 @@ def question_for(
         counts=tuple(counts),
         break_glass=break_glass,
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    """A timezone-aware datetime; naive ones are taken as UTC (as `decide` reads them)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
