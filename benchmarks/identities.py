@@ -35,7 +35,7 @@ def identities_file(entries: int, *, one_line: bool = True) -> bytes:
     return ("\n".join(out) + "\n").encode()
 
 
-def _cpu_ms(fn: Callable[[], object], repeat: int) -> list[float]:
+def cpu_ms(fn: Callable[[], object], repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):
         start = time.process_time()
@@ -48,16 +48,16 @@ def measure_identities(entries: int, repeat: int) -> dict[str, Any]:
     """The figures of section 7."""
     data = identities_file(entries)
     block = identities_file(entries, one_line=False)
-    first = _cpu_ms(lambda: parse_identities(data), repeat)
+    first = cpu_ms(lambda: parse_identities(data), repeat)
     identities, problems = parse_identities(data)
     assert problems == () and len(identities.by_login) == entries, problems
     assert parse_identities(block)[1] == ()
-    yaml_first = _cpu_ms(lambda: parse_identities(block), max(1, repeat // 2))
+    yaml_first = cpu_ms(lambda: parse_identities(block), max(1, repeat // 2))
     cache = _ByContent(parse_identities)
     cache(data)
-    same_object = _cpu_ms(lambda: cache(data), 50)
+    same_object = cpu_ms(lambda: cache(data), 50)
     copies = [bytes(bytearray(data)) for _ in range(20)]
-    equal_content = [_cpu_ms(lambda c=c: cache(c), 1)[0] for c in copies]  # type: ignore[misc]
+    equal_content = [cpu_ms(lambda c=c: cache(c), 1)[0] for c in copies]  # type: ignore[misc]
     return {
         "entries": entries,
         "bytes": len(data),

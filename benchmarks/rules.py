@@ -12,11 +12,11 @@ Measured in the benchmark's own process (parsing and deciding are pure), as proc
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from benchmarks.identities import cpu_ms
 from webhook.core.decide import decide
 from webhook.core.model import (
     AccessRequest,
@@ -104,29 +104,20 @@ def _facts(policy: Any) -> Facts:
     )
 
 
-def _cpu_ms(fn: Callable[[], object], repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        start = time.process_time()
-        fn()
-        times.append((time.process_time() - start) * 1000)
-    return times
-
-
 def measure_rules(repeat: int) -> dict[str, Any]:
     """The figures of section 11."""
     data, rules = policy_file()
-    first = _cpu_ms(lambda: parse_policy(data), repeat)
+    first = cpu_ms(lambda: parse_policy(data), repeat)
     policy, problems = parse_policy(data)
     assert policy is not None and problems == () and len(policy.rules) == rules, problems
     cache = _ByContent(parse_policy)
     cache(data)
-    later = _cpu_ms(lambda: cache(bytes(bytearray(data))), 20)
+    later = cpu_ms(lambda: cache(bytes(bytearray(data))), 20)
     facts = _facts(policy)
     decision = decide(facts, NOW)
     assert decision.state.value == "ready", decision
     assert all(r.rule == "everything else in production" for r in decision.roles)
-    deciding = _cpu_ms(lambda: decide(facts, NOW), max(repeat, 20))
+    deciding = cpu_ms(lambda: decide(facts, NOW), max(repeat, 20))
     return {
         "rules": rules,
         "bytes": len(data),
