@@ -157,10 +157,7 @@ class AuditLog:
     ) -> tuple[AuditedDecision, ...]:
         """The activation and refusal entries of a PR dated at or after `since`, oldest first,
         each once; one `entries.list` request (bounded retries on transient errors)."""
-        project = self._clients.audit_project or ""
-        query = decisions_filter(
-            f"projects/{project}/logs/{self._log_name}", pull_request_url, since
-        )
+        query = decisions_filter(self._log_path, pull_request_url, since)
         entries = self._list(query, page_size=MAX_DECISIONS, limit=MAX_DECISIONS)
         found: dict[tuple[str, datetime | None], AuditedDecision] = {}
         for entry in entries:
@@ -175,13 +172,7 @@ class AuditLog:
         `since`, oldest first, each once: one `entries.list` query, however many bindings are
         judged with it (pages of RECONCILE_PAGE entries; AuditError past
         MAX_RECONCILE_ENTRIES)."""
-        project = self._clients.audit_project or ""
-        log_name = f"projects/{project}/logs/{self._log_name}"
-        events = " OR ".join(f"labels.event={_quoted(e)}" for e in RECONCILE_EVENTS)
-        query = (
-            f"logName={_quoted(log_name)} AND ({events}) "
-            f"AND timestamp>={_quoted(audit_time(since))}"
-        )
+        query = entries_filter(self._log_path, RECONCILE_EVENTS, since)
         entries = self._list(query, page_size=RECONCILE_PAGE, limit=MAX_RECONCILE_ENTRIES + 1)
         if len(entries) > MAX_RECONCILE_ENTRIES:
             raise AuditError(
@@ -200,13 +191,9 @@ class AuditLog:
     ) -> tuple[BreakGlassEntry, ...]:
         """A PR's break-glass activation and review entries dated at or after `since`, oldest
         first, each once: one `entries.list` request (label `break_glass: "true"`)."""
-        project = self._clients.audit_project or ""
-        log_name = f"projects/{project}/logs/{self._log_name}"
-        events = " OR ".join(f"labels.event={_quoted(e)}" for e in REVIEW_EVENTS)
-        query = (
-            f"logName={_quoted(log_name)} AND labels.pull_request={_quoted(pull_request_url)} "
-            f"AND ({events}) AND labels.{BREAK_GLASS_LABEL}=\"true\" "
-            f"AND timestamp>={_quoted(audit_time(since))}"
+        query = entries_filter(
+            self._log_path, REVIEW_EVENTS, since, pull_request=pull_request_url,
+            break_glass=True,
         )
         entries = self._list(query, page_size=MAX_REVIEW_ENTRIES, limit=MAX_REVIEW_ENTRIES)
         return _unique(
@@ -218,16 +205,9 @@ class AuditLog:
         """Every break-glass activation, review and unreviewed entry dated at or after
         `since`, oldest first, each once: one `entries.list` query for all PRs (pages of
         BREAK_GLASS_PAGE; AuditError past MAX_BREAK_GLASS_ENTRIES)."""
-        project = self._clients.audit_project or ""
-        log_name = f"projects/{project}/logs/{self._log_name}"
-        events = " OR ".join(f"labels.event={_quoted(e)}" for e in BREAK_GLASS_EVENTS)
         # One query with OR rather than one per event: every entry of the record carries the
         # label, and reviews and reports are as rare as break-glass activations themselves.
-        query = (
-            f"logName={_quoted(log_name)} AND ({events}) "
-            f"AND labels.{BREAK_GLASS_LABEL}=\"true\" "
-            f"AND timestamp>={_quoted(audit_time(since))}"
-        )
+        query = entries_filter(self._log_path, BREAK_GLASS_EVENTS, since, break_glass=True)
         entries = self._list(
             query, page_size=BREAK_GLASS_PAGE, limit=MAX_BREAK_GLASS_ENTRIES + 1
         )
@@ -237,6 +217,11 @@ class AuditLog:
                 f"since {audit_time(since)}: too many to check in one run"
             )
         return _unique(e for e in map(_break_glass_entry, entries) if e is not None)
+
+    @property
+    def _log_path(self) -> str:
+        """The audit log's full name, `projects/P/logs/jitaccess`."""
+        return f"projects/{self._clients.audit_project or ''}/logs/{self._log_name}"
 
     def _list(self, query: str, *, page_size: int, limit: int) -> list[Any]:
         """One `entries.list` query of the audit project, oldest first."""
@@ -298,13 +283,25 @@ def _activation_entry(entry: Any) -> AuditedActivation | None:
 
 def decisions_filter(log_name: str, pull_request_url: str, since: datetime) -> str:
     """The Logging query for a PR's decisions: its log, its `pull_request` label, the two
-    deciding events, and an explicit time range (without one the library adds "the last 24
-    hours")."""
-    events = " OR ".join(f"labels.event={_quoted(e)}" for e in DECISION_EVENTS)
-    return (
-        f"logName={_quoted(log_name)} AND labels.pull_request={_quoted(pull_request_url)} "
-        f"AND ({events}) AND timestamp>={_quoted(audit_time(since))}"
-    )
+    deciding events, and an explicit time range."""
+    return entries_filter(log_name, DECISION_EVENTS, since, pull_request=pull_request_url)
+
+
+def entries_filter(
+    log_name: str, events: Sequence[str], since: datetime, *, pull_request: str | None = None,
+    break_glass: bool = False,
+) -> str:
+    """A Logging query of the audit log: its log, a PR's `pull_request` label (if given), any
+    of `events`, the `break_glass: "true"` label (if asked), and an explicit time range
+    (without one the library adds "the last 24 hours")."""
+    parts = [f"logName={_quoted(log_name)}"]
+    if pull_request is not None:
+        parts.append(f"labels.pull_request={_quoted(pull_request)}")
+    parts.append("(" + " OR ".join(f"labels.event={_quoted(e)}" for e in events) + ")")
+    if break_glass:
+        parts.append(f'labels.{BREAK_GLASS_LABEL}="true"')
+    parts.append(f"timestamp>={_quoted(audit_time(since))}")
+    return " AND ".join(parts)
 
 
 def _quoted(value: str) -> str:
